@@ -1,0 +1,71 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+/**
+ * The agent's own config: what `controller node-config` renders into `guestinfo.pke.config`
+ * and what `--config FILE` holds. Unknown keys are errors, so a typo never passes silently.
+ */
+
+export const ROLES = ['master', 'worker'] as const;
+export type Role = (typeof ROLES)[number];
+
+const dnsLabel = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const dnsSubdomain = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const labelKey = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const labelValue = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
+const pemCertificate = /^-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\s*$/;
+
+export const kubernetesVersion = z
+  .string()
+  .regex(/^v?1\.(\d{2})\.\d+$/, 'expected a Kubernetes version such as 1.31.2')
+  .refine((v) => Number(v.replace(/^v/, '').split('.')[1]) >= 22, 'Kubernetes versions before 1.22 are not supported');
+
+export const ipv4 = z.string().refine((v) => isIP(v) === 4, 'expected an IPv4 address');
+
+export const cidr = z.string().refine((v) => {
+  const [address, prefix, ...rest] = v.split('/');
+  if (rest.length > 0 || !address || !prefix || !/^\d+$/.test(prefix)) return false;
+  const bits = Number(prefix);
+  return (isIP(address) === 4 && bits <= 32) || (isIP(address) === 6 && bits <= 128);
+}, 'expected a CIDR such as 10.244.0.0/16');
+
+export const taint = z.strictObject({
+  key: z.string().regex(labelKey, 'expected a taint key'),
+  value: z.string().regex(labelValue, 'expected a taint value').optional(),
+  effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']),
+});
+export type Taint = z.infer<typeof taint>;
+
+export const agentConfigSchema = z.strictObject({
+  cluster: z.strictObject({
+    id: z.string().regex(dnsLabel, 'expected a lower-case DNS label (a-z, 0-9, -)'),
+    name: z.string().regex(dnsLabel, 'expected a lower-case DNS label (a-z, 0-9, -)'),
+  }),
+  role: z.enum(ROLES),
+  pool: z.string().regex(dnsLabel, 'expected a lower-case DNS label (a-z, 0-9, -)'),
+  nodeName: z.string().regex(dnsSubdomain, 'expected a lower-case DNS name').optional(),
+  controller: z.strictObject({
+    url: z.url({ protocol: /^https$/, error: 'expected an https:// URL' }),
+    caCert: z.string().regex(pemCertificate, 'expected one PEM certificate (-----BEGIN CERTIFICATE-----)'),
+    token: z.string().regex(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, 'expected a signed JWT'),
+  }),
+  kubernetes: z.strictObject({
+    version: kubernetesVersion,
+    podCidr: cidr.default('10.244.0.0/16'),
+    serviceCidr: cidr.default('10.96.0.0/12'),
+  }),
+  controlPlaneEndpoint: z.strictObject({
+    vip: ipv4,
+    port: z.number().int().min(1).max(65535).default(6443),
+    /** The interface that carries the VIP; default: the interface of the default route. */
+    interface: z.string().regex(/^[A-Za-z0-9_.:@-]{1,15}$/, 'expected a network interface name').optional(),
+  }),
+  labels: z
+    .record(z.string().regex(labelKey, 'expected a label key'), z.string().regex(labelValue, 'expected a label value'))
+    .default({}),
+  taints: z.array(taint).default([]),
+});
+
+export type AgentConfig = z.infer<typeof agentConfigSchema>;
+/** The config as written by hand or rendered, before defaults are applied. */
+export type AgentConfigInput = z.input<typeof agentConfigSchema>;

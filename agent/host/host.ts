@@ -1,0 +1,198 @@
+import { constants as fsConstants } from 'node:fs';
+import { access, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import writeFileAtomic from 'write-file-atomic';
+import { CommandError, tail } from '../core/errors.ts';
+import { silentLogger, type Logger } from '../core/log.ts';
+
+export interface HostOptions {
+  /** Every absolute path the agent touches is taken below this directory. Default `/`. */
+  root?: string;
+  /** PATH used to find commands; tests put their stand-in binaries first. */
+  path?: string;
+  log?: Logger;
+}
+
+export interface RunOptions {
+  input?: string;
+  timeoutMs?: number;
+  /** Exit codes that are answers rather than failures (e.g. 1 for "not found"). */
+  okExitCodes?: number[];
+  /** Called with each line of output as it arrives, for streaming long commands to the log. */
+  onLine?: (stream: 'stdout' | 'stderr', line: string) => void;
+  env?: Record<string, string>;
+  /** Shown instead of the arguments in logs and errors, when they carry secrets. */
+  displayArgs?: string[];
+}
+
+export interface RunResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface WriteOptions {
+  mode?: number;
+}
+
+/**
+ * The one door to the machine: commands, files and services. Phases never touch `fs` or
+ * spawn processes themselves, so tests can point the same logic at a scratch root and at
+ * stand-in binaries.
+ */
+export class Host {
+  readonly root: string;
+  readonly searchPath: string;
+  private readonly log: Logger;
+
+  constructor(options: HostOptions = {}) {
+    this.root = path.resolve(options.root ?? '/');
+    this.searchPath = options.path ?? process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin';
+    this.log = options.log ?? silentLogger;
+  }
+
+  /** The real location of an absolute node path such as `/etc/kubernetes/pki/ca.crt`. */
+  file(nodePath: string): string {
+    if (!path.isAbsolute(nodePath)) throw new Error(`host path must be absolute: ${nodePath}`);
+    return path.join(this.root, nodePath);
+  }
+
+  async exists(nodePath: string): Promise<boolean> {
+    try {
+      await access(this.file(nodePath), fsConstants.F_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async readText(nodePath: string): Promise<string | undefined> {
+    const bytes = await this.readBytes(nodePath);
+    return bytes?.toString('utf8');
+  }
+
+  async readBytes(nodePath: string): Promise<Buffer | undefined> {
+    try {
+      return await readFile(this.file(nodePath));
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async fileMode(nodePath: string): Promise<number | undefined> {
+    try {
+      return (await stat(this.file(nodePath))).mode & 0o7777;
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async list(nodeDir: string): Promise<string[]> {
+    try {
+      return (await readdir(this.file(nodeDir))).sort();
+    } catch (error) {
+      if (isNotFound(error)) return [];
+      throw error;
+    }
+  }
+
+  /** Writes through a temporary file, fsync and rename: readers see the old or the new bytes, never half. */
+  async writeFile(nodePath: string, data: string | Buffer, options: WriteOptions = {}): Promise<void> {
+    const target = this.file(nodePath);
+    await mkdir(path.dirname(target), { recursive: true });
+    await writeFileAtomic(target, data, { mode: options.mode ?? 0o644, fsync: true });
+  }
+
+  async ensureDir(nodePath: string, mode = 0o755): Promise<void> {
+    await mkdir(this.file(nodePath), { recursive: true, mode });
+  }
+
+  async remove(nodePath: string): Promise<void> {
+    await rm(this.file(nodePath), { force: true, recursive: true });
+  }
+
+  /**
+   * Runs a command found on the host's PATH. A non-zero exit (other than `okExitCodes`), a
+   * timeout or a missing binary throws a CommandError that carries the stderr tail.
+   */
+  async run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
+    const shown = [command, ...(options.displayArgs ?? args)].join(' ');
+    const started = Date.now();
+    const child = execa(command, args, {
+      env: { ...process.env, ...options.env, PATH: this.searchPath, PKE_ROOT: this.root },
+      extendEnv: false,
+      input: options.input,
+      stdin: options.input === undefined ? 'ignore' : 'pipe',
+      timeout: options.timeoutMs,
+      reject: false,
+      stripFinalNewline: false,
+    });
+    if (options.onLine) streamLines(child, options.onLine);
+    const result = await child;
+    const stdout = String(result.stdout ?? '');
+    const stderr = String(result.stderr ?? '');
+    this.log.debug('host.command', { command: shown, exitCode: result.exitCode, ms: Date.now() - started });
+
+    if (result.exitCode === undefined) {
+      const reason = (result as { code?: string }).code === 'ENOENT' ? 'was not found on PATH' : result.timedOut ? `timed out after ${options.timeoutMs} ms` : `did not finish (${result.signal ?? result.shortMessage})`;
+      throw new CommandError(shown, undefined, tail(stderr), reason);
+    }
+    if (result.exitCode !== 0 && !(options.okExitCodes ?? []).includes(result.exitCode)) {
+      throw new CommandError(shown, result.exitCode, tail(stderr || stdout));
+    }
+    return { exitCode: result.exitCode, stdout, stderr };
+  }
+
+  /** The full path of a command on the host's PATH, or undefined. */
+  async which(command: string): Promise<string | undefined> {
+    for (const dir of this.searchPath.split(path.delimiter)) {
+      if (!dir) continue;
+      const candidate = path.join(dir, command);
+      try {
+        await access(candidate, fsConstants.X_OK);
+        return candidate;
+      } catch {
+        // not in this directory
+      }
+    }
+    return undefined;
+  }
+
+  /** systemd units, through systemctl (a stand-in in tests). */
+  readonly service = {
+    enable: (unit: string) => this.run('systemctl', ['enable', unit]).then(() => undefined),
+    enableNow: (unit: string) => this.run('systemctl', ['enable', '--now', unit]).then(() => undefined),
+    restart: (unit: string) => this.run('systemctl', ['restart', unit]).then(() => undefined),
+    reloadOrRestart: (unit: string) => this.run('systemctl', ['reload-or-restart', unit]).then(() => undefined),
+    stop: (unit: string) => this.run('systemctl', ['stop', unit]).then(() => undefined),
+    isActive: async (unit: string) => (await this.run('systemctl', ['is-active', '--quiet', unit], { okExitCodes: [1, 3, 4] })).exitCode === 0,
+    isEnabled: async (unit: string) => (await this.run('systemctl', ['is-enabled', '--quiet', unit], { okExitCodes: [1, 4] })).exitCode === 0,
+  };
+}
+
+function streamLines(
+  child: { stdout: NodeJS.ReadableStream | null; stderr: NodeJS.ReadableStream | null },
+  onLine: (stream: 'stdout' | 'stderr', line: string) => void,
+): void {
+  for (const name of ['stdout', 'stderr'] as const) {
+    const stream = child[name];
+    if (!stream) continue;
+    let pending = '';
+    stream.on('data', (chunk: Buffer | string) => {
+      pending += chunk.toString();
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) if (line.trim()) onLine(name, line);
+    });
+    stream.on('end', () => {
+      if (pending.trim()) onLine(name, pending);
+    });
+  }
+}
+
+function isNotFound(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}

@@ -1,0 +1,45 @@
+import type { AgentConfig } from '../config/schema.ts';
+import type { Logger } from '../core/log.ts';
+import type { Host } from '../host/host.ts';
+
+/**
+ * What phases hand to later phases (and to later runs: the journal keeps it). Each phase that
+ * produces something adds its own key here, so readers get a typed value.
+ */
+export interface PhaseOutputs {
+  [phase: string]: unknown;
+}
+
+/** Everything a phase may use. Phases never import each other; they share data only through `outputs`. */
+export interface PhaseContext {
+  config: AgentConfig;
+  host: Host;
+  log: Logger;
+  /** Outputs of phases that are done, in this run or an earlier one. */
+  outputs: Readonly<PhaseOutputs>;
+  /** Aborted when the agent is asked to stop (SIGTERM, SIGINT). */
+  signal: AbortSignal;
+}
+
+export interface RetryPolicy {
+  /** Total attempts within one run, including the first. */
+  attempts: number;
+  initialDelayMs: number;
+  maxDelayMs: number;
+  /** Only errors for which this returns true are retried; the rest fail at once. */
+  retryable: (error: unknown) => boolean;
+}
+
+/** One bootstrap step, in the spirit of kubeadm's phase workflow: a plain value the runner walks. */
+export interface Phase<Output = unknown> {
+  name: string;
+  summary: string;
+  /** Phases that must be done (or skipped as not applicable) before this one runs. */
+  needs: string[];
+  /** Whether this phase applies to this node at all (for example, control-plane only). */
+  appliesTo?: (ctx: PhaseContext) => boolean;
+  /** Checks the host for the phase's effect, so that work done before the journal knew of it is not repeated. */
+  isDone?: (ctx: PhaseContext) => Promise<boolean>;
+  run: (ctx: PhaseContext) => Promise<Output>;
+  retry?: RetryPolicy;
+}

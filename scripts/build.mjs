@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+// Builds dist/pke-agent: an esbuild bundle of agent/ made into a Node single executable
+// application (SEA) with postject, embedding the Node 24 that npm scripts run on.
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const dist = path.join(repo, 'dist');
+const bundle = path.join(dist, 'pke-agent.cjs');
+const blob = path.join(dist, 'pke-agent.blob');
+const executable = path.join(dist, 'pke-agent');
+const FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+
+if (!process.versions.node.startsWith('24.')) {
+  throw new Error(`build: expected Node 24 (the devDependency), running ${process.versions.node}; run through npm run build`);
+}
+
+const pkg = JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8'));
+const commit = gitCommit();
+mkdirSync(dist, { recursive: true });
+
+// SEA runs one CommonJS script; esbuild turns our ESM into it. Modules reached only through
+// `await import()` stay wrapped and are evaluated on first use, which keeps start-up short.
+await build({
+  entryPoints: [path.join(repo, 'agent/main.ts')],
+  outfile: bundle,
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node24',
+  minify: true,
+  keepNames: false,
+  legalComments: 'none',
+  define: {
+    __PKE_VERSION__: JSON.stringify(pkg.version),
+    __PKE_COMMIT__: JSON.stringify(commit),
+    'import.meta.url': 'importMetaUrl',
+  },
+  inject: [path.join(repo, 'scripts/import-meta-url.cjs')],
+  logLevel: 'warning',
+});
+
+const seaConfig = path.join(dist, 'sea-config.json');
+writeFileSync(
+  seaConfig,
+  JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }),
+);
+execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { stdio: 'inherit' });
+
+rmSync(executable, { force: true });
+copyFileSync(process.execPath, executable);
+chmodSync(executable, 0o755);
+// The Node binary from npm carries debug info; without it the executable is much smaller.
+try {
+  execFileSync('strip', ['--strip-debug', executable], { stdio: 'ignore' });
+} catch {
+  console.warn('build: strip not available; the executable keeps its debug info');
+}
+execFileSync(
+  process.execPath,
+  [path.join(repo, 'node_modules/postject/dist/cli.js'), executable, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', FUSE],
+  { stdio: ['ignore', 'ignore', 'inherit'] },
+);
+rmSync(blob);
+console.log(`build: ${path.relative(repo, executable)} (${pkg.version}, commit ${commit})`);
+
+function gitCommit() {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repo, stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString()
+      .trim();
+  } catch {
+    return 'unknown';
+  }
+}

@@ -1,0 +1,32 @@
+#!/bin/sh
+# Installs what the tests, the lab and the benchmarks need: the npm packages (with Node 24
+# among them) and, when running as root, the Debian packages that are missing.
+set -eu
+cd "$(dirname "$0")/.."
+
+if [ ! -x node_modules/.bin/vitest ] || [ ! -x node_modules/.bin/node ] || [ package.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm packages" >&2
+  if [ -f package-lock.json ]; then npm ci --no-audit --no-fund >&2; else npm install --no-audit --no-fund >&2; fi
+fi
+
+# command-to-check:debian-package
+NEEDED="openssl:openssl ip:iproute2 keepalived:keepalived cloud-init:cloud-init vmware-rpctool:open-vm-tools curl:curl"
+missing=""
+for pair in $NEEDED; do
+  cmd=${pair%%:*}
+  pkg=${pair#*:}
+  if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ] && [ ! -x "/usr/bin/$cmd" ]; then
+    missing="$missing $pkg"
+  fi
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian packages:$missing" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2 || true
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing >&2
+  else
+    echo "setup: missing Debian packages:$missing (not root, so not installing them; tests that need them skip)" >&2
+  fi
+fi

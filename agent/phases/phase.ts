@@ -1,6 +1,7 @@
 import type { AgentConfig } from '../config/schema.ts';
 import type { Logger } from '../core/log.ts';
 import type { Host } from '../host/host.ts';
+import type { NodeApi } from '../protocol/node-api.ts';
 
 /**
  * What phases hand to later phases (and to later runs: the journal keeps it). Each phase that
@@ -14,6 +15,8 @@ export interface PhaseOutputs {
 export interface PhaseContext {
   config: AgentConfig;
   host: Host;
+  /** The controller, as this node's token allows it to be used. */
+  controller: NodeApi;
   log: Logger;
   /** Outputs of phases that are done, in this run or an earlier one. */
   outputs: Readonly<PhaseOutputs>;

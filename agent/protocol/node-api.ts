@@ -1,0 +1,33 @@
+import type {
+  ControlPlaneView,
+  EventsRequest,
+  JoinGrant,
+  JoinRequest,
+  LeaderClaimRequest,
+  LeaderClaimResponse,
+  LeaderState,
+  NodeRecord,
+  PkiBundle,
+  ReadyRequest,
+  RegisterRequest,
+} from './api.ts';
+
+/**
+ * What a node asks of the controller, as the phases see it. The HTTPS client implements it;
+ * the cluster and node names come from the node's config and token, not from each call.
+ */
+export interface NodeApi {
+  register(request: RegisterRequest): Promise<NodeRecord>;
+  claimLeader(request: LeaderClaimRequest): Promise<LeaderClaimResponse>;
+  /**
+   * The leader state; with `waitSeconds`, a long-poll that answers as soon as the state differs
+   * from `known` (the leader became ready, or the lease changed), or when the wait ends.
+   */
+  leaderState(options?: { waitSeconds?: number; known?: { epoch: number; ready: boolean } }): Promise<LeaderState>;
+  pki(): Promise<PkiBundle>;
+  /** Long-polls up to `waitSeconds` for the leader to be ready and, on control plane, a join slot. */
+  join(request: JoinRequest, options?: { waitSeconds?: number }): Promise<JoinGrant>;
+  controlPlane(): Promise<ControlPlaneView>;
+  events(request: EventsRequest): Promise<void>;
+  ready(request: ReadyRequest): Promise<void>;
+}

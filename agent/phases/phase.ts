@@ -8,7 +8,26 @@ import type { NodeApi } from '../protocol/node-api.ts';
  * produces something adds its own key here, so readers get a typed value.
  */
 export interface PhaseOutputs {
+  register?: RegisterOutput;
+  elect?: ElectOutput;
   [phase: string]: unknown;
+}
+
+/** What `register` learned about this node and told the controller. */
+export interface RegisterOutput {
+  nodeName: string;
+  /** The IPv4 address on the VIP's network: API advertise address and keepalived source. */
+  primaryIp: string;
+  /** The interface that carries primaryIp (and the VIP on control-plane nodes). */
+  interface: string;
+  ips: string[];
+}
+
+/** The election's outcome. Workers do not take part: `leader` is false and `epoch` absent. */
+export interface ElectOutput {
+  leader: boolean;
+  /** The lease epoch this node holds, when it is the leader. */
+  epoch?: number;
 }
 
 /** Everything a phase may use. Phases never import each other; they share data only through `outputs`. */

@@ -2,6 +2,7 @@ import yargs from 'yargs';
 import { ExitCode, PkeError, errorMessage } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { bootstrapCommand } from './commands/bootstrap.ts';
+import { configCommand } from './commands/config.ts';
 import { controllerCommand } from './commands/controller.ts';
 import { preflightCommand } from './commands/preflight.ts';
 import { statusCommand } from './commands/status.ts';
@@ -32,6 +33,7 @@ export async function main(argv: string[]): Promise<number> {
     .command(versionCommand)
     .command(statusCommand)
     .command(bootstrapCommand)
+    .command(configCommand)
     .command(preflightCommand)
     .command(controllerCommand)
     .demandCommand(1, 'Name a command; see --help.')

@@ -39,8 +39,16 @@ export interface PhaseContext {
   log: Logger;
   /** Outputs of phases that are done, in this run or an earlier one. */
   outputs: Readonly<PhaseOutputs>;
-  /** Aborted when the agent is asked to stop (SIGTERM, SIGINT). */
+  /** Aborted when the agent is asked to stop (SIGTERM, SIGINT) or loses its leader lease. */
   signal: AbortSignal;
+  /** Keeps the leader lease alive while this node holds it. */
+  lease: LeaseHolder;
+}
+
+/** Renews the leader lease in the background from `hold` until `release`. */
+export interface LeaseHolder {
+  hold(epoch: number): void;
+  release(): void;
 }
 
 export interface RetryPolicy {

@@ -1,0 +1,77 @@
+import { loadConfig, redactGuestinfo, saveConfig, describeSource, type LoadOptions } from '../config/load.ts';
+import type { AgentConfig } from '../config/schema.ts';
+import { PkeError, errorMessage } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import type { Host } from '../host/host.ts';
+import { Journal } from '../journal/journal.ts';
+import { PHASES } from '../phases/index.ts';
+import type { NodeApi } from '../protocol/node-api.ts';
+import { LeaseKeeper } from './lease-keeper.ts';
+import { acquireBootstrapLock } from './lock.ts';
+import { OutboxReporter } from './outbox.ts';
+import { runPhases, type RunSummary } from './runner.ts';
+
+export interface BootstrapOptions extends LoadOptions {
+  host: Host;
+  log: Logger;
+  /** Run this phase alone (`--phase`). */
+  only?: string;
+  /** Leave guestinfo as it is (debugging): by default the config is redacted once it is saved. */
+  keepGuestinfo?: boolean;
+  /** Builds the controller client for this node's config. */
+  connect: (config: AgentConfig) => NodeApi;
+  /** How long to keep trying to deliver the last phase reports before exiting. */
+  reportFlushMs?: number;
+}
+
+/**
+ * `pke-agent bootstrap`: read and check the config (nothing is written if it is bad), keep it,
+ * redact guestinfo, then walk the phases under a lock, reporting each to the controller.
+ */
+export async function bootstrap(options: BootstrapOptions): Promise<RunSummary> {
+  const { host, log } = options;
+  const loaded = await loadConfig(options);
+  const { config } = loaded;
+  log.info('config.loaded', { source: describeSource(loaded.source), cluster: config.cluster.name, role: config.role, pool: config.pool });
+
+  const unlock = await acquireBootstrapLock(host);
+  const stop = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => stop.abort(new PkeError(`bootstrap interrupted by ${signal}`));
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  let reporter: OutboxReporter | undefined;
+  try {
+    await saveConfig(host, config);
+    if (!options.keepGuestinfo && (await redactGuestinfo(loaded.source))) log.info('guestinfo.redacted', { key: 'guestinfo.pke.config' });
+
+    const api = options.connect(config);
+    const journal = await Journal.open(host);
+    reporter = await OutboxReporter.open(host, api, log);
+    const lease = new LeaseKeeper(api, log, (reason) => stop.abort(new PkeError(`lost the leader lease: ${reason}`)));
+    const elect = journal.record('elect');
+    const electOutput = elect.output as { leader?: boolean; epoch?: number } | undefined;
+    if (elect.state === 'done' && electOutput?.leader && electOutput.epoch !== undefined && journal.record('signal-ready').state !== 'done') {
+      lease.hold(electOutput.epoch);
+    }
+
+    const summary = await runPhases({
+      phases: PHASES,
+      journal,
+      reporter,
+      log,
+      only: options.only,
+      context: { config, host, controller: api, log, signal: stop.signal, lease },
+    });
+    lease.release();
+    log.info('bootstrap.done', { ran: summary.ran.join(',') || 'none', skipped: summary.skipped.join(',') || 'none' });
+    return summary;
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    if (reporter) {
+      const delivered = await reporter.flush(options.reportFlushMs ?? 15_000);
+      if (!delivered) log.warn('report.undelivered', { events: reporter.unsent, note: 'kept on disk; the next run sends them' });
+    }
+    await unlock().catch((error: unknown) => log.warn('lock.release-failed', { error: errorMessage(error) }));
+  }
+}

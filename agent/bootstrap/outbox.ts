@@ -1,0 +1,110 @@
+import { z } from 'zod';
+import { errorMessage } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import type { Host } from '../host/host.ts';
+import { phaseEventSchema, type PhaseEvent } from '../protocol/api.ts';
+import type { NodeApi } from '../protocol/node-api.ts';
+import type { PhaseReporter } from './runner.ts';
+
+export const OUTBOX_PATH = '/var/lib/pke-agent/outbox.json';
+const BATCH = 100;
+const RETRY_DELAY_MS = { first: 500, max: 10_000 };
+
+/**
+ * Phase reports for the controller. Each report is kept on disk until the controller has it,
+ * so reports made while the controller is unreachable (or before a crash) are sent later.
+ */
+export class OutboxReporter implements PhaseReporter {
+  private pending: PhaseEvent[];
+  private sending: Promise<void> | undefined;
+  private persisting: Promise<void> = Promise.resolve();
+  private closed = false;
+  private readonly host: Host;
+  private readonly api: Pick<NodeApi, 'events'>;
+  private readonly log: Logger;
+
+  private constructor(host: Host, api: Pick<NodeApi, 'events'>, log: Logger, pending: PhaseEvent[]) {
+    this.host = host;
+    this.api = api;
+    this.log = log;
+    this.pending = pending;
+  }
+
+  static async open(host: Host, api: Pick<NodeApi, 'events'>, log: Logger): Promise<OutboxReporter> {
+    const text = await host.readText(OUTBOX_PATH);
+    let pending: PhaseEvent[] = [];
+    if (text !== undefined) {
+      const parsed = z.array(phaseEventSchema).safeParse(safeJson(text));
+      if (parsed.success) pending = parsed.data;
+      else log.warn('outbox.unreadable', { path: host.file(OUTBOX_PATH), note: 'starting with an empty outbox' });
+    }
+    const reporter = new OutboxReporter(host, api, log, pending);
+    if (pending.length > 0) reporter.kick();
+    return reporter;
+  }
+
+  get unsent(): number {
+    return this.pending.length;
+  }
+
+  report(event: PhaseEvent): void {
+    this.pending.push(event);
+    this.persist();
+    this.kick();
+  }
+
+  /** Waits until every report is delivered or `timeoutMs` passes; what is left stays on disk. */
+  async flush(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.pending.length > 0 && Date.now() < deadline) {
+      this.kick();
+      await Promise.race([this.sending, sleep(Math.max(0, deadline - Date.now()))]);
+    }
+    this.closed = true;
+    await this.persisting;
+    return this.pending.length === 0;
+  }
+
+  private kick(): void {
+    if (this.sending || this.closed) return;
+    this.sending = this.drain().finally(() => {
+      this.sending = undefined;
+    });
+  }
+
+  private async drain(): Promise<void> {
+    let delay = RETRY_DELAY_MS.first;
+    while (this.pending.length > 0 && !this.closed) {
+      const batch = this.pending.slice(0, BATCH);
+      try {
+        await this.api.events({ events: batch });
+        this.pending = this.pending.slice(batch.length);
+        this.persist();
+        delay = RETRY_DELAY_MS.first;
+      } catch (error) {
+        this.log.warn('report.deferred', { events: this.pending.length, error: errorMessage(error), retryMs: delay });
+        await sleep(delay);
+        delay = Math.min(delay * 2, RETRY_DELAY_MS.max);
+      }
+    }
+  }
+
+  private persist(): void {
+    const snapshot = `${JSON.stringify(this.pending)}\n`;
+    this.persisting = this.persisting
+      .then(() => (this.pending.length === 0 && snapshot === '[]\n' ? this.host.remove(OUTBOX_PATH) : this.host.writeFile(OUTBOX_PATH, snapshot, { mode: 0o600 })))
+      .catch((error: unknown) => this.log.warn('outbox.write-failed', { error: errorMessage(error) }));
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

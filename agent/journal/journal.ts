@@ -1,0 +1,148 @@
+import { z } from 'zod';
+import { PkeError, type ErrorContext } from '../core/errors.ts';
+import type { Host } from '../host/host.ts';
+
+/**
+ * The on-disk record of a bootstrap: one entry per phase, rewritten atomically (fsync, rename)
+ * at every change, so that a rerun after a crash or reboot knows exactly where it stopped.
+ */
+export const JOURNAL_PATH = '/var/lib/pke-agent/journal.json';
+
+export const PHASE_STATES = ['pending', 'running', 'done', 'failed', 'skipped'] as const;
+export type PhaseState = (typeof PHASE_STATES)[number];
+
+const phaseErrorSchema = z.object({
+  message: z.string(),
+  at: z.string(),
+  command: z.string().optional(),
+  exitCode: z.number().optional(),
+  stderrTail: z.string().optional(),
+});
+export type PhaseError = z.infer<typeof phaseErrorSchema>;
+
+const phaseRecordSchema = z.object({
+  state: z.enum(PHASE_STATES),
+  attempts: z.number().int().nonnegative(),
+  startedAt: z.string().optional(),
+  endedAt: z.string().optional(),
+  /** Why a phase was skipped, or how it was found done. */
+  note: z.string().optional(),
+  lastError: phaseErrorSchema.optional(),
+  /** What the phase hands to later phases; never secrets. */
+  output: z.unknown().optional(),
+});
+export type PhaseRecord = z.infer<typeof phaseRecordSchema>;
+
+const journalSchema = z.object({
+  version: z.literal(1),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  phases: z.record(z.string(), phaseRecordSchema),
+});
+export type JournalData = z.infer<typeof journalSchema>;
+
+export class Journal {
+  private data: JournalData;
+  private readonly host: Host;
+  private readonly now: () => Date;
+
+  private constructor(host: Host, data: JournalData, now: () => Date) {
+    this.host = host;
+    this.data = data;
+    this.now = now;
+  }
+
+  /** Reads the journal; undefined when this node was never bootstrapped. A corrupt file is an error, never a silent reset. */
+  static async read(host: Host): Promise<JournalData | undefined> {
+    const text = await host.readText(JOURNAL_PATH);
+    if (text === undefined) return undefined;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (error) {
+      throw corrupt(host, (error as Error).message);
+    }
+    const result = journalSchema.safeParse(parsed);
+    if (!result.success) throw corrupt(host, result.error.issues[0]?.message ?? 'unexpected content');
+    return result.data;
+  }
+
+  /** Opens the journal for a run, creating it (in memory; on disk at the first change) when absent. */
+  static async open(host: Host, now: () => Date = () => new Date()): Promise<Journal> {
+    const existing = await Journal.read(host);
+    const stamp = now().toISOString();
+    return new Journal(host, existing ?? { version: 1, createdAt: stamp, updatedAt: stamp, phases: {} }, now);
+  }
+
+  get snapshot(): Readonly<JournalData> {
+    return this.data;
+  }
+
+  record(phase: string): PhaseRecord {
+    return this.data.phases[phase] ?? { state: 'pending', attempts: 0 };
+  }
+
+  outputs(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const [name, record] of Object.entries(this.data.phases)) {
+      if (record.state === 'done' && record.output !== undefined) out[name] = record.output;
+    }
+    return out;
+  }
+
+  async start(phase: string): Promise<PhaseRecord> {
+    const previous = this.record(phase);
+    return this.write(phase, {
+      state: 'running',
+      attempts: previous.attempts + 1,
+      startedAt: this.stamp(),
+      lastError: previous.lastError,
+    });
+  }
+
+  async finish(phase: string, output: unknown, note?: string): Promise<PhaseRecord> {
+    const previous = this.record(phase);
+    return this.write(phase, {
+      state: 'done',
+      attempts: previous.attempts,
+      startedAt: previous.startedAt ?? this.stamp(),
+      endedAt: this.stamp(),
+      note,
+      output: output === undefined ? undefined : output,
+    });
+  }
+
+  async fail(phase: string, message: string, context: ErrorContext): Promise<PhaseRecord> {
+    const previous = this.record(phase);
+    const endedAt = this.stamp();
+    return this.write(phase, {
+      state: 'failed',
+      attempts: previous.attempts,
+      startedAt: previous.startedAt,
+      endedAt,
+      lastError: { message, at: endedAt, command: context.command, exitCode: context.exitCode, stderrTail: context.stderrTail },
+    });
+  }
+
+  async skip(phase: string, note: string): Promise<PhaseRecord> {
+    const stamp = this.stamp();
+    return this.write(phase, { state: 'skipped', attempts: this.record(phase).attempts, startedAt: stamp, endedAt: stamp, note });
+  }
+
+  private async write(phase: string, record: PhaseRecord): Promise<PhaseRecord> {
+    const next: JournalData = { ...this.data, updatedAt: this.stamp(), phases: { ...this.data.phases, [phase]: record } };
+    await this.host.writeFile(JOURNAL_PATH, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600 });
+    this.data = next;
+    return record;
+  }
+
+  private stamp(): string {
+    return this.now().toISOString();
+  }
+}
+
+function corrupt(host: Host, reason: string): PkeError {
+  return new PkeError(`journal ${host.file(JOURNAL_PATH)} is corrupt (${reason}); move it aside to start the bootstrap over`, {
+    context: { path: host.file(JOURNAL_PATH) },
+  });
+}

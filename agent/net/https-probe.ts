@@ -1,0 +1,35 @@
+import { Agent, request } from 'undici';
+
+export interface ProbeResult {
+  ok: boolean;
+  /** HTTP status, or undefined when no answer came. */
+  status?: number;
+  /** The body's first line, or the connection error. */
+  detail: string;
+  ms: number;
+}
+
+/**
+ * One HTTPS GET with a short timeout, verifying the server against `ca` when given (the cluster
+ * CA for the API server). Never throws: an unreachable endpoint is an answer too.
+ */
+export async function probeHttps(url: string, options: { ca?: string; timeoutMs?: number; headers?: Record<string, string> } = {}): Promise<ProbeResult> {
+  const timeout = options.timeoutMs ?? 2000;
+  const dispatcher = new Agent({
+    connect: { ca: options.ca, rejectUnauthorized: options.ca !== undefined, timeout },
+    headersTimeout: timeout,
+    bodyTimeout: timeout,
+  });
+  const started = performance.now();
+  try {
+    const response = await request(url, { dispatcher, headers: options.headers, signal: AbortSignal.timeout(timeout) });
+    const body = (await response.body.text()).trim().split('\n')[0] ?? '';
+    return { ok: response.statusCode === 200, status: response.statusCode, detail: body.slice(0, 200), ms: Math.round(performance.now() - started) };
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    const detail = cause?.code ?? (error as { code?: string }).code ?? (error as Error).message;
+    return { ok: false, detail, ms: Math.round(performance.now() - started) };
+  } finally {
+    await dispatcher.close();
+  }
+}

@@ -1,0 +1,87 @@
+import { hostname as osHostname } from 'node:os';
+import si from 'systeminformation';
+import type { Host } from '../host/host.ts';
+
+/** What the agent knows about the machine it runs on, as `status` shows it and `register` reports it. */
+export interface NodeFacts {
+  hostname: string;
+  /** The BIOS UUID vSphere gives the VM (also its cloud-init instance-id). */
+  biosUuid: string;
+  cpus: number;
+  memoryBytes: number;
+  swapBytes: number;
+  /** Non-loopback interfaces and their IPv4 addresses in CIDR form (10.0.0.5/24). */
+  interfaces: { name: string; ipv4: string[] }[];
+  defaultRouteInterface: string | undefined;
+}
+
+/**
+ * Reads the facts. Files (hostname, BIOS UUID) are read below the host's root first, so a test
+ * or lab VM can carry its own; counters and interfaces come from the kernel through
+ * systeminformation.
+ */
+export async function gatherFacts(host: Host): Promise<NodeFacts> {
+  const [cpu, mem, interfaces, defaultInterface, hostnameFile, uuidFile] = await Promise.all([
+    si.cpu(),
+    si.mem(),
+    si.networkInterfaces(),
+    si.networkInterfaceDefault().catch(() => ''),
+    host.readText('/etc/hostname'),
+    host.readText('/sys/class/dmi/id/product_uuid'),
+  ]);
+  const list = Array.isArray(interfaces) ? interfaces : [interfaces];
+  const byName = new Map<string, string[]>();
+  for (const entry of list) {
+    if (entry.internal) continue;
+    const ips = byName.get(entry.iface) ?? [];
+    if (entry.ip4) ips.push(`${entry.ip4}/${prefixLength(entry.ip4subnet)}`);
+    byName.set(entry.iface, ips);
+  }
+  return {
+    hostname: hostnameFile?.trim() || osHostname(),
+    biosUuid: uuidFile?.trim().toLowerCase() || (await fallbackUuid()),
+    cpus: cpu.cores,
+    memoryBytes: mem.total,
+    swapBytes: mem.swaptotal,
+    interfaces: [...byName].map(([name, ipv4]) => ({ name, ipv4 })),
+    defaultRouteInterface: defaultInterface || undefined,
+  };
+}
+
+async function fallbackUuid(): Promise<string> {
+  const system = await si.system();
+  if (system.uuid) return system.uuid.toLowerCase();
+  return (await si.uuid()).os;
+}
+
+/**
+ * The node's address on the VIP's network: on the named interface when there is one, else on
+ * the interface whose subnet holds the VIP, else on the default route's interface.
+ */
+export function primaryAddress(facts: NodeFacts, vip: string, interfaceName?: string): { interface: string; ip: string } | undefined {
+  const pick = (entry: { name: string; ipv4: string[] } | undefined, address = entry?.ipv4[0]) =>
+    entry && address ? { interface: entry.name, ip: address.split('/')[0] ?? address } : undefined;
+  if (interfaceName) return pick(facts.interfaces.find((i) => i.name === interfaceName));
+  for (const entry of facts.interfaces) {
+    const holder = entry.ipv4.find((cidr) => subnetContains(cidr, vip));
+    if (holder) return pick(entry, holder);
+  }
+  return pick(facts.interfaces.find((i) => i.name === facts.defaultRouteInterface));
+}
+
+export function subnetContains(cidr: string, address: string): boolean {
+  const [network, bits] = cidr.split('/');
+  if (!network || bits === undefined) return false;
+  const prefix = Number(bits);
+  const mask = prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0;
+  return ((toInt(network) & mask) >>> 0) === ((toInt(address) & mask) >>> 0);
+}
+
+function toInt(address: string): number {
+  return address.split('.').reduce((acc, octet) => ((acc << 8) | Number(octet)) >>> 0, 0);
+}
+
+function prefixLength(netmask: string): number {
+  if (!netmask) return 32;
+  return toInt(netmask).toString(2).replace(/0+$/, '').length;
+}

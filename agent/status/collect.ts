@@ -1,0 +1,137 @@
+import { X509Certificate } from 'node:crypto';
+import { summarizeConfig, type ConfigSummary } from '../config/summary.ts';
+import { parseConfig, SAVED_CONFIG_PATH } from '../config/load.ts';
+import type { AgentConfig } from '../config/schema.ts';
+import { errorMessage } from '../core/errors.ts';
+import type { Host } from '../host/host.ts';
+import { Journal, type PhaseRecord } from '../journal/journal.ts';
+import { probeHttps, type ProbeResult } from '../net/https-probe.ts';
+import { gatherFacts, type NodeFacts } from '../node/facts.ts';
+import type { Phase } from '../phases/phase.ts';
+
+/** Files whose presence tells how far a node got; certificates also show their expiry. */
+export const KEY_FILES = [
+  SAVED_CONFIG_PATH,
+  '/etc/kubernetes/pki/ca.crt',
+  '/etc/kubernetes/pki/ca.key',
+  '/etc/kubernetes/pki/sa.key',
+  '/etc/kubernetes/pki/sa.pub',
+  '/etc/kubernetes/pki/front-proxy-ca.crt',
+  '/etc/kubernetes/pki/front-proxy-ca.key',
+  '/etc/kubernetes/pki/etcd/ca.crt',
+  '/etc/kubernetes/pki/etcd/ca.key',
+  '/etc/kubernetes/pki/apiserver.crt',
+  '/etc/kubernetes/admin.conf',
+  '/etc/kubernetes/kubelet.conf',
+  '/etc/kubernetes/pke/kubeadm-init.yaml',
+  '/etc/kubernetes/pke/kubeadm-join.yaml',
+  '/etc/keepalived/keepalived.conf',
+] as const;
+
+export interface PhaseRow {
+  name: string;
+  summary: string;
+  state: PhaseRecord['state'];
+  attempts: number;
+  startedAt?: string;
+  durationMs?: number;
+  note?: string;
+  error?: PhaseRecord['lastError'];
+}
+
+export interface FileRow {
+  path: string;
+  exists: boolean;
+  mode?: string;
+  /** For certificates: the notAfter date. */
+  expires?: string;
+}
+
+export interface StatusReport {
+  bootstrapped: boolean;
+  journalUpdatedAt?: string;
+  phases: PhaseRow[];
+  facts: NodeFacts;
+  config?: ConfigSummary;
+  configProblem?: string;
+  vipHere?: boolean;
+  files: FileRow[];
+  probes?: Record<string, ProbeResult>;
+}
+
+export async function collectStatus(host: Host, phases: readonly Phase[], options: { probe: boolean }): Promise<StatusReport> {
+  const [journal, facts, files, saved] = await Promise.all([
+    Journal.read(host),
+    gatherFacts(host),
+    Promise.all(KEY_FILES.map((path) => fileRow(host, path))),
+    host.readText(SAVED_CONFIG_PATH),
+  ]);
+
+  let config: AgentConfig | undefined;
+  let configProblem: string | undefined;
+  if (saved === undefined) configProblem = `no saved config at ${SAVED_CONFIG_PATH}: bootstrap has not read one yet`;
+  else {
+    try {
+      config = parseConfig(`saved config ${SAVED_CONFIG_PATH}`, saved);
+    } catch (error) {
+      configProblem = errorMessage(error);
+    }
+  }
+
+  const rows: PhaseRow[] = phases.map((phase) => {
+    const record = journal?.phases[phase.name];
+    const started = record?.startedAt ? Date.parse(record.startedAt) : undefined;
+    const ended = record?.endedAt ? Date.parse(record.endedAt) : undefined;
+    return {
+      name: phase.name,
+      summary: phase.summary,
+      state: record?.state ?? 'pending',
+      attempts: record?.attempts ?? 0,
+      startedAt: record?.startedAt,
+      durationMs: started !== undefined && ended !== undefined && ended >= started ? ended - started : undefined,
+      note: record?.note,
+      error: record?.lastError,
+    };
+  });
+
+  const vip = config?.controlPlaneEndpoint.vip;
+  const report: StatusReport = {
+    bootstrapped: journal !== undefined,
+    journalUpdatedAt: journal?.updatedAt,
+    phases: rows,
+    facts,
+    config: config ? summarizeConfig(config) : undefined,
+    configProblem,
+    vipHere: vip ? facts.interfaces.some((i) => i.ipv4.some((cidr) => cidr.split('/')[0] === vip)) : undefined,
+    files,
+  };
+  if (options.probe && config) report.probes = await runProbes(host, config);
+  return report;
+}
+
+async function runProbes(host: Host, config: AgentConfig): Promise<Record<string, ProbeResult>> {
+  const ca = await host.readText('/etc/kubernetes/pki/ca.crt');
+  const { vip, port } = config.controlPlaneEndpoint;
+  const probes: Record<string, Promise<ProbeResult>> = {
+    controller: probeHttps(new URL('/livez', config.controller.url).href, { ca: config.controller.caCert }),
+    'api via VIP': probeHttps(`https://${vip}:${port}/livez`, { ca }),
+  };
+  if (config.role === 'master') probes['api on this node'] = probeHttps(`https://127.0.0.1:${port}/livez`, { ca });
+  const entries = await Promise.all(Object.entries(probes).map(async ([name, p]) => [name, await p] as const));
+  return Object.fromEntries(entries);
+}
+
+async function fileRow(host: Host, path: string): Promise<FileRow> {
+  const mode = await host.fileMode(path);
+  if (mode === undefined) return { path, exists: false };
+  const row: FileRow = { path, exists: true, mode: mode.toString(8).padStart(4, '0') };
+  if (path.endsWith('.crt')) {
+    try {
+      const pem = await host.readBytes(path);
+      if (pem) row.expires = new Date(new X509Certificate(pem).validTo).toISOString();
+    } catch {
+      row.expires = 'unreadable certificate';
+    }
+  }
+  return row;
+}

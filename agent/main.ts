@@ -1,5 +1,3 @@
-import { main } from './cli/main.ts';
+import { start } from './entry.ts';
 
-void main(process.argv.slice(2)).then((code) => {
-  process.exitCode = code;
-});
+start(() => import('./cli/main.ts'));

@@ -22,17 +22,14 @@ const pkg = JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8'));
 const commit = gitCommit();
 mkdirSync(dist, { recursive: true });
 
-// SEA runs one CommonJS script; esbuild turns our ESM into it. Modules reached only through
-// `await import()` stay wrapped and are evaluated on first use, which keeps start-up short.
-await build({
-  entryPoints: [path.join(repo, 'agent/main.ts')],
-  outfile: bundle,
+// The executable's main script is tiny (agent/sea-main.ts): it answers `version` at once and
+// otherwise compiles the CLI bundle, stored as a SEA asset with a V8 code cache made here.
+const common = {
   bundle: true,
   platform: 'node',
   format: 'cjs',
   target: 'node24',
   minify: true,
-  keepNames: false,
   legalComments: 'none',
   define: {
     __PKE_VERSION__: JSON.stringify(pkg.version),
@@ -41,14 +38,29 @@ await build({
   },
   inject: [path.join(repo, 'scripts/import-meta-url.cjs')],
   logLevel: 'warning',
-});
+};
+await build({ ...common, entryPoints: [path.join(repo, 'agent/sea-main.ts')], outfile: bundle });
+const cliBundle = path.join(dist, 'cli.cjs');
+await build({ ...common, entryPoints: [path.join(repo, 'agent/cli/main.ts')], outfile: cliBundle });
+
+// Wrapped as CommonJS would wrap it, so that the code cache matches the source compiled at run time.
+const cliAsset = path.join(dist, 'cli.wrapped.cjs');
+const cliCache = path.join(dist, 'cli.cache');
+writeFileSync(cliAsset, `(function (exports, require, module, __filename, __dirname) {${readFileSync(cliBundle, 'utf8')}\n})`);
+execFileSync(process.execPath, [path.join(repo, 'scripts/code-cache.cjs'), cliAsset, cliCache], { stdio: 'inherit' });
 
 const seaConfig = path.join(dist, 'sea-config.json');
 writeFileSync(
   seaConfig,
-  JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }),
+  JSON.stringify({
+    main: bundle,
+    output: blob,
+    disableExperimentalSEAWarning: true,
+    useCodeCache: true,
+    assets: { 'cli.cjs': cliAsset, 'cli.cache': cliCache },
+  }),
 );
-execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { stdio: 'inherit' });
+execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { stdio: ['ignore', 'ignore', 'inherit'] });
 
 rmSync(executable, { force: true });
 copyFileSync(process.execPath, executable);

@@ -1,6 +1,7 @@
 import { errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { LeaseHolder } from '../phases/phase.ts';
+import { ControllerRequestError } from '../protocol/client.ts';
 import type { NodeApi } from '../protocol/node-api.ts';
 
 /**
@@ -46,7 +47,7 @@ export class LeaseKeeper implements LeaseHolder {
       return false;
     } catch (error) {
       const message = errorMessage(error);
-      if (/fenced|409/.test(message)) {
+      if (error instanceof ControllerRequestError && error.code === 'fenced') {
         this.lost(`lease epoch ${epoch} was fenced: ${message}`);
         return false;
       }

@@ -11,12 +11,6 @@ import type { GlobalArgs } from './context.ts';
 
 /** Parses argv, runs one command, and returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
-  // The fastest path for the most frequent probe: no parser, no modules beyond this one.
-  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === 'version')) {
-    process.stdout.write(`${versionText(false)}\n`);
-    return ExitCode.ok;
-  }
-
   const json = argv.includes('--json');
   const parser = yargs(argv)
     .scriptName('pke-agent')

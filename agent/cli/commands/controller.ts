@@ -1,8 +1,173 @@
-import type { CommandModule } from 'yargs';
+import type { Argv, CommandModule } from 'yargs';
 import type { GlobalArgs } from '../context.ts';
 
+/**
+ * `pke-agent controller ...`: flags only. Each handler reaches controller code through
+ * `await import()`, so that other commands (and `version`) never load it.
+ */
+
+export const DEFAULT_DATA_DIR = '/var/lib/pke-controller';
+export const DEFAULT_LISTEN = '0.0.0.0:9443';
+export const DEFAULT_URL = 'https://127.0.0.1:9443';
+
+export interface ServeArgs extends GlobalArgs {
+  'data-dir': string;
+  listen: string;
+  san: string[];
+  'advertise-url'?: string;
+}
+
+/** How a CLI command finds and authenticates to a running controller. */
+export interface ConnectionArgs extends GlobalArgs {
+  url: string;
+  'data-dir': string;
+  'ca-file'?: string;
+  'token-file'?: string;
+}
+
+export interface ClusterCreateArgs extends ConnectionArgs {
+  name?: string;
+  'kubernetes-version'?: string;
+  vip?: string;
+  port?: number;
+  interface?: string;
+  'control-plane-nodes'?: number;
+  pool?: string[];
+  'pod-cidr'?: string;
+  'service-cidr'?: string;
+  'token-ttl'?: string;
+  'lease-ttl'?: string;
+  file?: string;
+}
+
+export interface ClusterArgs extends ConnectionArgs {
+  cluster: string;
+}
+
+export interface NodeConfigArgs extends ClusterArgs {
+  name: string;
+  role: 'master' | 'worker';
+  pool?: string;
+  format: 'govc' | 'terraform' | 'vmx' | 'json';
+  'token-ttl'?: string;
+}
+
+export interface RevokeArgs extends ClusterArgs {
+  name?: string;
+  jti?: string;
+}
+
+function connectionOptions<T>(yargs: Argv<T>) {
+  return yargs
+    .option('url', { type: 'string', default: DEFAULT_URL, describe: 'The controller to talk to' })
+    .option('data-dir', { type: 'string', default: DEFAULT_DATA_DIR, describe: 'Find ca.crt and admin.token here' })
+    .option('ca-file', { type: 'string', describe: 'The controller CA certificate (default: DATA-DIR/ca.crt)' })
+    .option('token-file', { type: 'string', describe: 'The admin token (default: DATA-DIR/admin.token)' });
+}
+
+const serveCommand: CommandModule<GlobalArgs, ServeArgs> = {
+  command: 'serve',
+  describe: 'Run the controller: HTTPS API for nodes and admins, state in the data dir',
+  builder: (yargs) =>
+    yargs
+      .option('data-dir', { type: 'string', default: DEFAULT_DATA_DIR, describe: 'Keys, tokens and state live here (mode 0700)' })
+      .option('listen', { type: 'string', default: DEFAULT_LISTEN, describe: 'HOST:PORT to listen on (port 0: any free port)' })
+      .option('san', { type: 'string', array: true, default: [] as string[], describe: 'Extra DNS name or IP for the serving certificate (repeatable)' })
+      .option('advertise-url', { type: 'string', describe: 'The URL node configs point at (default: https://<first non-loopback IPv4>:<port>)' }),
+  handler: async (args) => (await import('./controller/serve.ts')).serve(args),
+};
+
+const clusterCreateCommand: CommandModule<GlobalArgs, ClusterCreateArgs> = {
+  command: 'create',
+  describe: 'Create a cluster and its PKI (cluster, etcd and front-proxy CAs; service-account keys)',
+  builder: (yargs) =>
+    connectionOptions(yargs)
+      .option('name', { type: 'string', describe: 'Cluster name, a DNS label' })
+      .option('kubernetes-version', { type: 'string', describe: 'e.g. 1.31.2' })
+      .option('vip', { type: 'string', describe: 'The control-plane endpoint VIP (IPv4)' })
+      .option('port', { type: 'number', describe: 'The control-plane endpoint port (default 6443)' })
+      .option('interface', { type: 'string', describe: 'The interface that carries the VIP on control-plane nodes' })
+      .option('control-plane-nodes', { type: 'number', describe: 'How many control-plane nodes (default 3)' })
+      .option('pool', { type: 'string', array: true, describe: 'Worker pool name (repeatable; default: workers)' })
+      .option('pod-cidr', { type: 'string', describe: 'default 10.244.0.0/16' })
+      .option('service-cidr', { type: 'string', describe: 'default 10.96.0.0/12' })
+      .option('token-ttl', { type: 'string', describe: 'Lifetime of node tokens in node configs, e.g. 24h (default)' })
+      .option('lease-ttl', { type: 'string', describe: 'Leader lease TTL, e.g. 30s (default)' })
+      .option('file', { type: 'string', describe: 'A YAML or JSON cluster spec (the API body); flags override its fields' }),
+  handler: async (args) => (await import('./controller/cluster.ts')).createCluster(args),
+};
+
+const clusterListCommand: CommandModule<GlobalArgs, ConnectionArgs> = {
+  command: 'list',
+  describe: 'List clusters',
+  builder: (yargs) => connectionOptions(yargs),
+  handler: async (args) => (await import('./controller/cluster.ts')).listClusters(args),
+};
+
+const clusterShowCommand: CommandModule<GlobalArgs, ClusterArgs> = {
+  command: 'show',
+  describe: 'Show one cluster',
+  builder: (yargs) => connectionOptions(yargs).option('cluster', { type: 'string', demandOption: true, describe: 'Cluster id or name' }),
+  handler: async (args) => (await import('./controller/cluster.ts')).showCluster(args),
+};
+
+const clusterCommand: CommandModule<GlobalArgs, GlobalArgs> = {
+  command: 'cluster <command>',
+  describe: 'Create, list and show clusters',
+  builder: (yargs) => yargs.command(clusterCreateCommand).command(clusterListCommand).command(clusterShowCommand).demandCommand(1, 'Name a cluster command: create, list or show.'),
+  handler: () => {},
+};
+
+const nodeConfigCommand: CommandModule<GlobalArgs, NodeConfigArgs> = {
+  command: 'node-config',
+  describe: 'Mint a node token and print the guestinfo one VM needs (govc, terraform, vmx or json)',
+  builder: (yargs) =>
+    connectionOptions(yargs)
+      .option('cluster', { type: 'string', demandOption: true, describe: 'Cluster id or name' })
+      .option('name', { type: 'string', demandOption: true, describe: 'Node (and VM) name' })
+      .option('role', { choices: ['master', 'worker'] as const, demandOption: true })
+      .option('pool', { type: 'string', describe: "Worker pool (default: the cluster's first pool)" })
+      .option('format', { choices: ['govc', 'terraform', 'vmx', 'json'] as const, default: 'govc' as const })
+      .option('token-ttl', { type: 'string', describe: "Node token lifetime, e.g. 48h (default: the cluster's)" }),
+  handler: async (args) => (await import('./controller/node.ts')).nodeConfig(args),
+};
+
+const nodeRevokeCommand: CommandModule<GlobalArgs, RevokeArgs> = {
+  command: 'revoke',
+  describe: 'Revoke the tokens of a node (--name) or one token (--jti)',
+  builder: (yargs) =>
+    connectionOptions(yargs)
+      .option('cluster', { type: 'string', demandOption: true, describe: 'Cluster id or name' })
+      .option('name', { type: 'string', describe: 'Revoke every token of this node' })
+      .option('jti', { type: 'string', describe: 'Revoke the token with this id' })
+      .conflicts('name', 'jti'),
+  handler: async (args) => (await import('./controller/node.ts')).revoke(args),
+};
+
+const nodeCommand: CommandModule<GlobalArgs, GlobalArgs> = {
+  command: 'node <command>',
+  describe: 'Node tokens',
+  builder: (yargs) => yargs.command(nodeRevokeCommand).demandCommand(1, 'Name a node command: revoke.'),
+  handler: () => {},
+};
+
+const statusCommand: CommandModule<GlobalArgs, ClusterArgs> = {
+  command: 'status',
+  describe: 'Show a cluster: leader, join slot, nodes and their phases (--json for the API document)',
+  builder: (yargs) => connectionOptions(yargs).option('cluster', { type: 'string', demandOption: true, describe: 'Cluster id or name' }),
+  handler: async (args) => (await import('./controller/status.ts')).status(args),
+};
+
 export const controllerCommand: CommandModule<GlobalArgs, GlobalArgs> = {
-  command: 'controller',
-  describe: 'controller (being built)',
+  command: 'controller <command>',
+  describe: 'The control service nodes talk to: leader lease, certificates, join tokens',
+  builder: (yargs) =>
+    yargs
+      .command(serveCommand)
+      .command(clusterCommand)
+      .command(nodeConfigCommand)
+      .command(nodeCommand)
+      .command(statusCommand)
+      .demandCommand(1, 'Name a controller command: serve, cluster, node-config, node or status.'),
   handler: () => {},
 };

@@ -1,0 +1,134 @@
+import { readFile } from 'node:fs/promises';
+import YAML from 'yaml';
+import { InputError, errorMessage } from '../../../core/errors.ts';
+import { renderTable } from '../../../core/table.ts';
+import { clusterSpecSchema, type ClusterSpecInput, type ClusterSummary } from '../../../protocol/api.ts';
+import { commandContext } from '../../context.ts';
+import type { ClusterArgs, ClusterCreateArgs, ConnectionArgs } from '../controller.ts';
+import { adminClient, asInputError } from './connect.ts';
+import { parseDuration } from './flags.ts';
+
+/** The flag behind each field of the cluster spec, for error messages. */
+const SPEC_FLAGS: Record<string, string> = {
+  name: '--name',
+  kubernetesVersion: '--kubernetes-version',
+  'controlPlaneEndpoint.vip': '--vip',
+  'controlPlaneEndpoint.port': '--port',
+  'controlPlaneEndpoint.interface': '--interface',
+  controlPlaneNodes: '--control-plane-nodes',
+  pools: '--pool',
+  podCidr: '--pod-cidr',
+  serviceCidr: '--service-cidr',
+  nodeTokenTtlSeconds: '--token-ttl',
+  leaseTtlSeconds: '--lease-ttl',
+};
+
+export async function createCluster(args: ClusterCreateArgs): Promise<void> {
+  const ctx = commandContext(args);
+  const spec = await clusterSpec(args);
+  const client = await adminClient(args);
+  try {
+    const cluster = await client.createCluster(spec).catch((error: unknown) => {
+      throw asInputError(error, SPEC_FLAGS);
+    });
+    ctx.print(ctx.json ? JSON.stringify(cluster) : describeCluster(cluster));
+  } finally {
+    await client.close();
+  }
+}
+
+export async function listClusters(args: ConnectionArgs): Promise<void> {
+  const ctx = commandContext(args);
+  const client = await adminClient(args);
+  try {
+    const { clusters } = await client.listClusters();
+    if (ctx.json) {
+      ctx.print(JSON.stringify(clusters));
+      return;
+    }
+    const rows = clusters.map((c) => [c.id, c.name, c.spec.kubernetesVersion, `${c.spec.controlPlaneEndpoint.vip}:${c.spec.controlPlaneEndpoint.port}`, c.nodes, c.ready ? 'yes' : 'no']);
+    ctx.print(renderTable(['ID', 'NAME', 'KUBERNETES', 'ENDPOINT', 'NODES', 'READY'], rows));
+  } finally {
+    await client.close();
+  }
+}
+
+export async function showCluster(args: ClusterArgs): Promise<void> {
+  const ctx = commandContext(args);
+  const client = await adminClient(args);
+  try {
+    const cluster = await client.showCluster(args.cluster);
+    ctx.print(ctx.json ? JSON.stringify(cluster) : describeCluster(cluster));
+  } finally {
+    await client.close();
+  }
+}
+
+/** The spec from --file (if any) with the flags on top, checked here so that errors name the flag. */
+async function clusterSpec(args: ClusterCreateArgs): Promise<ClusterSpecInput> {
+  const base = args.file === undefined ? {} : await readSpecFile(args.file);
+  const endpoint = { ...(base.controlPlaneEndpoint ?? {}) } as Partial<ClusterSpecInput['controlPlaneEndpoint']>;
+  if (args.vip !== undefined) endpoint.vip = args.vip;
+  if (args.port !== undefined) endpoint.port = args.port;
+  if (args.interface !== undefined) endpoint.interface = args.interface;
+  const spec: Record<string, unknown> = { ...base, controlPlaneEndpoint: endpoint };
+  const set = (field: string, value: unknown) => {
+    if (value !== undefined) spec[field] = value;
+  };
+  set('name', args.name);
+  set('kubernetesVersion', args['kubernetes-version']);
+  set('controlPlaneNodes', args['control-plane-nodes']);
+  set('pools', args.pool?.map((name) => ({ name })));
+  set('podCidr', args['pod-cidr']);
+  set('serviceCidr', args['service-cidr']);
+  set('nodeTokenTtlSeconds', args['token-ttl'] === undefined ? undefined : parseDuration('--token-ttl', args['token-ttl']));
+  set('leaseTtlSeconds', args['lease-ttl'] === undefined ? undefined : parseDuration('--lease-ttl', args['lease-ttl']));
+
+  const parsed = clusterSpecSchema.safeParse(spec);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue?.path.map(String).join('.') ?? '';
+    const flag = SPEC_FLAGS[field] ?? SPEC_FLAGS[field.split('.')[0] ?? ''];
+    const missing = issue?.code === 'invalid_type' && issue.input === undefined;
+    const where = flag ?? (args.file ? `${args.file}: ${field}` : field);
+    throw new InputError(missing ? `${where} is required` : `${where}: ${issue?.message ?? 'invalid'}`);
+  }
+  return spec as ClusterSpecInput;
+}
+
+async function readSpecFile(file: string): Promise<Partial<ClusterSpecInput>> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new InputError(`--file: cannot read ${file}: ${errorMessage(error)}`, { path: file });
+  }
+  let document: unknown;
+  try {
+    document = YAML.parse(text);
+  } catch (error) {
+    throw new InputError(`--file: ${file} is not YAML or JSON: ${errorMessage(error)}`, { path: file });
+  }
+  if (typeof document !== 'object' || document === null || Array.isArray(document)) throw new InputError(`--file: ${file} must hold a mapping (the cluster spec)`);
+  return document as Partial<ClusterSpecInput>;
+}
+
+function describeCluster(cluster: ClusterSummary): string {
+  const { spec } = cluster;
+  const rows: [string, string | number][] = [
+    ['id', cluster.id],
+    ['name', cluster.name],
+    ['kubernetes', spec.kubernetesVersion],
+    ['endpoint', `${spec.controlPlaneEndpoint.vip}:${spec.controlPlaneEndpoint.port}${spec.controlPlaneEndpoint.interface ? ` on ${spec.controlPlaneEndpoint.interface}` : ''}`],
+    ['control plane', `${spec.controlPlaneNodes} nodes`],
+    ['pools', spec.pools.map((p) => p.name).join(', ')],
+    ['pod / service CIDR', `${spec.podCidr} / ${spec.serviceCidr}`],
+    ['node token TTL', `${spec.nodeTokenTtlSeconds} s`],
+    ['leader lease TTL', `${spec.leaseTtlSeconds} s`],
+    ['virtual_router_id', cluster.virtualRouterId],
+    ['CA cert hash', cluster.caCertHash],
+    ['nodes', cluster.nodes],
+    ['ready', cluster.ready ? 'yes' : 'no'],
+  ];
+  return rows.map(([k, v]) => `${k.padEnd(20)}${v}`).join('\n');
+}

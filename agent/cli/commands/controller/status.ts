@@ -1,0 +1,45 @@
+import { renderTable } from '../../../core/table.ts';
+import type { ClusterStatus } from '../../../protocol/api.ts';
+import { commandContext } from '../../context.ts';
+import type { ClusterArgs } from '../controller.ts';
+import { adminClient } from './connect.ts';
+
+export async function status(args: ClusterArgs): Promise<void> {
+  const ctx = commandContext(args);
+  const client = await adminClient(args);
+  try {
+    const answer = await client.status(args.cluster);
+    ctx.print(ctx.json ? JSON.stringify(answer) : statusText(answer));
+  } finally {
+    await client.close();
+  }
+}
+
+export function statusText(status: ClusterStatus): string {
+  const { cluster, leader, joinSlot, nodes } = status;
+  const masters = nodes.filter((n) => n.role === 'master');
+  const workers = nodes.filter((n) => n.role === 'worker');
+  const readyOf = (list: typeof nodes) => list.filter((n) => n.state === 'ready').length;
+  const lease = leader.ready
+    ? `ready since ${leader.readyAt ?? '?'}`
+    : leader.holder
+      ? `initializing, lease until ${leader.leaseExpiresAt ?? '?'}`
+      : 'none yet';
+  const header = [
+    `cluster ${cluster.name} (${cluster.id})  kubernetes ${cluster.kubernetesVersion}  endpoint ${cluster.endpoint}  virtual_router_id ${cluster.virtualRouterId}`,
+    `leader ${leader.holder ?? '-'} (epoch ${leader.epoch}): ${lease}`,
+    `join slot ${joinSlot ? `${joinSlot.holder} until ${joinSlot.expiresAt}` : 'free'}`,
+    `control plane ${readyOf(masters)}/${cluster.controlPlaneNodes} ready, workers ${readyOf(workers)}/${workers.length} ready`,
+  ];
+  const rows = nodes.map((n) => [
+    n.name,
+    n.role,
+    n.pool,
+    n.state,
+    n.primaryIp ?? '-',
+    n.phase ? `${n.phase} ${n.phaseState ?? ''}`.trim() : '-',
+    n.readyAt ?? '-',
+    n.lastError ?? '',
+  ]);
+  return [...header, '', renderTable(['NODE', 'ROLE', 'POOL', 'STATE', 'PRIMARY IP', 'PHASE', 'READY AT', 'LAST ERROR'], rows)].join('\n');
+}

@@ -18,8 +18,8 @@ export interface BootstrapOptions extends LoadOptions {
   only?: string;
   /** Leave guestinfo as it is (debugging): by default the config is redacted once it is saved. */
   keepGuestinfo?: boolean;
-  /** Builds the controller client for this node's config. */
-  connect: (config: AgentConfig) => NodeApi;
+  /** Builds the controller client for this node's config; `signal` ends its requests and retries. */
+  connect: (config: AgentConfig, signal: AbortSignal) => NodeApi & { close?: () => Promise<void> };
   /** How long to keep trying to deliver the last phase reports before exiting. */
   reportFlushMs?: number;
 }
@@ -40,11 +40,14 @@ export async function bootstrap(options: BootstrapOptions): Promise<RunSummary> 
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   let reporter: OutboxReporter | undefined;
+  // Ends the client's requests in flight once the run is over and the reports had their chance.
+  const shutdown = new AbortController();
+  let api: ReturnType<BootstrapOptions['connect']> | undefined;
   try {
     await saveConfig(host, config);
-    if (!options.keepGuestinfo && (await redactGuestinfo(loaded.source))) log.info('guestinfo.redacted', { key: 'guestinfo.pke.config' });
+    if (!options.keepGuestinfo && (await redactGuestinfo(loaded.source))) log.info('guestinfo.redacted', { name: 'guestinfo.pke.config' });
 
-    const api = options.connect(config);
+    api = options.connect(config, AbortSignal.any([stop.signal, shutdown.signal]));
     const journal = await Journal.open(host);
     reporter = await OutboxReporter.open(host, api, log);
     const lease = new LeaseKeeper(api, log, (reason) => stop.abort(new PkeError(`lost the leader lease: ${reason}`)));
@@ -72,6 +75,8 @@ export async function bootstrap(options: BootstrapOptions): Promise<RunSummary> 
       const delivered = await reporter.flush(options.reportFlushMs ?? 15_000);
       if (!delivered) log.warn('report.undelivered', { events: reporter.unsent, note: 'kept on disk; the next run sends them' });
     }
+    shutdown.abort();
+    await api?.close?.().catch(() => undefined);
     await unlock().catch((error: unknown) => log.warn('lock.release-failed', { error: errorMessage(error) }));
   }
 }

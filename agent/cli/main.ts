@@ -1,5 +1,5 @@
 import yargs from 'yargs';
-import { ExitCode, PkeError, errorMessage } from '../core/errors.ts';
+import { ExitCode, InputError, PkeError, errorMessage } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { bootstrapCommand } from './commands/bootstrap.ts';
 import { configCommand } from './commands/config.ts';
@@ -38,7 +38,10 @@ export async function main(argv: string[]): Promise<number> {
     .alias('help', 'h')
     .wrap(Math.min(110, process.stdout.columns || 100))
     .epilogue('Exit codes: 0 success, 1 operational failure, 2 bad input or config.')
-    .fail(false);
+    // Usage mistakes become InputError (exit 2); errors thrown by handlers pass through as they are.
+    .fail((message: string | undefined, error: Error | undefined) => {
+      throw error ?? new InputError(`${message ?? 'bad usage'} (see pke-agent --help)`);
+    });
 
   try {
     const args = (await parser.parseAsync()) as unknown as GlobalArgs & { version?: boolean; _: unknown[] };
@@ -54,10 +57,6 @@ function reportFailure(error: unknown, json: boolean): number {
   if (error instanceof PkeError) {
     log.error('command.failed', { error: error.message, ...error.context, stderrTail: undefined });
     return error.exitCode;
-  }
-  if (error instanceof Error && error.name === 'YError') {
-    log.error('usage', { error: error.message, hint: 'see pke-agent --help' });
-    return ExitCode.badInput;
   }
   log.error('command.failed', { error: errorMessage(error) });
   if (process.env.PKE_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);

@@ -93,12 +93,15 @@ export function parseConfig(sourceName: string, text: string): AgentConfig {
     throw new InputError(`${sourceName}: the config must be a mapping of keys, not a ${Array.isArray(document) ? 'list' : typeof document}`);
   }
   const parsed = agentConfigSchema.safeParse(document);
-  if (!parsed.success) throw new InputError(`${sourceName}: ${formatIssues(parsed.error.issues)}`);
+  if (!parsed.success) throw new InputError(`${sourceName}: ${formatIssues(parsed.error.issues, document)}`);
   return parsed.data;
 }
 
-/** One line: `a.b: what is wrong; c: unknown key` (zod issues, with unknown keys named one by one). */
-export function formatIssues(issues: z.core.$ZodIssue[]): string {
+/**
+ * One line: `a.b: what is wrong; c: unknown key`. Whether a key is missing, and what type it
+ * had, is read from the document itself, so the message does not depend on zod's wording.
+ */
+export function formatIssues(issues: z.core.$ZodIssue[], document: unknown): string {
   const lines: string[] = [];
   for (const issue of issues) {
     const at = issue.path.map(String).join('.');
@@ -106,16 +109,23 @@ export function formatIssues(issues: z.core.$ZodIssue[]): string {
       for (const key of issue.keys) lines.push(`${at ? `${at}.` : ''}${key}: unknown key`);
       continue;
     }
-    lines.push(`${at || '(top level)'}: ${describeIssue(issue)}`);
+    const value = valueAt(document, issue.path);
+    let what: string;
+    if (!value.present) what = 'is required';
+    else if (issue.code === 'invalid_type') what = `expected ${issue.expected}, got ${typeName(value.value)}`;
+    else what = issue.message;
+    lines.push(`${at || '(top level)'}: ${what}`);
   }
   return lines.join('; ');
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
-  if (issue.code === 'invalid_type') {
-    return issue.input === undefined ? `is required (${issue.expected})` : `expected ${issue.expected}, got ${typeName(issue.input)}`;
+function valueAt(document: unknown, path: PropertyKey[]): { present: boolean; value?: unknown } {
+  let current: unknown = document;
+  for (const key of path) {
+    if (current === null || typeof current !== 'object' || !(String(key) in current)) return { present: false };
+    current = (current as Record<string, unknown>)[String(key)];
   }
-  return issue.message;
+  return { present: current !== undefined, value: current };
 }
 
 function typeName(value: unknown): string {

@@ -30,7 +30,7 @@ function key(key: string): string | undefined {
 }
 function calls(): string[] {
   const file = path.join(guestinfo, 'calls.log');
-  return existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n') : [];
+  return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [];
 }
 function show(env: Record<string, string> = {}, extra: string[] = []) {
   return runAgent(['config', 'show', '--json', '--root', root, ...extra], {

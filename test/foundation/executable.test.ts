@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,11 +9,20 @@ import { scratchDir } from '../helpers/cli.ts';
 /** The built single executable, run with a PATH that holds no node: it must carry its own. */
 let executable: string;
 let scratch: { dir: string; remove: () => void };
-const NO_NODE_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
+let NO_NODE_PATH: string;
+/** What a minimal VM template has on PATH besides the agent; node is not among them. */
+const BASE_TOOLS = ['sh', 'cat', 'grep', 'sed', 'awk', 'ls', 'ip', 'uname', 'hostname', 'head', 'tail', 'tr', 'cut', 'sort', 'ps'];
 
 beforeAll(async () => {
   executable = await ensureBuilt();
   scratch = scratchDir('sea');
+  const bin = path.join(scratch.dir, 'bin');
+  mkdirSync(bin);
+  for (const tool of BASE_TOOLS) {
+    const found = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'].map((dir) => path.join(dir, tool)).find((file) => existsSync(file));
+    if (found) symlinkSync(found, path.join(bin, tool));
+  }
+  NO_NODE_PATH = bin;
 }, 300_000);
 afterAll(() => scratch?.remove());
 
@@ -23,7 +32,7 @@ function run(args: string[]) {
 
 describe('dist/pke-agent', () => {
   it('has no node on the PATH it is tested with', async () => {
-    const which = await execa('sh', ['-c', 'command -v node || echo none'], { env: { PATH: NO_NODE_PATH }, extendEnv: false });
+    const which = await execa('/bin/sh', ['-c', 'command -v node || echo none'], { env: { PATH: NO_NODE_PATH }, extendEnv: false });
     expect(which.stdout.trim()).toBe('none');
   });
 

@@ -35,7 +35,7 @@ export const bootstrapCommand: CommandModule<GlobalArgs, BootstrapArgs> = {
       file: args.config,
       only: args.phase,
       keepGuestinfo: args['keep-guestinfo'],
-      connect: (config) => createNodeClient(config, { log: ctx.log }),
+      connect: (config, signal) => createNodeClient(config, { log: ctx.log, signal }),
     });
   },
 };

@@ -2,7 +2,7 @@
 // Builds dist/pke-agent: an esbuild bundle of agent/ made into a Node single executable
 // application (SEA) with postject, embedding the Node 24 that npm scripts run on.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -62,20 +62,29 @@ writeFileSync(
 );
 execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { stdio: ['ignore', 'ignore', 'inherit'] });
 
-rmSync(executable, { force: true });
-copyFileSync(process.execPath, executable);
-chmodSync(executable, 0o755);
-// The Node binary from npm carries debug info; without it the executable is much smaller.
+
+// Made under a temporary name and renamed into place: a running lab or test never sees half an executable.
+const unfinished = `${executable}.${process.pid}.tmp`;
+copyFileSync(process.execPath, unfinished);
+chmodSync(unfinished, 0o755);
+// The Node binary from npm carries debug info; without it the executable is smaller.
 try {
-  execFileSync('strip', ['--strip-debug', executable], { stdio: 'ignore' });
+  execFileSync('strip', ['--strip-debug', unfinished], { stdio: 'ignore' });
 } catch {
   console.warn('build: strip not available; the executable keeps its debug info');
 }
-execFileSync(
-  process.execPath,
-  [path.join(repo, 'node_modules/postject/dist/cli.js'), executable, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', FUSE],
-  { stdio: ['ignore', 'ignore', 'inherit'] },
-);
+try {
+  // postject's ELF library warns about the stripped note sections; only a failure is worth showing.
+  execFileSync(
+    process.execPath,
+    [path.join(repo, 'node_modules/postject/dist/cli.js'), unfinished, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', FUSE],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+} catch (error) {
+  rmSync(unfinished, { force: true });
+  throw new Error(`build: postject failed: ${error.stderr?.toString() ?? error.message}`);
+}
+renameSync(unfinished, executable);
 rmSync(blob);
 console.log(`build: ${path.relative(repo, executable)} (${pkg.version}, commit ${commit})`);
 

@@ -1,4 +1,4 @@
-import { hostname as osHostname } from 'node:os';
+import { hostname as osHostname, networkInterfaces } from 'node:os';
 import si from 'systeminformation';
 import type { Host } from '../host/host.ts';
 
@@ -21,21 +21,18 @@ export interface NodeFacts {
  * systeminformation.
  */
 export async function gatherFacts(host: Host): Promise<NodeFacts> {
-  const [cpu, mem, interfaces, defaultInterface, hostnameFile, uuidFile] = await Promise.all([
+  const [cpu, mem, defaultInterface, hostnameFile, uuidFile] = await Promise.all([
     si.cpu(),
     si.mem(),
-    si.networkInterfaces(),
     si.networkInterfaceDefault().catch(() => ''),
     host.readText('/etc/hostname'),
     host.readText('/sys/class/dmi/id/product_uuid'),
   ]);
-  const list = Array.isArray(interfaces) ? interfaces : [interfaces];
+  // node:os lists every address of an interface (a VIP is a second one on eth0); systeminformation only the first.
   const byName = new Map<string, string[]>();
-  for (const entry of list) {
-    if (entry.internal) continue;
-    const ips = byName.get(entry.iface) ?? [];
-    if (entry.ip4) ips.push(`${entry.ip4}/${prefixLength(entry.ip4subnet)}`);
-    byName.set(entry.iface, ips);
+  for (const [name, addresses] of Object.entries(networkInterfaces())) {
+    const ipv4 = (addresses ?? []).filter((a) => a.family === 'IPv4' && !a.internal).map((a) => a.cidr ?? `${a.address}/32`);
+    if (ipv4.length > 0 || !(addresses ?? []).every((a) => a.internal)) byName.set(name, ipv4);
   }
   return {
     hostname: hostnameFile?.trim() || osHostname(),
@@ -81,7 +78,3 @@ function toInt(address: string): number {
   return address.split('.').reduce((acc, octet) => ((acc << 8) | Number(octet)) >>> 0, 0);
 }
 
-function prefixLength(netmask: string): number {
-  if (!netmask) return 32;
-  return toInt(netmask).toString(2).replace(/0+$/, '').length;
-}

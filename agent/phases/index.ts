@@ -1,9 +1,25 @@
+import { certsPhase } from './certs.ts';
+import { electPhase } from './elect.ts';
+import { hostPrepPhase } from './host-prep.ts';
+import { kubeInitPhase } from './kube-init.ts';
+import { kubeJoinPhase } from './kube-join.ts';
 import type { Phase } from './phase.ts';
 import { preflightPhase } from './preflight.ts';
+import { registerPhase } from './register.ts';
+import { signalReadyPhase } from './signal-ready.ts';
+import { vipPhase } from './vip.ts';
+import { waitReadyPhase } from './wait-ready.ts';
 
 /** The bootstrap, in order. `bootstrap --phase`, the runner and `status` all read this one list. */
-export const PHASES: readonly Phase[] = [preflightPhase];
-
-export function phaseNames(): string[] {
-  return PHASES.map((phase) => phase.name);
-}
+export const PHASES: readonly Phase[] = [
+  preflightPhase,
+  registerPhase,
+  electPhase,
+  certsPhase,
+  hostPrepPhase,
+  kubeInitPhase,
+  kubeJoinPhase,
+  vipPhase,
+  waitReadyPhase,
+  signalReadyPhase,
+] as Phase[];

@@ -105,18 +105,22 @@ export async function collectStatus(host: Host, phases: readonly Phase[], option
     vipHere: vip ? facts.interfaces.some((i) => i.ipv4.some((cidr) => cidr.split('/')[0] === vip)) : undefined,
     files,
   };
-  if (options.probe && config) report.probes = await runProbes(host, config);
+  if (options.probe && config) {
+    const register = journal?.phases.register?.output as { primaryIp?: string } | undefined;
+    report.probes = await runProbes(host, config, register?.primaryIp);
+  }
   return report;
 }
 
-async function runProbes(host: Host, config: AgentConfig): Promise<Record<string, ProbeResult>> {
+async function runProbes(host: Host, config: AgentConfig, advertiseAddress: string | undefined): Promise<Record<string, ProbeResult>> {
   const ca = await host.readText('/etc/kubernetes/pki/ca.crt');
   const { vip, port } = config.controlPlaneEndpoint;
   const probes: Record<string, Promise<ProbeResult>> = {
     controller: probeHttps(new URL('/livez', config.controller.url).href, { ca: config.controller.caCert }),
     'api via VIP': probeHttps(`https://${vip}:${port}/livez`, { ca }),
   };
-  if (config.role === 'master') probes['api on this node'] = probeHttps(`https://127.0.0.1:${port}/livez`, { ca });
+  // The API server's certificate names the node's advertise address (not 127.0.0.1), as kubeadm makes it.
+  if (config.role === 'master') probes['api on this node'] = probeHttps(`https://${advertiseAddress ?? '127.0.0.1'}:${port}/livez`, { ca });
   const entries = await Promise.all(Object.entries(probes).map(async ([name, p]) => [name, await p] as const));
   return Object.fromEntries(entries);
 }

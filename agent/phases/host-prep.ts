@@ -1,0 +1,154 @@
+import type { Host } from '../host/host.ts';
+import { CONTAINERD_CONFIG, containerdConfigFitsKubernetes, parseContainerdMajor, renderContainerdConfig } from '../kube/containerd-config.ts';
+import type { Phase, PhaseContext } from './phase.ts';
+
+/**
+ * What the kubelet and kubeadm's preflight need from the OS: kernel modules, forwarding and
+ * bridge sysctls, swap off, containerd on the systemd cgroup driver, the kubelet enabled. Each
+ * step looks first and acts only when something is missing, so a rerun changes nothing.
+ */
+
+export interface HostPrepOutput {
+  /** The steps that changed something on this run. */
+  changed: string[];
+}
+
+interface Step {
+  name: string;
+  inPlace: (host: Host) => Promise<boolean>;
+  apply: (host: Host) => Promise<void>;
+}
+
+const MODULES = ['overlay', 'br_netfilter'];
+const MODULES_LOAD_FILE = '/etc/modules-load.d/pke.conf';
+const MODULES_LOAD_TEXT = `# Written by pke-agent: kernel modules Kubernetes networking needs.\n${MODULES.join('\n')}\n`;
+
+const SYSCTLS: Record<string, string> = {
+  'net.bridge.bridge-nf-call-iptables': '1',
+  'net.bridge.bridge-nf-call-ip6tables': '1',
+  'net.ipv4.ip_forward': '1',
+};
+const SYSCTL_FILE = '/etc/sysctl.d/99-pke-kubernetes.conf';
+const SYSCTL_TEXT = `# Written by pke-agent: kernel settings Kubernetes networking needs.\n${Object.entries(SYSCTLS)
+  .map(([key, value]) => `${key} = ${value}`)
+  .join('\n')}\n`;
+
+const FSTAB = '/etc/fstab';
+const SWAP_COMMENT = '# swap disabled by pke-agent (the kubelet needs swap off): ';
+
+const kernelModules: Step = {
+  name: 'kernel-modules',
+  inPlace: async (host) => (await host.readText(MODULES_LOAD_FILE)) === MODULES_LOAD_TEXT && (await missingModules(host)).length === 0,
+  apply: async (host) => {
+    if ((await host.readText(MODULES_LOAD_FILE)) !== MODULES_LOAD_TEXT) await host.writeFile(MODULES_LOAD_FILE, MODULES_LOAD_TEXT);
+    for (const module of await missingModules(host)) await host.run('modprobe', [module]);
+  },
+};
+
+const sysctls: Step = {
+  name: 'sysctl',
+  inPlace: async (host) => (await host.readText(SYSCTL_FILE)) === SYSCTL_TEXT && (await sysctlsOff(host)).length === 0,
+  apply: async (host) => {
+    if ((await host.readText(SYSCTL_FILE)) !== SYSCTL_TEXT) await host.writeFile(SYSCTL_FILE, SYSCTL_TEXT);
+    await host.run('sysctl', ['-p', host.file(SYSCTL_FILE)], { displayArgs: ['-p', SYSCTL_FILE] });
+  },
+};
+
+const swapOff: Step = {
+  name: 'swap',
+  inPlace: async (host) => !(await swapActive(host)) && fstabSwapLines(await host.readText(FSTAB)).length === 0,
+  apply: async (host) => {
+    if (await swapActive(host)) await host.run('swapoff', ['-a']);
+    const fstab = await host.readText(FSTAB);
+    if (fstab !== undefined && fstabSwapLines(fstab).length > 0) await host.writeFile(FSTAB, commentOutSwap(fstab), { mode: 0o644 });
+  },
+};
+
+const containerdConfig: Step = {
+  name: 'containerd-config',
+  inPlace: async (host) => containerdConfigFitsKubernetes((await host.readText(CONTAINERD_CONFIG)) ?? ''),
+  apply: async (host) => {
+    const version = await host.run('containerd', ['--version']);
+    const major = parseContainerdMajor(version.stdout);
+    if (major === undefined) throw new Error(`cannot tell the containerd version from: ${version.stdout.trim()}`);
+    await host.writeFile(CONTAINERD_CONFIG, renderContainerdConfig(major));
+    // A running containerd reads its config only at start; a stopped one is started below.
+    if (await host.service.isActive('containerd')) await host.service.restart('containerd');
+  },
+};
+
+const containerdService: Step = {
+  name: 'containerd-service',
+  inPlace: async (host) => (await host.service.isEnabled('containerd')) && (await host.service.isActive('containerd')),
+  apply: (host) => host.service.enableNow('containerd'),
+};
+
+// kubeadm starts the kubelet itself; enabled here so that it comes back after a reboot.
+const kubeletEnabled: Step = {
+  name: 'kubelet',
+  inPlace: (host) => host.service.isEnabled('kubelet'),
+  apply: (host) => host.service.enable('kubelet'),
+};
+
+const STEPS: Step[] = [kernelModules, sysctls, swapOff, containerdConfig, containerdService, kubeletEnabled];
+
+export const hostPrepPhase: Phase<HostPrepOutput> = {
+  name: 'host-prep',
+  summary: 'Kernel modules, sysctls, swap off, containerd with the systemd cgroup driver, kubelet enabled',
+  needs: ['preflight'],
+  isDone: async ({ host }: PhaseContext) => {
+    for (const step of STEPS) if (!(await step.inPlace(host))) return false;
+    return true;
+  },
+  run: async ({ host, log }: PhaseContext) => {
+    const changed: string[] = [];
+    for (const step of STEPS) {
+      if (await step.inPlace(host)) {
+        log.debug('host-prep.step', { step: step.name, changed: false });
+        continue;
+      }
+      await step.apply(host);
+      changed.push(step.name);
+      log.info('host-prep.step', { step: step.name, changed: true });
+    }
+    return { changed };
+  },
+};
+
+/** Loaded or built into the kernel: both show up under /sys/module. */
+async function missingModules(host: Host): Promise<string[]> {
+  const missing: string[] = [];
+  for (const module of MODULES) if (!(await host.exists(`/sys/module/${module}`))) missing.push(module);
+  return missing;
+}
+
+async function sysctlsOff(host: Host): Promise<string[]> {
+  const off: string[] = [];
+  for (const [key, value] of Object.entries(SYSCTLS)) {
+    const current = await host.readText(`/proc/sys/${key.replaceAll('.', '/')}`);
+    if (current?.trim() !== value) off.push(key);
+  }
+  return off;
+}
+
+/** /proc/swaps: a header line, then one line per active swap area. */
+async function swapActive(host: Host): Promise<boolean> {
+  const swaps = await host.readText('/proc/swaps');
+  return (swaps ?? '').split('\n').slice(1).some((line) => line.trim() !== '');
+}
+
+function fstabSwapLines(fstab: string | undefined): string[] {
+  return (fstab ?? '').split('\n').filter(isSwapEntry);
+}
+
+function isSwapEntry(line: string): boolean {
+  const fields = line.trim().split(/\s+/);
+  return !line.trimStart().startsWith('#') && fields[2] === 'swap';
+}
+
+function commentOutSwap(fstab: string): string {
+  return fstab
+    .split('\n')
+    .map((line) => (isSwapEntry(line) ? `${SWAP_COMMENT}${line}` : line))
+    .join('\n');
+}

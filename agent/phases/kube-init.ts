@@ -1,0 +1,85 @@
+import { PkeError } from '../core/errors.ts';
+import type { Host } from '../host/host.ts';
+import { kubeadmApiVersion, renderInitConfig, type KubeadmApiVersion } from '../kube/kubeadm-config.ts';
+import { failedInPreflight, isTransientKubeadmError, kubeadmInit, kubeadmReset } from '../kube/kubeadm.ts';
+import {
+  ADMIN_KUBECONFIG,
+  CONTROL_PLANE_MANIFESTS,
+  INIT_DONE_MARKER,
+  INIT_STARTED_MARKER,
+  KUBEADM_INIT_CONFIG,
+} from '../kube/paths.ts';
+import { applyKeepalived } from '../vip/apply-keepalived.ts';
+import type { Phase } from './phase.ts';
+
+export interface KubeInitOutput {
+  kubernetesVersion: string;
+  kubeadmApiVersion: KubeadmApiVersion;
+}
+
+/** kubeadm init takes minutes; a token that ends sooner would fail the first joins. */
+const MIN_TOKEN_TTL_SECONDS = 30 * 60;
+
+/**
+ * `kubeadm init` on the elected leader, exactly once per node. Its marker files say what this
+ * node began: a retry after a failed init first runs `kubeadm reset -f`, but only when the
+ * init-started marker shows that this node's own init left the files behind.
+ */
+export const kubeInitPhase: Phase<KubeInitOutput> = {
+  name: 'kube-init',
+  summary: 'kubeadm init on the leader: the first control-plane node, behind the VIP',
+  needs: ['register', 'elect', 'certs', 'host-prep'],
+  appliesTo: ({ config, outputs }) => config.role === 'master' && outputs.elect?.leader === true,
+  isDone: ({ host }) => initDone(host),
+  retry: { attempts: 2, initialDelayMs: 10_000, maxDelayMs: 10_000, retryable: isTransientKubeadmError },
+  run: async (ctx) => {
+    const { config, host, log, controller, outputs } = ctx;
+    const output = { kubernetesVersion: config.kubernetes.version, kubeadmApiVersion: kubeadmApiVersion(config.kubernetes.version) };
+    if (await initDone(host)) {
+      log.info('kube-init.already-done', { evidence: (await host.exists(INIT_DONE_MARKER)) ? INIT_DONE_MARKER : ADMIN_KUBECONFIG });
+      return output;
+    }
+    const node = outputs.register;
+    const epoch = outputs.elect?.epoch;
+    if (!node || epoch === undefined) throw new PkeError('kube-init needs the register output and the leader epoch from elect');
+
+    if (await host.exists(INIT_STARTED_MARKER)) {
+      log.warn('kube-init.reset', { reason: 'an earlier kubeadm init on this node did not finish', marker: INIT_STARTED_MARKER });
+      await kubeadmReset(host, log, { keepSharedPki: true });
+      await host.remove(INIT_STARTED_MARKER);
+    }
+
+    const grant = await controller.join({ epoch });
+    if (grant.mode !== 'init') throw new PkeError(`the controller answered the leader (epoch ${epoch}) with ${grant.mode} material instead of init`);
+    const ttlSeconds = (Date.parse(grant.tokenExpiresAt) - Date.now()) / 1000;
+    if (!(ttlSeconds >= MIN_TOKEN_TTL_SECONDS)) {
+      throw new PkeError(`the init grant's bootstrap token expires at ${grant.tokenExpiresAt}, too soon to cover kubeadm init and the first joins`);
+    }
+    await host.writeFile(KUBEADM_INIT_CONFIG, renderInitConfig({ config, node, bootstrapToken: { token: grant.token, ttlSeconds } }), { mode: 0o600 });
+
+    // kubeadm's kubeconfigs and the kubelet talk to the VIP: it must be up before init needs it.
+    await applyKeepalived(ctx);
+
+    await host.writeFile(INIT_STARTED_MARKER, `${JSON.stringify({ startedAt: new Date().toISOString(), epoch })}\n`);
+    try {
+      await kubeadmInit(host, KUBEADM_INIT_CONFIG, log);
+    } catch (error) {
+      if (failedInPreflight(error)) await host.remove(INIT_STARTED_MARKER);
+      throw error;
+    }
+    await host.writeFile(INIT_DONE_MARKER, `${JSON.stringify({ doneAt: new Date().toISOString(), epoch })}\n`);
+    await host.remove(INIT_STARTED_MARKER);
+    return output;
+  },
+};
+
+/**
+ * Done when this agent recorded it, or when kubeadm's results are there and no init of ours is
+ * unfinished (an init that failed halfway leaves admin.conf and manifests behind).
+ */
+async function initDone(host: Host): Promise<boolean> {
+  if (await host.exists(INIT_DONE_MARKER)) return true;
+  if (await host.exists(INIT_STARTED_MARKER)) return false;
+  for (const file of [ADMIN_KUBECONFIG, ...CONTROL_PLANE_MANIFESTS]) if (!(await host.exists(file))) return false;
+  return true;
+}

@@ -1,0 +1,93 @@
+import type { ControlPlaneView } from '../protocol/api.ts';
+
+/**
+ * keepalived.conf for the API server VIP. Every node starts as BACKUP and the VRRP election
+ * goes by priority: a node configured as MASTER would claim the VIP the moment keepalived
+ * starts, even while its own API server is down (a rebooting node would pull the VIP away from
+ * a healthy one). Preemption stays on, so that the health check can move the VIP: a node whose
+ * `/livez` fails drops by HEALTH_WEIGHT, below every healthy node. Peers are unicast, since
+ * multicast is often filtered on vSphere networks.
+ */
+
+export const KEEPALIVED_CONFIG = '/etc/keepalived/keepalived.conf';
+
+const LEADER_PRIORITY = 150;
+/** Healthy nodes sit in 101..150; with the check failing, in 1..50: any healthy node wins. */
+const LOWEST_HEALTHY_PRIORITY = 101;
+const HEALTH_WEIGHT = -100;
+const CURL = '/usr/bin/curl';
+
+export interface KeepalivedInput {
+  nodeName: string;
+  primaryIp: string;
+  interface: string;
+  vip: string;
+  /** The API server's port: the VIP carries no port translation, so bind port and VIP port are one. */
+  apiPort: number;
+  view: ControlPlaneView;
+  /** This node won the election (the view may no longer name a leader once the lease ends). */
+  isLeader: boolean;
+}
+
+/**
+ * Distinct priorities without coordination: the leader gets the top one, every other node one
+ * below the top per place in the controller's registration order.
+ */
+export function vrrpPriority(view: ControlPlaneView, nodeName: string, isLeader: boolean): number {
+  if (isLeader || view.leader === nodeName) return LEADER_PRIORITY;
+  const index = view.nodes.findIndex((node) => node.name === nodeName);
+  if (index < 0) throw new Error(`the controller's control-plane view does not list this node (${nodeName})`);
+  const priority = LEADER_PRIORITY - 1 - index;
+  if (priority < LOWEST_HEALTHY_PRIORITY) {
+    throw new Error(`too many control-plane nodes for distinct VRRP priorities: ${nodeName} is number ${index + 1}`);
+  }
+  return priority;
+}
+
+/** Every other control-plane node's address, in registration order. */
+export function unicastPeers(view: ControlPlaneView, nodeName: string, primaryIp: string): string[] {
+  const peers = view.nodes.filter((node) => node.name !== nodeName && node.primaryIp !== primaryIp).map((node) => node.primaryIp);
+  return [...new Set(peers)];
+}
+
+export function renderKeepalivedConfig(input: KeepalivedInput): string {
+  const priority = vrrpPriority(input.view, input.nodeName, input.isLeader);
+  const peers = unicastPeers(input.view, input.nodeName, input.primaryIp);
+  // keepalived refuses unicast settings without peers; a lone node advertises to the multicast group.
+  const unicast =
+    peers.length === 0
+      ? '  # No other control-plane node yet: unicast settings follow once one registers.\n'
+      : `  unicast_src_ip ${input.primaryIp}\n  unicast_peer {\n${peers.map((ip) => `    ${ip}\n`).join('')}  }\n`;
+  return `# Written by pke-agent: the Kubernetes API server VIP ${input.vip}:${input.apiPort}. Rewritten when the control-plane nodes change.
+global_defs {
+  router_id ${input.nodeName}
+  enable_script_security
+  script_user root
+}
+
+vrrp_script pke_apiserver_livez {
+  script "${CURL} --silent --fail --insecure --max-time 2 --output /dev/null https://127.0.0.1:${input.apiPort}/livez"
+  interval 1
+  timeout 3
+  fall 2
+  rise 2
+  weight ${HEALTH_WEIGHT}
+  # A node starts as unhealthy until its API server answers.
+  init_fail
+}
+
+vrrp_instance pke_api_vip {
+  state BACKUP
+  interface ${input.interface}
+  virtual_router_id ${input.view.virtualRouterId}
+  priority ${priority}
+  advert_int 1
+${unicast}  virtual_ipaddress {
+    ${input.vip}/32 dev ${input.interface}
+  }
+  track_script {
+    pke_apiserver_livez
+  }
+}
+`;
+}

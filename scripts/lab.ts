@@ -1,0 +1,126 @@
+// npm run lab [-- --masters N --workers M --failover --keep]: a whole cluster bootstrapped on
+// this machine, one network namespace per VM, real controller, agents and keepalived.
+import { parseArgs } from 'node:util';
+import path from 'node:path';
+import { execa } from 'execa';
+import { ensureBuilt } from '../test/helpers/build.ts';
+import { Lab, REPO, type LabNode } from './lab/cluster.ts';
+import { namespacesAvailable } from './lab/network.ts';
+import { ProgressView } from './lab/progress.ts';
+
+const { values } = parseArgs({
+  options: {
+    masters: { type: 'string', default: '3' },
+    workers: { type: 'string', default: '2' },
+    failover: { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+    'kubernetes-version': { type: 'string', default: '1.31.2' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (values.help) {
+  console.log('usage: npm run lab [-- --masters N --workers M --failover --keep --kubernetes-version 1.31.2]');
+  process.exit(0);
+}
+const masters = Number(values.masters);
+const workers = Number(values.workers);
+if (!Number.isInteger(masters) || masters < 1 || masters > 7) fail('--masters must be a whole number from 1 to 7', 2);
+if (!Number.isInteger(workers) || workers < 0 || workers > 50) fail('--workers must be a whole number from 0 to 50', 2);
+
+const available = await namespacesAvailable();
+if (!available.ok) fail(`the lab needs root and network namespaces: ${available.reason}. Run it as root (sudo npm run lab).`, 1);
+
+const view = new ProgressView();
+view.note('building dist/pke-agent (when older than its sources)');
+const executable = await ensureBuilt();
+
+let lab: Lab | undefined;
+let cleaning = false;
+async function cleanup(code: number): Promise<never> {
+  if (cleaning) process.exit(code);
+  cleaning = true;
+  view.stop();
+  if (lab) {
+    console.log(values.keep ? `\nstopping the lab; files kept in ${lab.options.workDir}` : '\nstopping the lab and removing its namespaces');
+    await lab.destroy({ keepFiles: values.keep }).catch((error: unknown) => console.error(`cleanup: ${String(error)}`));
+  }
+  process.exit(code);
+}
+process.on('SIGINT', () => void cleanup(130));
+process.on('SIGTERM', () => void cleanup(143));
+
+try {
+  const started = Date.now();
+  view.note(`creating ${masters} control-plane and ${workers} worker VMs in network namespaces, a controller, and the cluster`);
+  lab = await Lab.create(
+    { prefix: 'pke-lab-', workDir: path.join(REPO, '.cache/lab'), executable, masters, workers, kubernetesVersion: values['kubernetes-version'] },
+    (text) => view.note(text),
+  );
+  view.note(`controller ${lab.controllerUrl}, VIP ${lab.network.vip}; powering on every VM`);
+  for (const node of lab.nodes) view.add(node.name, node.role);
+  const bootStarted = Date.now();
+  const results = await Promise.all(lab.nodes.map((node) => boot(lab!, node)));
+  view.stop();
+  const seconds = ((Date.now() - bootStarted) / 1000).toFixed(1);
+  console.log('');
+  console.log(await lab.controllerCli(['status', '--cluster', lab.clusterName]));
+  const failed = results.filter((code) => code !== 0).length;
+  if (failed > 0) {
+    console.log(`\n${failed} node(s) failed; logs in ${lab.options.workDir}`);
+    const broken = lab.nodes[results.findIndex((code) => code !== 0)]!;
+    console.log(await statusText(lab, broken));
+    await cleanup(1);
+  }
+  console.log(`\nall ${lab.nodes.length} nodes ready in ${seconds} s (lab set-up included: ${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  const holder = await lab.vipHolder();
+  console.log(`VIP ${lab.network.vip} is on ${holder?.name ?? 'no node'}\n`);
+  console.log(`pke-agent status on ${lab.nodes[0]!.name}:\n`);
+  console.log(await statusText(lab, lab.nodes[0]!));
+
+  if (values.failover) await failover(lab);
+  await cleanup(0);
+} catch (error) {
+  view.stop();
+  console.error(`lab: ${error instanceof Error ? error.message : String(error)}`);
+  await cleanup(1);
+}
+
+async function boot(lab: Lab, node: LabNode): Promise<number> {
+  const child = lab.startNode(node, (line) => {
+    if (line.event === 'phase.start' && line.phase) view.update(node.name, { phase: line.phase, state: 'running', detail: '' });
+    else if (line.event === 'phase.done' && line.phase) view.update(node.name, { phase: line.phase, state: 'running', detail: 'done' });
+    else if (line.event === 'phase.failed') view.update(node.name, { state: 'running', detail: String(line.error ?? '').slice(0, 80) });
+    else if (line.event === 'elect.waiting') view.update(node.name, { detail: `waiting for leader ${String(line.leader)}` });
+    else if (line.event === 'elect.leader') view.update(node.name, { detail: 'leader' });
+  });
+  const result = await child;
+  view.update(node.name, { state: result.exitCode === 0 ? 'done' : 'failed', phase: result.exitCode === 0 ? 'ready' : 'failed', endedAt: Date.now() });
+  return result.exitCode ?? 1;
+}
+
+async function statusText(lab: Lab, node: LabNode): Promise<string> {
+  const result = await execa('ip', ['netns', 'exec', node.host.namespace, executable, 'status', '--probe'], { env: lab.nodeEnvironment(node), extendEnv: false, reject: false });
+  return String(result.stdout) + String(result.stderr);
+}
+
+async function failover(lab: Lab): Promise<void> {
+  const holder = await lab.vipHolder();
+  if (!holder) throw new Error('failover: no node holds the VIP');
+  console.log(`\nfailover: stopping the API server stand-in on ${holder.name}, the VIP holder`);
+  const stoppedAt = Date.now();
+  if (!lab.stopApiServer(holder)) throw new Error(`failover: no API server pid file on ${holder.name}`);
+  for (let i = 0; i < 300; i++) {
+    const now = await lab.vipHolder();
+    if (now && now !== holder) {
+      console.log(`failover: the VIP moved from ${holder.name} to ${now.name} in ${((Date.now() - stoppedAt) / 1000).toFixed(2)} s`);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('failover: the VIP did not move within 15 s');
+}
+
+function fail(message: string, code: number): never {
+  console.error(`lab: ${message}`);
+  process.exit(code);
+}

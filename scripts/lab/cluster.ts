@@ -1,0 +1,281 @@
+// A whole cluster on one machine: a real controller and real agents (the built executable), one
+// network namespace per VM, real keepalived on the control plane; kubeadm, kubelet, kubectl,
+// systemctl and the API server acted out by the stand-ins under test/standins/.
+import { randomUUID } from 'node:crypto';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { createNetwork, holderOf, removeNamespaces, type LabHost, type LabNetwork } from './network.ts';
+
+export const REPO = path.resolve(import.meta.dirname, '../..');
+const STANDIN_BIN = path.join(REPO, 'test/standins/bin');
+const CONTROLLER_PORT = 9443;
+
+export interface LabOptions {
+  /** Prefix of every namespace this lab makes; leftovers with it are removed first. */
+  prefix: string;
+  workDir: string;
+  executable: string;
+  masters: number;
+  workers: number;
+  kubernetesVersion?: string;
+  leaseTtl?: string;
+  /** Extra environment for every node's bootstrap (stand-in knobs). */
+  nodeEnv?: Record<string, string>;
+}
+
+export interface LabNode {
+  name: string;
+  role: 'master' | 'worker';
+  host: LabHost;
+  root: string;
+  guestinfo: Record<string, string>;
+  bootstrap?: ResultPromise;
+  keepalived?: ResultPromise;
+  keepalivedConfigMtime?: number;
+}
+
+/** One line of an agent's --json log. */
+export interface AgentLogLine {
+  time: string;
+  level: string;
+  event: string;
+  phase?: string;
+  error?: string;
+  [field: string]: unknown;
+}
+
+export class Lab {
+  readonly options: LabOptions;
+  readonly network: LabNetwork;
+  readonly nodes: LabNode[];
+  readonly clusterName = 'lab';
+  private controller: ResultPromise | undefined;
+  private readonly controllerHost: LabHost;
+  private supervisor: NodeJS.Timeout | undefined;
+
+  private constructor(options: LabOptions, network: LabNetwork, nodes: LabNode[]) {
+    this.options = options;
+    this.network = network;
+    this.nodes = nodes;
+    this.controllerHost = network.hosts.find((h) => h.name === 'ctl')!;
+  }
+
+  get controllerUrl(): string {
+    return `https://${this.controllerHost.ip}:${CONTROLLER_PORT}`;
+  }
+
+  get dataDir(): string {
+    return path.join(this.options.workDir, 'controller');
+  }
+
+  /** Removes leftovers of an earlier run with the same prefix, then builds the network and the controller. */
+  static async create(options: LabOptions, onNote: (text: string) => void = () => {}): Promise<Lab> {
+    const leftovers = await removeNamespaces(options.prefix);
+    if (leftovers.length > 0) onNote(`removed leftovers of an earlier run: ${leftovers.join(', ')}`);
+    rmSync(options.workDir, { recursive: true, force: true });
+    mkdirSync(options.workDir, { recursive: true });
+
+    const names = ['ctl', ...range(options.masters).map((i) => `m${i + 1}`), ...range(options.workers).map((i) => `w${i + 1}`)];
+    const network = await createNetwork(options.prefix, names);
+    const nodes: LabNode[] = network.hosts
+      .filter((h) => h.name !== 'ctl')
+      .map((host) => ({ name: host.name, role: host.name.startsWith('m') ? 'master' : 'worker', host, root: path.join(options.workDir, 'nodes', host.name), guestinfo: {} }));
+    const lab = new Lab(options, network, nodes);
+    await lab.startController();
+    await lab.createCluster();
+    for (const node of nodes) await lab.prepareVm(node);
+    lab.superviseKeepalived();
+    return lab;
+  }
+
+  /** Runs a pke-agent command inside the controller's namespace (the admin's machine). */
+  async controllerCli(args: string[]): Promise<string> {
+    const result = await execa('ip', ['netns', 'exec', this.controllerHost.namespace, this.options.executable, 'controller', ...args, '--url', this.controllerUrl, '--data-dir', this.dataDir], { reject: false });
+    if (result.exitCode !== 0) throw new Error(`pke-agent controller ${args.join(' ')} exited ${result.exitCode}: ${String(result.stderr).trim()}`);
+    return String(result.stdout);
+  }
+
+  async startController(): Promise<void> {
+    const log = createWriteStream(path.join(this.options.workDir, 'controller.log'), { flags: 'a' });
+    const child = execa('ip', ['netns', 'exec', this.controllerHost.namespace, this.options.executable, 'controller', 'serve', '--data-dir', this.dataDir, '--listen', `${this.controllerHost.ip}:${CONTROLLER_PORT}`], { reject: false, buffer: false, stdin: 'ignore' });
+    child.stdout?.pipe(log);
+    child.stderr?.pipe(log);
+    this.controller = child;
+    const tokenFile = path.join(this.dataDir, 'admin.token');
+    for (let i = 0; i < 150; i++) {
+      if (existsSync(tokenFile)) {
+        const probe = await execa('ip', ['netns', 'exec', this.controllerHost.namespace, 'curl', '-sk', '-o', '/dev/null', '-w', '%{http_code}', `${this.controllerUrl}/livez`], { reject: false });
+        if (String(probe.stdout) !== '000') return;
+      }
+      if (child.exitCode !== null) break;
+      await sleep(100);
+    }
+    throw new Error(`the controller did not start; see ${path.join(this.options.workDir, 'controller.log')}`);
+  }
+
+  /** Stops the controller process (SIGTERM, or SIGKILL to act out a crash). */
+  async stopController(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+    const child = this.controller;
+    if (!child) return;
+    // `ip netns exec` execs the program, so the child's PID is the controller's.
+    child.kill(signal);
+    await child.catch(() => undefined);
+    this.controller = undefined;
+  }
+
+  private async createCluster(): Promise<void> {
+    const args = ['cluster', 'create', '--name', this.clusterName, '--kubernetes-version', this.options.kubernetesVersion ?? '1.31.2', '--vip', this.network.vip, '--control-plane-nodes', String(this.options.masters), '--pool', 'workers'];
+    if (this.options.leaseTtl) args.push('--lease-ttl', this.options.leaseTtl);
+    await this.controllerCli(args);
+  }
+
+  /** A VM's disk (its root) and its guestinfo, exactly as `controller node-config` renders it. */
+  private async prepareVm(node: LabNode): Promise<void> {
+    const write = (file: string, content: string) => {
+      const full = path.join(node.root, file);
+      mkdirSync(path.dirname(full), { recursive: true });
+      writeFileSync(full, content);
+    };
+    write('sys/class/dmi/id/product_uuid', `${randomUUID()}\n`);
+    write('etc/hostname', `${node.name}\n`);
+    write('etc/fstab', 'UUID=0a1b2c3d / ext4 errors=remount-ro 0 1\n/swapfile none swap sw 0 0\n');
+    // The kernel as the stand-ins model it under the VM's root: a fresh VM, forwarding off, swap on.
+    write('proc/sys/net/ipv4/ip_forward', '0\n');
+    write('proc/swaps', 'Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/swapfile                               file\t\t2097148\t\t0\t\t-2\n');
+    const args = ['node-config', '--cluster', this.clusterName, '--name', node.name, '--role', node.role, '--format', 'json'];
+    if (node.role === 'worker') args.push('--pool', 'workers');
+    node.guestinfo = JSON.parse(await this.controllerCli(args));
+  }
+
+  /** The environment a VM's bootstrap sees: guestinfo through the environment transport, stand-ins first on PATH. */
+  nodeEnvironment(node: LabNode): Record<string, string> {
+    const env: Record<string, string> = {
+      PATH: [STANDIN_BIN, path.dirname(process.execPath), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'].join(':'),
+      HOME: node.root,
+      PKE_ROOT: node.root,
+      VMX_GUESTINFO: '1',
+      // Where the kubeadm stand-in keeps what a real cluster would serve (cluster-info), shared by the VMs.
+      PKE_STANDIN_CLUSTER_DIR: path.join(this.options.workDir, 'standin-cluster'),
+      ...this.options.nodeEnv,
+    };
+    for (const [key, value] of Object.entries(node.guestinfo)) env[`VMX_${key.toUpperCase().replace(/\./g, '_')}`] = value;
+    return env;
+  }
+
+  /** Powers the VM on: `pke-agent bootstrap --json` in its namespace; each log line goes to `onLine`. */
+  startNode(node: LabNode, onLine: (line: AgentLogLine) => void = () => {}, extraEnv: Record<string, string> = {}): ResultPromise {
+    const logFile = createWriteStream(path.join(this.options.workDir, `${node.name}.log`), { flags: 'a' });
+    const child = execa('ip', ['netns', 'exec', node.host.namespace, this.options.executable, 'bootstrap', '--json'], {
+      env: { ...this.nodeEnvironment(node), ...extraEnv },
+      extendEnv: false,
+      reject: false,
+      buffer: false,
+      stdin: 'ignore',
+      cwd: node.root,
+    });
+    let pending = '';
+    const consume = (chunk: Buffer) => {
+      logFile.write(chunk);
+      pending += chunk.toString();
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) {
+        try {
+          onLine(JSON.parse(line) as AgentLogLine);
+        } catch {
+          // a line that is not JSON (a crash trace): it is in the log file
+        }
+      }
+    };
+    child.stderr?.on('data', consume);
+    child.stdout?.on('data', consume);
+    node.bootstrap = child;
+    return child;
+  }
+
+  /** `pke-agent status --json` for a node, run in its namespace against its root. */
+  async nodeStatus(node: LabNode, probe = false): Promise<Record<string, unknown>> {
+    const args = ['netns', 'exec', node.host.namespace, this.options.executable, 'status', '--json', ...(probe ? ['--probe'] : [])];
+    const result = await execa('ip', args, { env: this.nodeEnvironment(node), extendEnv: false, reject: false });
+    return JSON.parse(String(result.stdout));
+  }
+
+  async clusterStatus(): Promise<Record<string, unknown>> {
+    return JSON.parse(await this.controllerCli(['status', '--cluster', this.clusterName, '--json']));
+  }
+
+  async vipHolder(): Promise<LabNode | undefined> {
+    const host = await holderOf(this.network, this.network.vip);
+    return this.nodes.find((n) => n.host === host);
+  }
+
+  /**
+   * Acts as systemd for keepalived on the control-plane VMs: the systemctl stand-in records that
+   * the unit was enabled and started; this starts real keepalived in that VM's namespace with
+   * the config the vip phase wrote, and sends it SIGHUP (keepalived's reload) when the file changes.
+   */
+  private superviseKeepalived(): void {
+    const tick = () => {
+      for (const node of this.nodes) {
+        if (node.role !== 'master') continue;
+        const config = path.join(node.root, 'etc/keepalived/keepalived.conf');
+        const active = path.join(node.root, 'var/lib/pke-standins/systemd/keepalived.service.active');
+        if (!existsSync(config) || !existsSync(active)) continue;
+        const mtime = statSync(config).mtimeMs;
+        if (!node.keepalived) {
+          node.keepalived = this.startKeepalived(node, config);
+          node.keepalivedConfigMtime = mtime;
+        } else if (mtime !== node.keepalivedConfigMtime) {
+          node.keepalived.kill('SIGHUP');
+          node.keepalivedConfigMtime = mtime;
+        }
+      }
+    };
+    this.supervisor = setInterval(tick, 200);
+  }
+
+  private startKeepalived(node: LabNode, config: string): ResultPromise {
+    const run = path.join(node.root, 'run');
+    mkdirSync(run, { recursive: true });
+    const log = createWriteStream(path.join(this.options.workDir, `${node.name}-keepalived.log`), { flags: 'a' });
+    const child = execa(
+      'ip',
+      ['netns', 'exec', node.host.namespace, 'keepalived', '--dont-fork', '--log-console', '--log-detail', '--vrrp', '-f', config, '-p', path.join(run, 'keepalived.pid'), '-r', path.join(run, 'vrrp.pid')],
+      { reject: false, buffer: false, stdin: 'ignore', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, extendEnv: false },
+    );
+    child.stdout?.pipe(log);
+    child.stderr?.pipe(log);
+    return child;
+  }
+
+  /** Stops the API server stand-in on a node (its pid file is where kubeadm's stand-in left it). */
+  stopApiServer(node: LabNode): boolean {
+    const pidFile = path.join(node.root, 'run/pke-standins/apiserver.pid');
+    if (!existsSync(pidFile)) return false;
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    try {
+      process.kill(pid, 'SIGTERM');
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Stops every process of the lab (by PID, namespace by namespace) and deletes the namespaces. */
+  async destroy(options: { keepFiles?: boolean } = {}): Promise<void> {
+    if (this.supervisor) clearInterval(this.supervisor);
+    await removeNamespaces(this.options.prefix);
+    const children = [this.controller, ...this.nodes.flatMap((n) => [n.bootstrap, n.keepalived])].filter((c): c is ResultPromise => c !== undefined);
+    await Promise.all(children.map((c) => c.catch(() => undefined)));
+    if (!options.keepFiles) rmSync(this.options.workDir, { recursive: true, force: true });
+  }
+}
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,76 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createClusterPki } from '../../agent/controller/pki.ts';
+import { kubeadmReset } from '../../agent/kube/kubeadm.ts';
+import { createStandinNode, initLeader, type StandinNode } from '../helpers/standins.ts';
+import { httpsRequest } from '../standins/standin-https.ts';
+
+/** The stand-ins answer as the real tools do, so the phases' check-first logic is tested against real behaviour. */
+describe('stand-ins', () => {
+  const nodes: StandinNode[] = [];
+  afterEach(async () => {
+    for (const node of nodes.splice(0)) await node.cleanup();
+  });
+  async function scratch(): Promise<StandinNode> {
+    const node = await createStandinNode();
+    nodes.push(node);
+    return node;
+  }
+
+  it('systemctl keeps unit state and answers with systemctl exit codes', async () => {
+    const { host } = await scratch();
+    const systemctl = (...args: string[]) => host.run('systemctl', args, { okExitCodes: [1, 3, 5] });
+    expect(await systemctl('is-active', 'containerd')).toMatchObject({ exitCode: 3, stdout: 'inactive\n' });
+    expect(await systemctl('is-enabled', 'containerd')).toMatchObject({ exitCode: 1, stdout: 'disabled\n' });
+    expect(await systemctl('start', 'nosuch')).toMatchObject({ exitCode: 5, stderr: 'Failed to start nosuch.service: Unit nosuch.service not found.\n' });
+    expect(await systemctl('reload', 'containerd')).toMatchObject({ exitCode: 1 });
+    expect(await systemctl('enable', '--now', 'containerd.service')).toMatchObject({ exitCode: 0 });
+    expect(await systemctl('is-active', '--quiet', 'containerd')).toMatchObject({ exitCode: 0, stdout: '' });
+    expect(await systemctl('is-enabled', 'containerd')).toMatchObject({ exitCode: 0, stdout: 'enabled\n' });
+  });
+
+  it('sysctl and modprobe act out the kernel: bridge settings exist only once br_netfilter is loaded', async () => {
+    const { host } = await scratch();
+    const sysctl = (...args: string[]) => host.run('sysctl', args, { okExitCodes: [255] });
+    expect(await sysctl('-n', 'net.bridge.bridge-nf-call-iptables')).toMatchObject({
+      exitCode: 255,
+      stderr: 'sysctl: cannot stat /proc/sys/net/bridge/bridge-nf-call-iptables: No such file or directory\n',
+    });
+    expect(await sysctl('-n', 'net.ipv4.ip_forward')).toMatchObject({ exitCode: 0, stdout: '0\n' });
+    await host.run('modprobe', ['br_netfilter']);
+    expect(await host.exists('/sys/module/br_netfilter')).toBe(true);
+    expect(await sysctl('-n', 'net.bridge.bridge-nf-call-iptables')).toMatchObject({ exitCode: 0, stdout: '1\n' });
+    await host.writeFile('/etc/sysctl.d/50-test.conf', '# comment\nnet.ipv4.ip_forward = 1\n-net.does.not.exist = 1\n');
+    expect(await sysctl('--system')).toMatchObject({ exitCode: 0 });
+    expect(await sysctl('-n', 'net.ipv4.ip_forward')).toMatchObject({ stdout: '1\n' });
+    expect(await sysctl('-w', 'net.ipv4.ip_forward=0')).toMatchObject({ exitCode: 0, stdout: 'net.ipv4.ip_forward = 0\n' });
+  });
+
+  it('kubeadm reset stops the API server stand-in init started and removes what init wrote', async () => {
+    const pki = await createClusterPki();
+    const clusterDir = await mkdtemp(path.join(tmpdir(), 'pke-clusters-'));
+    try {
+      const leader = await initLeader(pki, clusterDir);
+      nodes.push(leader.node);
+      const { host } = leader.node;
+      const pid = Number((await host.readText('/run/pke-standins/apiserver.pid'))?.trim());
+      expect(() => process.kill(pid, 0)).not.toThrow();
+      const livez = await httpsRequest(`https://127.0.0.1:${leader.port}/livez`, { ca: pki['ca.crt'] });
+      expect(livez).toEqual({ status: 200, body: 'ok' });
+
+      await kubeadmReset(host, leader.node.log, { keepSharedPki: true });
+      expect(() => process.kill(pid, 0)).toThrow();
+      await expect(httpsRequest(`https://127.0.0.1:${leader.port}/livez`, { ca: pki['ca.crt'] })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+      for (const file of ['/etc/kubernetes/admin.conf', '/etc/kubernetes/manifests/etcd.yaml', '/etc/kubernetes/pki/apiserver.crt', '/var/lib/kubelet/config.yaml']) {
+        expect(await host.exists(file)).toBe(false);
+      }
+      // The agent put back what kubeadm reset removed but the cluster still needs.
+      expect(await host.readText('/etc/kubernetes/pki/ca.key')).toBe(pki['ca.key']);
+      expect(await host.fileMode('/etc/kubernetes/pki/ca.key')).toBe(0o600);
+    } finally {
+      await rm(clusterDir, { recursive: true, force: true });
+    }
+  });
+});

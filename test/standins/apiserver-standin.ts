@@ -1,0 +1,268 @@
+// STAND-IN for kube-apiserver, for tests and the lab only. It acts out what the controller and
+// the nodes can see of a real API server: /livez, /readyz and /version, and bootstrap-token
+// Secrets in kube-system (created with a client certificate signed by the cluster CA, checked
+// for the shape kubeadm gives them, kept as JSON files under the state dir).
+//
+//   node test/standins/apiserver-standin.ts --listen HOST:PORT --cert FILE --key FILE \
+//     --client-ca FILE --state-dir DIR --version v1.31.2 [--pid-file FILE]
+//
+// serves until SIGTERM. It prints `listening https://HOST:PORT` on stdout once it accepts connections.
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import YAML from 'yaml';
+import { issueCertificate, type CertifiedKey } from '../../agent/controller/pki.ts';
+
+export interface ApiServerStandinOptions {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** PEM of the serving certificate and key. */
+  cert: string;
+  key: string;
+  /** PEM of the CA that client certificates must be signed by (the cluster CA). */
+  clientCa: string;
+  stateDir: string;
+  /** Kubernetes version with the leading v, as /version reports it. */
+  version: string;
+}
+
+export interface ApiServerStandin {
+  url: string;
+  close(): Promise<void>;
+}
+
+const SECRETS_PATH = '/api/v1/namespaces/kube-system/secrets';
+const MAX_BODY = 1024 * 1024;
+
+export async function startApiServerStandin(options: ApiServerStandinOptions): Promise<ApiServerStandin> {
+  const secretsDir = path.join(options.stateDir, 'secrets', 'kube-system');
+  mkdirSync(secretsDir, { recursive: true });
+  const server: Server = createServer(
+    { cert: options.cert, key: options.key, ca: options.clientCa, requestCert: true, rejectUnauthorized: false },
+    (req, res) => {
+      handle(req, res, options, secretsDir).catch((error: unknown) => {
+        if (!res.headersSent) status(res, 500, 'InternalError', error instanceof Error ? error.message : String(error));
+      });
+    },
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  return {
+    url: `https://${host}:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse, options: ApiServerStandinOptions, secretsDir: string): Promise<void> {
+  const url = new URL(req.url ?? '/', 'https://standin');
+  if (req.method === 'GET' && (url.pathname === '/livez' || url.pathname === '/readyz' || url.pathname === '/healthz')) {
+    res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+    return;
+  }
+  if (req.method === 'GET' && url.pathname === '/version') {
+    const [major, minor] = options.version.replace(/^v/, '').split('.');
+    json(res, 200, { major, minor, gitVersion: options.version, platform: 'linux/amd64', note: 'pke apiserver stand-in' });
+    return;
+  }
+  const isSecrets = url.pathname === SECRETS_PATH || url.pathname.startsWith(`${SECRETS_PATH}/`);
+  if (!isSecrets) {
+    status(res, 404, 'NotFound', `the server could not find the requested resource (${url.pathname})`);
+    return;
+  }
+  if (!(req.socket as TLSSocket).authorized) {
+    status(res, 401, 'Unauthorized', 'Unauthorized: a client certificate signed by the cluster CA is required');
+    return;
+  }
+  if (req.method === 'POST' && url.pathname === SECRETS_PATH) {
+    const body = await readBody(req);
+    if (body === undefined) {
+      status(res, 400, 'BadRequest', 'the body is not JSON');
+      return;
+    }
+    const problems = bootstrapTokenProblems(body);
+    if (problems.length > 0) {
+      status(res, 422, 'Invalid', `Secret is invalid: ${problems.join('; ')}`);
+      return;
+    }
+    const secret = body as { metadata: Record<string, unknown> };
+    const name = String(secret.metadata.name);
+    const file = path.join(secretsDir, `${name}.json`);
+    if (existsSync(file)) {
+      status(res, 409, 'AlreadyExists', `secrets "${name}" already exists`);
+      return;
+    }
+    const stored = { ...secret, metadata: { ...secret.metadata, namespace: 'kube-system', uid: randomUUID(), creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z') } };
+    writeFileSync(file, `${JSON.stringify(stored, null, 2)}\n`);
+    json(res, 201, stored);
+    return;
+  }
+  if (req.method === 'GET' && url.pathname.startsWith(`${SECRETS_PATH}/`)) {
+    const name = decodeURIComponent(url.pathname.slice(SECRETS_PATH.length + 1));
+    const file = path.join(secretsDir, `${path.basename(name)}.json`);
+    if (!existsSync(file)) {
+      status(res, 404, 'NotFound', `secrets "${name}" not found`);
+      return;
+    }
+    json(res, 200, JSON.parse(readFileSync(file, 'utf8')));
+    return;
+  }
+  status(res, 405, 'MethodNotAllowed', `${req.method} is not supported on ${url.pathname}`);
+}
+
+/**
+ * What kubeadm init would make from the cluster CA for this stand-in: the API server's serving
+ * certificate (for 127.0.0.1, localhost and kubernetes) and the kubernetes-admin client
+ * certificate (group system:masters) that admin.conf carries.
+ */
+export async function apiServerCredentials(ca: CertifiedKey): Promise<{ serving: CertifiedKey; admin: CertifiedKey }> {
+  const [serving, admin] = await Promise.all([
+    issueCertificate(ca, { commonName: 'kube-apiserver', altNames: ['127.0.0.1', 'localhost', 'kubernetes'], usage: 'server', validDays: 365 }),
+    issueCertificate(ca, { commonName: 'kubernetes-admin', organizations: ['system:masters'], usage: 'client', validDays: 365 }),
+  ]);
+  return { serving, admin };
+}
+
+/** admin.conf as kubeadm writes it: inline CA and client certificate, one context. */
+export function adminKubeconfig(server: string, caPem: string, admin: CertifiedKey): string {
+  const b64 = (text: string) => Buffer.from(text).toString('base64');
+  return YAML.stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'kubernetes', cluster: { server, 'certificate-authority-data': b64(caPem) } }],
+    contexts: [{ name: 'kubernetes-admin@kubernetes', context: { cluster: 'kubernetes', user: 'kubernetes-admin' } }],
+    'current-context': 'kubernetes-admin@kubernetes',
+    users: [{ name: 'kubernetes-admin', user: { 'client-certificate-data': b64(admin.certPem), 'client-key-data': b64(admin.keyPem) } }],
+  });
+}
+
+/** What is wrong with a Secret that should be a kubeadm bootstrap token; empty when nothing. */
+export function bootstrapTokenProblems(body: unknown): string[] {
+  const problems: string[] = [];
+  const secret = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+  const metadata = (secret.metadata ?? {}) as Record<string, unknown>;
+  if (secret.apiVersion !== 'v1') problems.push('apiVersion must be v1');
+  if (secret.kind !== 'Secret') problems.push('kind must be Secret');
+  if (secret.type !== 'bootstrap.kubernetes.io/token') problems.push('type must be bootstrap.kubernetes.io/token');
+  if (metadata.namespace !== undefined && metadata.namespace !== 'kube-system') problems.push('metadata.namespace must be kube-system');
+  const data: Record<string, string> = {};
+  for (const [key, value] of Object.entries((secret.data ?? {}) as Record<string, unknown>)) {
+    if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) problems.push(`data.${key} must be base64`);
+    else data[key] = Buffer.from(value, 'base64').toString('utf8');
+  }
+  for (const [key, value] of Object.entries((secret.stringData ?? {}) as Record<string, unknown>)) data[key] = String(value);
+
+  const id = data['token-id'];
+  if (!id || !/^[a-z0-9]{6}$/.test(id)) problems.push('data.token-id must match [a-z0-9]{6}');
+  if (!data['token-secret'] || !/^[a-z0-9]{16}$/.test(data['token-secret'])) problems.push('data.token-secret must match [a-z0-9]{16}');
+  if (metadata.name !== `bootstrap-token-${id ?? ''}`) problems.push('metadata.name must be bootstrap-token-<token-id>');
+  const expiration = data.expiration;
+  if (expiration !== undefined) {
+    if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/.test(expiration)) problems.push('data.expiration must be RFC 3339');
+    else if (Date.parse(expiration) <= Date.now()) problems.push('data.expiration is in the past');
+  }
+  const usages = Object.keys(data).filter((k) => k.startsWith('usage-bootstrap-'));
+  if (usages.length === 0) problems.push('at least one usage-bootstrap-* key must be "true"');
+  for (const usage of usages) if (data[usage] !== 'true') problems.push(`data.${usage} must be "true"`);
+  const groups = data['auth-extra-groups'];
+  if (groups !== undefined) {
+    for (const group of groups.split(',')) {
+      if (!/^system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]$/.test(group)) problems.push(`auth-extra-groups: ${group} must start with system:bootstrappers:`);
+    }
+  }
+  return problems;
+}
+
+async function readBody(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) return undefined;
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+function json(res: ServerResponse, code: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+}
+
+/** A Kubernetes Status object, as the real API server answers errors. */
+function status(res: ServerResponse, code: number, reason: string, message: string): void {
+  json(res, code, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code });
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      listen: { type: 'string' },
+      cert: { type: 'string' },
+      key: { type: 'string' },
+      'client-ca': { type: 'string' },
+      'state-dir': { type: 'string' },
+      version: { type: 'string' },
+      'pid-file': { type: 'string' },
+    },
+    strict: true,
+  });
+  const missing = ['listen', 'cert', 'key', 'client-ca', 'state-dir', 'version'].filter((name) => values[name as keyof typeof values] === undefined);
+  if (missing.length > 0) fail(`missing ${missing.map((m) => `--${m}`).join(', ')}`);
+  const listen = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(values.listen ?? '');
+  if (!listen) fail(`--listen: expected HOST:PORT, got ${values.listen}`);
+  if (!/^v\d+\.\d+\.\d+/.test(values.version ?? '')) fail(`--version: expected e.g. v1.31.2, got ${values.version}`);
+  const read = (flag: string, file: string | undefined) => {
+    try {
+      return readFileSync(file ?? '', 'utf8');
+    } catch (error) {
+      return fail(`${flag}: cannot read ${file}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  };
+  const standin = await startApiServerStandin({
+    host: listen[1] ?? listen[2] ?? '127.0.0.1',
+    port: Number(listen[3]),
+    cert: read('--cert', values.cert),
+    key: read('--key', values.key),
+    clientCa: read('--client-ca', values['client-ca']),
+    stateDir: values['state-dir'] ?? '',
+    version: values.version ?? '',
+  });
+  const pidFile = values['pid-file'];
+  if (pidFile) writeFileSync(pidFile, `${process.pid}\n`);
+  process.stdout.write(`listening ${standin.url}\n`);
+  const stop = async () => {
+    await standin.close();
+    if (pidFile) rmSync(pidFile, { force: true });
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop());
+  process.once('SIGINT', () => void stop());
+}
+
+function fail(message: string): never {
+  process.stderr.write(`apiserver-standin: ${message}\n`);
+  process.exit(2);
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2)).catch((error: unknown) => fail(error instanceof Error ? error.message : String(error)));
+}

@@ -1,0 +1,113 @@
+// STAND-IN support, for tests only: the certificates and kubeconfigs kubeadm writes, signed by
+// the cluster CAs the way kubeadm signs them (subjects, SANs, usages), through the controller's
+// own PKI code (agent/controller/pki.ts).
+import { isIP } from 'node:net';
+import { stringify } from 'yaml';
+import { issueCertificate, type CertifiedKey } from '../../agent/controller/pki.ts';
+import { readNodeFile, writeNodeFile } from './standin-common.ts';
+
+export const PKI = '/etc/kubernetes/pki';
+/** The files control-plane nodes share; kubeadm makes the rest from them. */
+export const SHARED_PKI = ['ca.crt', 'ca.key', 'sa.key', 'sa.pub', 'front-proxy-ca.crt', 'front-proxy-ca.key', 'etcd/ca.crt', 'etcd/ca.key'];
+
+export interface ControlPlaneIdentity {
+  nodeName: string;
+  advertiseAddress: string;
+  /** controlPlaneEndpoint's host (the VIP). */
+  endpointHost: string;
+  serviceSubnet: string;
+  dnsDomain: string;
+  certSANs: string[];
+}
+
+export function loadCa(prefix: string): CertifiedKey {
+  const certPem = readNodeFile(`${PKI}/${prefix}.crt`);
+  const keyPem = readNodeFile(`${PKI}/${prefix}.key`);
+  if (!certPem || !keyPem) throw new Error(`${PKI}/${prefix}.crt and .key are required`);
+  return { certPem, keyPem };
+}
+
+/** apiserver, its kubelet and etcd clients, front-proxy client and the etcd certificates of one control-plane node. */
+export async function writeControlPlaneCerts(id: ControlPlaneIdentity, clusterAdminsGroup: boolean): Promise<string[]> {
+  const ca = loadCa('ca');
+  const etcdCa = loadCa('etcd/ca');
+  const frontProxyCa = loadCa('front-proxy-ca');
+  const apiServerSans = [
+    'kubernetes',
+    'kubernetes.default',
+    'kubernetes.default.svc',
+    `kubernetes.default.svc.${id.dnsDomain}`,
+    id.nodeName,
+    firstServiceIp(id.serviceSubnet),
+    id.advertiseAddress,
+    id.endpointHost,
+    ...id.certSANs,
+  ];
+  const etcdSans = ['localhost', id.nodeName, id.advertiseAddress, '127.0.0.1', '::1'];
+  const plan: [string, CertifiedKey, Parameters<typeof issueCertificate>[1]][] = [
+    ['apiserver', ca, { commonName: 'kube-apiserver', altNames: unique(apiServerSans), usage: 'server', validDays: 365 }],
+    [
+      'apiserver-kubelet-client',
+      ca,
+      { commonName: 'kube-apiserver-kubelet-client', organizations: [clusterAdminsGroup ? 'kubeadm:cluster-admins' : 'system:masters'], usage: 'client', validDays: 365 },
+    ],
+    ['front-proxy-client', frontProxyCa, { commonName: 'front-proxy-client', usage: 'client', validDays: 365 }],
+    ['etcd/server', etcdCa, { commonName: id.nodeName, altNames: etcdSans, usage: 'server-and-client', validDays: 365 }],
+    ['etcd/peer', etcdCa, { commonName: id.nodeName, altNames: etcdSans, usage: 'server-and-client', validDays: 365 }],
+    ['etcd/healthcheck-client', etcdCa, { commonName: 'kube-etcd-healthcheck-client', usage: 'client', validDays: 365 }],
+    ['apiserver-etcd-client', etcdCa, { commonName: 'kube-apiserver-etcd-client', usage: 'client', validDays: 365 }],
+  ];
+  const issued = await Promise.all(plan.map(([, signer, options]) => issueCertificate(signer, options)));
+  plan.forEach(([name], i) => {
+    const pair = issued[i];
+    if (!pair) return;
+    writeNodeFile(`${PKI}/${name}.crt`, pair.certPem);
+    writeNodeFile(`${PKI}/${name}.key`, pair.keyPem, 0o600);
+  });
+  return unique(apiServerSans);
+}
+
+export interface KubeconfigSpec {
+  file: string;
+  clusterName: string;
+  server: string;
+  user: string;
+  commonName: string;
+  organizations?: string[];
+}
+
+/** A kubeconfig with the CA and a client certificate inline, as kubeadm writes them (mode 0600). */
+export async function writeKubeconfigs(ca: CertifiedKey, specs: KubeconfigSpec[]): Promise<void> {
+  const issued = await Promise.all(
+    specs.map((spec) => issueCertificate(ca, { commonName: spec.commonName, organizations: spec.organizations, usage: 'client', validDays: 365 })),
+  );
+  specs.forEach((spec, i) => {
+    const pair = issued[i];
+    if (!pair) return;
+    const b64 = (pem: string) => Buffer.from(pem).toString('base64');
+    const context = `${spec.user}@${spec.clusterName}`;
+    const document = {
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: spec.clusterName, cluster: { 'certificate-authority-data': b64(ca.certPem), server: spec.server } }],
+      contexts: [{ name: context, context: { cluster: spec.clusterName, user: spec.user } }],
+      'current-context': context,
+      preferences: {},
+      users: [{ name: spec.user, user: { 'client-certificate-data': b64(pair.certPem), 'client-key-data': b64(pair.keyPem) } }],
+    };
+    writeNodeFile(spec.file, stringify(document), 0o600);
+  });
+}
+
+/** The first address of the service range: the `kubernetes` Service's ClusterIP. */
+function firstServiceIp(subnet: string): string {
+  const [base = ''] = subnet.split('/');
+  if (isIP(base) !== 4) return base;
+  const parts = base.split('.').map(Number);
+  parts[3] = (parts[3] ?? 0) + 1;
+  return parts.join('.');
+}
+
+function unique(values: string[]): string[] {
+  return [...new Set(values.filter(Boolean))];
+}

@@ -1,0 +1,50 @@
+// Shared by the stand-ins under test/standins (STAND-INS for tests only): the root they act
+// under, their call log and their state files. Host sets PKE_ROOT for every child process; a
+// stand-in refuses to run without it, so it can never touch the real /etc.
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+/** Every call, one JSON object a line: {"time": ISO-8601, "tool": "kubeadm", "argv": [...]}. */
+export const CALL_LOG = '/var/log/pke-standins/calls.jsonl';
+/** Where stand-ins keep state that the real tools keep in the kernel or in systemd. */
+export const STATE_DIR = '/var/lib/pke-standins';
+
+export interface CallRecord {
+  time: string;
+  tool: string;
+  argv: string[];
+}
+
+export function root(): string {
+  const value = process.env.PKE_ROOT;
+  if (!value || value === '/') exitWith(`${path.basename(process.argv[1] ?? 'stand-in')}: PKE_ROOT must name a scratch root (stand-ins never act on /)`, 2);
+  return value;
+}
+
+/** The real location of a node path under PKE_ROOT. */
+export function under(nodePath: string): string {
+  return path.join(root(), nodePath);
+}
+
+export function recordCall(tool: string, argv: string[]): void {
+  const file = under(CALL_LOG);
+  mkdirSync(path.dirname(file), { recursive: true });
+  const record: CallRecord = { time: new Date().toISOString(), tool, argv };
+  appendFileSync(file, `${JSON.stringify(record)}\n`);
+}
+
+export function readNodeFile(nodePath: string): string | undefined {
+  const file = under(nodePath);
+  return existsSync(file) ? readFileSync(file, 'utf8') : undefined;
+}
+
+export function writeNodeFile(nodePath: string, content: string, mode = 0o644): void {
+  const file = under(nodePath);
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, content, { mode });
+}
+
+export function exitWith(message: string, code: number): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(code);
+}

@@ -9,13 +9,19 @@ if [ ! -x node_modules/.bin/vitest ] || [ ! -x node_modules/.bin/node ] || [ pac
   if [ -f package-lock.json ]; then npm ci --no-audit --no-fund >&2; else npm install --no-audit --no-fund >&2; fi
 fi
 
-# command-to-check:debian-package
+# command-to-check:debian-package (an absolute path is checked as a file)
 NEEDED="openssl:openssl ip:iproute2 keepalived:keepalived cloud-init:cloud-init vmware-rpctool:open-vm-tools curl:curl"
+# Image builder (test/image): Packer's vSphere builders, the vCenter simulator's toolchain and
+# sources, the Debian chroot the provisioning scripts run in, and the scripts' linter.
+NEEDED="$NEEDED packer:packer debootstrap:debootstrap shellcheck:shellcheck dpkg-deb:dpkg"
+NEEDED="$NEEDED /usr/lib/go-1.19/bin/go:golang-1.19-go /usr/share/gocode/src/github.com/vmware/govmomi/simulator:golang-github-vmware-govmomi-dev"
 missing=""
 for pair in $NEEDED; do
   cmd=${pair%%:*}
   pkg=${pair#*:}
-  if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ] && [ ! -x "/usr/bin/$cmd" ]; then
+  if [ "${cmd#/}" != "$cmd" ]; then
+    [ -e "$cmd" ] || missing="$missing $pkg"
+  elif ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ] && [ ! -x "/usr/bin/$cmd" ]; then
     missing="$missing $pkg"
   fi
 done

@@ -4,7 +4,10 @@ import { PkeError, errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { Host } from '../host/host.ts';
 import { Journal } from '../journal/journal.ts';
+import { kubeadmReset } from '../kube/kubeadm.ts';
+import { INIT_STARTED_MARKER } from '../kube/paths.ts';
 import { PHASES } from '../phases/index.ts';
+import { ControllerRequestError } from '../protocol/client.ts';
 import type { NodeApi } from '../protocol/node-api.ts';
 import { LeaseKeeper } from './lease-keeper.ts';
 import { acquireBootstrapLock } from './lock.ts';
@@ -51,11 +54,7 @@ export async function bootstrap(options: BootstrapOptions): Promise<RunSummary> 
     const journal = await Journal.open(host);
     reporter = await OutboxReporter.open(host, api, log);
     const lease = new LeaseKeeper(api, log, (reason) => stop.abort(new PkeError(`lost the leader lease: ${reason}`)));
-    const elect = journal.record('elect');
-    const electOutput = elect.output as { leader?: boolean; epoch?: number } | undefined;
-    if (elect.state === 'done' && electOutput?.leader && electOutput.epoch !== undefined && journal.record('signal-ready').state !== 'done') {
-      lease.hold(electOutput.epoch);
-    }
+    await resumeLeadership(host, journal, api, lease, log);
 
     const summary = await runPhases({
       phases: PHASES,
@@ -79,4 +78,35 @@ export async function bootstrap(options: BootstrapOptions): Promise<RunSummary> 
     await api?.close?.().catch(() => undefined);
     await unlock().catch((error: unknown) => log.warn('lock.release-failed', { error: errorMessage(error) }));
   }
+}
+
+/**
+ * A rerun of a node that won the election: keep renewing its lease; or, when the lease ended
+ * while the node was down and init had not finished, forget the election and take part again
+ * (someone else may lead now; this node then joins).
+ */
+async function resumeLeadership(host: Host, journal: Journal, api: NodeApi, lease: LeaseKeeper, log: Logger): Promise<void> {
+  const elect = journal.record('elect');
+  const won = elect.output as { leader?: boolean; epoch?: number } | undefined;
+  if (elect.state !== 'done' || !won?.leader || won.epoch === undefined || journal.record('signal-ready').state === 'done') return;
+  let renewal: { granted: boolean; leaseTtlSeconds: number } | undefined;
+  try {
+    renewal = await api.claimLeader({ epoch: won.epoch });
+  } catch (error) {
+    if (!(error instanceof ControllerRequestError && error.code === 'fenced')) throw error;
+  }
+  if (renewal?.granted) {
+    lease.hold(won.epoch, renewal.leaseTtlSeconds);
+    return;
+  }
+  if (journal.record('kube-init').state === 'done') {
+    throw new PkeError(`this node initialized the cluster as leader (epoch ${won.epoch}), but its lease has ended and the controller refuses to renew it; see \`pke-agent controller status\``);
+  }
+  log.warn('elect.fenced', { epoch: won.epoch, note: 'the lease ended while this node was down; electing again' });
+  // An init this node began and never finished leaves files a join would trip over.
+  if (await host.exists(INIT_STARTED_MARKER)) {
+    await kubeadmReset(host, log, { keepSharedPki: true });
+    await host.remove(INIT_STARTED_MARKER);
+  }
+  await journal.reset('elect');
 }

@@ -22,10 +22,10 @@ export class LeaseKeeper implements LeaseHolder {
     this.onLost = onLost;
   }
 
-  hold(epoch: number, ttlSeconds = 30): void {
+  hold(epoch: number, ttlSeconds: number): void {
     this.release();
     this.epoch = epoch;
-    const interval = Math.max(1000, (ttlSeconds * 1000) / 3);
+    const interval = Math.max(250, (ttlSeconds * 1000) / 3);
     this.timer = setInterval(() => void this.renew(), interval);
     this.timer.unref();
   }

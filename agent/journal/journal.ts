@@ -129,6 +129,14 @@ export class Journal {
     return this.write(phase, { state: 'skipped', attempts: this.record(phase).attempts, startedAt: stamp, endedAt: stamp, note });
   }
 
+  /** Forgets a phase's record, so that the next run does it again (for example, an election whose lease was lost). */
+  async reset(phase: string): Promise<void> {
+    const { [phase]: _forgotten, ...rest } = this.data.phases;
+    const next: JournalData = { ...this.data, updatedAt: this.stamp(), phases: rest };
+    await this.host.writeFile(JOURNAL_PATH, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600 });
+    this.data = next;
+  }
+
   private async write(phase: string, record: PhaseRecord): Promise<PhaseRecord> {
     const next: JournalData = { ...this.data, updatedAt: this.stamp(), phases: { ...this.data.phases, [phase]: record } };
     await this.host.writeFile(JOURNAL_PATH, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600 });

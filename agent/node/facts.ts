@@ -55,9 +55,9 @@ async function fallbackUuid(): Promise<string> {
  * The node's address on the VIP's network: on the named interface when there is one, else on
  * the interface whose subnet holds the VIP, else on the default route's interface.
  */
-export function primaryAddress(facts: NodeFacts, vip: string, interfaceName?: string): { interface: string; ip: string } | undefined {
+export function primaryAddress(facts: NodeFacts, vip: string, interfaceName?: string): { interface: string; ip: string; cidr: string } | undefined {
   const pick = (entry: { name: string; ipv4: string[] } | undefined, address = entry?.ipv4[0]) =>
-    entry && address ? { interface: entry.name, ip: address.split('/')[0] ?? address } : undefined;
+    entry && address ? { interface: entry.name, ip: address.split('/')[0] ?? address, cidr: address } : undefined;
   if (interfaceName) return pick(facts.interfaces.find((i) => i.name === interfaceName));
   for (const entry of facts.interfaces) {
     const holder = entry.ipv4.find((cidr) => subnetContains(cidr, vip));

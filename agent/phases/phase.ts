@@ -47,7 +47,8 @@ export interface PhaseContext {
 
 /** Renews the leader lease in the background from `hold` until `release`. */
 export interface LeaseHolder {
-  hold(epoch: number): void;
+  /** Renews at a third of `ttlSeconds`, the lease's TTL as the controller granted it. */
+  hold(epoch: number, ttlSeconds: number): void;
   release(): void;
 }
 

@@ -1,7 +1,7 @@
 import { nodeName } from '../config/node-name.ts';
 import { PkeError } from '../core/errors.ts';
 import { AGENT_VERSION } from '../core/version.ts';
-import { gatherFacts, primaryAddress } from '../node/facts.ts';
+import { gatherFacts, primaryAddress, subnetContains } from '../node/facts.ts';
 import type { Phase, RegisterOutput } from './phase.ts';
 
 export const registerPhase: Phase<RegisterOutput> = {
@@ -15,6 +15,12 @@ export const registerPhase: Phase<RegisterOutput> = {
     if (!primary) {
       const where = vipInterface ? `interface ${vipInterface} (controlPlaneEndpoint.interface)` : `the VIP's network (${vip}) or the default route's interface`;
       throw new PkeError(`register: no IPv4 address on ${where}; interfaces: ${facts.interfaces.map((i) => `${i.name} ${i.ipv4.join(',') || '-'}`).join('; ') || 'none'}`);
+    }
+    // keepalived can only hold the VIP on a network the control-plane nodes are on.
+    if (ctx.config.role === 'master' && !subnetContains(primary.cidr, vip)) {
+      throw new PkeError(
+        `register: controlPlaneEndpoint.vip ${vip} is not on the network of ${primary.interface} (${primary.cidr}); keepalived could not serve it there. Fix the cluster's VIP, or name the interface on the VIP's network in controlPlaneEndpoint.interface`,
+      );
     }
     const ips = facts.interfaces.flatMap((i) => i.ipv4.map((cidr) => cidr.split('/')[0] ?? cidr));
     const name = nodeName(ctx.config);

@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { ROLES } from '../config/schema.ts';
+import { ROLES, agentConfigSchema, cidr, ipv4, kubernetesVersion } from '../config/schema.ts';
 
 /**
  * The controller's HTTP API, shared by the controller (validates requests, shapes answers)
@@ -10,6 +11,8 @@ import { ROLES } from '../config/schema.ts';
 export const API_PREFIX = '/v1';
 /** Request bodies above this are refused with 413. */
 export const MAX_BODY_BYTES = 256 * 1024;
+/** The longest long-poll a client may ask for (`?wait=`), in seconds. */
+export const MAX_WAIT_SECONDS = 300;
 
 export const routes = {
   clusters: () => `${API_PREFIX}/clusters`,
@@ -31,6 +34,28 @@ function enc(segment: string): string {
   return encodeURIComponent(segment);
 }
 
+/** Error codes the controller answers with; clients branch on these, never on messages. */
+export const API_ERROR_CODES = [
+  'bad-request',
+  'unauthorized',
+  'token-expired',
+  'token-revoked',
+  'forbidden',
+  'not-found',
+  'conflict',
+  /** The request carried a leader epoch whose lease has ended. */
+  'fenced',
+  /** A long-poll join ended before the leader was ready. */
+  'not-ready',
+  /** A long-poll control-plane join ended while another node held the join slot. */
+  'slot-busy',
+  'body-too-large',
+  /** The controller could not reach the cluster's API to mint a bootstrap token; retry. */
+  'cluster-api-unavailable',
+  'internal',
+] as const;
+export type ApiErrorCode = (typeof API_ERROR_CODES)[number];
+
 /** Every non-2xx answer has this body. `field` names the offending key path on 400. */
 export const apiErrorSchema = z.object({
   error: z.object({ code: z.string(), message: z.string(), field: z.string().optional() }),
@@ -39,13 +64,125 @@ export type ApiError = z.infer<typeof apiErrorSchema>;
 
 export const roleSchema = z.enum(ROLES);
 
+const dnsLabel = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'expected a lower-case DNS label (a-z, 0-9, -)');
+const nodeName = z
+  .string()
+  .regex(
+    /^(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
+    'expected a lower-case host name (a-z, 0-9, -, .), at most 63 characters',
+  );
+const isoTime = z.string();
+
+/**
+ * The keepalived `virtual_router_id` of a cluster's API VIP (1..255): the first four bytes of
+ * SHA-256 of the cluster id, mod 255, plus 1. Every node derives the same value on its own.
+ */
+export function virtualRouterId(clusterId: string): number {
+  return (createHash('sha256').update(clusterId).digest().readUInt32BE(0) % 255) + 1;
+}
+
+// --- clusters (admin) ------------------------------------------------------------------------
+export const poolSpecSchema = z.strictObject({
+  name: dnsLabel,
+  /** Node labels and taints of the pool's nodes, validated as the agent config validates them. */
+  labels: agentConfigSchema.shape.labels,
+  taints: agentConfigSchema.shape.taints,
+});
+export type PoolSpec = z.infer<typeof poolSpecSchema>;
+
+/** The pool name control-plane nodes carry in their agent config. */
+export const CONTROL_PLANE_POOL = 'control-plane';
+
+export const clusterSpecSchema = z.strictObject({
+  name: dnsLabel.max(40, 'at most 40 characters (the cluster id adds a suffix)'),
+  kubernetesVersion,
+  controlPlaneEndpoint: z.strictObject({
+    vip: ipv4,
+    port: z.number().int().min(1).max(65535).default(6443),
+    interface: z.string().regex(/^[A-Za-z0-9_.:@-]{1,15}$/, 'expected a network interface name').optional(),
+  }),
+  /** How many control-plane nodes the cluster is meant to have (shown in status). */
+  controlPlaneNodes: z.number().int().min(1).max(9).default(3),
+  pools: z
+    .array(poolSpecSchema)
+    .max(64)
+    .default([{ name: 'workers', labels: {}, taints: [] }])
+    .refine((pools) => new Set(pools.map((p) => p.name)).size === pools.length, 'pool names must be unique')
+    .refine((pools) => pools.every((p) => p.name !== CONTROL_PLANE_POOL), `"${CONTROL_PLANE_POOL}" is reserved for control-plane nodes`),
+  podCidr: cidr.default('10.244.0.0/16'),
+  serviceCidr: cidr.default('10.96.0.0/12'),
+  /** Lifetime of the node tokens that node-config puts into guestinfo. */
+  nodeTokenTtlSeconds: z.number().int().min(60).max(365 * 86400).default(86400),
+  /** Leader lease; renewed by the holder until it reports ready. */
+  leaseTtlSeconds: z.number().int().min(1).max(3600).default(30),
+  /** How long one control-plane join may hold the join slot. */
+  joinSlotTtlSeconds: z.number().int().min(1).max(86400).default(600),
+  /** Lifetime of each kubeadm bootstrap token handed to a joining node. */
+  bootstrapTokenTtlSeconds: z.number().int().min(60).max(86400).default(900),
+  /** Lifetime of the leader's init token (covers the whole init). */
+  initTokenTtlSeconds: z.number().int().min(600).max(7 * 86400).default(7200),
+});
+export type ClusterSpec = z.infer<typeof clusterSpecSchema>;
+export type ClusterSpecInput = z.input<typeof clusterSpecSchema>;
+
+export const clusterSummarySchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  createdAt: isoTime,
+  spec: clusterSpecSchema,
+  /** kubeadm's `--discovery-token-ca-cert-hash` for this cluster's CA. */
+  caCertHash: z.string(),
+  virtualRouterId: z.number().int(),
+  nodes: z.number().int(),
+  ready: z.boolean(),
+});
+export type ClusterSummary = z.infer<typeof clusterSummarySchema>;
+export const clusterListSchema = z.object({ clusters: z.array(clusterSummarySchema) });
+export type ClusterList = z.infer<typeof clusterListSchema>;
+
+// --- node-config (admin) -----------------------------------------------------------------------
+export const nodeConfigRequestSchema = z.strictObject({
+  name: nodeName,
+  role: roleSchema,
+  /** Worker pool; defaults to the cluster's first pool. Control-plane nodes have no pool. */
+  pool: dnsLabel.optional(),
+  /** Node token lifetime; defaults to the cluster's nodeTokenTtlSeconds. */
+  tokenTtlSeconds: z.number().int().min(60).max(365 * 86400).optional(),
+});
+export type NodeConfigRequest = z.infer<typeof nodeConfigRequestSchema>;
+
+/** The guestinfo keys one VM needs, each value as it goes into ExtraConfig. */
+export const guestinfoSchema = z.record(z.string(), z.string());
+export type Guestinfo = z.infer<typeof guestinfoSchema>;
+
+export const nodeConfigResponseSchema = z.object({
+  cluster: z.object({ id: z.string(), name: z.string() }),
+  node: z.string(),
+  role: roleSchema,
+  pool: z.string(),
+  tokenId: z.string(),
+  tokenExpiresAt: isoTime,
+  guestinfo: guestinfoSchema,
+  /** Sum of the lengths of every guestinfo key and value. */
+  encodedBytes: z.number().int(),
+});
+export type NodeConfigResponse = z.infer<typeof nodeConfigResponseSchema>;
+
+// --- revocations (admin) -----------------------------------------------------------------------
+export const revocationRequestSchema = z
+  .strictObject({ jti: z.string().min(1).max(64).optional(), node: nodeName.optional() })
+  .refine((r) => (r.jti === undefined) !== (r.node === undefined), 'give exactly one of jti or node');
+export type RevocationRequest = z.infer<typeof revocationRequestSchema>;
+export const revocationResponseSchema = z.object({ revoked: z.array(z.string()) });
+export type RevocationResponse = z.infer<typeof revocationResponseSchema>;
+
 // --- register ---------------------------------------------------------------------------
 export const registerRequestSchema = z.strictObject({
   uuid: z.string().min(1).max(64),
   hostname: z.string().min(1).max(253),
-  ips: z.array(z.string()).max(64),
+  ips: z.array(z.string().max(64)).max(64),
   /** The IPv4 address on the VIP's network: keepalived peers and the API advertise address. */
-  primaryIp: z.string(),
+  primaryIp: ipv4,
   agentVersion: z.string().max(64),
 });
 export type RegisterRequest = z.infer<typeof registerRequestSchema>;
@@ -79,6 +216,7 @@ export const leaderStateSchema = z.object({
   holder: z.string().optional(),
   /** Increases with every new lease; a request carrying an older epoch is fenced (409). */
   epoch: z.number().int().nonnegative(),
+  /** Absent once the leader is ready: from then on the lease does not expire. */
   leaseExpiresAt: z.string().optional(),
   leaseTtlSeconds: z.number().int().positive(),
   /** The leader reported ready: the cluster's API is up and others may join. */
@@ -92,8 +230,16 @@ export type LeaderState = z.infer<typeof leaderStateSchema>;
 export const leaderClaimResponseSchema = leaderStateSchema.extend({ granted: z.boolean() });
 export type LeaderClaimResponse = z.infer<typeof leaderClaimResponseSchema>;
 
-// GET leader?wait=SECONDS&epoch=E: answers at once if the state differs from (epoch, ready=false)
-// as the caller knew it, else when the leader becomes ready, the lease changes, or the wait ends.
+/**
+ * GET leader?wait=SECONDS&epoch=E&ready=B: answers at once when the state differs from what the
+ * caller knew (another epoch, another readiness, or no live lease), else as soon as it does
+ * (the leader became ready, the lease changed or expired), or when the wait ends.
+ */
+export const leaderQuerySchema = z.object({
+  wait: z.coerce.number().int().min(0).max(MAX_WAIT_SECONDS).default(0),
+  epoch: z.coerce.number().int().nonnegative().optional(),
+  ready: z.enum(['true', 'false']).transform((v) => v === 'true').optional(),
+});
 
 // --- pki ---------------------------------------------------------------------------------
 /** The shared control-plane files, keyed by their path below /etc/kubernetes/pki. */
@@ -115,15 +261,19 @@ export type PkiBundle = z.infer<typeof pkiBundleSchema>;
 
 // --- join ----------------------------------------------------------------------------------
 /**
- * POST join?wait=SECONDS. For the leader (holding the lease of `epoch`): the init material.
- * For others: waits until the leader is ready (and, for control-plane nodes, a join slot is
- * free), then answers with a freshly minted token; 409 `not-ready` / `slot-busy` when the
- * wait ends first.
+ * POST join?wait=SECONDS. For the lease holder: the init material (`mode: init`, a token with
+ * the cluster's initTokenTtlSeconds; the same token again while it has an hour left). For
+ * others: waits until the leader is ready (and, for control-plane nodes, the join slot is free
+ * or already theirs), then answers with a freshly minted token; 409 `not-ready` / `slot-busy`
+ * when the wait ends first.
  */
 export const joinRequestSchema = z.strictObject({
   epoch: z.number().int().positive().optional(),
 });
 export type JoinRequest = z.infer<typeof joinRequestSchema>;
+export const waitQuerySchema = z.object({
+  wait: z.coerce.number().int().min(0).max(MAX_WAIT_SECONDS).default(0),
+});
 
 export const joinGrantSchema = z.object({
   mode: z.enum(['init', 'join']),
@@ -143,7 +293,7 @@ export type JoinGrant = z.infer<typeof joinGrantSchema>;
 export const controlPlaneViewSchema = z.object({
   vip: z.string(),
   port: z.number().int(),
-  /** 1..255, derived from the cluster id. */
+  /** 1..255, `virtualRouterId(clusterId)`. */
   virtualRouterId: z.number().int().min(1).max(255),
   leader: z.string().optional(),
   /** Registered control-plane nodes, in registration order. */
@@ -155,7 +305,7 @@ export type ControlPlaneView = z.infer<typeof controlPlaneViewSchema>;
 export const phaseEventSchema = z.strictObject({
   phase: z.string().min(1).max(64),
   type: z.enum(['start', 'end', 'fail']),
-  at: z.string(),
+  at: z.string().max(64),
   attempt: z.number().int().positive(),
   message: z.string().max(4096).optional(),
   command: z.string().max(4096).optional(),
@@ -169,5 +319,48 @@ export type EventsRequest = z.infer<typeof eventsRequestSchema>;
 export const readyRequestSchema = z.strictObject({
   /** The leader uploads admin.conf so the controller can mint join tokens through the API. */
   adminKubeconfig: z.string().max(64 * 1024).optional(),
+  /** The leader's lease epoch; a ready report from an ended lease is fenced (409). */
+  epoch: z.number().int().positive().optional(),
 });
 export type ReadyRequest = z.infer<typeof readyRequestSchema>;
+
+// --- status ----------------------------------------------------------------------------------
+export const nodeStatusSchema = z.object({
+  name: z.string(),
+  role: roleSchema,
+  pool: z.string(),
+  /** `pending`: config rendered, never registered; `revoked`: its tokens were revoked. */
+  state: z.enum(['pending', 'registered', 'bootstrapping', 'failed', 'ready', 'revoked']),
+  uuid: z.string().optional(),
+  hostname: z.string().optional(),
+  primaryIp: z.string().optional(),
+  ips: z.array(z.string()),
+  registeredAt: z.string().optional(),
+  phase: z.string().optional(),
+  phaseState: z.enum(['running', 'done', 'failed']).optional(),
+  phaseAt: z.string().optional(),
+  lastError: z.string().optional(),
+  readyAt: z.string().optional(),
+});
+export type NodeStatus = z.infer<typeof nodeStatusSchema>;
+
+export const clusterStatusSchema = z.object({
+  cluster: z.object({
+    id: z.string(),
+    name: z.string(),
+    kubernetesVersion: z.string(),
+    endpoint: z.string(),
+    controlPlaneNodes: z.number().int(),
+    virtualRouterId: z.number().int(),
+  }),
+  leader: z.object({
+    holder: z.string().optional(),
+    epoch: z.number().int(),
+    leaseExpiresAt: z.string().optional(),
+    ready: z.boolean(),
+    readyAt: z.string().optional(),
+  }),
+  joinSlot: z.object({ holder: z.string(), expiresAt: z.string() }).optional(),
+  nodes: z.array(nodeStatusSchema),
+});
+export type ClusterStatus = z.infer<typeof clusterStatusSchema>;

@@ -1,4 +1,5 @@
 import type {
+  ClusterStatus,
   ControlPlaneView,
   EventsRequest,
   JoinGrant,
@@ -30,4 +31,6 @@ export interface NodeApi {
   controlPlane(): Promise<ControlPlaneView>;
   events(request: EventsRequest): Promise<void>;
   ready(request: ReadyRequest): Promise<void>;
+  /** The cluster as the controller sees it: nodes, phases, leader, join slot. */
+  status(): Promise<ClusterStatus>;
 }

@@ -4,17 +4,17 @@ import type { ControlPlaneView } from '../protocol/api.ts';
  * keepalived.conf for the API server VIP. Every node starts as BACKUP and the VRRP election
  * goes by priority: a node configured as MASTER would claim the VIP the moment keepalived
  * starts, even while its own API server is down (a rebooting node would pull the VIP away from
- * a healthy one). Preemption stays on, so that the health check can move the VIP: a node whose
- * `/livez` fails drops by HEALTH_WEIGHT, below every healthy node. Peers are unicast, since
- * multicast is often filtered on vSphere networks.
+ * a healthy one). The health check has no weight, so a node whose `/livez` fails goes to FAULT:
+ * it drops the VIP and sends a priority-0 advert, and a healthy backup takes over after its
+ * skew time (well under a second) instead of waiting out the master-down timer (3 x advert_int):
+ * keepalived discards a lower-priority advert rather than preempting on it. Peers are unicast,
+ * since multicast is often filtered on vSphere networks.
  */
 
 export const KEEPALIVED_CONFIG = '/etc/keepalived/keepalived.conf';
 
 const LEADER_PRIORITY = 150;
-/** Healthy nodes sit in 101..150; with the check failing, in 1..50: any healthy node wins. */
-const LOWEST_HEALTHY_PRIORITY = 101;
-const HEALTH_WEIGHT = -100;
+const LOWEST_PRIORITY = 101;
 const CURL = '/usr/bin/curl';
 
 export interface KeepalivedInput {
@@ -38,7 +38,7 @@ export function vrrpPriority(view: ControlPlaneView, nodeName: string, isLeader:
   const index = view.nodes.findIndex((node) => node.name === nodeName);
   if (index < 0) throw new Error(`the controller's control-plane view does not list this node (${nodeName})`);
   const priority = LEADER_PRIORITY - 1 - index;
-  if (priority < LOWEST_HEALTHY_PRIORITY) {
+  if (priority < LOWEST_PRIORITY) {
     throw new Error(`too many control-plane nodes for distinct VRRP priorities: ${nodeName} is number ${index + 1}`);
   }
   return priority;
@@ -71,7 +71,6 @@ vrrp_script pke_apiserver_livez {
   timeout 3
   fall 2
   rise 2
-  weight ${HEALTH_WEIGHT}
   # A node starts as unhealthy until its API server answers.
   init_fail
 }

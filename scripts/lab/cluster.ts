@@ -22,6 +22,10 @@ export interface LabOptions {
   leaseTtl?: string;
   /** Extra environment for every node's bootstrap (stand-in knobs). */
   nodeEnv?: Record<string, string>;
+  /** The cluster's VIP; default: .100 of the lab network. */
+  vip?: string;
+  /** Lifetime of each join token the controller mints, in seconds. */
+  bootstrapTokenTtlSeconds?: number;
 }
 
 export interface LabNode {
@@ -82,9 +86,14 @@ export class Lab {
       .filter((h) => h.name !== 'ctl')
       .map((host) => ({ name: host.name, role: host.name.startsWith('m') ? 'master' : 'worker', host, root: path.join(options.workDir, 'nodes', host.name), guestinfo: {} }));
     const lab = new Lab(options, network, nodes);
-    await lab.startController();
-    await lab.createCluster();
-    for (const node of nodes) await lab.prepareVm(node);
+    try {
+      await lab.startController();
+      await lab.createCluster();
+      for (const node of nodes) await lab.prepareVm(node);
+    } catch (error) {
+      await lab.destroy({ keepFiles: true });
+      throw error;
+    }
     lab.superviseKeepalived();
     return lab;
   }
@@ -125,8 +134,13 @@ export class Lab {
   }
 
   private async createCluster(): Promise<void> {
-    const args = ['cluster', 'create', '--name', this.clusterName, '--kubernetes-version', this.options.kubernetesVersion ?? '1.31.2', '--vip', this.network.vip, '--control-plane-nodes', String(this.options.masters), '--pool', 'workers'];
+    const args = ['cluster', 'create', '--name', this.clusterName, '--kubernetes-version', this.options.kubernetesVersion ?? '1.31.2', '--vip', this.options.vip ?? this.network.vip, '--control-plane-nodes', String(this.options.masters), '--pool', 'workers'];
     if (this.options.leaseTtl) args.push('--lease-ttl', this.options.leaseTtl);
+    if (this.options.bootstrapTokenTtlSeconds !== undefined) {
+      const spec = path.join(this.options.workDir, 'cluster-spec.json');
+      writeFileSync(spec, JSON.stringify({ bootstrapTokenTtlSeconds: this.options.bootstrapTokenTtlSeconds }));
+      args.push('--file', spec);
+    }
     await this.controllerCli(args);
   }
 

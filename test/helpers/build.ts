@@ -1,5 +1,5 @@
-import { execFile } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -7,15 +7,16 @@ import { promisify } from 'node:util';
 const REPO = path.resolve(import.meta.dirname, '../..');
 const EXECUTABLE = path.join(REPO, 'dist/pke-agent');
 const LOCK = path.join(REPO, 'dist/.build.lock');
-const SOURCES = ['agent', 'scripts/build.mjs', 'scripts/import-meta-url.cjs', 'package.json', 'package-lock.json'];
+/** What scripts/build.mjs reads: the agent, itself and its helper scripts, the package manifest. */
+const SOURCES = ['agent', 'scripts/build.mjs', 'package.json', 'package-lock.json', ...helperScripts()];
 const LOCK_WAIT_MS = 10 * 60_000;
 
 let building: Promise<string> | undefined;
 
 /**
- * The path of dist/pke-agent, built with `npm run build` when it is missing or older than
- * the sources. Safe to call from several test files at once: one builds (holding a lock
- * directory), the others wait and then find it fresh.
+ * The path of dist/pke-agent, built with `npm run build` when it is missing, older than the
+ * sources, or does not answer `version`. Safe to call from several test files at once: one
+ * builds (holding a lock directory), the others wait and then find it fresh.
  */
 export function ensureBuilt(): Promise<string> {
   building ??= buildIfStale().finally(() => {
@@ -39,6 +40,15 @@ async function buildIfStale(): Promise<string> {
   return EXECUTABLE;
 }
 
+function helperScripts(): string[] {
+  try {
+    return readdirSync(path.join(REPO, 'scripts')).filter((f) => f.endsWith('.cjs')).map((f) => `scripts/${f}`);
+  } catch {
+    return [];
+  }
+}
+
+/** Newer than every source, and it runs: a build that died half-way leaves a fresh but broken file. */
 function isFresh(): boolean {
   let built: number;
   try {
@@ -46,7 +56,12 @@ function isFresh(): boolean {
   } catch {
     return false;
   }
-  return SOURCES.every((source) => newestMtime(path.join(REPO, source)) <= built);
+  if (!SOURCES.every((source) => newestMtime(path.join(REPO, source)) <= built)) return false;
+  try {
+    return execFileSync(EXECUTABLE, ['version'], { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'ignore'] }).startsWith('pke-agent ');
+  } catch {
+    return false;
+  }
 }
 
 function newestMtime(file: string): number {

@@ -1,4 +1,5 @@
 import { InputError } from '../../../core/errors.ts';
+import { createLogger } from '../../../core/log.ts';
 import { startController } from '../../../controller/controller.ts';
 import { commandContext } from '../../context.ts';
 import type { ServeArgs } from '../controller.ts';
@@ -7,6 +8,8 @@ import { parseListen } from './flags.ts';
 /** Runs the controller until SIGTERM or SIGINT, then closes it cleanly. */
 export async function serve(args: ServeArgs): Promise<void> {
   const ctx = commandContext(args);
+  const stderr = batchedLines((text) => process.stderr.write(text));
+  const log = createLogger({ json: args.json, level: args['log-level'], write: stderr.write });
   const { host, port } = parseListen('--listen', args.listen);
   const advertiseUrl = args['advertise-url'];
   if (advertiseUrl !== undefined && !/^https:\/\/[^/]+\/?$/.test(advertiseUrl)) {
@@ -18,7 +21,7 @@ export async function serve(args: ServeArgs): Promise<void> {
     port,
     sans: args.san,
     advertiseUrl: advertiseUrl?.replace(/\/$/, ''),
-    log: ctx.log,
+    log,
   });
   const facts = {
     url: controller.url,
@@ -42,7 +45,29 @@ export async function serve(args: ServeArgs): Promise<void> {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
-  ctx.log.info('controller.stopping', { signal });
+  log.info('controller.stopping', { signal });
   await controller.close();
-  ctx.log.info('controller.stopped', { signal });
+  log.info('controller.stopped', { signal });
+  stderr.flush();
+}
+
+/**
+ * Log lines gathered and written once per event-loop turn: stderr to a file or pipe is a
+ * synchronous write per call, and the request log has a line per request.
+ */
+function batchedLines(write: (text: string) => void): { write: (line: string) => void; flush: () => void } {
+  let pending: string[] = [];
+  const flush = () => {
+    if (pending.length === 0) return;
+    const text = `${pending.join('\n')}\n`;
+    pending = [];
+    write(text);
+  };
+  return {
+    write: (line) => {
+      if (pending.length === 0) setImmediate(flush);
+      pending.push(line);
+    },
+    flush,
+  };
 }

@@ -1,0 +1,47 @@
+import { randomInt } from 'node:crypto';
+import { virtualRouterId, type ClusterSpec, type ClusterSummary } from '../protocol/api.ts';
+import type { ClusterState, ControllerState } from './state.ts';
+
+/** Cluster records: ids, lookup, and the summary admins see. */
+
+const SUFFIX_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
+const SUFFIX_LENGTH = 5;
+
+/** A DNS label: the name, a dash and five random characters (no vowels, so no accidental words). */
+export function newClusterId(name: string): string {
+  let suffix = '';
+  for (let i = 0; i < SUFFIX_LENGTH; i += 1) suffix += SUFFIX_ALPHABET[randomInt(SUFFIX_ALPHABET.length)];
+  return `${name.slice(0, 63 - SUFFIX_LENGTH - 1).replace(/-+$/, '')}-${suffix}`;
+}
+
+/** By id, or by name (names are unique too). */
+export function findCluster(state: Readonly<ControllerState>, idOrName: string): ClusterState | undefined {
+  return state.clusters[idOrName] ?? Object.values(state.clusters).find((c) => c.name === idOrName);
+}
+
+export function newClusterState(id: string, spec: ClusterSpec, caCertHash: string, now: number): ClusterState {
+  return {
+    id,
+    name: spec.name,
+    createdAt: now,
+    spec,
+    caCertHash,
+    nodes: {},
+    registrations: 0,
+    leader: { epoch: 0, ready: false },
+    revokedTokens: {},
+  };
+}
+
+export function clusterSummary(cluster: ClusterState): ClusterSummary {
+  return {
+    id: cluster.id,
+    name: cluster.name,
+    createdAt: new Date(cluster.createdAt).toISOString(),
+    spec: cluster.spec,
+    caCertHash: cluster.caCertHash,
+    virtualRouterId: virtualRouterId(cluster.id),
+    nodes: Object.keys(cluster.nodes).length,
+    ready: cluster.leader.ready,
+  };
+}

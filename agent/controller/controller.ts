@@ -1,0 +1,191 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:https';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { AddressInfo } from 'node:net';
+import { hostname, networkInterfaces } from 'node:os';
+import { PkeError, errorMessage } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import { MAX_WAIT_SECONDS } from '../protocol/api.ts';
+import { DataDir } from './data-dir.ts';
+import { caCertHash, issueCertificate } from './pki.ts';
+import type { Route } from './route.ts';
+import { createClusterRoute, listClustersRoute, showClusterRoute } from './routes/clusters.ts';
+import { joinRoute } from './routes/join.ts';
+import { claimLeaderRoute, leaderStateRoute } from './routes/leader.ts';
+import { nodeConfigRoute, revokeRoute } from './routes/node-config.ts';
+import { controlPlaneRoute, eventsRoute, pkiRoute, readyRoute, registerRoute } from './routes/nodes.ts';
+import { statusRoute } from './routes/status.ts';
+import { ControllerRuntime } from './runtime.ts';
+import { requestHandler } from './server.ts';
+import { ClusterSignals } from './signals.ts';
+import { emptyState } from './state.ts';
+import { StateStore } from './store.ts';
+import { TokenAuthority } from './tokens.ts';
+
+/** How long requests in flight may take to finish once the controller is asked to stop. */
+const SHUTDOWN_GRACE_MS = 10_000;
+
+export const ROUTES: Route[] = [
+  createClusterRoute,
+  listClustersRoute,
+  showClusterRoute,
+  nodeConfigRoute,
+  revokeRoute,
+  registerRoute,
+  eventsRoute,
+  readyRoute,
+  claimLeaderRoute,
+  leaderStateRoute,
+  pkiRoute,
+  joinRoute,
+  controlPlaneRoute,
+  statusRoute,
+];
+
+export interface ControllerOptions {
+  dataDir: string;
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** Extra DNS names and IP addresses for the serving certificate. */
+  sans?: string[];
+  /** The URL node configs point at; default: https://<listen address or first non-loopback IPv4>:<port>. */
+  advertiseUrl?: string;
+  log: Logger;
+  /** Check after every state write that each mutation touched what it changed (tests). */
+  verifyStateTouches?: boolean;
+}
+
+export interface RunningController {
+  /** Where this process listens, with the real port. */
+  url: string;
+  advertiseUrl: string;
+  caCertFile: string;
+  caCertPem: string;
+  /** kubeadm-style pin of the serving CA: `sha256:` + hex SHA-256 of its SubjectPublicKeyInfo. */
+  caPin: string;
+  adminTokenFile: string;
+  close(): Promise<void>;
+}
+
+/** Opens the data dir, loads or makes its keys and state, and serves the API over HTTPS. */
+export async function startController(options: ControllerOptions): Promise<RunningController> {
+  const dataDir = new DataDir(options.dataDir);
+  await dataDir.ensure();
+  await dataDir.lock();
+  try {
+    return await serve(dataDir, options);
+  } catch (error) {
+    await dataDir.unlock();
+    throw error;
+  }
+}
+
+async function serve(dataDir: DataDir, options: ControllerOptions): Promise<RunningController> {
+  const ca = await dataDir.servingCa();
+  const tokens = await TokenAuthority.fromSecret(await dataDir.signingKeyBytes());
+  const store = await StateStore.open(dataDir.stateFile, () => emptyState(''), { verifyTouches: options.verifyStateTouches });
+  await ensureAdminToken(dataDir, store, tokens);
+
+  const sans = servingNames(options);
+  const serving = await issueCertificate(ca, { keyType: 'ecdsa', commonName: 'pke-controller', altNames: sans, usage: 'server', validDays: 365 });
+  const server = createServer({
+    key: serving.keyPem,
+    cert: serving.certPem,
+    // Long-polls may last MAX_WAIT_SECONDS; headers must come quickly.
+    requestTimeout: (MAX_WAIT_SECONDS + 30) * 1000,
+    headersTimeout: 30_000,
+    keepAliveTimeout: 30_000,
+  });
+  const port = await listen(server, options.host, options.port);
+  const advertiseUrl = options.advertiseUrl ?? `https://${urlHost(defaultAdvertiseHost(options.host))}:${port}`;
+
+  const runtime = new ControllerRuntime({ store, signals: new ClusterSignals(), tokens, dataDir, log: options.log, advertiseUrl, caCertPem: ca.certPem });
+  for (const id of Object.keys(store.state.clusters)) runtime.pki.set(id, await dataDir.readClusterPki(id));
+  for (const cluster of Object.values(store.state.clusters)) runtime.armDeadlines(cluster);
+  const handle = requestHandler(ROUTES, runtime);
+  const inFlight = new Set<Promise<void>>();
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const done = new Promise<void>((resolve) => res.once('close', () => resolve()));
+    inFlight.add(done);
+    void done.then(() => inFlight.delete(done));
+    handle(req, res);
+  });
+
+  let closed: Promise<void> | undefined;
+  return {
+    url: `https://${urlHost(options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host)}:${port}`,
+    advertiseUrl,
+    caCertFile: dataDir.caCert,
+    caCertPem: ca.certPem,
+    caPin: caCertHash(ca.certPem),
+    adminTokenFile: dataDir.adminToken,
+    close: () => {
+      closed ??= (async () => {
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        // Wakes the long-polls, which answer 503 so that their clients ask again later.
+        await runtime.close();
+        await Promise.race([Promise.all(inFlight), delay(SHUTDOWN_GRACE_MS, undefined, { ref: false })]);
+        // Keep-alive connections would hold the server open until they time out.
+        server.closeAllConnections();
+        await stopped;
+        await store.close();
+        await dataDir.unlock();
+      })();
+      return closed;
+    },
+  };
+}
+
+/** Keeps admin.token if it is the current one; otherwise writes a new one and makes it current. */
+async function ensureAdminToken(dataDir: DataDir, store: StateStore, tokens: TokenAuthority): Promise<void> {
+  const existing = await dataDir.readAdminToken();
+  if (existing) {
+    const principal = await tokens.verify(existing).catch(() => undefined);
+    if (principal?.kind === 'admin' && principal.jti === store.state.adminTokenId) return;
+  }
+  const admin = await tokens.mintAdminToken();
+  await dataDir.writeAdminToken(admin.token);
+  store.mutate((state, touch) => {
+    state.adminTokenId = admin.jti;
+    touch.root();
+  });
+  await store.durable();
+}
+
+function listen(server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const failed = (error: NodeJS.ErrnoException) => {
+      reject(new PkeError(`cannot listen on ${host}:${port}: ${errorMessage(error)}`, { cause: error }));
+    };
+    server.once('error', failed);
+    server.listen(port, host, () => {
+      server.off('error', failed);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+/** Every name a node might use for this controller, so that the pinned CA verifies it. */
+function servingNames(options: ControllerOptions): string[] {
+  const names = new Set(['localhost', hostname(), '127.0.0.1', '::1']);
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const address of addresses ?? []) names.add(address.address.replace(/%.*$/, ''));
+  }
+  if (options.host !== '0.0.0.0' && options.host !== '::') names.add(options.host);
+  if (options.advertiseUrl) names.add(new URL(options.advertiseUrl).hostname.replace(/^\[|\]$/g, ''));
+  for (const name of options.sans ?? []) names.add(name);
+  return [...names].filter(Boolean);
+}
+
+function defaultAdvertiseHost(listenHost: string): string {
+  if (listenHost !== '0.0.0.0' && listenHost !== '::') return listenHost;
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const address of addresses ?? []) if (address.family === 'IPv4' && !address.internal) return address.address;
+  }
+  return '127.0.0.1';
+}
+
+function urlHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}

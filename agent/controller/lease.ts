@@ -1,0 +1,74 @@
+import type { LeaderState } from '../protocol/api.ts';
+import { ApiProblem } from './problem.ts';
+import type { ClusterState } from './state.ts';
+
+/**
+ * The leader lease of one cluster, as pure functions over its state. A lease has a holder, an
+ * absolute expiry and an epoch that grows with every new lease. The holder renews it (claim
+ * with its epoch) until it reports ready; from then on it never expires. A request that
+ * carries the epoch of a lease that has ended is fenced.
+ */
+
+/** The holder of a live lease, or undefined. */
+export function leaseHolder(cluster: ClusterState, now: number): string | undefined {
+  const { holder, ready, expiresAt } = cluster.leader;
+  if (holder === undefined) return undefined;
+  return ready || (expiresAt !== undefined && now < expiresAt) ? holder : undefined;
+}
+
+/** Claims (no epoch) or renews (the holder's epoch) the lease; mutates the cluster's state. */
+export function claimLease(cluster: ClusterState, node: string, epoch: number | undefined, now: number): { granted: boolean } {
+  const leader = cluster.leader;
+  const holder = leaseHolder(cluster, now);
+  if (epoch !== undefined) {
+    assertEpoch(cluster, node, epoch, now);
+    if (!leader.ready) leader.expiresAt = now + cluster.spec.leaseTtlSeconds * 1000;
+    return { granted: true };
+  }
+  if (holder !== undefined) {
+    // The holder asking again without its epoch (a rerun) keeps its lease.
+    if (holder === node && !leader.ready) leader.expiresAt = now + cluster.spec.leaseTtlSeconds * 1000;
+    return { granted: holder === node };
+  }
+  leader.epoch += 1;
+  leader.holder = node;
+  leader.expiresAt = now + cluster.spec.leaseTtlSeconds * 1000;
+  return { granted: true };
+}
+
+/** Throws 409 `fenced` unless `node` holds the live lease of `epoch`. */
+export function assertEpoch(cluster: ClusterState, node: string, epoch: number, now: number): void {
+  if (epoch === cluster.leader.epoch && leaseHolder(cluster, now) === node) return;
+  throw fenced(cluster, node, epoch, now);
+}
+
+export function fenced(cluster: ClusterState, node: string, epoch: number, now: number): ApiProblem {
+  const holder = leaseHolder(cluster, now);
+  const current = holder === undefined ? 'no live lease' : `epoch ${cluster.leader.epoch} held by ${holder}`;
+  return new ApiProblem(409, 'fenced', `the lease of epoch ${epoch} has ended for ${node} (now: ${current}); claim again`);
+}
+
+/** The holder reported ready: its lease stops expiring. */
+export function markLeaderReady(cluster: ClusterState, now: number): void {
+  cluster.leader.ready = true;
+  cluster.leader.readyAt ??= now;
+  cluster.leader.expiresAt = undefined;
+}
+
+export function leaderView(cluster: ClusterState, now: number): LeaderState {
+  const holder = leaseHolder(cluster, now);
+  const { vip, port } = cluster.spec.controlPlaneEndpoint;
+  return {
+    holder,
+    epoch: cluster.leader.epoch,
+    leaseExpiresAt: holder !== undefined && !cluster.leader.ready && cluster.leader.expiresAt !== undefined ? new Date(cluster.leader.expiresAt).toISOString() : undefined,
+    leaseTtlSeconds: cluster.spec.leaseTtlSeconds,
+    ready: cluster.leader.ready,
+    endpoint: `${vip}:${port}`,
+  };
+}
+
+/** The instant the current lease ends, if it can end (a live lease not yet ready). */
+export function leaseDeadline(cluster: ClusterState, now: number): number | undefined {
+  return leaseHolder(cluster, now) !== undefined && !cluster.leader.ready ? cluster.leader.expiresAt : undefined;
+}

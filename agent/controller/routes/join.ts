@@ -1,0 +1,122 @@
+import { z } from 'zod';
+import { joinRequestSchema, waitQuerySchema, type JoinGrant, type JoinRequest } from '../../protocol/api.ts';
+import { bootstrapTokenSecret, generateBootstrapToken } from '../bootstrap-tokens.ts';
+import { errorMessage } from '../../core/errors.ts';
+import { liveSlot, takeSlot } from '../join-slots.ts';
+import { assertEpoch, leaseHolder } from '../lease.ts';
+import { ApiProblem } from '../problem.ts';
+import { asNode, clusterRoute, type ClusterRouteContext } from '../route.ts';
+import type { ClusterState, JoinSlot } from '../state.ts';
+import type { NodePrincipal } from '../tokens.ts';
+
+/**
+ * Join material. The lease holder gets `init` (a token for its InitConfiguration). Everyone
+ * else waits for the leader to be ready and, on control plane, for the join slot; then the
+ * controller creates a fresh bootstrap token in the cluster through its API.
+ */
+
+type WaitQuery = z.infer<typeof waitQuerySchema>;
+type JoinContext = ClusterRouteContext<JoinRequest, WaitQuery>;
+
+export const joinRoute = clusterRoute<JoinRequest, WaitQuery>({
+  method: 'POST',
+  pattern: '/v1/clusters/{c}/join',
+  access: 'node',
+  body: joinRequestSchema,
+  query: waitQuerySchema,
+  async handle(context): Promise<JoinGrant> {
+    const { cluster, body } = context;
+    const me = asNode(context.principal);
+    if (body.epoch !== undefined) assertEpoch(cluster, me.node, body.epoch, Date.now());
+    if (me.role === 'master' && leaseHolder(cluster, Date.now()) === me.node) return initGrant(context);
+    const slot = await waitForTurn(context, me);
+    return mintJoinGrant(context, me, slot);
+  },
+});
+
+function initGrant({ cluster, runtime }: JoinContext): JoinGrant {
+  const init = runtime.store.mutate((_, touch) => {
+    const now = Date.now();
+    touch.cluster(cluster.id);
+    const ttl = cluster.spec.initTokenTtlSeconds;
+    // A rerun of the leader gets the same token back while half its lifetime is left.
+    if (!cluster.initToken || cluster.initToken.expiresAt - now < (ttl * 1000) / 2) {
+      const token = generateBootstrapToken(ttl, now);
+      cluster.initToken = { token: token.token, expiresAt: token.expiresAt };
+    }
+    return cluster.initToken;
+  });
+  return { mode: 'init', token: init.token, tokenExpiresAt: new Date(init.expiresAt).toISOString(), caCertHash: cluster.caCertHash, endpoint: endpoint(cluster) };
+}
+
+/** Waits (up to `?wait=`) for a ready leader and, for control plane, the join slot. */
+async function waitForTurn({ cluster, query, signal, runtime }: JoinContext, me: NodePrincipal): Promise<JoinSlot | undefined> {
+  const deadline = Date.now() + query.wait * 1000;
+  for (;;) {
+    let blocked: 'not-ready' | 'slot-busy' | undefined;
+    let slot: JoinSlot | undefined;
+    if (!cluster.leader.ready) blocked = 'not-ready';
+    else if (me.role === 'master') {
+      const now = Date.now();
+      const held = liveSlot(cluster, now);
+      if (held && held.holder !== me.node) blocked = 'slot-busy';
+      else if (held) slot = held;
+      else {
+        slot = runtime.store.mutate((_, touch) => {
+          touch.cluster(cluster.id);
+          return takeSlot(cluster, me.node, now);
+        });
+        runtime.log.info('join.slot', { cluster: cluster.id, node: me.node });
+        runtime.armDeadlines(cluster);
+      }
+    }
+    if (!blocked) return slot;
+    if (Date.now() >= deadline || signal.aborted) throw waitEnded(cluster, blocked, query.wait);
+    if (runtime.isClosing) throw new ApiProblem(503, 'internal', 'the controller is shutting down; ask again');
+    runtime.armDeadlines(cluster);
+    await runtime.signals.next(cluster.id, deadline - Date.now(), signal);
+  }
+}
+
+async function mintJoinGrant({ cluster, runtime, signal }: JoinContext, me: NodePrincipal, slot: JoinSlot | undefined): Promise<JoinGrant> {
+  if (signal.aborted) throw new ApiProblem(503, 'internal', 'the client went away');
+  const api = await runtime.clusterApi(cluster.id);
+  if (!api) throw new ApiProblem(503, 'cluster-api-unavailable', `cluster ${cluster.id} is ready but the controller has no admin kubeconfig for it; the leader must report ready again`);
+  const token = generateBootstrapToken(cluster.spec.bootstrapTokenTtlSeconds);
+  try {
+    await api.createBootstrapTokenSecret(bootstrapTokenSecret(token, `pke-agent controller: join token for ${me.node}`));
+  } catch (error) {
+    runtime.log.warn('join.token.failed', { cluster: cluster.id, node: me.node, error: errorMessage(error) });
+    throw new ApiProblem(503, 'cluster-api-unavailable', `could not create the bootstrap token through the cluster API (${api.server}): ${errorMessage(error)}; retry`);
+  }
+  runtime.store.mutate((_, touch) => {
+    const record = cluster.nodes[me.node];
+    if (record) {
+      record.joinTokenId = token.id;
+      record.joinedAt = Date.now();
+      touch.node(cluster.id, me.node);
+    }
+  });
+  return {
+    mode: 'join',
+    token: token.token,
+    tokenExpiresAt: new Date(token.expiresAt).toISOString(),
+    caCertHash: cluster.caCertHash,
+    endpoint: endpoint(cluster),
+    ...(slot ? { slot: { holder: slot.holder, expiresAt: new Date(slot.expiresAt).toISOString() } } : {}),
+  };
+}
+
+function waitEnded(cluster: ClusterState, blocked: 'not-ready' | 'slot-busy', waited: number): ApiProblem {
+  if (blocked === 'not-ready') {
+    const holder = leaseHolder(cluster, Date.now());
+    return new ApiProblem(409, 'not-ready', `the leader of cluster ${cluster.id} is not ready after ${waited} s (${holder ? `leader: ${holder}` : 'no leader yet'}); ask again`);
+  }
+  const slot = liveSlot(cluster, Date.now());
+  return new ApiProblem(409, 'slot-busy', `the control-plane join slot of cluster ${cluster.id} is held by ${slot?.holder ?? 'another node'} until ${slot ? new Date(slot.expiresAt).toISOString() : 'it is freed'}; ask again`);
+}
+
+function endpoint(cluster: ClusterState): string {
+  const { vip, port } = cluster.spec.controlPlaneEndpoint;
+  return `${vip}:${port}`;
+}

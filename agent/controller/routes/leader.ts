@@ -1,0 +1,46 @@
+import { z } from 'zod';
+import { leaderClaimRequestSchema, leaderQuerySchema, type LeaderClaimRequest, type LeaderClaimResponse, type LeaderState } from '../../protocol/api.ts';
+import { claimLease, leaderView } from '../lease.ts';
+import { ApiProblem } from '../problem.ts';
+import { asNode, clusterRoute } from '../route.ts';
+
+/** The leader lease: claim or renew it, and long-poll its state. */
+
+export const claimLeaderRoute = clusterRoute<LeaderClaimRequest>({
+  method: 'POST',
+  pattern: '/v1/clusters/{c}/leader',
+  access: 'control-plane',
+  body: leaderClaimRequestSchema,
+  handle({ cluster, principal, body, runtime }): LeaderClaimResponse {
+    const me = asNode(principal);
+    const before = cluster.leader.epoch;
+    const { granted } = runtime.store.mutate((_, touch) => {
+      touch.cluster(cluster.id);
+      return claimLease(cluster, me.node, body.epoch, Date.now());
+    });
+    if (cluster.leader.epoch !== before) runtime.log.info('leader.elected', { cluster: cluster.id, node: me.node, epoch: cluster.leader.epoch });
+    runtime.changed(cluster);
+    return { ...leaderView(cluster, Date.now()), granted };
+  },
+});
+
+type LeaderQuery = z.infer<typeof leaderQuerySchema>;
+
+export const leaderStateRoute = clusterRoute<undefined, LeaderQuery>({
+  method: 'GET',
+  pattern: '/v1/clusters/{c}/leader',
+  access: 'control-plane',
+  query: leaderQuerySchema,
+  async handle({ cluster, query, signal, runtime }): Promise<LeaderState> {
+    const deadline = Date.now() + query.wait * 1000;
+    const known = query.epoch === undefined && query.ready === undefined ? undefined : { epoch: query.epoch ?? 0, ready: query.ready ?? false };
+    for (;;) {
+      const view = leaderView(cluster, Date.now());
+      const differs = !known || view.epoch !== known.epoch || view.ready !== known.ready || view.holder === undefined;
+      if (differs || Date.now() >= deadline || signal.aborted) return view;
+      if (runtime.isClosing) throw new ApiProblem(503, 'internal', 'the controller is shutting down; ask again');
+      runtime.armDeadlines(cluster);
+      await runtime.signals.next(cluster.id, deadline - Date.now(), signal);
+    }
+  },
+});

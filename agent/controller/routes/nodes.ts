@@ -1,0 +1,176 @@
+import {
+  eventsRequestSchema,
+  readyRequestSchema,
+  registerRequestSchema,
+  virtualRouterId,
+  type ControlPlaneView,
+  type EventsRequest,
+  type NodeRecord,
+  type PhaseEvent,
+  type PkiBundle,
+  type ReadyRequest,
+  type RegisterRequest,
+} from '../../protocol/api.ts';
+import { ClusterApiError, parseAdminKubeconfig } from '../cluster-api.ts';
+import { releaseSlot } from '../join-slots.ts';
+import { assertEpoch, fenced, leaseHolder, markLeaderReady } from '../lease.ts';
+import { badRequest, conflict, forbidden } from '../problem.ts';
+import { asNode, clusterRoute } from '../route.ts';
+import type { ClusterState, NodeState } from '../state.ts';
+import type { NodePrincipal } from '../tokens.ts';
+
+/** What a node tells the controller about itself, and the shared views it reads. */
+
+export const registerRoute = clusterRoute<RegisterRequest>({
+  method: 'POST',
+  pattern: '/v1/clusters/{c}/nodes/{n}/register',
+  access: 'node',
+  body: registerRequestSchema,
+  handle({ cluster, principal, body, runtime }): NodeRecord {
+    const node = runtime.store.mutate((_, touch) => {
+      const record = nodeOf(cluster, asNode(principal));
+      const previous = record.registration;
+      if (previous && previous.uuid !== body.uuid) {
+        throw conflict(`node ${record.name} is registered already by the VM with BIOS UUID ${previous.uuid}; this VM has ${body.uuid}. Two VMs claim the same name`);
+      }
+      record.registration = {
+        ...body,
+        registeredAt: previous?.registeredAt ?? Date.now(),
+        seq: previous?.seq ?? cluster.registrations++,
+      };
+      touch.node(cluster.id, record.name);
+      touch.cluster(cluster.id);
+      return record;
+    });
+    return nodeRecord(node);
+  },
+});
+
+export const eventsRoute = clusterRoute<EventsRequest>({
+  method: 'POST',
+  pattern: '/v1/clusters/{c}/nodes/{n}/events',
+  access: 'node',
+  status: 204,
+  body: eventsRequestSchema,
+  handle({ cluster, principal, body, runtime }): void {
+    runtime.store.mutate((_, touch) => {
+      const record = nodeOf(cluster, asNode(principal));
+      for (const event of body.events) applyEvent(record, event);
+      touch.node(cluster.id, record.name);
+    });
+    for (const event of body.events) {
+      if (event.type === 'fail') {
+        runtime.log.warn('node.phase.failed', { cluster: cluster.id, node: asNode(principal).node, phase: event.phase, attempt: event.attempt, error: event.message });
+      }
+    }
+  },
+});
+
+export const readyRoute = clusterRoute<ReadyRequest>({
+  method: 'POST',
+  pattern: '/v1/clusters/{c}/nodes/{n}/ready',
+  access: 'node',
+  status: 204,
+  body: readyRequestSchema,
+  async handle({ cluster, principal, body, runtime }): Promise<void> {
+    const me = asNode(principal);
+    const isHolder = () => leaseHolder(cluster, Date.now()) === me.node;
+    const checkLease = () => {
+      if (body.epoch !== undefined) assertEpoch(cluster, me.node, body.epoch, Date.now());
+    };
+    checkLease();
+    if (body.adminKubeconfig !== undefined) {
+      if (!isHolder()) {
+        if (cluster.leader.holder === me.node) throw fenced(cluster, me.node, body.epoch ?? cluster.leader.epoch, Date.now());
+        throw forbidden(`only the leader may upload the admin kubeconfig; ${me.node} does not hold the lease`);
+      }
+      try {
+        parseAdminKubeconfig(body.adminKubeconfig);
+      } catch (error) {
+        if (error instanceof ClusterApiError) throw badRequest(`adminKubeconfig: ${error.message}`, 'adminKubeconfig');
+        throw error;
+      }
+      await runtime.replaceAdminKubeconfig(cluster.id, body.adminKubeconfig);
+      // The lease may have ended while the file was written.
+      checkLease();
+      if (!isHolder()) throw fenced(cluster, me.node, body.epoch ?? cluster.leader.epoch, Date.now());
+    } else if (isHolder() && !cluster.leader.ready) {
+      throw badRequest('the leader reports ready with the admin kubeconfig (admin.conf), so that the controller can mint join tokens', 'adminKubeconfig');
+    }
+    runtime.store.mutate((_, touch) => {
+      const now = Date.now();
+      if (body.adminKubeconfig !== undefined) markLeaderReady(cluster, now);
+      const record = nodeOf(cluster, me);
+      record.readyAt ??= now;
+      releaseSlot(cluster, me.node);
+      touch.node(cluster.id, me.node);
+      touch.cluster(cluster.id);
+    });
+    runtime.log.info('node.ready', { cluster: cluster.id, node: me.node, leader: body.adminKubeconfig !== undefined });
+    runtime.changed(cluster);
+  },
+});
+
+export const pkiRoute = clusterRoute({
+  method: 'GET',
+  pattern: '/v1/clusters/{c}/pki',
+  access: 'control-plane',
+  handle({ cluster, runtime }): PkiBundle {
+    const files = runtime.pki.get(cluster.id);
+    if (!files) throw new Error(`the PKI of cluster ${cluster.id} is not loaded`);
+    return { files };
+  },
+});
+
+export const controlPlaneRoute = clusterRoute({
+  method: 'GET',
+  pattern: '/v1/clusters/{c}/control-plane',
+  access: 'admin-or-node',
+  handle({ cluster }): ControlPlaneView {
+    const nodes = Object.values(cluster.nodes)
+      .filter((n) => n.role === 'master' && n.registration !== undefined)
+      .sort((a, b) => (a.registration?.seq ?? 0) - (b.registration?.seq ?? 0))
+      .map((n) => ({ name: n.name, primaryIp: n.registration?.primaryIp ?? '' }));
+    const { vip, port } = cluster.spec.controlPlaneEndpoint;
+    return { vip, port, virtualRouterId: virtualRouterId(cluster.id), leader: leaseHolder(cluster, Date.now()), nodes };
+  },
+});
+
+/** The node's record; made from its token when the state has none (its config predates the state). */
+export function nodeOf(cluster: ClusterState, principal: NodePrincipal): NodeState {
+  let record = cluster.nodes[principal.node];
+  if (!record) {
+    record = { name: principal.node, role: principal.role, pool: principal.pool, tokens: [] };
+    cluster.nodes[principal.node] = record;
+  }
+  return record;
+}
+
+function applyEvent(record: NodeState, event: PhaseEvent): void {
+  record.phase = event.phase;
+  record.phaseState = event.type === 'start' ? 'running' : event.type === 'end' ? 'done' : 'failed';
+  const at = Date.parse(event.at);
+  record.phaseAt = Number.isNaN(at) ? Date.now() : at;
+  if (event.type === 'fail') {
+    const detail = [event.command && `command: ${event.command}`, event.exitCode !== undefined && `exit ${event.exitCode}`].filter(Boolean).join(', ');
+    record.lastError = `${event.phase} (attempt ${event.attempt}): ${event.message ?? 'failed'}${detail ? ` (${detail})` : ''}`;
+  }
+}
+
+export function nodeRecord(node: NodeState): NodeRecord {
+  const reg = node.registration;
+  return {
+    name: node.name,
+    role: node.role,
+    pool: node.pool,
+    uuid: reg?.uuid ?? '',
+    hostname: reg?.hostname ?? '',
+    ips: reg?.ips ?? [],
+    primaryIp: reg?.primaryIp ?? '',
+    registeredAt: reg ? new Date(reg.registeredAt).toISOString() : '',
+    phase: node.phase,
+    phaseState: node.phaseState,
+    lastError: node.lastError,
+    readyAt: node.readyAt === undefined ? undefined : new Date(node.readyAt).toISOString(),
+  };
+}

@@ -1,0 +1,72 @@
+import { virtualRouterId, type ClusterStatus, type NodeStatus } from '../../protocol/api.ts';
+import { liveSlot } from '../join-slots.ts';
+import { leaderView } from '../lease.ts';
+import { clusterRoute } from '../route.ts';
+import type { ClusterState, NodeState } from '../state.ts';
+
+/** The cluster as the controller sees it, for the admin and for any node of the cluster. */
+export const statusRoute = clusterRoute({
+  method: 'GET',
+  pattern: '/v1/clusters/{c}/status',
+  access: 'admin-or-node',
+  handle: ({ cluster }): ClusterStatus => clusterStatus(cluster, Date.now()),
+});
+
+export function clusterStatus(cluster: ClusterState, now: number): ClusterStatus {
+  const view = leaderView(cluster, now);
+  const slot = liveSlot(cluster, now);
+  const nodes = Object.values(cluster.nodes).sort(
+    (a, b) => (a.registration?.seq ?? Number.MAX_SAFE_INTEGER) - (b.registration?.seq ?? Number.MAX_SAFE_INTEGER) || a.name.localeCompare(b.name),
+  );
+  return {
+    cluster: {
+      id: cluster.id,
+      name: cluster.name,
+      kubernetesVersion: cluster.spec.kubernetesVersion,
+      endpoint: view.endpoint,
+      controlPlaneNodes: cluster.spec.controlPlaneNodes,
+      virtualRouterId: virtualRouterId(cluster.id),
+    },
+    leader: {
+      holder: view.holder,
+      epoch: view.epoch,
+      leaseExpiresAt: view.leaseExpiresAt,
+      ready: view.ready,
+      readyAt: iso(cluster.leader.readyAt),
+    },
+    joinSlot: slot ? { holder: slot.holder, expiresAt: new Date(slot.expiresAt).toISOString() } : undefined,
+    nodes: nodes.map(nodeStatus),
+  };
+}
+
+function nodeStatus(node: NodeState): NodeStatus {
+  const reg = node.registration;
+  return {
+    name: node.name,
+    role: node.role,
+    pool: node.pool,
+    state: nodeState(node),
+    uuid: reg?.uuid,
+    hostname: reg?.hostname,
+    primaryIp: reg?.primaryIp,
+    ips: reg?.ips ?? [],
+    registeredAt: iso(reg?.registeredAt),
+    phase: node.phase,
+    phaseState: node.phaseState,
+    phaseAt: iso(node.phaseAt),
+    lastError: node.lastError,
+    readyAt: iso(node.readyAt),
+  };
+}
+
+function nodeState(node: NodeState): NodeStatus['state'] {
+  if (node.revokedAt !== undefined) return 'revoked';
+  if (node.readyAt !== undefined) return 'ready';
+  if (node.phaseState === 'failed') return 'failed';
+  if (node.phase !== undefined) return 'bootstrapping';
+  return node.registration ? 'registered' : 'pending';
+}
+
+function iso(epochMs: number | undefined): string | undefined {
+  return epochMs === undefined ? undefined : new Date(epochMs).toISOString();
+}

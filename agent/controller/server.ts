@@ -1,0 +1,179 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ZodType } from 'zod';
+import { errorMessage } from '../core/errors.ts';
+import { MAX_BODY_BYTES, type ApiError } from '../protocol/api.ts';
+import { findCluster } from './clusters.ts';
+import { ApiProblem, badRequest, forbidden, notFound } from './problem.ts';
+import type { Route } from './route.ts';
+import type { ControllerRuntime } from './runtime.ts';
+import type { ClusterState } from './state.ts';
+import { TokenRejected, type Principal } from './tokens.ts';
+
+/**
+ * The HTTP side of the controller: matches a route, authenticates the bearer token, authorizes
+ * it for the route and the path's cluster and node, reads and validates the body, runs the
+ * handler, waits until the state behind the answer is on disk, and logs one line per request.
+ */
+export function requestHandler(routes: Route[], runtime: ControllerRuntime) {
+  const table = routes.map((route) => ({ route, segments: route.pattern.split('/') }));
+
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const started = performance.now();
+    const log: { route: string; cluster?: string; node?: string } = { route: '(none)' };
+    const aborter = new AbortController();
+    // Only a client that leaves before its answer is aborted (abort() costs a DOMException).
+    res.on('close', () => {
+      if (!res.writableFinished) aborter.abort();
+    });
+
+    const finish = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+      const text = body === undefined ? '' : JSON.stringify(body);
+      res.writeHead(status, {
+        'content-type': 'application/json',
+        'content-length': String(Buffer.byteLength(text)),
+        'cache-control': 'no-store',
+        ...headers,
+      });
+      res.end(text);
+      runtime.log.info('request', {
+        method: req.method,
+        route: log.route,
+        status,
+        ms: Math.round(performance.now() - started),
+        cluster: log.cluster,
+        node: log.node,
+      });
+    };
+
+    const serve = async () => {
+      const url = new URL(req.url ?? '/', 'https://controller');
+      const match = matchRoute(table, req.method ?? 'GET', url.pathname);
+      log.route = match.route?.pattern ?? '(none)';
+      if (!match.route) throw match.methodMismatch ? new ApiProblem(405, 'bad-request', `${req.method} is not allowed on ${url.pathname}`) : notFound(`no route ${req.method} ${url.pathname}`);
+      const { route, params } = match;
+      log.cluster = params.c;
+
+      const principal = await authenticate(req, runtime);
+      log.node = principal.kind === 'node' ? principal.node : 'admin';
+      const cluster = authorize(route, principal, params, runtime);
+      if (cluster) log.cluster = cluster.id;
+
+      const body = route.body ? validate(route.body, req.method === 'GET' ? {} : ((await readJson(req)) ?? {}), '') : undefined;
+      const query = route.query ? validate(route.query, Object.fromEntries(url.searchParams), 'query.') : undefined;
+      const answer = await route.handle({ principal, params, cluster, body, query, signal: aborter.signal, runtime });
+      // Every 2xx answer reflects state that is on disk (group commit: see store.ts).
+      await runtime.store.durable();
+      const status = route.status ?? 200;
+      finish(status, status === 204 ? undefined : answer);
+    };
+
+    serve().catch((error: unknown) => {
+      if (res.headersSent) return;
+      if (error instanceof ApiProblem) {
+        const body: ApiError = { error: { code: error.code, message: error.message, ...(error.field === undefined ? {} : { field: error.field }) } };
+        finish(error.status, body, error.status === 413 ? { connection: 'close' } : {});
+        return;
+      }
+      runtime.log.error('request.failed', { method: req.method, route: log.route, error: errorMessage(error) });
+      finish(500, { error: { code: 'internal', message: `internal error: ${errorMessage(error)}` } } satisfies ApiError);
+    });
+  };
+}
+
+type Match = { route: Route; params: Record<string, string>; methodMismatch?: undefined } | { route?: undefined; methodMismatch: boolean };
+
+function matchRoute(table: { route: Route; segments: string[] }[], method: string, pathname: string): Match {
+  const parts = pathname.split('/');
+  let methodMismatch = false;
+  for (const { route, segments } of table) {
+    if (segments.length !== parts.length) continue;
+    const params: Record<string, string> = {};
+    let matched = true;
+    for (let i = 0; i < segments.length && matched; i += 1) {
+      const segment = segments[i] ?? '';
+      const part = parts[i] ?? '';
+      if (segment.startsWith('{')) {
+        if (part === '') matched = false;
+        else params[segment.slice(1, -1)] = safeDecode(part);
+      } else matched = segment === part;
+    }
+    if (!matched) continue;
+    if (route.method === method) return { route, params };
+    methodMismatch = true;
+  }
+  return { methodMismatch };
+}
+
+async function authenticate(req: IncomingMessage, runtime: ControllerRuntime): Promise<Principal> {
+  const header = req.headers.authorization ?? '';
+  const token = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
+  if (!token) throw new ApiProblem(401, 'unauthorized', 'no bearer token: send Authorization: Bearer <token>');
+  let principal: Principal;
+  try {
+    principal = await runtime.tokens.verify(token);
+  } catch (error) {
+    if (error instanceof TokenRejected) throw new ApiProblem(401, error.reason === 'expired' ? 'token-expired' : 'unauthorized', error.message);
+    throw error;
+  }
+  if (principal.kind === 'admin' && principal.jti !== runtime.store.state.adminTokenId) {
+    throw new ApiProblem(401, 'unauthorized', 'this admin token has been replaced; use the current admin.token');
+  }
+  return principal;
+}
+
+/** Returns the path's cluster once the principal may act on it through this route. */
+function authorize(route: Route, principal: Principal, params: Record<string, string>, runtime: ControllerRuntime): ClusterState | undefined {
+  const cluster = params.c === undefined ? undefined : findCluster(runtime.store.state, params.c);
+  if (principal.kind === 'node') {
+    if (params.c === undefined || !cluster || cluster.id !== principal.cluster) {
+      throw forbidden(`this node token belongs to cluster ${principal.cluster}${params.c === undefined ? '; cluster management needs the admin token' : `, not ${params.c}`}`);
+    }
+    if (cluster.revokedTokens[principal.jti] !== undefined) throw new ApiProblem(401, 'token-revoked', `this node token (jti ${principal.jti}) has been revoked`);
+    if (route.access === 'admin') throw forbidden(`${route.method} ${route.pattern} needs the admin token`);
+    if (route.access === 'control-plane' && principal.role !== 'master') {
+      throw forbidden(`${route.method} ${route.pattern} is for control-plane nodes; ${principal.node} is a ${principal.role}`);
+    }
+    if (params.n !== undefined && params.n !== principal.node) throw forbidden(`this token is for node ${principal.node}, not ${params.n}`);
+    return cluster;
+  }
+  if (route.access === 'node' || route.access === 'control-plane') {
+    throw forbidden(`${route.method} ${route.pattern} is for nodes; the admin token cannot act as a node`);
+  }
+  if (params.c !== undefined && !cluster) throw notFound(`no cluster ${params.c}`);
+  return cluster;
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const tooLarge = () => new ApiProblem(413, 'body-too-large', `the request body exceeds ${MAX_BODY_BYTES} bytes`);
+  if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw tooLarge();
+    chunks.push(chunk);
+  }
+  if (size === 0) return undefined;
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (error) {
+    throw badRequest(`the body is not JSON: ${errorMessage(error)}`);
+  }
+}
+
+function validate<T>(schema: ZodType<T>, value: unknown, prefix: string): T {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const path = issue?.path.map(String).join('.') ?? '';
+  const field = `${prefix}${path}`.replace(/\.$/, '');
+  throw badRequest(`${field || 'body'}: ${issue?.message ?? 'invalid'}`, field || undefined);
+}
+
+function safeDecode(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}

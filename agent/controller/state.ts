@@ -1,0 +1,85 @@
+import { z } from 'zod';
+import { clusterSpecSchema, roleSchema } from '../protocol/api.ts';
+
+/**
+ * The controller's durable state: everything in `state.json`. Times are epoch milliseconds,
+ * absolute, so that a restart keeps every lease and expiry exactly where it was. Private keys
+ * are not here; they live in files next to it (see data-dir.ts).
+ */
+
+const epochMs = z.number().int().nonnegative();
+
+const issuedTokenSchema = z.object({ jti: z.string(), expiresAt: epochMs });
+
+const registrationSchema = z.object({
+  uuid: z.string(),
+  hostname: z.string(),
+  ips: z.array(z.string()),
+  primaryIp: z.string(),
+  agentVersion: z.string(),
+  registeredAt: epochMs,
+  /** Registration order within the cluster (the control-plane view lists nodes by it). */
+  seq: z.number().int().nonnegative(),
+});
+
+const nodeStateSchema = z.object({
+  name: z.string(),
+  role: roleSchema,
+  pool: z.string(),
+  /** Node tokens minted for this node and not yet expired (revocation by node name uses them). */
+  tokens: z.array(issuedTokenSchema),
+  revokedAt: epochMs.optional(),
+  registration: registrationSchema.optional(),
+  phase: z.string().optional(),
+  phaseState: z.enum(['running', 'done', 'failed']).optional(),
+  phaseAt: epochMs.optional(),
+  lastError: z.string().optional(),
+  readyAt: epochMs.optional(),
+  /** Id (not secret) of the last bootstrap token handed to this node, and when. */
+  joinTokenId: z.string().optional(),
+  joinedAt: epochMs.optional(),
+});
+export type NodeState = z.infer<typeof nodeStateSchema>;
+
+const leaderLeaseSchema = z.object({
+  epoch: z.number().int().nonnegative(),
+  holder: z.string().optional(),
+  expiresAt: epochMs.optional(),
+  ready: z.boolean(),
+  readyAt: epochMs.optional(),
+});
+export type LeaderLease = z.infer<typeof leaderLeaseSchema>;
+
+const joinSlotSchema = z.object({ holder: z.string(), expiresAt: epochMs });
+export type JoinSlot = z.infer<typeof joinSlotSchema>;
+
+const clusterStateSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  createdAt: epochMs,
+  spec: clusterSpecSchema,
+  caCertHash: z.string(),
+  nodes: z.record(z.string(), nodeStateSchema),
+  registrations: z.number().int().nonnegative(),
+  leader: leaderLeaseSchema,
+  joinSlot: joinSlotSchema.optional(),
+  /** The leader's init token; kept so that a rerun of the leader gets the same one back. */
+  initToken: z.object({ token: z.string(), expiresAt: epochMs }).optional(),
+  /** Revoked node-token ids, each kept until the token would have expired anyway. */
+  revokedTokens: z.record(z.string(), epochMs),
+});
+export type ClusterState = z.infer<typeof clusterStateSchema>;
+
+export const STATE_FORMAT = 1;
+
+export const controllerStateSchema = z.object({
+  format: z.literal(STATE_FORMAT),
+  /** The `jti` of the only admin token that is valid; a new admin.token replaces it. */
+  adminTokenId: z.string(),
+  clusters: z.record(z.string(), clusterStateSchema),
+});
+export type ControllerState = z.infer<typeof controllerStateSchema>;
+
+export function emptyState(adminTokenId: string): ControllerState {
+  return { format: STATE_FORMAT, adminTokenId, clusters: {} };
+}

@@ -1,0 +1,420 @@
+// The controller under a 1000-node bootstrap: one controller process (the real CLI), 1 leader,
+// 2 more control-plane nodes and 997 workers, ~100 at a time, each doing what a node's
+// bootstrap does (register, claim, join, events, ready) with the agent's own client over its
+// own TLS connection, and the kube-apiserver stand-in (the real command) as the cluster API that
+// join tokens are minted through. A trivial node:https server answering the same number of
+// requests the same way is the baseline. The simulated nodes run on two worker threads, so
+// that the load generator's own event loop does not add its lag to the latencies measured.
+//   node scripts/bench/controller.ts
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createSecureContext } from 'node:tls';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { gunzipSync } from 'node:zlib';
+import { Agent, request } from 'undici';
+import { agentConfigSchema, type AgentConfig } from '../../agent/config/schema.ts';
+import { createCa, issueCertificate } from '../../agent/controller/pki.ts';
+import type { PhaseEvent } from '../../agent/protocol/api.ts';
+import { AdminClient, ControllerRequestError, createNodeClient, type NodeClient } from '../../agent/protocol/client.ts';
+import { adminKubeconfig, apiServerCredentials } from '../../test/standins/apiserver-standin.ts';
+import type { BenchMetric, BenchSection } from '../bench.ts';
+
+const repo = path.resolve(import.meta.dirname, '../..');
+const NODES = 1000;
+const MASTERS = 3;
+const CONCURRENCY = 100;
+const THREADS = 2;
+const LONG_POLL_SECONDS = 30;
+const TARGET_TOTAL_S = 10;
+const TARGET_P99_MS = 250;
+const TARGET_RSS_MB = 250;
+/** Control-plane joins wait, by design, for the one join slot: a long-poll, so no latency target. */
+const WAITS_FOR_SLOT = 'join (control plane, waits for the join slot)';
+
+/** What one load thread is asked to do. */
+type ThreadJob =
+  | { kind: 'nodes'; configs: AgentConfig[]; mastersFirst: number; concurrency: number; kubeconfig: string; leaderReadyAt: SharedArrayBuffer }
+  | { kind: 'baseline'; url: string; caCert: string; perNode: number[]; concurrency: number };
+
+/** What it reports back. Times are absolute (performance.timeOrigin + now, ms) so threads compare. */
+interface ThreadReport {
+  latencies: Record<string, number[]>;
+  /** When each long-poll issued before the leader was ready got its answer. */
+  longPollAnsweredAt: number[];
+  requests: number;
+}
+
+export async function benchController(): Promise<BenchSection> {
+  const work = mkdtempSync(path.join(tmpdir(), 'pke-bench-controller-'));
+  const children: ChildProcess[] = [];
+  try {
+    const controller = await startChild(
+      [path.join(repo, 'agent/main.ts'), 'controller', 'serve', '--json', '--data-dir', path.join(work, 'data'), '--listen', '127.0.0.1:0'],
+      path.join(work, 'controller.log'),
+      /"listening"/,
+    );
+    children.push(controller.child);
+    const listening = JSON.parse(controller.line) as { url: string; caCertFile: string; adminTokenFile: string };
+    const admin = new AdminClient({
+      url: listening.url,
+      caCert: readFileSync(listening.caCertFile, 'utf8'),
+      token: readFileSync(listening.adminTokenFile, 'utf8').trim(),
+    });
+    const cluster = await admin.createCluster({ name: 'bench', kubernetesVersion: '1.31.2', controlPlaneEndpoint: { vip: '10.99.0.10' } });
+
+    // Operator side, not timed with the nodes: render every node's guestinfo.
+    const names = Array.from({ length: NODES }, (_, i) => (i < MASTERS ? `master-${i + 1}` : `worker-${String(i - MASTERS + 1).padStart(4, '0')}`));
+    const renderStarted = performance.now();
+    const configs = await inPool(names, 20, async (name, i) => agentConfigOf(await admin.nodeConfig(cluster.id, { name, role: i < MASTERS ? 'master' : 'worker' })));
+    const renderMs = performance.now() - renderStarted;
+
+    const apiServer = await startClusterApi(configs[0], work);
+    children.push(apiServer.child);
+
+    // Thread 0 runs the control plane first; the workers are dealt out round-robin.
+    const leaderReadyAt = new SharedArrayBuffer(8);
+    const shares: AgentConfig[][] = Array.from({ length: THREADS }, (_, t) => (t === 0 ? configs.slice(0, MASTERS) : []));
+    configs.slice(MASTERS).forEach((config, i) => shares[i % THREADS]?.push(config));
+    const threads = await Promise.all(
+      shares.map((share, t) =>
+        startThread({ kind: 'nodes', configs: share, mastersFirst: t === 0 ? MASTERS : 0, concurrency: CONCURRENCY / THREADS, kubeconfig: apiServer.kubeconfig, leaderReadyAt }),
+      ),
+    );
+    const cpuBefore = cpuTime(controller.child.pid);
+    const started = now();
+    const reports = await Promise.all(threads.map((go) => go()));
+    const totalMs = now() - started;
+    const controllerCpu = cpuTime(controller.child.pid) - cpuBefore;
+    const peakRssMb = peakRss(controller.child.pid);
+
+    const status = await admin.status(cluster.id);
+    const ready = status.nodes.filter((n) => n.state === 'ready').length;
+    const secrets = readdirSync(path.join(apiServer.stateDir, 'secrets', 'kube-system')).length;
+    if (ready !== NODES || secrets !== NODES - 1) throw new Error(`bench run incomplete: ${ready}/${NODES} nodes ready, ${secrets} bootstrap tokens minted`);
+    await admin.close();
+
+    const readyAt = Number(new BigInt64Array(leaderReadyAt)[0]) / 1000;
+    const wakes = reports.flatMap((r) => r.longPollAnsweredAt.map((at) => Math.max(0, at - readyAt)));
+    const latencies = new Map<string, number[]>();
+    for (const report of reports) for (const [endpoint, values] of Object.entries(report.latencies)) latencies.set(endpoint, [...(latencies.get(endpoint) ?? []), ...values]);
+    const requests = reports.reduce((sum, r) => sum + r.requests, 0);
+
+    const baseline = await runBaseline(work, requests, children);
+
+    const endpoints = [...latencies.entries()].map(([endpoint, values]) => ({ endpoint, count: values.length, p50: percentile(values, 0.5), p99: percentile(values, 0.99) }));
+    const metrics: BenchMetric[] = [
+      { name: `total, ${NODES} nodes`, value: totalMs / 1000, unit: 's', max: TARGET_TOTAL_S },
+      ...endpoints.flatMap((e) => [
+        { name: `${e.endpoint} p50`, value: e.p50, unit: 'ms' as const },
+        { name: `${e.endpoint} p99`, value: e.p99, unit: 'ms' as const, ...(e.endpoint === WAITS_FOR_SLOT ? {} : { max: TARGET_P99_MS }) },
+      ]),
+      { name: 'long-poll wake after ready p50', value: percentile(wakes, 0.5), unit: 'ms' },
+      { name: 'long-poll wake after ready p99', value: percentile(wakes, 0.99), unit: 'ms' },
+      { name: 'controller peak RSS (VmHWM)', value: peakRssMb, unit: 'MB', max: TARGET_RSS_MB },
+      { name: 'controller CPU during the run', value: controllerCpu, unit: 's' },
+      { name: 'requests', value: requests, unit: 'count' },
+      { name: 'baseline node:https total', value: baseline.totalMs / 1000, unit: 's' },
+      { name: 'baseline p50', value: baseline.p50, unit: 'ms' },
+      { name: 'baseline p99', value: baseline.p99, unit: 'ms' },
+      { name: 'baseline server CPU', value: baseline.serverCpu, unit: 's' },
+      { name: 'controller / baseline total', value: totalMs / baseline.totalMs, unit: 'x' },
+      { name: `render ${NODES} node configs (setup)`, value: renderMs / 1000, unit: 's' },
+    ];
+    return {
+      name: 'controller',
+      summary: `${NODES} simulated nodes (${MASTERS} control plane) against one controller process, ${CONCURRENCY} at a time on ${THREADS} threads, tokens minted through the kube-apiserver stand-in`,
+      metrics,
+      details: { endpoints, longPollWakes: wakes.length, nodesReady: ready, bootstrapTokensMinted: secrets, concurrency: CONCURRENCY, threads: THREADS },
+    };
+  } finally {
+    for (const child of children) kill(child);
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+// --- load threads ------------------------------------------------------------------------------
+
+/**
+ * Starts a load thread and waits until it has loaded its modules; the returned function sets
+ * it going and resolves with its report. Loading stays outside the time measured.
+ */
+async function startThread(job: ThreadJob): Promise<() => Promise<ThreadReport>> {
+  const worker = new Worker(new URL(import.meta.url), { workerData: job });
+  const failed = new Promise<never>((_, reject) => {
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`load thread exited ${code} before it reported`)));
+  });
+  const message = () => Promise.race([new Promise<unknown>((resolve) => worker.once('message', resolve)), failed]);
+  await message();
+  return async () => {
+    const report = message() as Promise<ThreadReport>;
+    worker.postMessage('go');
+    return report;
+  };
+}
+
+async function threadMain(job: ThreadJob): Promise<ThreadReport> {
+  const report: ThreadReport = { latencies: {}, longPollAnsweredAt: [], requests: 0 };
+  if (job.kind === 'baseline') {
+    await baselineLoad(job, report);
+    return report;
+  }
+  const readyAt = new BigInt64Array(job.leaderReadyAt);
+  const clock = {
+    leaderReady: () => readyAt[0] !== 0n,
+    markLeaderReady: () => {
+      readyAt[0] = BigInt(Math.round(now() * 1000));
+    },
+  };
+  await inPool(job.configs, job.concurrency, (config, i) =>
+    i < job.mastersFirst ? runMaster(config, report, clock, job.kubeconfig) : runWorker(config, report, clock),
+  );
+  return report;
+}
+
+interface LeaderClock {
+  leaderReady(): boolean;
+  markLeaderReady(): void;
+}
+
+/** The leader claims, inits and reports ready; the others wait for it, then join one at a time. */
+async function runMaster(config: AgentConfig, report: ThreadReport, clock: LeaderClock, kubeconfig: string): Promise<void> {
+  const client = createNodeClient(config);
+  try {
+    await timed(report, 'register', () => client.register(registration(config)));
+    const claim = await timed(report, 'claim', () => client.claimLeader({}));
+    if (claim.granted) {
+      await timed(report, 'join (init)', () => client.join({ epoch: claim.epoch }));
+      await timed(report, 'events', () => client.events({ events: phaseEvents(['preflight', 'register', 'elect', 'certs', 'kube-init']) }));
+      await timed(report, 'ready (leader)', () => client.ready({ epoch: claim.epoch, adminKubeconfig: kubeconfig }));
+      clock.markLeaderReady();
+      return;
+    }
+    let known = { epoch: claim.epoch, ready: claim.ready };
+    for (let attempt = 0; attempt < 10 && !known.ready; attempt += 1) {
+      const state = await longPoll(report, clock, () => client.leaderState({ waitSeconds: LONG_POLL_SECONDS, known }));
+      known = { epoch: state.epoch, ready: state.ready };
+    }
+    await joinWhenAllowed(client, report, clock);
+    await timed(report, 'events', () => client.events({ events: phaseEvents(['preflight', 'register', 'elect', 'certs', 'kube-join']) }));
+    await timed(report, 'ready', () => client.ready({}));
+  } finally {
+    await client.close();
+  }
+}
+
+async function runWorker(config: AgentConfig, report: ThreadReport, clock: LeaderClock): Promise<void> {
+  const client = createNodeClient(config);
+  try {
+    await timed(report, 'register', () => client.register(registration(config)));
+    await joinWhenAllowed(client, report, clock);
+    await timed(report, 'events', () => client.events({ events: phaseEvents(['preflight', 'register', 'host-prep', 'kube-join']) }));
+    await timed(report, 'ready', () => client.ready({}));
+  } finally {
+    await client.close();
+  }
+}
+
+/**
+ * A join asked before the leader is ready is a long-poll (its wake-up is measured); after, it is
+ * an ordinary call, except on control plane, where it may wait for the join slot.
+ */
+async function joinWhenAllowed(client: NodeClient, report: ThreadReport, clock: LeaderClock): Promise<void> {
+  for (let attempt = 0; attempt < 5; attempt += 1) {
+    const ask = () => client.join({}, { waitSeconds: LONG_POLL_SECONDS });
+    try {
+      if (!clock.leaderReady()) await longPoll(report, clock, ask);
+      else await timed(report, client.node.startsWith('master') ? WAITS_FOR_SLOT : 'join', ask);
+      return;
+    } catch (error) {
+      if (!(error instanceof ControllerRequestError) || error.context.status !== 409) throw error;
+    }
+  }
+  throw new Error(`${client.node}: no join grant after 5 long-polls`);
+}
+
+async function timed<T>(report: ThreadReport, endpoint: string, call: () => Promise<T>): Promise<T> {
+  const started = now();
+  const answer = await call();
+  (report.latencies[endpoint] ??= []).push(now() - started);
+  report.requests += 1;
+  return answer;
+}
+
+async function longPoll<T>(report: ThreadReport, clock: LeaderClock, call: () => Promise<T>): Promise<T> {
+  const answer = await call();
+  report.requests += 1;
+  if (clock.leaderReady()) report.longPollAnsweredAt.push(now());
+  return answer;
+}
+
+function registration(config: AgentConfig) {
+  const ip = `10.99.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250) + 1}`;
+  return { uuid: `bench-${config.nodeName}`, hostname: config.nodeName ?? '', ips: [ip], primaryIp: ip, agentVersion: 'bench' };
+}
+
+function phaseEvents(phases: string[]): PhaseEvent[] {
+  const at = new Date().toISOString();
+  return phases.flatMap((phase) => [
+    { phase, type: 'start' as const, at, attempt: 1 },
+    { phase, type: 'end' as const, at, attempt: 1 },
+  ]);
+}
+
+// --- baseline -------------------------------------------------------------------------------------
+
+/** The same number of requests, concurrency and threads, one TLS connection per simulated node, against a server that only answers `{}`. */
+async function runBaseline(work: string, requests: number, children: ChildProcess[]): Promise<{ totalMs: number; p50: number; p99: number; serverCpu: number }> {
+  const ca = await createCa('bench-baseline-ca');
+  const cert = await issueCertificate(ca, { commonName: 'baseline', altNames: ['127.0.0.1'], usage: 'server', validDays: 1 });
+  const script = [
+    "import { createServer } from 'node:https';",
+    'const server = createServer({ key: process.env.KEY, cert: process.env.CERT }, (req, res) => {',
+    "  req.resume(); req.on('end', () => { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{}'); });",
+    '});',
+    "server.listen(0, '127.0.0.1', () => console.log('listening ' + server.address().port));",
+  ].join('\n');
+  const server = await startChild(['--input-type=module', '-e', script], path.join(work, 'baseline.log'), /^listening /, { KEY: cert.keyPem, CERT: cert.certPem });
+  children.push(server.child);
+  const url = `https://127.0.0.1:${server.line.replace(/^listening /, '')}`;
+  const perNode = Array.from({ length: NODES }, (_, i) => Math.floor(requests / NODES) + (i < requests % NODES ? 1 : 0));
+  const shares: number[][] = Array.from({ length: THREADS }, () => []);
+  perNode.forEach((count, i) => shares[i % THREADS]?.push(count));
+  const threads = await Promise.all(shares.map((share) => startThread({ kind: 'baseline', url, caCert: ca.certPem, perNode: share, concurrency: CONCURRENCY / THREADS })));
+  const cpuBefore = cpuTime(server.child.pid);
+  const started = now();
+  const reports = await Promise.all(threads.map((go) => go()));
+  const totalMs = now() - started;
+  const latencies = reports.flatMap((r) => r.latencies.baseline ?? []);
+  return { totalMs, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), serverCpu: cpuTime(server.child.pid) - cpuBefore };
+}
+
+async function baselineLoad(job: Extract<ThreadJob, { kind: 'baseline' }>, report: ThreadReport): Promise<void> {
+  const secureContext = createSecureContext({ ca: job.caCert });
+  const body = JSON.stringify({ uuid: 'bench', hostname: 'bench', ips: ['10.0.0.1'], primaryIp: '10.0.0.1', agentVersion: 'bench' });
+  await inPool(job.perNode, job.concurrency, async (count) => {
+    const dispatcher = new Agent({ connect: { secureContext } });
+    try {
+      for (let i = 0; i < count; i += 1) {
+        await timed(report, 'baseline', async () => {
+          const answer = await request(job.url, { method: 'POST', dispatcher, body, headers: { 'content-type': 'application/json', authorization: 'Bearer x' } });
+          return answer.body.text();
+        });
+      }
+    } finally {
+      await dispatcher.close();
+    }
+  });
+}
+
+// --- helpers ------------------------------------------------------------------------------------
+
+function agentConfigOf(rendered: { guestinfo: Record<string, string> }): AgentConfig {
+  const text = gunzipSync(Buffer.from(rendered.guestinfo['guestinfo.pke.config'] ?? '', 'base64')).toString('utf8');
+  return agentConfigSchema.parse(JSON.parse(text));
+}
+
+/** The API server stand-in as kubeadm init would leave it: serving cert and admin.conf from the cluster CA. */
+async function startClusterApi(master: AgentConfig | undefined, work: string) {
+  if (!master) throw new Error('no control-plane node config');
+  const client = createNodeClient(master);
+  const pki = await client.pki();
+  await client.close();
+  const ca = { certPem: pki.files['ca.crt'] ?? '', keyPem: pki.files['ca.key'] ?? '' };
+  const { serving, admin } = await apiServerCredentials(ca);
+  const file = (name: string, text: string) => {
+    writeFileSync(path.join(work, name), text, { mode: 0o600 });
+    return path.join(work, name);
+  };
+  const stateDir = path.join(work, 'apiserver');
+  const args = [
+    path.join(repo, 'test/standins/apiserver-standin.ts'),
+    '--listen', '127.0.0.1:0',
+    '--cert', file('apiserver.crt', serving.certPem),
+    '--key', file('apiserver.key', serving.keyPem),
+    '--client-ca', file('ca.crt', ca.certPem),
+    '--state-dir', stateDir,
+    '--version', 'v1.31.2',
+  ];
+  const started = await startChild(args, path.join(work, 'apiserver.log'), /^listening /);
+  const url = started.line.replace(/^listening /, '');
+  return { child: started.child, stateDir, kubeconfig: adminKubeconfig(url, ca.certPem, admin) };
+}
+
+/** Runs `task` over `items`, at most `limit` at a time; results in item order. */
+async function inPool<T, R>(items: T[], limit: number, task: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await task(items[index] as T, index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return results;
+}
+
+function percentile(values: number[], p: number): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? 0;
+}
+
+/** Wall-clock milliseconds that compare across threads. */
+function now(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** Peak resident set size of a process, from /proc/PID/status (VmHWM, kB), in MB. */
+function peakRss(pid: number | undefined): number {
+  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
+  return kb / 1024;
+}
+
+/** User plus system CPU seconds of a process so far, from /proc/PID/stat (fields 14 and 15). */
+function cpuTime(pid: number | undefined): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** A Node child process whose stdout is watched for `ready`; stderr goes to `logFile`. */
+async function startChild(args: string[], logFile: string, ready: RegExp, env: Record<string, string> = {}): Promise<{ child: ChildProcess; line: string }> {
+  const log = openSync(logFile, 'w');
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', log], env: { ...process.env, ...env } });
+  closeSync(log);
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`${args[0]} did not start within 30 s; see ${logFile}`)), 30_000);
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const found = out.split('\n').find((l) => ready.test(l));
+      if (found) {
+        clearTimeout(timer);
+        resolve(found.trim());
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${args[0]} exited ${code} before it was ready; see ${logFile}`));
+    });
+  });
+  return { child, line };
+}
+
+function kill(child: ChildProcess): void {
+  if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
+}
+
+if (!isMainThread) {
+  const port = parentPort;
+  if (!port) throw new Error('a load thread needs its parent port');
+  port.postMessage('loaded');
+  await new Promise((resolve) => port.once('message', resolve));
+  port.postMessage(await threadMain(workerData as ThreadJob));
+} else if (import.meta.main) {
+  const section = await benchController();
+  for (const m of section.metrics) console.log(`${m.name.padEnd(44)} ${m.value.toFixed(2)} ${m.unit}${m.max === undefined ? '' : ` (target <= ${m.max})`}`);
+}

@@ -1,0 +1,203 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { execa } from 'execa';
+import YAML from 'yaml';
+import { agentConfigSchema, type AgentConfig } from '../../agent/config/schema.ts';
+import { silentLogger } from '../../agent/core/log.ts';
+import { startController, type RunningController } from '../../agent/controller/controller.ts';
+import type { ClusterSpecInput, ClusterSummary, Guestinfo, NodeConfigResponse, PkiBundle } from '../../agent/protocol/api.ts';
+import { AdminClient, createNodeClient, type NodeClient, type RetryOptions } from '../../agent/protocol/client.ts';
+import { adminKubeconfig, apiServerCredentials, startApiServerStandin, type ApiServerStandin } from '../standins/apiserver-standin.ts';
+
+export const REPO = path.resolve(import.meta.dirname, '../..');
+export const AGENT_ENTRY = path.join(REPO, 'agent/main.ts');
+
+/** Retries off: a test sees the first answer. */
+export const NO_RETRY: Partial<RetryOptions> = { retries: 0 };
+
+export function scratch(prefix: string): { dir: string; remove: () => void } {
+  const dir = mkdtempSync(path.join(tmpdir(), `pke-${prefix}-`));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface TestController {
+  controller: RunningController;
+  dataDir: string;
+  admin: AdminClient;
+  close(): Promise<void>;
+}
+
+/** A controller in this process on 127.0.0.1 and a free port, with its own data dir. */
+export async function startTestController(): Promise<TestController> {
+  const data = scratch('controller');
+  const controller = await startController({ dataDir: data.dir, host: '127.0.0.1', port: 0, log: silentLogger, verifyStateTouches: true });
+  const admin = new AdminClient({
+    url: controller.url,
+    caCert: controller.caCertPem,
+    token: (await readFile(controller.adminTokenFile, 'utf8')).trim(),
+    retry: NO_RETRY,
+  });
+  return {
+    controller,
+    dataDir: data.dir,
+    admin,
+    close: async () => {
+      await admin.close();
+      await controller.close();
+      data.remove();
+    },
+  };
+}
+
+export const CLUSTER_DEFAULTS: ClusterSpecInput = {
+  name: 'demo',
+  kubernetesVersion: '1.31.2',
+  controlPlaneEndpoint: { vip: '10.10.0.100', port: 6443 },
+};
+
+let clusterCount = 0;
+export async function createCluster(admin: AdminClient, spec: Partial<ClusterSpecInput> = {}): Promise<ClusterSummary> {
+  clusterCount += 1;
+  return admin.createCluster({ ...CLUSTER_DEFAULTS, name: `c${clusterCount}-${process.pid % 1000}`, ...spec });
+}
+
+/** Decodes one gzip+base64 guestinfo value. */
+export function decodeGuestinfo(guestinfo: Guestinfo, key: string): string {
+  const value = guestinfo[key];
+  if (value === undefined) throw new Error(`guestinfo has no ${key}`);
+  if (guestinfo[`${key}.encoding`] !== 'gzip+base64') throw new Error(`${key}.encoding is ${guestinfo[`${key}.encoding`]}`);
+  return gunzipSync(Buffer.from(value, 'base64')).toString('utf8');
+}
+
+/** The agent config a VM would read from guestinfo.pke.config, validated as the agent validates it. */
+export function agentConfigOf(config: NodeConfigResponse): AgentConfig {
+  return agentConfigSchema.parse(YAML.parse(decodeGuestinfo(config.guestinfo, 'guestinfo.pke.config')));
+}
+
+export interface TestNode {
+  name: string;
+  config: AgentConfig;
+  tokenId: string;
+  client: NodeClient;
+}
+
+/** Renders a node config through the admin API and connects as that node, exactly as a VM would. */
+export async function addNode(
+  admin: AdminClient,
+  cluster: string,
+  name: string,
+  role: 'master' | 'worker',
+  options: { retry?: Partial<RetryOptions>; pool?: string } = {},
+): Promise<TestNode> {
+  const rendered = await admin.nodeConfig(cluster, { name, role, ...(options.pool ? { pool: options.pool } : {}) });
+  const config = agentConfigOf(rendered);
+  return { name, config, tokenId: rendered.tokenId, client: createNodeClient(config, { retry: options.retry ?? NO_RETRY }) };
+}
+
+/** The same node with another bearer token (forged, expired, ...). */
+export function withToken(node: TestNode, token: string): NodeClient {
+  return createNodeClient({ ...node.config, controller: { ...node.config.controller, token } }, { retry: NO_RETRY });
+}
+
+export const registration = (name: string, ip = '10.10.0.11') => ({
+  uuid: `uuid-${name}`,
+  hostname: name,
+  ips: [ip],
+  primaryIp: ip,
+  agentVersion: 'test',
+});
+
+export interface ClusterApiStandin {
+  standin: ApiServerStandin;
+  stateDir: string;
+  /** admin.conf as kubeadm would write it, pointing at the stand-in with a cluster-CA client cert. */
+  kubeconfig: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The API server stand-in with certificates made from the cluster CA the way kubeadm makes
+ * them (apiserver serving cert; kubernetes-admin client cert in system:masters).
+ */
+export async function startClusterApi(pki: PkiBundle, version = 'v1.31.2'): Promise<ClusterApiStandin> {
+  const ca = { certPem: pki.files['ca.crt'] ?? '', keyPem: pki.files['ca.key'] ?? '' };
+  const { serving, admin } = await apiServerCredentials(ca);
+  const state = scratch('apiserver');
+  const standin = await startApiServerStandin({ host: '127.0.0.1', port: 0, cert: serving.certPem, key: serving.keyPem, clientCa: ca.certPem, stateDir: state.dir, version });
+  return {
+    standin,
+    stateDir: state.dir,
+    kubeconfig: adminKubeconfig(standin.url, ca.certPem, admin),
+    close: async () => {
+      await standin.close();
+      state.remove();
+    },
+  };
+}
+
+/** Runs openssl with `input` on stdin; returns stdout. */
+export async function openssl(args: string[], input?: string | Buffer): Promise<string> {
+  const result = await execa('openssl', args, { input, encoding: 'utf8' });
+  return result.stdout;
+}
+
+/** kubeadm's CA hash of a PEM certificate, computed the way the kubeadm docs show, with openssl. */
+export async function opensslCaHash(certPem: string): Promise<string> {
+  const result = await execa('sh', ['-c', 'openssl x509 -pubkey -noout | openssl pkey -pubin -outform der | sha256sum'], { input: certPem });
+  return `sha256:${result.stdout.split(' ')[0]}`;
+}
+
+export interface ControllerProcess {
+  child: ChildProcess;
+  url: string;
+  caCertPem: string;
+  adminToken: string;
+  stderr: () => string;
+}
+
+/** `node agent/main.ts controller serve` as a child process; resolves once it prints where it listens. */
+export async function spawnController(dataDir: string, port = 0): Promise<ControllerProcess> {
+  const child = spawn(process.execPath, [AGENT_ENTRY, 'controller', 'serve', '--json', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const listening = await new Promise<{ url: string; caCertFile: string; adminTokenFile: string }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`controller did not start within 20 s: ${stderr}`)), 20_000);
+    child.stdout?.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const line = stdout.split('\n').find((l) => l.includes('"listening"'));
+      if (line) {
+        clearTimeout(timer);
+        resolve(JSON.parse(line) as { url: string; caCertFile: string; adminTokenFile: string });
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`controller exited ${code} before listening: ${stderr}`));
+    });
+  });
+  return {
+    child,
+    url: listening.url,
+    caCertPem: await readFile(listening.caCertFile, 'utf8'),
+    adminToken: (await readFile(listening.adminTokenFile, 'utf8')).trim(),
+    stderr: () => stderr,
+  };
+}
+
+/** Kills a child by its pid (if still running) and waits for it to exit. */
+export async function killProcess(child: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
+  if (!child || child.pid === undefined) return null;
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  process.kill(child.pid, signal);
+  return exited;
+}

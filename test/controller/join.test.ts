@@ -1,0 +1,197 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ControllerRequestError } from '../../agent/protocol/client.ts';
+import {
+  addNode,
+  createCluster,
+  opensslCaHash,
+  startClusterApi,
+  startTestController,
+  type ClusterApiStandin,
+  type TestController,
+  type TestNode,
+} from './helpers.ts';
+
+const TOKEN = /^[a-z0-9]{6}\.[a-z0-9]{16}$/;
+
+let t: TestController;
+const opened: TestNode[] = [];
+const standins: ClusterApiStandin[] = [];
+
+beforeAll(async () => {
+  t = await startTestController();
+});
+
+afterAll(async () => {
+  await Promise.all(opened.map((n) => n.client.close()));
+  await Promise.all(standins.map((s) => s.close()));
+  await t?.close();
+});
+
+async function node(cluster: string, name: string, role: 'master' | 'worker'): Promise<TestNode> {
+  const added = await addNode(t.admin, cluster, name, role);
+  opened.push(added);
+  return added;
+}
+
+async function rejection(promise: Promise<unknown>): Promise<ControllerRequestError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(error instanceof ControllerRequestError)) throw new Error(`expected a ControllerRequestError, got ${String(error)}`);
+  return error;
+}
+
+/** A cluster whose leader has run init against the API server stand-in and reported ready. */
+async function readyCluster(spec: Parameters<typeof createCluster>[1] = {}) {
+  const cluster = (await createCluster(t.admin, spec)).id;
+  const leader = await node(cluster, 'm1', 'master');
+  const { epoch } = await leader.client.claimLeader({});
+  const init = await leader.client.join({ epoch });
+  const api = await startClusterApi(await leader.client.pki());
+  standins.push(api);
+  await leader.client.ready({ epoch, adminKubeconfig: api.kubeconfig });
+  return { cluster, leader, init, api };
+}
+
+function storedSecrets(api: ClusterApiStandin): Record<string, { type: string; metadata: { name: string; namespace: string }; data: Record<string, string> }> {
+  const dir = path.join(api.stateDir, 'secrets', 'kube-system');
+  return Object.fromEntries(readdirSync(dir).map((file) => [file.replace(/\.json$/, ''), JSON.parse(readFileSync(path.join(dir, file), 'utf8'))]));
+}
+
+describe('join before the leader is ready', () => {
+  it('tells a worker "not-ready" when the wait ends first', async () => {
+    const cluster = (await createCluster(t.admin)).id;
+    const worker = await node(cluster, 'w1', 'worker');
+    const at0 = await rejection(worker.client.join({}));
+    expect(at0.context.status).toBe(409);
+    expect(at0.code).toBe('not-ready');
+    const started = Date.now();
+    const waited = await rejection(worker.client.join({}, { waitSeconds: 1 }));
+    expect(waited.code).toBe('not-ready');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+    expect(waited.message).toMatch(/POST \/v1\/clusters\/.+\/join: 409 not-ready: .*not ready after 1 s/);
+  });
+
+  it('gives the lease holder init material: a kubeadm token for 2 h, the CA hash openssl computes, the endpoint', async () => {
+    const summary = await createCluster(t.admin, { controlPlaneEndpoint: { vip: '10.30.0.10', port: 6443 } });
+    const leader = await node(summary.id, 'm1', 'master');
+    const { epoch } = await leader.client.claimLeader({});
+    const grant = await leader.client.join({ epoch });
+    expect(grant.mode).toBe('init');
+    expect(grant.token).toMatch(TOKEN);
+    const ttl = Date.parse(grant.tokenExpiresAt) - Date.now();
+    expect(ttl).toBeGreaterThan(7190_000);
+    expect(ttl).toBeLessThanOrEqual(7200_000);
+    const pki = await leader.client.pki();
+    expect(grant.caCertHash).toBe(await opensslCaHash(pki.files['ca.crt'] ?? ''));
+    expect(grant.caCertHash).toBe(summary.caCertHash);
+    expect(grant.endpoint).toBe('10.30.0.10:6443');
+    // A rerun of the leader gets the same token back.
+    expect((await leader.client.join({ epoch })).token).toBe(grant.token);
+  });
+});
+
+describe('join after the leader is ready', () => {
+  it('mints a fresh bootstrap token per worker as a bootstrap-token Secret, exactly as kubeadm writes it', async () => {
+    const { cluster, api, init } = await readyCluster();
+    const worker = await node(cluster, 'w1', 'worker');
+    const grant = await worker.client.join({});
+    expect(grant.mode).toBe('join');
+    expect(grant.token).toMatch(TOKEN);
+    expect(grant.token).not.toBe(init.token);
+    expect(grant.slot).toBeUndefined();
+    const ttl = Date.parse(grant.tokenExpiresAt) - Date.now();
+    expect(ttl).toBeGreaterThan(890_000);
+    expect(ttl).toBeLessThanOrEqual(900_000);
+
+    const [id, secret] = grant.token.split('.');
+    const stored = storedSecrets(api)[`bootstrap-token-${id}`];
+    expect(stored).toBeDefined();
+    expect(stored?.type).toBe('bootstrap.kubernetes.io/token');
+    expect(stored?.metadata).toMatchObject({ name: `bootstrap-token-${id}`, namespace: 'kube-system' });
+    const data = Object.fromEntries(Object.entries(stored?.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+    expect(data).toEqual({
+      'token-id': id,
+      'token-secret': secret,
+      expiration: grant.tokenExpiresAt.replace(/\.\d{3}Z$/, 'Z'),
+      'usage-bootstrap-authentication': 'true',
+      'usage-bootstrap-signing': 'true',
+      'auth-extra-groups': 'system:bootstrappers:kubeadm:default-node-token',
+      description: expect.stringContaining('w1'),
+    });
+    expect(data.expiration).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    // Each join gets a token of its own.
+    const again = await worker.client.join({});
+    expect(again.token).not.toBe(grant.token);
+    expect(Object.keys(storedSecrets(api))).toHaveLength(2);
+  });
+
+  it('wakes workers waiting on join when the leader reports ready', async () => {
+    const cluster = (await createCluster(t.admin)).id;
+    const leader = await node(cluster, 'm1', 'master');
+    const workers = await Promise.all(['w1', 'w2', 'w3', 'w4', 'w5'].map((name) => node(cluster, name, 'worker')));
+    const { epoch } = await leader.client.claimLeader({});
+    await leader.client.join({ epoch });
+    const waiting = workers.map((w) => w.client.join({}, { waitSeconds: 30 }).then((grant) => ({ grant, at: performance.now() })));
+    await sleep(300);
+    const api = await startClusterApi(await leader.client.pki());
+    standins.push(api);
+    await leader.client.ready({ epoch, adminKubeconfig: api.kubeconfig });
+    const readyAt = performance.now();
+    const results = await Promise.all(waiting);
+    expect(new Set(results.map((r) => r.grant.token)).size).toBe(5);
+    // Each wake-up also creates a Secret through the API stand-in, so allow for that round trip.
+    expect(Math.max(...results.map((r) => r.at - readyAt))).toBeLessThan(1000);
+    expect(Object.keys(storedSecrets(api))).toHaveLength(5);
+  });
+
+  it('lets one control-plane node join at a time, and frees the slot when it reports ready', async () => {
+    const { cluster } = await readyCluster();
+    const [m2, m3] = [await node(cluster, 'm2', 'master'), await node(cluster, 'm3', 'master')];
+    const first = await m2.client.join({});
+    expect(first.slot?.holder).toBe('m2');
+    const busy = await rejection(m3.client.join({}));
+    expect(busy.code).toBe('slot-busy');
+    expect(busy.message).toContain('m2');
+    // m2 asking again (a rerun) keeps its slot and gets a new token.
+    const rerun = await m2.client.join({});
+    expect(rerun.slot).toEqual(first.slot);
+    expect(rerun.token).not.toBe(first.token);
+
+    const waiting = m3.client.join({}, { waitSeconds: 20 });
+    await sleep(300);
+    expect((await t.admin.status(cluster)).joinSlot?.holder).toBe('m2');
+    await m2.client.ready({});
+    const granted = await waiting;
+    expect(granted.slot?.holder).toBe('m3');
+    expect((await t.admin.status(cluster)).joinSlot?.holder).toBe('m3');
+  });
+
+  it('frees the slot when its lease runs out', async () => {
+    const { cluster } = await readyCluster({ joinSlotTtlSeconds: 1 });
+    const [m2, m3] = [await node(cluster, 'm2', 'master'), await node(cluster, 'm3', 'master')];
+    const first = await m2.client.join({});
+    const started = Date.now();
+    const second = await m3.client.join({}, { waitSeconds: 10 });
+    expect(second.slot?.holder).toBe('m3');
+    const late = Date.now() - Date.parse(first.slot?.expiresAt ?? '');
+    expect(late).toBeGreaterThanOrEqual(0);
+    expect(late).toBeLessThan(500);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it('answers 503 with the reason when the cluster API cannot be reached', async () => {
+    const { cluster, api } = await readyCluster();
+    const worker = await node(cluster, 'w1', 'worker');
+    await api.standin.close();
+    const error = await rejection(worker.client.join({}));
+    expect(error.context.status).toBe(503);
+    expect(error.code).toBe('cluster-api-unavailable');
+    expect(error.message).toContain(api.standin.url);
+    expect(error.message).toMatch(/ECONNREFUSED|connect/);
+  });
+});

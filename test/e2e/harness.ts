@@ -1,0 +1,147 @@
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { Lab, type AgentLogLine, type LabNode, type LabOptions } from '../../scripts/lab/cluster.ts';
+import { namespacesAvailable } from '../../scripts/lab/network.ts';
+import { ensureBuilt } from '../helpers/build.ts';
+import { REPO } from '../helpers/cli.ts';
+
+/** Why the namespace scenarios cannot run here, or undefined when they can. */
+export async function namespaceSkipReason(): Promise<string | undefined> {
+  const available = await namespacesAvailable();
+  return available.ok ? undefined : available.reason;
+}
+
+export interface ScenarioLab {
+  lab: Lab;
+  /** Every agent log line per node, across runs. */
+  logs: Map<string, AgentLogLine[]>;
+  boot(node: LabNode, env?: Record<string, string>): Promise<number>;
+  /** Starts a bootstrap and resolves when `until` matches one of its log lines (or it exits). */
+  bootUntil(node: LabNode, until: (line: AgentLogLine) => boolean, env?: Record<string, string>): Promise<{ matched: boolean; done: Promise<number> }>;
+  node(name: string): LabNode;
+  /** The stand-ins' call log of a node: one entry per call. */
+  calls(node: LabNode, tool?: string): { time: string; tool: string; argv: string[] }[];
+  /** Acts out a power cut: every process in the VM's namespace is killed. */
+  powerCut(node: LabNode): Promise<void>;
+  /**
+   * SIGKILLs the agent and the commands it runs (as systemd stopping its unit would), but not
+   * the API server, which on a real node is a static pod of the kubelet.
+   */
+  killAgent(node: LabNode): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+/**
+ * A lab for one test: its own namespace prefix (so test files can run side by side) and its
+ * own work directory, both removed by destroy().
+ */
+export async function scenarioLab(name: string, options: Partial<LabOptions> & { masters: number; workers: number }): Promise<ScenarioLab> {
+  const executable = await ensureBuilt();
+  const prefix = `pke-t${process.pid % 10000}${name}-`;
+  const lab = await Lab.create({ prefix, workDir: path.join(REPO, '.cache/e2e', `${name}-${process.pid}`), executable, ...options });
+  const logs = new Map<string, AgentLogLine[]>();
+  const record = (node: LabNode) => (line: AgentLogLine) => {
+    const list = logs.get(node.name) ?? [];
+    list.push(line);
+    logs.set(node.name, list);
+  };
+  const harness: ScenarioLab = {
+    lab,
+    logs,
+    boot: async (node, env) => (await lab.startNode(node, record(node), env)).exitCode ?? -1,
+    bootUntil: (node, until, env) =>
+      new Promise((resolve) => {
+        let settled = false;
+        const child = lab.startNode(
+          node,
+          (line) => {
+            record(node)(line);
+            if (!settled && until(line)) {
+              settled = true;
+              resolve({ matched: true, done });
+            }
+          },
+          env,
+        );
+        const done = child.then((result) => result.exitCode ?? -1);
+        void done.then(() => {
+          if (!settled) {
+            settled = true;
+            resolve({ matched: false, done });
+          }
+        });
+      }),
+    node: (nodeName) => {
+      const found = lab.nodes.find((n) => n.name === nodeName);
+      if (!found) throw new Error(`no lab node ${nodeName}`);
+      return found;
+    },
+    calls: (node, tool) => {
+      const file = path.join(node.root, 'var/log/pke-standins/calls.jsonl');
+      if (!existsSync(file)) return [];
+      return readFileSync(file, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as { time: string; tool: string; argv: string[] })
+        .filter((call) => tool === undefined || call.tool === tool);
+    },
+    powerCut: async (node) => {
+      const { namespacePids } = await import('../../scripts/lab/network.ts');
+      for (const pid of await namespacePids(node.host.namespace)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
+      await node.bootstrap?.catch(() => undefined);
+      await node.keepalived?.catch(() => undefined);
+      node.keepalived = undefined;
+    },
+    killAgent: async (node) => {
+      const pid = node.bootstrap?.pid;
+      if (pid === undefined) return;
+      const apiserverFile = path.join(node.root, 'run/pke-standins/apiserver.pid');
+      const spared = existsSync(apiserverFile) ? Number(readFileSync(apiserverFile, 'utf8').trim()) : -1;
+      for (const victim of [pid, ...descendants(pid)].filter((p) => p !== spared)) {
+        try {
+          process.kill(victim, 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
+      await node.bootstrap?.catch(() => undefined);
+    },
+    destroy: () => lab.destroy(),
+  };
+  return harness;
+}
+
+/** The journal of a node, as the agent wrote it. */
+export function journalOf(node: LabNode): { phases: Record<string, { state: string; attempts: number; startedAt?: string; endedAt?: string; lastError?: { message: string } }> } {
+  return JSON.parse(readFileSync(path.join(node.root, 'var/lib/pke-agent/journal.json'), 'utf8'));
+}
+
+/** Every process below `pid` in the process tree (from /proc), children first found first. */
+function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  const found: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    for (const child of children.get(queue.shift()!) ?? []) {
+      found.push(child);
+      queue.push(child);
+    }
+  }
+  return found;
+}

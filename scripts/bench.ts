@@ -6,6 +6,8 @@ import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { renderTable } from '../agent/core/table.ts';
 import { benchController } from './bench/controller.ts';
+import { benchLab } from './bench/lab.ts';
+import { benchStartup } from './bench/startup.ts';
 
 export interface BenchMetric {
   name: string;
@@ -26,7 +28,9 @@ export interface BenchSection {
 
 /** Every section this runner knows, by name. Add a section here. */
 const SECTIONS: Record<string, () => Promise<BenchSection>> = {
+  startup: benchStartup,
   controller: benchController,
+  lab: benchLab,
 };
 
 const repo = path.resolve(import.meta.dirname, '..');

@@ -16,7 +16,7 @@ export interface WaitReadyOutput {
   readyAfterMs: number;
 }
 
-const DEFAULTS: Required<WaitReadyOptions> = { timeoutMs: 5 * 60_000, initialIntervalMs: 250, maxIntervalMs: 2_000 };
+const DEFAULTS: Required<WaitReadyOptions> = { timeoutMs: 5 * 60_000, initialIntervalMs: 200, maxIntervalMs: 500 };
 
 interface Answer {
   ok: boolean;

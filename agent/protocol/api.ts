@@ -118,7 +118,7 @@ export const clusterSpecSchema = z.strictObject({
   /** How long one control-plane join may hold the join slot. */
   joinSlotTtlSeconds: z.number().int().min(1).max(86400).default(600),
   /** Lifetime of each kubeadm bootstrap token handed to a joining node. */
-  bootstrapTokenTtlSeconds: z.number().int().min(60).max(86400).default(900),
+  bootstrapTokenTtlSeconds: z.number().int().min(10).max(86400).default(900),
   /** Lifetime of the leader's init token (covers the whole init). */
   initTokenTtlSeconds: z.number().int().min(600).max(7 * 86400).default(7200),
 });

@@ -70,7 +70,7 @@ vrrp_script pke_apiserver_livez {
   interval 1
   timeout 3
   fall 2
-  rise 2
+  rise 1
   # A node starts as unhealthy until its API server answers.
   init_fail
 }

@@ -4,6 +4,8 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
+import type { BenchSection } from '../bench.ts';
+import { ensureBuilt } from '../../test/helpers/build.ts';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 
@@ -43,6 +45,22 @@ export function measureStartup(runs = 40): StartupResult {
   const agentMedianMs = median(agent);
   const nodeMedianMs = median(node);
   return { runs, executableBytes: statSync(executable).size, agentMedianMs, nodeMedianMs, ratio: agentMedianMs / nodeMedianMs };
+}
+
+/** The bench section: start-up of `pke-agent version` against `node -e 0`. */
+export async function benchStartup(): Promise<BenchSection> {
+  await ensureBuilt();
+  const result = measureStartup();
+  return {
+    name: 'startup',
+    summary: `dist/pke-agent version vs node -e 0 (Node ${process.versions.node}), medians of ${result.runs} alternating runs`,
+    metrics: [
+      { name: 'executable size', value: result.executableBytes / 1024 / 1024, unit: 'MB' },
+      { name: 'pke-agent version', value: result.agentMedianMs, unit: 'ms' },
+      { name: 'node -e 0', value: result.nodeMedianMs, unit: 'ms' },
+      { name: 'ratio', value: result.ratio, unit: 'x', max: 1.2 },
+    ],
+  };
 }
 
 if (import.meta.main) {

@@ -39,7 +39,7 @@ describe('keepalived.conf', () => {
     expect(text).toContain('unicast_src_ip 10.10.0.12\n  unicast_peer {\n    10.10.0.11\n    10.10.0.13\n  }');
     expect(text).toContain('10.10.0.100/32 dev ens192');
     expect(text).toContain('script "/usr/bin/curl --silent --fail --insecure --max-time 2 --output /dev/null https://127.0.0.1:6443/livez"');
-    expect(text).toMatch(/interval 1\n\s+timeout 3\n\s+fall 2\n\s+rise 2\n\s+# A node/);
+    expect(text).toMatch(/interval 1\n\s+timeout 3\n\s+fall 2\n\s+rise 1\n\s+# A node/);
     expect(text).not.toContain("weight");
     expect(text).toContain('track_script {\n    pke_apiserver_livez\n  }');
   });

@@ -19,6 +19,8 @@ export interface BootstrapOptions extends LoadOptions {
   log: Logger;
   /** Run this phase alone (`--phase`). */
   only?: string;
+  /** With `only`: run it again even if it is done (`--redo`). */
+  redo?: boolean;
   /** Leave guestinfo as it is (debugging): by default the config is redacted once it is saved. */
   keepGuestinfo?: boolean;
   /** Builds the controller client for this node's config; `signal` ends its requests and retries. */
@@ -62,6 +64,7 @@ export async function bootstrap(options: BootstrapOptions): Promise<RunSummary> 
       reporter,
       log,
       only: options.only,
+      redo: options.redo,
       context: { config, host, controller: api, log, signal: stop.signal, lease },
     });
     lease.release();

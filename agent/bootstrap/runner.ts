@@ -19,6 +19,8 @@ export interface RunPhasesOptions {
   log: Logger;
   /** Run only this phase (`bootstrap --phase NAME`). */
   only?: string;
+  /** With `only`: run it even if the journal has it done (`--redo`); its own isDone check still applies. */
+  redo?: boolean;
   now?: () => Date;
 }
 
@@ -38,6 +40,7 @@ export async function runPhases(options: RunPhasesOptions): Promise<RunSummary> 
   const now = options.now ?? (() => new Date());
   const summary: RunSummary = { ran: [], skipped: [], alreadyDone: [] };
 
+  if (options.redo && options.only === undefined) throw new InputError('--redo goes with --phase NAME');
   if (options.only !== undefined && !phases.some((p) => p.name === options.only)) {
     throw new InputError(`--phase ${options.only}: no such phase; the phases are ${phases.map((p) => p.name).join(', ')}`);
   }
@@ -48,7 +51,8 @@ export async function runPhases(options: RunPhasesOptions): Promise<RunSummary> 
     const plog = log.child({ phase: phase.name });
     const record = journal.record(phase.name);
 
-    if (record.state === 'done' || record.state === 'skipped') {
+    const redo = options.redo === true && options.only === phase.name && record.state === 'done';
+    if ((record.state === 'done' || record.state === 'skipped') && !redo) {
       summary.alreadyDone.push(phase.name);
       plog.info('phase.already-done', { state: record.state });
       continue;

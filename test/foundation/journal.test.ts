@@ -163,6 +163,11 @@ describe('the runner', () => {
     await expect(run('c')).rejects.toThrow('--phase c: no such phase; the phases are a, b');
     expect((await run('a')).ran).toEqual(['a']);
     expect((await run('b')).ran).toEqual(['b']);
+    expect((await run('b')).alreadyDone).toEqual(['b']);
+
+    const redo = await Journal.open(host).then((journal) => runPhases({ phases, journal, context: context(host), reporter: recorder(), log: silentLogger, only: 'b', redo: true }));
+    expect(redo.ran).toEqual(['b']);
+    expect((await Journal.read(host))!.phases.b?.attempts).toBe(2);
   });
 
   it('refuses a corrupt journal instead of starting over', async () => {

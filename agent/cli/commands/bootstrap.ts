@@ -4,6 +4,7 @@ import { commandContext, type GlobalArgs } from '../context.ts';
 interface BootstrapArgs extends GlobalArgs {
   config?: string;
   phase?: string;
+  redo: boolean;
   'keep-guestinfo': boolean;
   'list-phases': boolean;
 }
@@ -15,6 +16,11 @@ export const bootstrapCommand: CommandModule<GlobalArgs, BootstrapArgs> = {
     yargs
       .option('config', { type: 'string', describe: 'Read the config from this YAML or JSON file instead of guestinfo' })
       .option('phase', { type: 'string', describe: 'Run only this phase (see --list-phases)' })
+      .option('redo', {
+        type: 'boolean',
+        default: false,
+        describe: 'With --phase: run it even if it is done (e.g. `--phase vip --redo` picks up new control-plane peers)',
+      })
       .option('keep-guestinfo', { type: 'boolean', default: false, describe: 'Do not redact guestinfo.pke.config after reading it' })
       .option('list-phases', { type: 'boolean', default: false, describe: 'List the phases in order and exit' }),
   handler: async (args) => {
@@ -34,6 +40,7 @@ export const bootstrapCommand: CommandModule<GlobalArgs, BootstrapArgs> = {
       log: ctx.log,
       file: args.config,
       only: args.phase,
+      redo: args.redo,
       keepGuestinfo: args['keep-guestinfo'],
       connect: (config, signal) => createNodeClient(config, { log: ctx.log, signal }),
     });

@@ -1,7 +1,7 @@
 // Runs the benchmark sections, writes bench/results.json and prints a short table.
 //   node scripts/bench.ts [SECTION...]      (npm run bench)
 // Exits 1 when a measured value misses its target.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { renderTable } from '../agent/core/table.ts';
@@ -48,13 +48,17 @@ async function main(names: string[]): Promise<number> {
     const run = SECTIONS[name];
     if (run) sections.push(await run());
   }
+  const file = path.join(repo, 'bench/results.json');
+  // Sections not run this time keep their last results.
+  const previous = existsSync(file) ? ((JSON.parse(readFileSync(file, 'utf8')) as { sections?: BenchSection[] }).sections ?? []) : [];
+  const kept = previous.filter((s) => !chosen.includes(s.name));
   const results = {
     generatedAt: new Date().toISOString(),
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, loadAverage: loadavg(), node: process.versions.node },
-    sections,
+    sections: [...kept, ...sections].sort((a, b) => Object.keys(SECTIONS).indexOf(a.name) - Object.keys(SECTIONS).indexOf(b.name)),
   };
   mkdirSync(path.join(repo, 'bench'), { recursive: true });
-  writeFileSync(path.join(repo, 'bench/results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
   process.stdout.write(`${table(sections)}\n\nwritten: bench/results.json\n`);
   return sections.some((s) => s.metrics.some(missed)) ? 1 : 0;
 }

@@ -3,9 +3,8 @@ import { randomInt } from 'node:crypto';
 /** kubeadm bootstrap tokens (`[a-z0-9]{6}.[a-z0-9]{16}`) and the Secret that makes one valid in a cluster. */
 
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
-export const BOOTSTRAP_TOKEN_PATTERN = /^([a-z0-9]{6})\.([a-z0-9]{16})$/;
 /** The group kubeadm's default node token authenticates as (`kubeadm token create` uses it too). */
-export const DEFAULT_NODE_TOKEN_GROUP = 'system:bootstrappers:kubeadm:default-node-token';
+const DEFAULT_NODE_TOKEN_GROUP = 'system:bootstrappers:kubeadm:default-node-token';
 
 export interface BootstrapToken {
   id: string;
@@ -52,7 +51,7 @@ export function bootstrapTokenSecret(token: BootstrapToken, description: string)
 }
 
 /** RFC 3339 in UTC without fractions, as Go's time.RFC3339 formats it. */
-export function rfc3339(epochMs: number): string {
+function rfc3339(epochMs: number): string {
   return new Date(Math.floor(epochMs / 1000) * 1000).toISOString().replace('.000Z', 'Z');
 }
 

@@ -25,7 +25,7 @@ import { TokenAuthority } from './tokens.ts';
 /** How long requests in flight may take to finish once the controller is asked to stop. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
-export const ROUTES: Route[] = [
+const ROUTES: Route[] = [
   createClusterRoute,
   listClustersRoute,
   showClusterRoute,

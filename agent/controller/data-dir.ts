@@ -61,11 +61,12 @@ export class DataDir {
 
   /**
    * Claims the directory for this process: another live controller on the same state would
-   * overwrite its writes. A pid file left by a process that is gone is taken over.
+   * overwrite its writes. A pid file left by a process that is gone (or whose pid now belongs
+   * to a program that is not a controller) is taken over.
    */
   async lock(): Promise<void> {
     const previous = Number((await readOptional(this.pidFile))?.trim());
-    if (Number.isInteger(previous) && previous > 0 && previous !== process.pid && isAlive(previous)) {
+    if (Number.isInteger(previous) && previous > 0 && previous !== process.pid && (await isController(previous))) {
       throw new PkeError(`another controller (pid ${previous}) is using ${this.dir}; stop it first`, { context: { path: this.pidFile } });
     }
     await writeFile(this.pidFile, `${process.pid}\n`, { mode: 0o644 });
@@ -154,11 +155,13 @@ async function readOptionalBytes(file: string): Promise<Buffer | undefined> {
   }
 }
 
-function isAlive(pid: number): boolean {
+async function isController(pid: number): Promise<boolean> {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  // Where /proc is there, a reused pid shows another command line.
+  const cmdline = await readOptional(`/proc/${pid}/cmdline`).catch(() => undefined);
+  return cmdline === undefined || cmdline.includes('controller');
 }

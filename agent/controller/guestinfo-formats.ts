@@ -2,8 +2,7 @@ import type { Guestinfo } from '../protocol/api.ts';
 
 /** One node's guestinfo, written for the tool that clones the VM. */
 
-export const GUESTINFO_FORMATS = ['govc', 'terraform', 'vmx', 'json'] as const;
-export type GuestinfoFormat = (typeof GUESTINFO_FORMATS)[number];
+export type GuestinfoFormat = 'govc' | 'terraform' | 'vmx' | 'json';
 
 export function formatGuestinfo(format: GuestinfoFormat, vmName: string, guestinfo: Guestinfo): string {
   const entries = Object.entries(guestinfo);

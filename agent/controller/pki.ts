@@ -28,7 +28,7 @@ const CA_YEARS = 10;
 /** Backdating covers clock skew between the controller and the nodes. */
 const BACKDATE_MS = 5 * 60 * 1000;
 
-export async function generateRsaKeyPair(): Promise<KeyPair> {
+async function generateRsaKeyPair(): Promise<KeyPair> {
   const { privateKey, publicKey } = await generateKeyPair('rsa', {
     modulusLength: 2048,
     publicKeyEncoding: { type: 'spki', format: 'pem' },

@@ -6,8 +6,8 @@ import type { ClusterSpec, Guestinfo } from '../protocol/api.ts';
 
 /** Everything one VM needs in guestinfo: cloud-init metadata, user-data, and the agent's config. */
 
-export const GUESTINFO_ENCODING = 'gzip+base64';
-export const GUESTINFO_KEYS = { metadata: 'guestinfo.metadata', userdata: 'guestinfo.userdata', agentConfig: 'guestinfo.pke.config' } as const;
+const GUESTINFO_ENCODING = 'gzip+base64';
+const GUESTINFO_KEYS = { metadata: 'guestinfo.metadata', userdata: 'guestinfo.userdata', agentConfig: 'guestinfo.pke.config' } as const;
 
 export interface NodeConfigInput {
   cluster: { id: string; name: string; spec: ClusterSpec };
@@ -27,7 +27,7 @@ export function renderGuestinfo(input: NodeConfigInput): Guestinfo {
 }
 
 /** The agent config per agent/config/schema.ts. */
-export function agentConfig(input: NodeConfigInput): AgentConfigInput {
+function agentConfig(input: NodeConfigInput): AgentConfigInput {
   const { spec } = input.cluster;
   const pool = input.role === 'worker' ? spec.pools.find((p) => p.name === input.pool) : undefined;
   return {
@@ -49,7 +49,7 @@ export function encodedSize(guestinfo: Guestinfo): number {
 }
 
 /** Replaces each `{{ name }}` with the value as a JSON string, which is also a valid YAML scalar. */
-export function renderTemplate(template: string, values: Record<string, string>): string {
+function renderTemplate(template: string, values: Record<string, string>): string {
   return template.replace(/\{\{\s*(\w+)\s*\}\}/g, (_, name: string) => {
     const value = values[name];
     if (value === undefined) throw new Error(`template placeholder {{ ${name} }} has no value`);

@@ -47,6 +47,12 @@ export function requestHandler(routes: Route[], runtime: ControllerRuntime) {
 
     const serve = async () => {
       const url = new URL(req.url ?? '/', 'https://controller');
+      // The one route without a token: liveness, for `pke-agent status --probe` and load balancers. It says nothing else.
+      if (req.method === 'GET' && url.pathname === '/livez') {
+        log.route = '/livez';
+        finish(200, { status: 'ok' });
+        return;
+      }
       const match = matchRoute(table, req.method ?? 'GET', url.pathname);
       log.route = match.route?.pattern ?? '(none)';
       if (!match.route) throw match.methodMismatch ? new ApiProblem(405, 'bad-request', `${req.method} is not allowed on ${url.pathname}`) : notFound(`no route ${req.method} ${url.pathname}`);

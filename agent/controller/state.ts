@@ -48,7 +48,6 @@ const leaderLeaseSchema = z.object({
   ready: z.boolean(),
   readyAt: epochMs.optional(),
 });
-export type LeaderLease = z.infer<typeof leaderLeaseSchema>;
 
 const joinSlotSchema = z.object({ holder: z.string(), expiresAt: epochMs });
 export type JoinSlot = z.infer<typeof joinSlotSchema>;
@@ -70,7 +69,7 @@ const clusterStateSchema = z.object({
 });
 export type ClusterState = z.infer<typeof clusterStateSchema>;
 
-export const STATE_FORMAT = 1;
+const STATE_FORMAT = 1;
 
 export const controllerStateSchema = z.object({
   format: z.literal(STATE_FORMAT),

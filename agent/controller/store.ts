@@ -12,8 +12,9 @@ import { controllerStateSchema, type ClusterState, type ControllerState, type No
  * a cluster's own fields, a node). Writing is group commit: a record with the JSON of every
  * entity touched since the last write is appended to the journal in one write on a file opened
  * with O_DSYNC, so a batch costs one trip to the thread pool and one device flush, whatever the
- * size of the state; mutations that arrive meanwhile ride along with the next batch. `durable()` resolves once everything applied so far is on disk, and the server awaits
- * it before any 2xx answer. When the journal grows past a limit, and at start and clean stop,
+ * size of the state; mutations that arrive meanwhile ride along with the next batch.
+ * `durable()` resolves once everything applied so far is on disk, and the server awaits it
+ * before any 2xx answer. When the journal grows past a limit, and at start and clean stop,
  * the state is written as a new snapshot (temp file, fsync, rename, fsync of the directory)
  * and the journal emptied; each record carries a sequence number, and the snapshot the last
  * one it includes, so a crash between the two steps replays nothing twice.
@@ -52,7 +53,7 @@ export class StateStore {
   readonly file: string;
   readonly journalFile: string;
   private current: ControllerState;
-  private journal: FileHandle;
+  private readonly journal: FileHandle;
   private journalBytes = 0;
   private seq: number;
   private readonly verifyTouches: boolean;
@@ -86,7 +87,7 @@ export class StateStore {
     const snapshot: Snapshot = snapshotText === undefined ? { journalSeq: 0, state: initial() } : parseSnapshot(file, snapshotText);
     const seq = replay(snapshot, journalFile, journalText);
     const checked = controllerStateSchema.safeParse(snapshot.state);
-    if (!checked.success) throw corrupt(journalText ? `${file} with ${journalFile}` : file, describeIssue(checked.error.issues[0]));
+    if (!checked.success) throw corrupt(file, `${journalText ? `after replaying ${journalFile}, ` : ''}${describeIssue(checked.error.issues[0])}`);
 
     const journal = await open(journalFile, fs.O_WRONLY | fs.O_APPEND | fs.O_CREAT | fs.O_DSYNC, 0o600);
     const store = new StateStore(file, journalFile, journal, checked.data, seq, options);
@@ -124,6 +125,7 @@ export class StateStore {
   async close(): Promise<void> {
     await this.durable().catch(() => undefined);
     await this.flushing;
+    // Best effort: a journal left behind is replayed at the next start.
     await this.compact().catch(() => undefined);
     await this.journal.close();
   }
@@ -258,7 +260,9 @@ function replay(snapshot: Snapshot, journalFile: string, text: string): number {
     } catch (error) {
       throw corrupt(journalFile, `line ${index + 1}: ${errorMessage(error)}`);
     }
-    if (typeof record.s !== 'number') throw corrupt(journalFile, `line ${index + 1} has no sequence number`);
+    if (typeof record.s !== 'number' || !['root', 'cluster', 'node'].includes(record.t)) {
+      throw corrupt(journalFile, `line ${index + 1} is not a journal record`);
+    }
     if (record.s <= snapshot.journalSeq) return;
     applyRecord(snapshot.state, record, () => corrupt(journalFile, `line ${index + 1} names cluster ${'c' in record ? record.c : '?'}, which does not exist`));
     seq = record.s;
@@ -310,7 +314,7 @@ function describeIssue(issue: { path: PropertyKey[]; message: string } | undefin
 function corrupt(file: string, reason: string): PkeError {
   return new PkeError(
     `the controller state ${file} is corrupt (${reason}); the controller will not start over it. Restore it from a backup, or move it away to start with no clusters`,
-    { context: { path: file.split(' ')[0] ?? file } },
+    { context: { path: file } },
   );
 }
 

@@ -9,7 +9,7 @@ import { roleSchema } from '../protocol/api.ts';
  * tokens short (guestinfo is small) and verification cheap (every request carries one).
  */
 
-export const TOKEN_ISSUER = 'pke-controller';
+const TOKEN_ISSUER = 'pke-controller';
 const ALGORITHM = 'HS256';
 
 const nodeClaimsSchema = z.object({
@@ -34,8 +34,7 @@ export type NodePrincipal = {
   /** Epoch ms. */
   expiresAt: number;
 };
-export type AdminPrincipal = { kind: 'admin'; jti: string };
-export type Principal = NodePrincipal | AdminPrincipal;
+export type Principal = NodePrincipal | { kind: 'admin'; jti: string };
 
 /** Why a token was refused; `expired` gets its own code so the client can say so. */
 export class TokenRejected extends Error {

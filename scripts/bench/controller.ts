@@ -6,6 +6,7 @@
 // requests the same way is the baseline. The simulated nodes run on two worker threads, so
 // that the load generator's own event loop does not add its lag to the latencies measured.
 //   node scripts/bench/controller.ts
+import { ensureBuilt } from '../../test/helpers/build.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -50,10 +51,13 @@ export async function benchController(): Promise<BenchSection> {
   const work = mkdtempSync(path.join(tmpdir(), 'pke-bench-controller-'));
   const children: ChildProcess[] = [];
   try {
+    // The shipped executable, as operators run it.
     const controller = await startChild(
-      [path.join(repo, 'agent/main.ts'), 'controller', 'serve', '--json', '--data-dir', path.join(work, 'data'), '--listen', '127.0.0.1:0'],
+      ['controller', 'serve', '--json', '--data-dir', path.join(work, 'data'), '--listen', '127.0.0.1:0'],
       path.join(work, 'controller.log'),
       /"listening"/,
+      {},
+      await ensureBuilt(),
     );
     children.push(controller.child);
     const listening = JSON.parse(controller.line) as { url: string; caCertFile: string; adminTokenFile: string };
@@ -380,10 +384,10 @@ function cpuTime(pid: number | undefined): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** A Node child process whose stdout is watched for `ready`; stderr goes to `logFile`. */
-async function startChild(args: string[], logFile: string, ready: RegExp, env: Record<string, string> = {}): Promise<{ child: ChildProcess; line: string }> {
+/** A child process (Node unless `command` says otherwise) whose stdout is watched for `ready`; stderr goes to `logFile`. */
+async function startChild(args: string[], logFile: string, ready: RegExp, env: Record<string, string> = {}, command = process.execPath): Promise<{ child: ChildProcess; line: string }> {
   const log = openSync(logFile, 'w');
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', log], env: { ...process.env, ...env } });
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', log], env: { ...process.env, ...env } });
   closeSync(log);
   const line = await new Promise<string>((resolve, reject) => {
     let out = '';

@@ -98,11 +98,6 @@ export async function addNode(
   return { name, config, tokenId: rendered.tokenId, client: createNodeClient(config, { retry: options.retry ?? NO_RETRY }) };
 }
 
-/** The same node with another bearer token (forged, expired, ...). */
-export function withToken(node: TestNode, token: string): NodeClient {
-  return createNodeClient({ ...node.config, controller: { ...node.config.controller, token } }, { retry: NO_RETRY });
-}
-
 export const registration = (name: string, ip = '10.10.0.11') => ({
   uuid: `uuid-${name}`,
   hostname: name,

@@ -150,7 +150,7 @@ export function adminKubeconfig(server: string, caPem: string, admin: CertifiedK
 }
 
 /** What is wrong with a Secret that should be a kubeadm bootstrap token; empty when nothing. */
-export function bootstrapTokenProblems(body: unknown): string[] {
+function bootstrapTokenProblems(body: unknown): string[] {
   const problems: string[] = [];
   const secret = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
   const metadata = (secret.metadata ?? {}) as Record<string, unknown>;

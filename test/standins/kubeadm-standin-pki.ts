@@ -1,14 +1,25 @@
 // STAND-IN support, for tests only: the certificates and kubeconfigs kubeadm writes, signed by
 // the cluster CAs the way kubeadm signs them (subjects, SANs, usages), through the controller's
-// own PKI code (agent/controller/pki.ts).
+// own PKI code (agent/controller/pki.ts). The leaf keys are ECDSA P-256, as kubeadm makes them
+// with `encryptionAlgorithm: ECDSA-P256`, not its default RSA-2048: an RSA key costs the stand-in
+// tens to hundreds of milliseconds of CPU each, an ECDSA key well under one (the CAs stay RSA).
 import { isIP } from 'node:net';
 import { stringify } from 'yaml';
-import { issueCertificate, type CertifiedKey } from '../../agent/controller/pki.ts';
+import type { CertifiedKey, LeafOptions } from '../../agent/controller/pki.ts';
 import { readNodeFile, writeNodeFile } from './standin-common.ts';
 
 export const PKI = '/etc/kubernetes/pki';
 /** The files control-plane nodes share; kubeadm makes the rest from them. */
 export const SHARED_PKI = ['ca.crt', 'ca.key', 'sa.key', 'sa.pub', 'front-proxy-ca.crt', 'front-proxy-ca.key', 'etcd/ca.crt', 'etcd/ca.key'];
+
+/**
+ * A leaf certificate signed by `ca`, with an ECDSA P-256 key (see above). The PKI code (and
+ * node-forge with it) loads on first use: `kubeadm version` and `config validate` need none of it.
+ */
+export async function issueLeaf(ca: CertifiedKey, options: Omit<LeafOptions, 'keyType'>): Promise<CertifiedKey> {
+  const { issueCertificate } = await import('../../agent/controller/pki.ts');
+  return issueCertificate(ca, { ...options, keyType: 'ecdsa' });
+}
 
 export interface ControlPlaneIdentity {
   nodeName: string;
@@ -44,7 +55,7 @@ export async function writeControlPlaneCerts(id: ControlPlaneIdentity, clusterAd
     ...id.certSANs,
   ];
   const etcdSans = ['localhost', id.nodeName, id.advertiseAddress, '127.0.0.1', '::1'];
-  const plan: [string, CertifiedKey, Parameters<typeof issueCertificate>[1]][] = [
+  const plan: [string, CertifiedKey, Omit<LeafOptions, 'keyType'>][] = [
     ['apiserver', ca, { commonName: 'kube-apiserver', altNames: unique(apiServerSans), usage: 'server', validDays: 365 }],
     [
       'apiserver-kubelet-client',
@@ -57,7 +68,7 @@ export async function writeControlPlaneCerts(id: ControlPlaneIdentity, clusterAd
     ['etcd/healthcheck-client', etcdCa, { commonName: 'kube-etcd-healthcheck-client', usage: 'client', validDays: 365 }],
     ['apiserver-etcd-client', etcdCa, { commonName: 'kube-apiserver-etcd-client', usage: 'client', validDays: 365 }],
   ];
-  const issued = await Promise.all(plan.map(([, signer, options]) => issueCertificate(signer, options)));
+  const issued = await Promise.all(plan.map(([, signer, options]) => issueLeaf(signer, options)));
   plan.forEach(([name], i) => {
     const pair = issued[i];
     if (!pair) return;
@@ -79,7 +90,7 @@ export interface KubeconfigSpec {
 /** A kubeconfig with the CA and a client certificate inline, as kubeadm writes them (mode 0600). */
 export async function writeKubeconfigs(ca: CertifiedKey, specs: KubeconfigSpec[]): Promise<void> {
   const issued = await Promise.all(
-    specs.map((spec) => issueCertificate(ca, { commonName: spec.commonName, organizations: spec.organizations, usage: 'client', validDays: 365 })),
+    specs.map((spec) => issueLeaf(ca, { commonName: spec.commonName, organizations: spec.organizations, usage: 'client', validDays: 365 })),
   );
   specs.forEach((spec, i) => {
     const pair = issued[i];

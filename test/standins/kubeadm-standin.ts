@@ -16,7 +16,9 @@
 // controlPlaneEndpoint (bootstrap-token Secrets) go to the local API stand-in; a worker's join
 // checks its token with a bearer GET of the bootstrap-token Secret at the discovery endpoint, and
 // its kubelet certificate is signed with the CA the init node registered under
-// PKE_STANDIN_CLUSTER_DIR (standing in for the cluster-info ConfigMap and the CSR signer).
+// PKE_STANDIN_CLUSTER_DIR (standing in for the cluster-info ConfigMap and the CSR signer); the
+// certificates it issues have ECDSA P-256 keys (kubeadm's `encryptionAlgorithm: ECDSA-P256`)
+// whatever the config says, where kubeadm's default is RSA-2048 (cheap keys for a busy lab).
 //
 // Knobs (environment):
 //   PKE_STANDIN_KUBEADM_VERSION  the version it reports (default: the config's kubernetesVersion,
@@ -37,9 +39,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseAllDocuments, stringify } from 'yaml';
-import { issueCertificate, type CertifiedKey } from '../../agent/controller/pki.ts';
+import type { CertifiedKey } from '../../agent/controller/pki.ts';
 import { KUBEADM_V1BETA4, schemaFor, validateDocument } from './kubeadm-config-schema.ts';
-import { PKI, SHARED_PKI, loadCa, writeControlPlaneCerts, writeKubeconfigs, type ControlPlaneIdentity } from './kubeadm-standin-pki.ts';
+import { PKI, SHARED_PKI, issueLeaf, loadCa, writeControlPlaneCerts, writeKubeconfigs, type ControlPlaneIdentity } from './kubeadm-standin-pki.ts';
 import { STATE_DIR, exitWith, readNodeFile, recordCall, root, under, writeNodeFile } from './standin-common.ts';
 import { dialError, httpsRequest } from './standin-https.ts';
 
@@ -550,7 +552,7 @@ async function discover(endpoint: string, token: string, controlPlane: boolean):
     throw new KubeadmError(`error execution phase preflight: couldn't validate the identity of the API Server: Get "${clusterInfo}": ${dialError(clusterInfo, error)}`);
   }
   const ca = controlPlane ? loadCa('ca') : clusterCa(endpoint);
-  const reader = await issueCertificate(ca, { commonName: 'pke-standin:token-authenticator', organizations: ['system:masters'], usage: 'client', validDays: 1 });
+  const reader = await issueLeaf(ca, { commonName: 'pke-standin:token-authenticator', organizations: ['system:masters'], usage: 'client', validDays: 1 });
   const answer = await httpsRequest(`https://${endpoint}/api/v1/namespaces/kube-system/secrets/bootstrap-token-${id}`, {
     ca: ca.certPem,
     cert: reader.certPem,

@@ -1,5 +1,4 @@
 import type { Argv, CommandModule } from 'yargs';
-import { InputError } from '../../core/errors.ts';
 import type { GlobalArgs } from '../context.ts';
 
 /**
@@ -169,10 +168,6 @@ export const controllerCommand: CommandModule<GlobalArgs, GlobalArgs> = {
       .command(nodeConfigCommand)
       .command(nodeCommand)
       .command(statusCommand)
-      .demandCommand(1, 'Name a controller command: serve, cluster, node-config, node or status.')
-      // yargs reports a bad flag as a plain Error; this makes it bad input (exit 2) under controller.
-      .fail((message, error) => {
-        throw error ?? new InputError(`${message} (see pke-agent controller --help)`);
-      }),
+      .demandCommand(1, 'Name a controller command: serve, cluster, node-config, node or status.'),
   handler: () => {},
 };

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import type { z } from 'zod';
 import { joinRequestSchema, waitQuerySchema, type JoinGrant, type JoinRequest } from '../../protocol/api.ts';
 import { bootstrapTokenSecret, generateBootstrapToken } from '../bootstrap-tokens.ts';
 import { errorMessage } from '../../core/errors.ts';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import type { z } from 'zod';
 import { leaderClaimRequestSchema, leaderQuerySchema, type LeaderClaimRequest, type LeaderClaimResponse, type LeaderState } from '../../protocol/api.ts';
 import { claimLease, leaderView } from '../lease.ts';
 import { ApiProblem } from '../problem.ts';

@@ -137,7 +137,7 @@ export const controlPlaneRoute = clusterRoute({
 });
 
 /** The node's record; made from its token when the state has none (its config predates the state). */
-export function nodeOf(cluster: ClusterState, principal: NodePrincipal): NodeState {
+function nodeOf(cluster: ClusterState, principal: NodePrincipal): NodeState {
   let record = cluster.nodes[principal.node];
   if (!record) {
     record = { name: principal.node, role: principal.role, pool: principal.pool, tokens: [] };
@@ -157,7 +157,7 @@ function applyEvent(record: NodeState, event: PhaseEvent): void {
   }
 }
 
-export function nodeRecord(node: NodeState): NodeRecord {
+function nodeRecord(node: NodeState): NodeRecord {
   const reg = node.registration;
   return {
     name: node.name,

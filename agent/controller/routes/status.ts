@@ -12,7 +12,7 @@ export const statusRoute = clusterRoute({
   handle: ({ cluster }): ClusterStatus => clusterStatus(cluster, Date.now()),
 });
 
-export function clusterStatus(cluster: ClusterState, now: number): ClusterStatus {
+function clusterStatus(cluster: ClusterState, now: number): ClusterStatus {
   const view = leaderView(cluster, now);
   const slot = liveSlot(cluster, now);
   const nodes = Object.values(cluster.nodes).sort(

@@ -15,7 +15,7 @@ export async function status(args: ClusterArgs): Promise<void> {
   }
 }
 
-export function statusText(status: ClusterStatus): string {
+function statusText(status: ClusterStatus): string {
   const { cluster, leader, joinSlot, nodes } = status;
   const masters = nodes.filter((n) => n.role === 'master');
   const workers = nodes.filter((n) => n.role === 'worker');

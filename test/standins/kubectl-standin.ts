@@ -1,6 +1,9 @@
 // STAND-IN for kubectl, for tests and the lab only. Acts out:
 //   kubectl --kubeconfig F [--request-timeout=T] get node NAME -o jsonpath={...Ready...status}
-//   kubectl --kubeconfig F apply -f FILE...       (recorded and parsed; the add-ons will use it)
+//   kubectl --kubeconfig F apply -f FILE...       (recorded and parsed; objects applied before are `unchanged`)
+//   kubectl --kubeconfig F -n NS rollout status KIND/NAME --timeout=T
+//                                                 (succeeds, unless PKE_STANDIN_KUBECTL_ROLLOUT_FAIL names
+//                                                 NAME (comma-separated list): then fails as a timed-out rollout does)
 // Like kubectl it talks to the kubeconfig's server (the VIP) with the kubeconfig's client
 // certificate, and fails as kubectl does when that server does not answer. The node it knows is
 // the one under PKE_ROOT: it exists once kubeadm wrote kubelet.conf (its client certificate names
@@ -8,15 +11,18 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { parse, parseAllDocuments } from 'yaml';
-import { exitWith, readNodeFile, recordCall } from './standin-common.ts';
+import { STATE_DIR, exitWith, readNodeFile, recordCall, writeNodeFile } from './standin-common.ts';
 import { dialError, httpsRequest } from './standin-https.ts';
 
+const APPLIED_OBJECTS = `${STATE_DIR}/kubectl-applied.json`;
 const READY_JSONPATH = '{.status.conditions[?(@.type=="Ready")].status}';
 
 const argv = process.argv.slice(2);
 recordCall('kubectl', argv);
 
 const options = new Map<string, string>();
+/** Every `-f FILE` (kubectl takes several). */
+const files: string[] = [];
 const words: string[] = [];
 for (let i = 0; i < argv.length; i += 1) {
   const arg = argv[i] ?? '';
@@ -25,13 +31,16 @@ for (let i = 0; i < argv.length; i += 1) {
     continue;
   }
   const [name = '', inline] = arg.replace(/^--?/, '').split(/=(.*)/s);
-  options.set(name, inline ?? argv[(i += 1)] ?? '');
+  const value = inline ?? argv[(i += 1)] ?? '';
+  options.set(name, value);
+  if (name === 'f' || name === 'filename') files.push(value);
 }
 
 const [verb, ...objects] = words;
 if (verb === 'get' && objects[0] === 'node' && objects[1]) await getNode(objects[1]);
 else if (verb === 'apply') apply();
-else exitWith('error: kubectl stand-in acts out only `get node NAME -o jsonpath=...` and `apply -f FILE`', 1);
+else if (verb === 'rollout' && objects[0] === 'status' && objects[1]) rolloutStatus(objects[1]);
+else exitWith('error: kubectl stand-in acts out only `get node NAME -o jsonpath=...`, `apply -f FILE` and `rollout status KIND/NAME`', 1);
 
 async function getNode(name: string): Promise<void> {
   const output = options.get('o') ?? options.get('output') ?? '';
@@ -50,15 +59,42 @@ async function getNode(name: string): Promise<void> {
 }
 
 function apply(): void {
-  const files = [...options.entries()].filter(([name]) => name === 'f' || name === 'filename').map(([, file]) => file);
   if (files.length === 0) exitWith('error: must specify one of -f and -k', 1);
+  requireKubeconfig();
+  // What the "cluster" holds: each object's key and its last applied JSON, so a repeat is `unchanged`.
+  const stored = readNodeFile(APPLIED_OBJECTS);
+  const applied = new Map<string, string>(stored ? (JSON.parse(stored) as [string, string][]) : []);
   for (const file of files) {
     if (!existsSync(file)) exitWith(`error: the path "${file}" does not exist`, 1);
     for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
-      const object = doc.toJS() as { kind?: string; metadata?: { name?: string } } | null;
-      if (object?.kind) process.stdout.write(`${object.kind.toLowerCase()}/${object.metadata?.name ?? ''} created\n`);
+      if (doc.errors.length > 0) exitWith(`error: error parsing ${file}: ${doc.errors[0]?.message}`, 1);
+      const object = doc.toJS() as { apiVersion?: string; kind?: string; metadata?: { name?: string; namespace?: string } } | null;
+      if (object === null) continue;
+      if (!object.apiVersion || !object.kind || !object.metadata?.name) exitWith(`error: error validating "${file}": apiVersion, kind and metadata.name are required`, 1);
+      const key = `${object.kind}/${object.metadata.namespace ?? ''}/${object.metadata.name}`;
+      const json = JSON.stringify(object);
+      const verb = !applied.has(key) ? 'created' : applied.get(key) === json ? 'unchanged' : 'configured';
+      applied.set(key, json);
+      process.stdout.write(`${object.kind.toLowerCase()}/${object.metadata.name} ${verb}\n`);
     }
   }
+  writeNodeFile(APPLIED_OBJECTS, JSON.stringify([...applied]));
+}
+
+function rolloutStatus(target: string): void {
+  requireKubeconfig();
+  const [kind = '', name = ''] = target.split('/');
+  const failing = (process.env.PKE_STANDIN_KUBECTL_ROLLOUT_FAIL ?? '').split(',').map((n) => n.trim());
+  if (failing.includes(name)) {
+    exitWith(`error: timed out waiting for the condition (stand-in: PKE_STANDIN_KUBECTL_ROLLOUT_FAIL names ${name})`, 1);
+  }
+  const what = kind === 'daemonset' ? 'daemon set' : kind;
+  process.stdout.write(`${what} "${name}" successfully rolled out\n`);
+}
+
+function requireKubeconfig(): void {
+  const file = options.get('kubeconfig') ?? process.env.KUBECONFIG;
+  if (!file || !existsSync(file)) exitWith(`error: stat ${file ?? '~/.kube/config'}: no such file or directory`, 1);
 }
 
 interface Kubeconfig {

@@ -1,6 +1,9 @@
-// Shared by the stand-ins under test/standins (STAND-INS for tests only): the root they act
-// under, their call log and their state files. Host sets PKE_ROOT for every child process; a
-// stand-in refuses to run without it, so it can never touch the real /etc.
+// Shared by the TypeScript stand-ins under test/standins (STAND-INS for tests only): the root
+// they act under, their call log and their state files. Host sets PKE_ROOT for every child
+// process; a stand-in refuses to run without it, so it can never touch the real /etc. The
+// trivial stand-ins (modprobe, sysctl, swapoff, systemctl, containerd, kubelet) are sh scripts
+// in bin/ that spare a Node start per call; each carries the same rules and writes this call
+// log in this format, so a change here must be made there too.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -17,7 +20,7 @@ export interface CallRecord {
 
 export function root(): string {
   const value = process.env.PKE_ROOT;
-  if (!value || value === '/') exitWith(`${path.basename(process.argv[1] ?? 'stand-in')}: PKE_ROOT must name a scratch root (stand-ins never act on /)`, 2);
+  if (!value || /^\/+$/.test(value)) exitWith(`${path.basename(process.argv[1] ?? 'stand-in')}: PKE_ROOT must name a scratch root (stand-ins never act on /)`, 2);
   return value;
 }
 

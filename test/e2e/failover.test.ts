@@ -1,21 +1,18 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { afterEach, describe, expect, it } from 'vitest';
-import { namespaceSkipReason, scenarioLab, type ScenarioLab } from './harness.ts';
+import { describe, expect, it } from 'vitest';
+import { destroyedAfterEach, namespaceSkipReason, scenarioLab, type ScenarioLab } from './harness.ts';
 
 /** The API VIP moving between real keepalived instances, and tokens minted on demand. */
 const skip = await namespaceSkipReason();
-let s: ScenarioLab | undefined;
-afterEach(async () => {
-  await s?.destroy();
-  s = undefined;
-}, 60_000);
+const track = destroyedAfterEach();
+let s: ScenarioLab;
 
 describe.skipIf(skip)('VIP and join tokens', () => {
   it('moves the VIP to another control-plane node within 5 s when the holder’s API server stops', async () => {
-    s = await scenarioLab('vrrp', { masters: 3, workers: 0 });
-    expect(await Promise.all(s.lab.nodes.map((n) => s!.boot(n)))).toEqual([0, 0, 0]);
+    s = track(await scenarioLab('vrrp', { masters: 3, workers: 0 }));
+    expect(await Promise.all(s.lab.nodes.map((n) => s.boot(n)))).toEqual([0, 0, 0]);
     const holder = await s.lab.vipHolder();
     expect(holder).toBeDefined();
 
@@ -33,7 +30,7 @@ describe.skipIf(skip)('VIP and join tokens', () => {
   }, 300_000);
 
   it('joins a worker powered on long after the others: its token is minted when it asks', async () => {
-    s = await scenarioLab('late', { masters: 1, workers: 2, bootstrapTokenTtlSeconds: 10 });
+    s = track(await scenarioLab('late', { masters: 1, workers: 2, bootstrapTokenTtlSeconds: 10 }));
     expect(await s.boot(s.node('m1'))).toBe(0);
     expect(await s.boot(s.node('w1'))).toBe(0);
     const early = YAML.parse(readFileSync(path.join(s.node('w1').root, 'etc/kubernetes/pke/kubeadm-join.yaml'), 'utf8')) as {
@@ -54,7 +51,7 @@ describe.skipIf(skip)('VIP and join tokens', () => {
     // the early token had expired when w2 powered on; w2's was minted for it, valid then.
     const expiration = (token: string) => {
       const id = token.split('.')[0]!;
-      const file = path.join(s!.node('m1').root, `var/lib/pke-standins/apiserver/secrets/kube-system/bootstrap-token-${id}.json`);
+      const file = path.join(s.node('m1').root, `var/lib/pke-standins/apiserver/secrets/kube-system/bootstrap-token-${id}.json`);
       const secret = JSON.parse(readFileSync(file, 'utf8')) as { data: Record<string, string> };
       return Date.parse(Buffer.from(secret.data.expiration!, 'base64').toString('utf8'));
     };

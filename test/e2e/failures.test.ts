@@ -1,16 +1,13 @@
 import { mkdirSync, readdirSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { REPO } from '../helpers/cli.ts';
-import { journalOf, namespaceSkipReason, scenarioLab, type ScenarioLab } from './harness.ts';
+import { journalOf, destroyedAfterEach, namespaceSkipReason, scenarioLab, type ScenarioLab } from './harness.ts';
 
 /** Failures a platform engineer must see at once: on the node, in the controller, with the cause. */
 const skip = await namespaceSkipReason();
-let s: ScenarioLab | undefined;
-afterEach(async () => {
-  await s?.destroy();
-  s = undefined;
-}, 60_000);
+const track = destroyedAfterEach();
+let s: ScenarioLab;
 
 type ClusterStatus = { nodes: { name: string; phase?: string; phaseState?: string; lastError?: string }[] };
 type NodeStatus = { phases: { name: string; state: string; error?: { message: string; command?: string; exitCode?: number; stderrTail?: string } }[] };
@@ -30,14 +27,14 @@ async function expectReported(s: ScenarioLab, nodeName: string, phase: string, m
 
 describe.skipIf(skip)('clear failures, reported to the controller', () => {
   it('a VIP that is not on the control-plane network fails register, naming the VIP and the network', async () => {
-    s = await scenarioLab('vip', { masters: 1, workers: 0, vip: '203.0.113.100' });
+    s = track(await scenarioLab('vip', { masters: 1, workers: 0, vip: '203.0.113.100' }));
     expect(await s.boot(s.node('m1'))).toBe(1);
     await expectReported(s, 'm1', 'register', /controlPlaneEndpoint\.vip 203\.0\.113\.100 is not on the network of eth0 \(198\.51\.100\.\d+\/24\)/);
     expect(journalOf(s.node('m1')).phases.elect).toBeUndefined();
   }, 180_000);
 
   it('a missing binary fails preflight, naming it, before anything is changed', async () => {
-    s = await scenarioLab('bin', { masters: 1, workers: 0 });
+    s = track(await scenarioLab('bin', { masters: 1, workers: 0 }));
     const node = s.node('m1');
     // The VM's PATH with every stand-in but kubeadm.
     const bin = path.join(s.lab.options.workDir, 'bin-without-kubeadm');
@@ -51,7 +48,7 @@ describe.skipIf(skip)('clear failures, reported to the controller', () => {
   }, 180_000);
 
   it('a failed join fails kube-join with the command, its exit code and stderr tail', async () => {
-    s = await scenarioLab('join', { masters: 1, workers: 1 });
+    s = track(await scenarioLab('join', { masters: 1, workers: 1 }));
     expect(await s.boot(s.node('m1'))).toBe(0);
     const failure = 'join:the kubelet configuration is invalid: cgroupDriver "cgroupfs" does not match the runtime:99';
     expect(await s.boot(s.node('w1'), { PKE_STANDIN_KUBEADM_FAIL: failure })).toBe(1);

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
+import { afterEach } from 'vitest';
 import { Lab, type AgentLogLine, type LabNode, type LabOptions } from '../../scripts/lab/cluster.ts';
 import { namespacesAvailable } from '../../scripts/lab/network.ts';
 import { ensureBuilt } from '../helpers/build.ts';
@@ -115,6 +116,18 @@ export async function scenarioLab(name: string, options: Partial<LabOptions> & {
     destroy: () => lab.destroy(),
   };
   return harness;
+}
+
+/** Returns `track`: every scenario lab passed through it is destroyed after the test that made it. */
+export function destroyedAfterEach(): (lab: ScenarioLab) => ScenarioLab {
+  const labs: ScenarioLab[] = [];
+  afterEach(async () => {
+    await Promise.all(labs.splice(0).map((lab) => lab.destroy()));
+  }, 60_000);
+  return (lab) => {
+    labs.push(lab);
+    return lab;
+  };
 }
 
 /** The journal of a node, as the agent wrote it. */

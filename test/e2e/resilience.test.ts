@@ -1,30 +1,27 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PHASES } from '../../agent/phases/index.ts';
-import { journalOf, namespaceSkipReason, scenarioLab, type ScenarioLab } from './harness.ts';
+import { journalOf, destroyedAfterEach, namespaceSkipReason, scenarioLab, type ScenarioLab } from './harness.ts';
 
 /** Crashes, restarts and lost leaders, acted out on whole clusters in network namespaces. */
 const skip = await namespaceSkipReason();
-let s: ScenarioLab | undefined;
-afterEach(async () => {
-  await s?.destroy();
-  s = undefined;
-}, 60_000);
+const track = destroyedAfterEach();
+let s: ScenarioLab;
 
 const started = (phase: string) => (line: { event: string; phase?: string }) => line.event === 'phase.start' && line.phase === phase;
 
 describe.skipIf(skip)('crash and rerun', () => {
   it('converges after the agent is SIGKILLed during each phase, and init completes exactly once', async () => {
-    s = await scenarioLab('kill', { masters: 1, workers: 1 });
+    s = track(await scenarioLab('kill', { masters: 1, workers: 1 }));
     const master = s.node('m1');
     const worker = s.node('w1');
     // kubeadm takes a moment, so that a kill lands inside kube-init and kube-join.
     const env = { PKE_STANDIN_KUBEADM_INIT_MS: '1500', PKE_STANDIN_KUBEADM_JOIN_MS: '1500' };
     const workerRun = (async () => {
-      const killed = await s!.bootUntil(worker, started('kube-join'), env);
+      const killed = await s.bootUntil(worker, started('kube-join'), env);
       expect(killed.matched).toBe(true);
       await new Promise((r) => setTimeout(r, 700));
-      await s!.killAgent(worker);
-      return s!.boot(worker, env);
+      await s.killAgent(worker);
+      return s.boot(worker, env);
     })();
 
     for (const phase of PHASES.filter((p) => p.name !== 'kube-join')) {
@@ -57,9 +54,9 @@ describe.skipIf(skip)('crash and rerun', () => {
   }, 300_000);
 
   it('converges when the controller is down for a while in the middle', async () => {
-    s = await scenarioLab('ctl', { masters: 2, workers: 1 });
+    s = track(await scenarioLab('ctl', { masters: 2, workers: 1 }));
     const lab = s.lab;
-    const runs = lab.nodes.map((node) => s!.bootUntil(node, started('host-prep'), { PKE_STANDIN_KUBEADM_INIT_MS: '1000' }));
+    const runs = lab.nodes.map((node) => s.bootUntil(node, started('host-prep'), { PKE_STANDIN_KUBEADM_INIT_MS: '1000' }));
     const first = await Promise.race(runs);
     expect(first.matched).toBe(true);
     await lab.stopController('SIGKILL');
@@ -73,11 +70,11 @@ describe.skipIf(skip)('crash and rerun', () => {
   }, 300_000);
 
   it('hands leadership to another control-plane node when the leader dies before it is ready, and fences the old one', async () => {
-    s = await scenarioLab('lead', { masters: 2, workers: 0, leaseTtl: '4s' });
+    s = track(await scenarioLab('lead', { masters: 2, workers: 0, leaseTtl: '4s' }));
     const env = { PKE_STANDIN_KUBEADM_INIT_MS: '3000' };
     const leaderName = await new Promise<string>((resolve) => {
-      for (const node of s!.lab.nodes) {
-        void s!.bootUntil(node, (line) => line.event === 'elect.leader', env).then((run) => {
+      for (const node of s.lab.nodes) {
+        void s.bootUntil(node, (line) => line.event === 'elect.leader', env).then((run) => {
           if (run.matched) resolve(node.name);
         });
       }

@@ -366,7 +366,7 @@ build {
   ]
 
   provisioner "shell" {
-    inline = ["rm -rf /tmp/pke-build && mkdir -p /tmp/pke-build/packages /tmp/pke-build/cloud-init"]
+    inline = ["rm -rf /tmp/pke-build && mkdir -p /tmp/pke-build/packages /tmp/pke-build/cloud-init /tmp/pke-build/addons"]
   }
 
   provisioner "file" {
@@ -382,6 +382,11 @@ build {
   provisioner "file" {
     source      = "${path.root}/../cloud-init/image/"
     destination = "/tmp/pke-build/cloud-init"
+  }
+
+  provisioner "file" {
+    source      = "${path.root}/../addons/"
+    destination = "/tmp/pke-build/addons"
   }
 
   provisioner "file" {

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { CNI_PLUGINS } from '../addons/catalog.ts';
 
 /**
  * The agent's own config: what `controller node-config` renders into `guestinfo.pke.config`
@@ -36,6 +37,27 @@ export const taint = z.strictObject({
 });
 export type Taint = z.infer<typeof taint>;
 
+/** A MetalLB pool entry: a CIDR or a `FIRST-LAST` IPv4 range. */
+const addressPoolEntry = z.string().refine((v) => {
+  const range = v.split('-');
+  return range.length === 2 ? range.every((address) => isIP(address.trim()) === 4) : cidr.safeParse(v).success;
+}, 'expected a CIDR (198.51.100.240/28) or an IPv4 range (198.51.100.240-198.51.100.250)');
+
+/** Cluster add-ons the leader installs after init; shared by the cluster spec and the agent config. */
+export const addonsSchema = z
+  .strictObject({
+    cni: z.enum(CNI_PLUGINS).default('calico'),
+    /** MetalLB in layer-2 mode, installed only when addresses are given. */
+    metallb: z.strictObject({ addresses: z.array(addressPoolEntry).min(1).max(16) }).optional(),
+    /**
+     * The vSphere CPI and CSI with a default StorageClass; the leader fetches the vCenter
+     * connection from the controller, never from this config.
+     */
+    vsphere: z.strictObject({ storagePolicy: z.string().min(1).max(256).optional() }).optional(),
+  })
+  .default({ cni: 'calico' });
+export type AddonsConfig = z.infer<typeof addonsSchema>;
+
 export const agentConfigSchema = z.strictObject({
   cluster: z.strictObject({
     id: z.string().regex(dnsLabel, 'expected a lower-case DNS label (a-z, 0-9, -)'),
@@ -53,6 +75,8 @@ export const agentConfigSchema = z.strictObject({
     version: kubernetesVersion,
     podCidr: cidr.default('10.244.0.0/16'),
     serviceCidr: cidr.default('10.96.0.0/12'),
+    /** `external` when a cloud controller (the vSphere CPI) initializes the nodes: every kubelet runs with --cloud-provider=external. */
+    cloudProvider: z.enum(['external']).optional(),
   }),
   controlPlaneEndpoint: z.strictObject({
     vip: ipv4,
@@ -64,6 +88,7 @@ export const agentConfigSchema = z.strictObject({
     .record(z.string().regex(labelKey, 'expected a label key'), z.string().regex(labelValue, 'expected a label value'))
     .default({}),
   taints: z.array(taint).default([]),
+  addons: addonsSchema,
 });
 
 export type AgentConfig = z.infer<typeof agentConfigSchema>;

@@ -14,6 +14,7 @@ import { joinRoute } from './routes/join.ts';
 import { claimLeaderRoute, leaderStateRoute } from './routes/leader.ts';
 import { nodeConfigRoute, revokeRoute } from './routes/node-config.ts';
 import { controlPlaneRoute, eventsRoute, pkiRoute, readyRoute, registerRoute } from './routes/nodes.ts';
+import { getVsphereRoute, setVsphereRoute } from './routes/vsphere.ts';
 import { statusRoute } from './routes/status.ts';
 import { ControllerRuntime } from './runtime.ts';
 import { requestHandler } from './server.ts';
@@ -40,6 +41,8 @@ const ROUTES: Route[] = [
   joinRoute,
   controlPlaneRoute,
   statusRoute,
+  setVsphereRoute,
+  getVsphereRoute,
 ];
 
 export interface ControllerOptions {

@@ -19,6 +19,7 @@ import { createCa, type CertifiedKey } from './pki.ts';
  *   controller.pid            the pid of the controller using this directory
  *   clusters/<id>/pki/...     the cluster's CAs and service-account keys, kubeadm's layout
  *   clusters/<id>/admin.conf  the kubeconfig the leader uploaded when it became ready
+ *   clusters/<id>/vsphere.json the vCenter connection the admin set for the vSphere CPI and CSI
  *
  * Every private file is 0600.
  */
@@ -52,6 +53,9 @@ export class DataDir {
   }
   adminKubeconfig(cluster: string): string {
     return this.file(`clusters/${cluster}/admin.conf`);
+  }
+  vsphereCredentials(cluster: string): string {
+    return this.file(`clusters/${cluster}/vsphere.json`);
   }
 
   async ensure(): Promise<void> {
@@ -135,6 +139,15 @@ export class DataDir {
 
   async readAdminKubeconfig(cluster: string): Promise<string | undefined> {
     return readOptional(this.adminKubeconfig(cluster));
+  }
+
+  async writeVsphereCredentials(cluster: string, text: string): Promise<void> {
+    await mkdir(path.dirname(this.vsphereCredentials(cluster)), { recursive: true, mode: 0o700 });
+    await writeDurably(this.vsphereCredentials(cluster), text, 0o600);
+  }
+
+  async readVsphereCredentials(cluster: string): Promise<string | undefined> {
+    return readOptional(this.vsphereCredentials(cluster));
   }
 
   private file(name: string): string {

@@ -36,10 +36,17 @@ function agentConfig(input: NodeConfigInput): AgentConfigInput {
     pool: input.pool,
     nodeName: input.node,
     controller: input.controller,
-    kubernetes: { version: spec.kubernetesVersion, podCidr: spec.podCidr, serviceCidr: spec.serviceCidr },
+    kubernetes: {
+      version: spec.kubernetesVersion,
+      podCidr: spec.podCidr,
+      serviceCidr: spec.serviceCidr,
+      ...(spec.addons.vsphere ? { cloudProvider: 'external' as const } : {}),
+    },
     controlPlaneEndpoint: spec.controlPlaneEndpoint,
     labels: pool?.labels ?? {},
     taints: pool?.taints ?? [],
+    // Only a control-plane node can become the leader, the one node that installs add-ons.
+    ...(input.role === 'master' ? { addons: spec.addons } : {}),
   };
 }
 

@@ -119,6 +119,8 @@ function nodeRegistration(config: AgentConfig, node: RegisterOutput, v1beta4: bo
   const args: [string, string][] = [['node-ip', node.primaryIp]];
   const labels = Object.entries(config.labels).sort(([a], [b]) => a.localeCompare(b));
   if (labels.length > 0) args.push(['node-labels', labels.map(([key, value]) => `${key}=${value}`).join(',')]);
+  // The vSphere CPI then sets each node's providerID, which the CSI driver needs.
+  if (config.kubernetes.cloudProvider) args.push(['cloud-provider', config.kubernetes.cloudProvider]);
   return {
     name: node.nodeName,
     criSocket: CRI_SOCKET,

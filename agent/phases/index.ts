@@ -1,3 +1,4 @@
+import { addonsPhase } from './addons.ts';
 import { certsPhase } from './certs.ts';
 import { electPhase } from './elect.ts';
 import { hostPrepPhase } from './host-prep.ts';
@@ -20,6 +21,7 @@ export const PHASES: readonly Phase[] = [
   kubeInitPhase,
   kubeJoinPhase,
   vipPhase,
+  addonsPhase,
   waitReadyPhase,
   signalReadyPhase,
 ] as Phase[];

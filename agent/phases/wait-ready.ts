@@ -33,7 +33,7 @@ export function createWaitReadyPhase(options: WaitReadyOptions = {}): Phase<Wait
   return {
     name: 'wait-ready',
     summary: 'The API server answers /livez and /readyz through the VIP and this node is Ready',
-    needs: ['register', 'kube-init', 'kube-join', 'vip'],
+    needs: ['register', 'kube-init', 'kube-join', 'vip', 'addons'],
     run: async ({ config, host, outputs, signal }) => {
       const started = Date.now();
       const deadline = started + settings.timeoutMs;

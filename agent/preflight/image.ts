@@ -2,6 +2,8 @@ import { lstat, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
+import { bundleProblem } from '../addons/bundle.ts';
+import { ADDONS_BUNDLE_DIR, ADDON_NAMES, ADDON_VERSIONS } from '../addons/catalog.ts';
 import { errorMessage } from '../core/errors.ts';
 import type { Host } from '../host/host.ts';
 import type { CheckResult } from './check.ts';
@@ -91,6 +93,7 @@ export async function imageChecks(host: Host): Promise<CheckResult[]> {
       machineIdCheck(host),
       sshHostKeysCheck(host),
       kubeletEnabledCheck(host),
+      addonsBundleCheck(host),
     ]),
   ]);
   return [manifestCheck, ...binaries, ...rest.flat()];
@@ -308,6 +311,14 @@ async function kubeletEnabledCheck(host: Host): Promise<CheckResult> {
   } catch (error) {
     return fail('kubelet enabled', `could not ask systemctl: ${errorMessage(error)}; expected kubelet.service enabled`);
   }
+}
+
+/** Every add-on this agent can install, at the version it pins: a cluster picks its CNI only at creation. */
+async function addonsBundleCheck(host: Host): Promise<CheckResult> {
+  const problems = (await Promise.all(ADDON_NAMES.map((name) => bundleProblem(host, name)))).filter((p) => p !== undefined);
+  return problems.length > 0
+    ? fail('add-on bundle', `${problems.join('; ')} (packer/scripts/75-addons.sh copies addons/ to ${ADDONS_BUNDLE_DIR})`)
+    : pass('add-on bundle', ADDON_NAMES.map((name) => `${name} ${ADDON_VERSIONS[name]}`).join(', '));
 }
 
 function pass(name: string, detail: string): CheckResult {

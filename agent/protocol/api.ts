@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { ROLES, agentConfigSchema, cidr, ipv4, kubernetesVersion } from '../config/schema.ts';
+import { ROLES, addonsSchema, agentConfigSchema, cidr, ipv4, kubernetesVersion } from '../config/schema.ts';
 
 /**
  * The controller's HTTP API, shared by the controller (validates requests, shapes answers)
@@ -28,6 +28,8 @@ export const routes = {
   controlPlane: (cluster: string) => `${API_PREFIX}/clusters/${enc(cluster)}/control-plane`,
   status: (cluster: string) => `${API_PREFIX}/clusters/${enc(cluster)}/status`,
   revoke: (cluster: string) => `${API_PREFIX}/clusters/${enc(cluster)}/revocations`,
+  /** Admin sets (POST), the leader reads (GET) the vCenter connection for the vSphere CPI and CSI. */
+  vsphere: (cluster: string) => `${API_PREFIX}/clusters/${enc(cluster)}/vsphere`,
 } as const;
 
 function enc(segment: string): string {
@@ -111,6 +113,8 @@ export const clusterSpecSchema = z.strictObject({
     .refine((pools) => pools.every((p) => p.name !== CONTROL_PLANE_POOL), `"${CONTROL_PLANE_POOL}" is reserved for control-plane nodes`),
   podCidr: cidr.default('10.244.0.0/16'),
   serviceCidr: cidr.default('10.96.0.0/12'),
+  /** Installed by the leader after init: the CNI (its pod CIDR is podCidr) and MetalLB. */
+  addons: addonsSchema,
   /** Lifetime of the node tokens that node-config puts into guestinfo. */
   nodeTokenTtlSeconds: z.number().int().min(60).max(365 * 86400).default(86400),
   /** Leader lease; renewed by the holder until it reports ready. */
@@ -258,6 +262,23 @@ export const pkiBundleSchema = z.object({
   files: z.record(z.enum(PKI_FILES), z.string()),
 });
 export type PkiBundle = z.infer<typeof pkiBundleSchema>;
+
+// --- vsphere (admin sets, the leader reads) ---------------------------------------------------
+/**
+ * The vCenter connection of a cluster's vSphere CPI and CSI. Kept by the controller in its data
+ * dir (0600), never in the state, guestinfo, status or logs; handed only to the lease holder.
+ */
+export const vsphereCredentialsSchema = z.strictObject({
+  server: z.string().regex(/^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$/, 'expected the vCenter host name or IP address'),
+  username: z.string().min(1).max(256),
+  password: z.string().min(1).max(1024),
+  datacenters: z.array(z.string().min(1).max(256)).min(1).max(32),
+  /** Skip TLS verification of vCenter: only for labs with self-signed certificates. */
+  insecure: z.boolean().default(false),
+  thumbprint: z.string().regex(/^([0-9A-Fa-f]{2}:){19,31}[0-9A-Fa-f]{2}$/, 'expected a SHA-1 or SHA-256 fingerprint, hex pairs joined by colons').optional(),
+});
+export type VsphereCredentials = z.infer<typeof vsphereCredentialsSchema>;
+export type VsphereCredentialsInput = z.input<typeof vsphereCredentialsSchema>;
 
 // --- join ----------------------------------------------------------------------------------
 /**

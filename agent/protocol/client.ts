@@ -18,6 +18,7 @@ import {
   nodeConfigResponseSchema,
   nodeRecordSchema,
   pkiBundleSchema,
+  vsphereCredentialsSchema,
   revocationResponseSchema,
   routes,
   type ClusterList,
@@ -39,6 +40,8 @@ import {
   type RegisterRequest,
   type RevocationRequest,
   type RevocationResponse,
+  type VsphereCredentials,
+  type VsphereCredentialsInput,
 } from './api.ts';
 import type { NodeApi } from './node-api.ts';
 
@@ -250,6 +253,10 @@ export class NodeClient implements NodeApi {
     return this.transport.call('GET', routes.pki(this.cluster), { schema: pkiBundleSchema });
   }
 
+  vsphere(): Promise<VsphereCredentials> {
+    return this.transport.call('GET', routes.vsphere(this.cluster), { schema: vsphereCredentialsSchema });
+  }
+
   join(request: JoinRequest, options: { waitSeconds?: number } = {}): Promise<JoinGrant> {
     return this.transport.call('POST', routes.join(this.cluster), {
       body: request,
@@ -320,6 +327,10 @@ export class AdminClient {
 
   nodeConfig(cluster: string, request: NodeConfigRequest): Promise<NodeConfigResponse> {
     return this.transport.call('POST', routes.nodeConfig(cluster), { body: request, schema: nodeConfigResponseSchema });
+  }
+
+  setVsphere(cluster: string, credentials: VsphereCredentialsInput): Promise<void> {
+    return this.transport.call('POST', routes.vsphere(cluster), { body: credentials });
   }
 
   revoke(cluster: string, request: RevocationRequest): Promise<RevocationResponse> {

@@ -11,6 +11,7 @@ import type {
   PkiBundle,
   ReadyRequest,
   RegisterRequest,
+  VsphereCredentials,
 } from './api.ts';
 
 /**
@@ -26,6 +27,8 @@ export interface NodeApi {
    */
   leaderState(options?: { waitSeconds?: number; known?: { epoch: number; ready: boolean } }): Promise<LeaderState>;
   pki(): Promise<PkiBundle>;
+  /** The vCenter connection for the vSphere CPI and CSI; the lease holder only. */
+  vsphere(): Promise<VsphereCredentials>;
   /** Long-polls up to `waitSeconds` for the leader to be ready and, on control plane, a join slot. */
   join(request: JoinRequest, options?: { waitSeconds?: number }): Promise<JoinGrant>;
   controlPlane(): Promise<ControlPlaneView>;

@@ -2,7 +2,7 @@
 // network namespace per VM, real keepalived on the control plane; kubeadm, kubelet, kubectl,
 // systemctl and the API server acted out by the stand-ins under test/standins/.
 import { randomUUID } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { createNetwork, holderOf, removeNamespaces, type LabHost, type LabNetwork } from './network.ts';
@@ -157,6 +157,8 @@ export class Lab {
     // The kernel as the stand-ins model it under the VM's root: a fresh VM, forwarding off, swap on.
     write('proc/sys/net/ipv4/ip_forward', '0\n');
     write('proc/swaps', 'Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/swapfile                               file\t\t2097148\t\t0\t\t-2\n');
+    // What the template's image build stages (packer/scripts/75-addons.sh).
+    cpSync(path.join(REPO, 'addons'), path.join(node.root, 'opt/pke/addons'), { recursive: true });
     const args = ['node-config', '--cluster', this.clusterName, '--name', node.name, '--role', node.role, '--format', 'json'];
     if (node.role === 'worker') args.push('--pool', 'workers');
     node.guestinfo = JSON.parse(await this.controllerCli(args));

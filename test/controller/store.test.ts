@@ -32,6 +32,7 @@ function addCluster(store: StateStore, id: string): void {
         pools: [{ name: 'workers', labels: {}, taints: [] }],
         podCidr: '10.244.0.0/16',
         serviceCidr: '10.96.0.0/12',
+        addons: { cni: 'calico' },
         nodeTokenTtlSeconds: 86400,
         leaseTtlSeconds: 30,
         joinSlotTtlSeconds: 600,

@@ -7,7 +7,7 @@ import { agentConfigSchema, type AgentConfig, type AgentConfigInput } from '../.
 import { createLogger, type Logger } from '../../agent/core/log.ts';
 import { Host } from '../../agent/host/host.ts';
 import type { PhaseContext, PhaseOutputs } from '../../agent/phases/phase.ts';
-import type { ControlPlaneView, JoinGrant } from '../../agent/protocol/api.ts';
+import type { ControlPlaneView, JoinGrant, VsphereCredentials } from '../../agent/protocol/api.ts';
 import type { NodeApi } from '../../agent/protocol/node-api.ts';
 import { renderInitConfig } from '../../agent/kube/kubeadm-config.ts';
 import { kubeadmInit } from '../../agent/kube/kubeadm.ts';
@@ -163,6 +163,7 @@ export interface FakeControllerOptions {
   /** Answers to join(), in order; an Error is thrown instead of answered. The last one repeats. */
   joins?: (JoinGrant | Error)[];
   view?: ControlPlaneView;
+  vsphere?: VsphereCredentials;
 }
 
 /**
@@ -190,6 +191,10 @@ export function fakeController(options: FakeControllerOptions): NodeApi & { join
     claimLeader: unexpected('claimLeader'),
     leaderState: unexpected('leaderState'),
     pki: unexpected('pki'),
+    vsphere: async () => {
+      if (!options.vsphere) throw new Error('fake controller: no vCenter connection configured');
+      return options.vsphere;
+    },
     events: unexpected('events'),
     ready: unexpected('ready'),
     status: unexpected('status'),

@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -81,6 +81,7 @@ describe.skipIf(missing)(titled('imageChecks on an image under --root', missing)
     write('/etc/ssh/sshd_config', '');
     mkdirSync(path.join(root, 'etc/systemd/system/multi-user.target.wants'), { recursive: true });
     symlinkSync('/lib/systemd/system/kubelet.service', path.join(root, 'etc/systemd/system/multi-user.target.wants/kubelet.service'));
+    cpSync(path.join(REPO, 'addons'), path.join(root, 'opt/pke/addons'), { recursive: true });
     const bins = ['/usr/local/bin', '/usr/bin', '/usr/sbin'].map((d) => path.join(root, d));
     return new Host({ root, path: bins.join(':') });
   }
@@ -106,7 +107,7 @@ describe.skipIf(missing)(titled('imageChecks on an image under --root', missing)
       'image manifest', 'kubeadm', 'kubelet', 'kubectl', 'containerd', 'runc', 'crictl', 'pke-agent',
       'keepalived', 'open-vm-tools', 'cloud-init',
       'cloud-init datasource', 'cloud-init hostname', 'cloud-init /etc/hosts', 'cloud-init state',
-      'kernel modules', 'sysctl', 'machine-id', 'ssh host keys', 'kubelet enabled',
+      'kernel modules', 'sysctl', 'machine-id', 'ssh host keys', 'kubelet enabled', 'add-on bundle',
     ]);
     expect(results.find((r) => r.name === 'kubectl')?.detail).toMatch(/reports 1\.31\.2 \(pinned 1\.31\.2\)/);
     expect(results.find((r) => r.name === 'cloud-init datasource')?.detail).toMatch(/99-pke-datasource\.cfg/);
@@ -186,6 +187,16 @@ describe.skipIf(missing)(titled('imageChecks on an image under --root', missing)
     expect(failed['kernel modules']).toMatch(/^br_netfilter not listed in \/etc\/modules-load\.d\/\*\.conf/);
     expect(failed.sysctl).toMatch(/net\.ipv4\.ip_forward = 0 \(in \/etc\/sysctl\.d\/99-zz-site\.conf\), expected 1/);
     expect(failed['kubelet enabled']).toMatch(/kubelet\.service is not enabled/);
+  });
+
+  it('fails when an add-on bundle is missing or incomplete, naming the add-on, its version and the path', async () => {
+    const host = await goodImage();
+    rmSync(path.join(root, 'opt/pke/addons/metallb'), { recursive: true });
+    unlinkSync(path.join(root, 'opt/pke/addons/flannel/v0.25.7/images.txt'));
+    const failed = failures(await imageChecks(host));
+    expect(Object.keys(failed)).toEqual(['add-on bundle']);
+    expect(failed['add-on bundle']).toContain('add-on metallb v0.14.8: its bundle /opt/pke/addons/metallb/v0.14.8 is missing');
+    expect(failed['add-on bundle']).toContain('add-on flannel v0.25.7: /opt/pke/addons/flannel/v0.25.7/images.txt is missing');
   });
 
   it('fails when the guest tools, cloud-init or keepalived are absent', async () => {

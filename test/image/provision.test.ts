@@ -47,6 +47,7 @@ describe.skipIf(missing)(titled('image provisioning in a Debian chroot', missing
     const stage = inChroot(BUILD_DIR);
     cpSync(path.join(REPO, 'packer/scripts'), path.join(stage, 'scripts'), { recursive: true });
     cpSync(path.join(REPO, 'cloud-init/image'), path.join(stage, 'cloud-init'), { recursive: true });
+    cpSync(path.join(REPO, 'addons'), path.join(stage, 'addons'), { recursive: true });
     cpSync(agent, path.join(stage, 'pke-agent'));
     // dist/ is shared with other builds; make sure what was staged is a whole executable.
     await runOk(path.join(stage, 'pke-agent'), ['version']);
@@ -82,7 +83,7 @@ describe.skipIf(missing)(titled('image provisioning in a Debian chroot', missing
 
   it('provisions the image, every step, ending with a passing `pke-agent preflight --image`', () => {
     expect(first.exitCode, tailOf(first.all, 80)).toBe(0);
-    for (const step of ['base-packages', 'kubernetes-packages', 'agent', 'cloud-init', 'kernel', 'containerd', 'kubelet', 'prepull-images', 'manifest', 'sysprep', 'selftest']) {
+    for (const step of ['base-packages', 'kubernetes-packages', 'agent', 'cloud-init', 'kernel', 'containerd', 'kubelet', 'addons', 'prepull-images', 'manifest', 'sysprep', 'selftest']) {
       expect(first.all).toMatch(new RegExp(`\\[pke-image\\] ${step}: done in \\d+s`));
     }
     expect(first.all).toContain('SKIPPED pre-pulling control-plane images: registry 127.0.0.1:9 is not reachable');

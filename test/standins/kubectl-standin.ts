@@ -1,6 +1,7 @@
 // STAND-IN for kubectl, for tests and the lab only. Acts out:
 //   kubectl --kubeconfig F [--request-timeout=T] get node NAME -o jsonpath={...Ready...status}
-//   kubectl --kubeconfig F apply -f FILE...       (recorded and parsed; objects applied before are `unchanged`)
+//   kubectl --kubeconfig F apply -f FILE...       (recorded and parsed; objects applied before are `unchanged`;
+//                                                 `-f -` reads stdin, which the call log does not record)
 //   kubectl --kubeconfig F -n NS rollout status KIND/NAME --timeout=T
 //                                                 (succeeds, unless PKE_STANDIN_KUBECTL_ROLLOUT_FAIL names
 //                                                 NAME (comma-separated list): then fails as a timed-out rollout does)
@@ -65,8 +66,8 @@ function apply(): void {
   const stored = readNodeFile(APPLIED_OBJECTS);
   const applied = new Map<string, string>(stored ? (JSON.parse(stored) as [string, string][]) : []);
   for (const file of files) {
-    if (!existsSync(file)) exitWith(`error: the path "${file}" does not exist`, 1);
-    for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
+    if (file !== '-' && !existsSync(file)) exitWith(`error: the path "${file}" does not exist`, 1);
+    for (const doc of parseAllDocuments(readFileSync(file === '-' ? 0 : file, 'utf8'))) {
       if (doc.errors.length > 0) exitWith(`error: error parsing ${file}: ${doc.errors[0]?.message}`, 1);
       const object = doc.toJS() as { apiVersion?: string; kind?: string; metadata?: { name?: string; namespace?: string } } | null;
       if (object === null) continue;

@@ -1,5 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import type { GlobalArgs } from '../context.ts';
+import { CNI_PLUGINS, type CniPlugin } from '../../addons/catalog.ts';
 
 /**
  * `pke-agent controller ...`: flags only. Each handler reaches controller code through
@@ -37,11 +38,22 @@ export interface ClusterCreateArgs extends ConnectionArgs {
   'service-cidr'?: string;
   'token-ttl'?: string;
   'lease-ttl'?: string;
+  cni?: CniPlugin;
+  'metallb-address'?: string[];
   file?: string;
 }
 
 export interface ClusterArgs extends ConnectionArgs {
   cluster: string;
+}
+
+export interface ClusterVsphereArgs extends ClusterArgs {
+  server: string;
+  username: string;
+  'password-file': string;
+  datacenter: string[];
+  insecure?: boolean;
+  thumbprint?: string;
 }
 
 export interface NodeConfigArgs extends ClusterArgs {
@@ -93,6 +105,8 @@ const clusterCreateCommand: CommandModule<GlobalArgs, ClusterCreateArgs> = {
       .option('service-cidr', { type: 'string', describe: 'default 10.96.0.0/12' })
       .option('token-ttl', { type: 'string', describe: 'Lifetime of node tokens in node configs, e.g. 24h (default)' })
       .option('lease-ttl', { type: 'string', describe: 'Leader lease TTL, e.g. 30s (default)' })
+      .option('cni', { choices: CNI_PLUGINS, describe: 'The pod network the leader installs (default calico)' })
+      .option('metallb-address', { type: 'string', array: true, describe: 'MetalLB layer-2 pool: a CIDR or FIRST-LAST range (repeatable; none: no MetalLB)' })
       .option('file', { type: 'string', describe: 'A YAML or JSON cluster spec (the API body); flags override its fields' }),
   handler: async (args) => (await import('./controller/cluster.ts')).createCluster(args),
 };
@@ -111,10 +125,31 @@ const clusterShowCommand: CommandModule<GlobalArgs, ClusterArgs> = {
   handler: async (args) => (await import('./controller/cluster.ts')).showCluster(args),
 };
 
+const clusterVsphereCommand: CommandModule<GlobalArgs, ClusterVsphereArgs> = {
+  command: 'vsphere',
+  describe: "Set the cluster's vCenter connection for the vSphere CPI and CSI (kept by the controller, handed only to the leader)",
+  builder: (yargs) =>
+    connectionOptions(yargs)
+      .option('cluster', { type: 'string', demandOption: true, describe: 'Cluster id or name' })
+      .option('server', { type: 'string', demandOption: true, describe: 'vCenter host name or IP address' })
+      .option('username', { type: 'string', demandOption: true, describe: 'vCenter user for the CPI and CSI' })
+      .option('password-file', { type: 'string', demandOption: true, describe: 'File holding the password (- for stdin); never a flag, so it stays out of ps and shell history' })
+      .option('datacenter', { type: 'string', array: true, demandOption: true, describe: 'Datacenter of the node VMs (repeatable)' })
+      .option('insecure', { type: 'boolean', describe: "Do not verify vCenter's TLS certificate (labs only)" })
+      .option('thumbprint', { type: 'string', describe: "vCenter's certificate fingerprint (hex pairs joined by colons)" }),
+  handler: async (args) => (await import('./controller/cluster.ts')).setVsphere(args),
+};
+
 const clusterCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'cluster <command>',
-  describe: 'Create, list and show clusters',
-  builder: (yargs) => yargs.command(clusterCreateCommand).command(clusterListCommand).command(clusterShowCommand).demandCommand(1, 'Name a cluster command: create, list or show.'),
+  describe: 'Create, list and show clusters; set their vCenter connection',
+  builder: (yargs) =>
+    yargs
+      .command(clusterCreateCommand)
+      .command(clusterListCommand)
+      .command(clusterShowCommand)
+      .command(clusterVsphereCommand)
+      .demandCommand(1, 'Name a cluster command: create, list, show or vsphere.'),
   handler: () => {},
 };
 

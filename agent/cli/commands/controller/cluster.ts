@@ -2,9 +2,9 @@ import { readFile } from 'node:fs/promises';
 import YAML from 'yaml';
 import { InputError, errorMessage } from '../../../core/errors.ts';
 import { renderTable } from '../../../core/table.ts';
-import { clusterSpecSchema, type ClusterSpecInput, type ClusterSummary } from '../../../protocol/api.ts';
+import { clusterSpecSchema, vsphereCredentialsSchema, type ClusterSpecInput, type ClusterSummary } from '../../../protocol/api.ts';
 import { commandContext } from '../../context.ts';
-import type { ClusterArgs, ClusterCreateArgs, ConnectionArgs } from '../controller.ts';
+import type { ClusterArgs, ClusterCreateArgs, ClusterVsphereArgs, ConnectionArgs } from '../controller.ts';
 import { adminClient, asInputError } from './connect.ts';
 import { parseDuration } from './flags.ts';
 
@@ -21,7 +21,18 @@ const SPEC_FLAGS: Record<string, string> = {
   serviceCidr: '--service-cidr',
   nodeTokenTtlSeconds: '--token-ttl',
   leaseTtlSeconds: '--lease-ttl',
+  'addons.cni': '--cni',
+  'addons.metallb': '--metallb-address',
 };
+
+/** The flag of a spec field, or of its nearest parent that has one (`addons.metallb.addresses.0` → --metallb-address). */
+function flagOf(field: string): string | undefined {
+  for (let parts = field.split('.'); parts.length > 0; parts = parts.slice(0, -1)) {
+    const flag = SPEC_FLAGS[parts.join('.')];
+    if (flag) return flag;
+  }
+  return undefined;
+}
 
 export async function createCluster(args: ClusterCreateArgs): Promise<void> {
   const ctx = commandContext(args);
@@ -64,6 +75,44 @@ export async function showCluster(args: ClusterArgs): Promise<void> {
   }
 }
 
+const VSPHERE_FLAGS: Record<string, string> = {
+  server: '--server',
+  username: '--username',
+  password: '--password-file',
+  datacenters: '--datacenter',
+  thumbprint: '--thumbprint',
+};
+
+/** Sets the vCenter connection; the password is read from a file or stdin and never printed. */
+export async function setVsphere(args: ClusterVsphereArgs): Promise<void> {
+  const ctx = commandContext(args);
+  const password = (await readPassword(args['password-file'])).replace(/\r?\n$/, '');
+  const credentials = { server: args.server, username: args.username, password, datacenters: args.datacenter, insecure: args.insecure ?? false, thumbprint: args.thumbprint };
+  const parsed = vsphereCredentialsSchema.safeParse(credentials);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = String(issue?.path[0] ?? '');
+    throw new InputError(`${VSPHERE_FLAGS[field] ?? field}: ${issue?.message ?? 'invalid'}`);
+  }
+  const client = await adminClient(args);
+  try {
+    await client.setVsphere(args.cluster, parsed.data).catch((error: unknown) => {
+      throw asInputError(error, VSPHERE_FLAGS);
+    });
+    ctx.print(ctx.json ? JSON.stringify({ cluster: args.cluster, server: args.server }) : `vCenter connection for ${args.cluster} set: ${args.username} at ${args.server}`);
+  } finally {
+    await client.close();
+  }
+}
+
+async function readPassword(file: string): Promise<string> {
+  try {
+    return await readFile(file === '-' ? '/dev/stdin' : file, 'utf8');
+  } catch (error) {
+    throw new InputError(`--password-file: cannot read ${file}: ${errorMessage(error)}`, { path: file });
+  }
+}
+
 /** The spec from --file (if any) with the flags on top, checked here so that errors name the flag. */
 async function clusterSpec(args: ClusterCreateArgs): Promise<ClusterSpecInput> {
   const base = args.file === undefined ? {} : await readSpecFile(args.file);
@@ -83,12 +132,18 @@ async function clusterSpec(args: ClusterCreateArgs): Promise<ClusterSpecInput> {
   set('serviceCidr', args['service-cidr']);
   set('nodeTokenTtlSeconds', args['token-ttl'] === undefined ? undefined : parseDuration('--token-ttl', args['token-ttl']));
   set('leaseTtlSeconds', args['lease-ttl'] === undefined ? undefined : parseDuration('--lease-ttl', args['lease-ttl']));
+  if (args.cni !== undefined || args['metallb-address'] !== undefined) {
+    const addons = { ...(base.addons ?? {}) };
+    if (args.cni !== undefined) addons.cni = args.cni;
+    if (args['metallb-address'] !== undefined) addons.metallb = { addresses: args['metallb-address'] };
+    spec.addons = addons;
+  }
 
   const parsed = clusterSpecSchema.safeParse(spec);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const field = issue?.path.map(String).join('.') ?? '';
-    const flag = SPEC_FLAGS[field] ?? SPEC_FLAGS[field.split('.')[0] ?? ''];
+    const flag = flagOf(field);
     const missing = issue?.code === 'invalid_type' && issue.input === undefined;
     const where = flag ?? (args.file ? `${args.file}: ${field}` : field);
     throw new InputError(missing ? `${where} is required` : `${where}: ${issue?.message ?? 'invalid'}`);
@@ -113,6 +168,13 @@ async function readSpecFile(file: string): Promise<Partial<ClusterSpecInput>> {
   return document as Partial<ClusterSpecInput>;
 }
 
+function describeAddons(addons: ClusterSummary['spec']['addons']): string {
+  const parts: string[] = [addons.cni];
+  if (addons.metallb) parts.push(`metallb ${addons.metallb.addresses.join(' ')}`);
+  if (addons.vsphere) parts.push(`vsphere-cpi, vsphere-csi${addons.vsphere.storagePolicy ? ` (storage policy ${addons.vsphere.storagePolicy})` : ''}`);
+  return parts.join(', ');
+}
+
 function describeCluster(cluster: ClusterSummary): string {
   const { spec } = cluster;
   const rows: [string, string | number][] = [
@@ -123,6 +185,7 @@ function describeCluster(cluster: ClusterSummary): string {
     ['control plane', `${spec.controlPlaneNodes} nodes`],
     ['pools', spec.pools.map((p) => p.name).join(', ')],
     ['pod / service CIDR', `${spec.podCidr} / ${spec.serviceCidr}`],
+    ['add-ons', describeAddons(spec.addons)],
     ['node token TTL', `${spec.nodeTokenTtlSeconds} s`],
     ['leader lease TTL', `${spec.leaseTtlSeconds} s`],
     ['virtual_router_id', cluster.virtualRouterId],

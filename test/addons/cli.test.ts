@@ -1,0 +1,34 @@
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clusterSummarySchema } from '../../agent/protocol/api.ts';
+import { AGENT_ENTRY, killProcess, scratch, spawnController, type ControllerProcess } from '../controller/helpers.ts';
+
+let proc: ControllerProcess;
+const data = scratch('addons-cli');
+
+const controllerCli = async (...args: string[]) => {
+  const result = await execa(process.execPath, [AGENT_ENTRY, 'controller', ...args, '--url', proc.url, '--data-dir', data.dir], { reject: false, timeout: 30_000 });
+  return { exitCode: result.exitCode, stdout: String(result.stdout), stderr: String(result.stderr) };
+};
+
+beforeAll(async () => {
+  proc = await spawnController(data.dir);
+});
+afterAll(async () => {
+  await killProcess(proc?.child, 'SIGTERM');
+  data.remove();
+});
+
+describe('controller cluster create: add-on flags', () => {
+  it('sets the CNI and the MetalLB pool', async () => {
+    const created = await controllerCli('cluster', 'create', '--name', 'lb', '--kubernetes-version', '1.31.2', '--vip', '10.50.0.10', '--cni', 'cilium', '--metallb-address', '10.50.0.200-10.50.0.220', '--metallb-address', '10.50.1.0/28', '--json');
+    expect(created.exitCode, created.stderr).toBe(0);
+    expect(clusterSummarySchema.parse(JSON.parse(created.stdout)).spec.addons).toEqual({ cni: 'cilium', metallb: { addresses: ['10.50.0.200-10.50.0.220', '10.50.1.0/28'] } });
+  });
+
+  it('names the flag when an address is not a CIDR or range (exit 2)', async () => {
+    const result = await controllerCli('cluster', 'create', '--name', 'bad', '--kubernetes-version', '1.31.2', '--vip', '10.50.0.10', '--metallb-address', '10.50.0.300');
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain('--metallb-address: expected a CIDR');
+  });
+});

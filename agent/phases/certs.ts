@@ -9,7 +9,7 @@ const FINISHED_MARKERS = ['/etc/kubernetes/admin.conf', '/etc/kubernetes/kubelet
 export const certsPhase: Phase<{ written: string[]; unchanged: string[] }> = {
   name: 'certs',
   summary: "Write the cluster's shared CAs and service-account keys where kubeadm expects them",
-  needs: ['elect'],
+  needs: ['register'],
   appliesTo: (ctx) => ctx.config.role === 'master',
   run: async (ctx) => {
     const bundle = await ctx.controller.pki();

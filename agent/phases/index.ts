@@ -11,13 +11,17 @@ import { signalReadyPhase } from './signal-ready.ts';
 import { vipPhase } from './vip.ts';
 import { waitReadyPhase } from './wait-ready.ts';
 
-/** The bootstrap, in order. `bootstrap --phase`, the runner and `status` all read this one list. */
+/**
+ * The bootstrap, in order. `bootstrap --phase`, the runner and `status` all read this one list.
+ * host-prep and certs come before elect: a control-plane node that loses the election waits
+ * there until the leader is ready, and is then ready to join at once.
+ */
 export const PHASES: readonly Phase[] = [
   preflightPhase,
   registerPhase,
-  electPhase,
-  certsPhase,
   hostPrepPhase,
+  certsPhase,
+  electPhase,
   kubeInitPhase,
   kubeJoinPhase,
   vipPhase,

@@ -21,7 +21,7 @@ const CHECK_COPY = `${KEEPALIVED_CONFIG}.pke-check`;
  * starts it when stopped and reloads it when the config changed. Used by the vip phase and, on
  * the leader, before `kubeadm init` (whose kubeconfigs point at the VIP).
  */
-export async function applyKeepalived(ctx: PhaseContext): Promise<KeepalivedState> {
+export async function applyKeepalived(ctx: PhaseContext, options: { healthCheck: boolean }): Promise<KeepalivedState> {
   const { config, host, log, controller } = ctx;
   const node = ctx.outputs.register;
   if (!node) throw new PkeError('the register phase has not recorded this node yet');
@@ -36,6 +36,7 @@ export async function applyKeepalived(ctx: PhaseContext): Promise<KeepalivedStat
     apiPort: config.controlPlaneEndpoint.port,
     view,
     isLeader,
+    healthCheck: options.healthCheck,
   });
 
   const changed = (await host.readText(KEEPALIVED_CONFIG)) !== text;

@@ -27,6 +27,11 @@ export interface KeepalivedInput {
   view: ControlPlaneView;
   /** This node won the election (the view may no longer name a leader once the lease ends). */
   isLeader: boolean;
+  /**
+   * Track the local API server's health. Off only for the leader's config before kubeadm init:
+   * its API cannot answer yet, no other node could hold the VIP, and kubeadm init needs the VIP.
+   */
+  healthCheck: boolean;
 }
 
 /**
@@ -50,6 +55,22 @@ export function unicastPeers(view: ControlPlaneView, nodeName: string, primaryIp
   return [...new Set(peers)];
 }
 
+/**
+ * No `init_fail`: a node starts healthy, so the leader keeps the VIP it took during kubeadm init
+ * when this check arrives with the reload after init. A rebooting node whose API is still down
+ * fails the check (fall 2, ~2 s) before its master-down timer (3 x advert_int) could let it
+ * take the VIP.
+ */
+const HEALTH_CHECK = (port: number) => `vrrp_script pke_apiserver_livez {
+  script "${CURL} --silent --fail --insecure --max-time 2 --output /dev/null https://127.0.0.1:${port}/livez"
+  interval 1
+  timeout 3
+  fall 2
+  rise 1
+}
+
+`;
+
 export function renderKeepalivedConfig(input: KeepalivedInput): string {
   const priority = vrrpPriority(input.view, input.nodeName, input.isLeader);
   const peers = unicastPeers(input.view, input.nodeName, input.primaryIp);
@@ -65,17 +86,7 @@ global_defs {
   script_user root
 }
 
-vrrp_script pke_apiserver_livez {
-  script "${CURL} --silent --fail --insecure --max-time 2 --output /dev/null https://127.0.0.1:${input.apiPort}/livez"
-  interval 1
-  timeout 3
-  fall 2
-  rise 1
-  # A node starts as unhealthy until its API server answers.
-  init_fail
-}
-
-vrrp_instance pke_api_vip {
+${input.healthCheck ? HEALTH_CHECK(input.apiPort) : ''}vrrp_instance pke_api_vip {
   state BACKUP
   interface ${input.interface}
   virtual_router_id ${input.view.virtualRouterId}
@@ -84,9 +95,6 @@ vrrp_instance pke_api_vip {
 ${unicast}  virtual_ipaddress {
     ${input.vip}/32 dev ${input.interface}
   }
-  track_script {
-    pke_apiserver_livez
-  }
-}
+${input.healthCheck ? '  track_script {\n    pke_apiserver_livez\n  }\n' : '  # No health check until kubeadm init has brought the API server up.\n'}}
 `;
 }

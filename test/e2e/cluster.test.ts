@@ -111,7 +111,7 @@ describe.skipIf(skip)('3 control-plane and 2 worker nodes, Kubernetes 1.31 (kube
       files: { path: string; expires?: string }[];
       probes: Record<string, { ok: boolean }>;
     };
-    expect(report.phases.map((p) => p.name)).toEqual(['preflight', 'register', 'elect', 'certs', 'host-prep', 'kube-init', 'kube-join', 'vip', 'addons', 'wait-ready', 'signal-ready']);
+    expect(report.phases.map((p) => p.name)).toEqual(['preflight', 'register', 'host-prep', 'certs', 'elect', 'kube-init', 'kube-join', 'vip', 'addons', 'wait-ready', 'signal-ready']);
     expect(report.phases.every((p) => p.state === 'done' || p.state === 'skipped')).toBe(true);
     expect(report.phases.filter((p) => p.state === 'done').every((p) => typeof p.durationMs === 'number')).toBe(true);
     expect(report.vipHere).toBe(true);

@@ -31,17 +31,25 @@ describe('keepalived.conf', () => {
     expect(unicastPeers({ ...threeNodes, nodes: [threeNodes.nodes[0]!] }, 'cp-1', '10.10.0.11')).toEqual([]);
   });
 
-  it('has all nodes start as BACKUP with a health check that costs more than any priority gap', () => {
-    const text = renderKeepalivedConfig({ nodeName: 'cp-2', primaryIp: '10.10.0.12', interface: 'ens192', vip: '10.10.0.100', apiPort: 6443, view: threeNodes, isLeader: false });
+  it('has all nodes start as BACKUP with a weightless health check (a failing API means FAULT)', () => {
+    const text = renderKeepalivedConfig({ nodeName: 'cp-2', primaryIp: '10.10.0.12', interface: 'ens192', vip: '10.10.0.100', apiPort: 6443, view: threeNodes, isLeader: false, healthCheck: true });
     expect(text).toContain('state BACKUP');
     expect(text).not.toContain('nopreempt');
     expect(text).toContain('virtual_router_id 173');
     expect(text).toContain('unicast_src_ip 10.10.0.12\n  unicast_peer {\n    10.10.0.11\n    10.10.0.13\n  }');
     expect(text).toContain('10.10.0.100/32 dev ens192');
     expect(text).toContain('script "/usr/bin/curl --silent --fail --insecure --max-time 2 --output /dev/null https://127.0.0.1:6443/livez"');
-    expect(text).toMatch(/interval 1\n\s+timeout 3\n\s+fall 2\n\s+rise 1\n\s+# A node/);
-    expect(text).not.toContain("weight");
+    expect(text).toMatch(/interval 1\n\s+timeout 3\n\s+fall 2\n\s+rise 1\n\}/);
+    expect(text).not.toContain('weight');
+    expect(text).not.toContain('init_fail');
     expect(text).toContain('track_script {\n    pke_apiserver_livez\n  }');
+  });
+
+  it('leaves the health check out of the leader’s config before kubeadm init', () => {
+    const text = renderKeepalivedConfig({ nodeName: 'cp-1', primaryIp: '10.10.0.11', interface: 'ens192', vip: '10.10.0.100', apiPort: 6443, view: threeNodes, isLeader: true, healthCheck: false });
+    expect(text).toContain('priority 150');
+    expect(text).not.toContain('vrrp_script');
+    expect(text).not.toContain('track_script');
   });
 });
 

@@ -119,8 +119,11 @@ function nodeRegistration(config: AgentConfig, node: RegisterOutput, v1beta4: bo
   const args: [string, string][] = [['node-ip', node.primaryIp]];
   const labels = Object.entries(config.labels).sort(([a], [b]) => a.localeCompare(b));
   if (labels.length > 0) args.push(['node-labels', labels.map(([key, value]) => `${key}=${value}`).join(',')]);
-  // The vSphere CPI then sets each node's providerID, which the CSI driver needs.
-  if (config.kubernetes.cloudProvider) args.push(['cloud-provider', config.kubernetes.cloudProvider]);
+  // With the vSphere CPI, the node's providerID is vsphere://<BIOS UUID>; the CSI driver finds the VM by it.
+  if (config.kubernetes.cloudProvider) {
+    args.push(['cloud-provider', config.kubernetes.cloudProvider]);
+    if (node.biosUuid) args.push(['provider-id', `vsphere://${node.biosUuid}`]);
+  }
   return {
     name: node.nodeName,
     criSocket: CRI_SOCKET,

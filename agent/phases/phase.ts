@@ -21,6 +21,8 @@ export interface RegisterOutput {
   /** The interface that carries primaryIp (and the VIP on control-plane nodes). */
   interface: string;
   ips: string[];
+  /** The VM's BIOS UUID, as vSphere knows it (the kubelet's providerID with an external cloud provider). */
+  biosUuid?: string;
 }
 
 /** The election's outcome. Workers do not take part: `leader` is false and `epoch` absent. */

@@ -26,6 +26,6 @@ export const registerPhase: Phase<RegisterOutput> = {
     const name = nodeName(ctx.config);
     await ctx.controller.register({ uuid: facts.biosUuid, hostname: facts.hostname, ips, primaryIp: primary.ip, agentVersion: AGENT_VERSION });
     ctx.log.info('register.done', { node: name, primaryIp: primary.ip, interface: primary.interface });
-    return { nodeName: name, primaryIp: primary.ip, interface: primary.interface, ips };
+    return { nodeName: name, primaryIp: primary.ip, interface: primary.interface, ips, biosUuid: facts.biosUuid };
   },
 };

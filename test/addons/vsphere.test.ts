@@ -145,15 +145,16 @@ describe('the addons phase with vSphere configured', () => {
     }
   });
 
-  it('runs the kubelet with --cloud-provider=external when the config says so, and only then', () => {
-    const node = { nodeName: 'cp-1', primaryIp: '10.10.0.11', interface: 'eth0', ips: ['10.10.0.11'] };
+  it('runs the kubelet with --cloud-provider=external and a providerID from the BIOS UUID when the config says so, and only then', () => {
+    const node = { nodeName: 'cp-1', primaryIp: '10.10.0.11', interface: 'eth0', ips: ['10.10.0.11'], biosUuid: '4213e5a7-1c2b-4d3e-8f90-a1b2c3d4e5f6' };
     const kubeletArgs = (cloudProvider?: 'external') => {
       const config = agentConfig({ kubernetes: { version: '1.31.2', ...(cloudProvider ? { cloudProvider } : {}) } });
       const init = YAML.parseAllDocuments(renderInitConfig({ config, node, bootstrapToken: { token: 'abcdef.0123456789abcdef', ttlSeconds: 7200 } })).map((d) => d.toJS());
       return init.find((doc) => doc.kind === 'InitConfiguration').nodeRegistration.kubeletExtraArgs as { name: string; value: string }[];
     };
     expect(kubeletArgs('external')).toContainEqual({ name: 'cloud-provider', value: 'external' });
-    expect(kubeletArgs().some((arg) => arg.name === 'cloud-provider')).toBe(false);
+    expect(kubeletArgs('external')).toContainEqual({ name: 'provider-id', value: 'vsphere://4213e5a7-1c2b-4d3e-8f90-a1b2c3d4e5f6' });
+    expect(kubeletArgs().some((arg) => arg.name === 'cloud-provider' || arg.name === 'provider-id')).toBe(false);
   });
 
   it('writes csi-vsphere.conf with quotes and backslashes escaped', () => {

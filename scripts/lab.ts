@@ -99,8 +99,8 @@ async function boot(lab: Lab, node: LabNode): Promise<number> {
 }
 
 async function statusText(lab: Lab, node: LabNode): Promise<string> {
-  const result = await execa('ip', ['netns', 'exec', node.host.namespace, executable, 'status', '--probe'], { env: lab.nodeEnvironment(node), extendEnv: false, reject: false });
-  return String(result.stdout) + String(result.stderr);
+  const result = await lab.agentCommand(node, ['status', '--probe']);
+  return result.stdout + result.stderr;
 }
 
 async function failover(lab: Lab): Promise<void> {

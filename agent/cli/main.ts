@@ -7,6 +7,7 @@ import { controllerCommand } from './commands/controller.ts';
 import { preflightCommand } from './commands/preflight.ts';
 import { statusCommand } from './commands/status.ts';
 import { versionCommand, versionText } from './commands/version.ts';
+import { vipCommand } from './commands/vip.ts';
 import type { GlobalArgs } from './context.ts';
 
 /** Parses argv, runs one command, and returns the process exit code. */
@@ -30,6 +31,7 @@ export async function main(argv: string[]): Promise<number> {
     .command(configCommand)
     .command(preflightCommand)
     .command(controllerCommand)
+    .command(vipCommand)
     .demandCommand(1, 'Name a command; see --help.')
     .strict()
     .version(false)

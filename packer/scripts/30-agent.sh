@@ -11,3 +11,32 @@ if ! cmp -s "$PKE_AGENT_SOURCE" /usr/local/bin/pke-agent; then
 fi
 install -d -m 0755 /etc/pke-agent
 /usr/local/bin/pke-agent version >&2 || die "/usr/local/bin/pke-agent does not run on this OS"
+
+# keepalived's unicast peers follow the control-plane nodes the controller knows: a node that
+# joins later is added on the others by `pke-agent vip sync` (a no-op on workers, before the
+# node's own vip phase, and while a bootstrap runs).
+write_if_changed() {
+  local target=$1 content=$2
+  if [[ ! -f $target ]] || [[ $(cat "$target") != "$content" ]]; then
+    printf '%s\n' "$content" >"$target"
+    log "wrote $target"
+  fi
+}
+write_if_changed /etc/systemd/system/pke-vip-sync.service "[Unit]
+Description=pke-agent: keep keepalived's peers in line with the cluster's control-plane nodes
+ConditionPathExists=/var/lib/pke-agent/journal.json
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/bin/pke-agent vip sync"
+write_if_changed /etc/systemd/system/pke-vip-sync.timer "[Unit]
+Description=pke-agent: sync keepalived's peers every 30 s
+
+[Timer]
+OnBootSec=60s
+OnUnitActiveSec=30s
+
+[Install]
+WantedBy=timers.target"
+systemctl enable pke-vip-sync.timer
+systemctl is-enabled --quiet pke-vip-sync.timer || die "pke-vip-sync.timer is not enabled after systemctl enable"

@@ -210,11 +210,15 @@ export class Lab {
     return child;
   }
 
-  /** `pke-agent status --json` for a node, run in its namespace against its root. */
+  /** Runs a pke-agent command in a VM's namespace, against its root, as that VM would. */
+  async agentCommand(node: LabNode, args: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+    const result = await execa('ip', ['netns', 'exec', node.host.namespace, this.options.executable, ...args], { env: this.nodeEnvironment(node), extendEnv: false, reject: false });
+    return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
+  }
+
+  /** `pke-agent status --json` for a node. */
   async nodeStatus(node: LabNode, probe = false): Promise<Record<string, unknown>> {
-    const args = ['netns', 'exec', node.host.namespace, this.options.executable, 'status', '--json', ...(probe ? ['--probe'] : [])];
-    const result = await execa('ip', args, { env: this.nodeEnvironment(node), extendEnv: false, reject: false });
-    return JSON.parse(String(result.stdout));
+    return JSON.parse((await this.agentCommand(node, ['status', '--json', ...(probe ? ['--probe'] : [])])).stdout);
   }
 
   async clusterStatus(): Promise<Record<string, unknown>> {

@@ -59,3 +59,26 @@ describe.skipIf(skip)('VIP and join tokens', () => {
     expect(expiration(fresh.discovery.bootstrapToken.token)).toBeGreaterThan(lateStarted);
   }, 300_000);
 });
+
+describe.skipIf(skip)('keepalived peers', () => {
+  it('adds a control-plane node that joined later to the others’ peers with `pke-agent vip sync`', async () => {
+    s = track(await scenarioLab('peers', { masters: 3, workers: 1 }));
+    const [m1, m2, m3] = [s.node('m1'), s.node('m2'), s.node('m3')];
+    expect(await Promise.all([m1, m2, s.node('w1')].map((n) => s.boot(n)))).toEqual([0, 0, 0]);
+    expect(await s.boot(m3)).toBe(0);
+    const peersOf = (node: typeof m1) => readFileSync(path.join(node.root, 'etc/keepalived/keepalived.conf'), 'utf8');
+    // m1 and m2 wrote their keepalived.conf before m3 registered.
+    expect(peersOf(m1)).not.toContain(m3.host.ip);
+
+    const sync = await s.lab.agentCommand(m1, ['vip', 'sync', '--json']);
+    expect(sync.exitCode).toBe(0);
+    expect(sync.stderr).toContain('"event":"vip.synced","changed":true');
+    expect(peersOf(m1)).toContain(`    ${m3.host.ip}\n`);
+    expect(peersOf(m1)).toContain(`    ${m2.host.ip}\n`);
+    // A second sync finds nothing to change; a worker has no VIP to sync.
+    expect((await s.lab.agentCommand(m1, ['vip', 'sync', '--json'])).stderr).toContain('"changed":false');
+    const worker = await s.lab.agentCommand(s.node('w1'), ['vip', 'sync', '--json']);
+    expect(worker.exitCode).toBe(0);
+    expect(worker.stderr).toContain('vip.sync-skipped');
+  }, 300_000);
+});

@@ -101,6 +101,10 @@ describe.skipIf(missing)(titled('image provisioning in a Debian chroot', missing
     expect(description.stdout).toMatch(/^STAND-IN kubeadm/);
     // What Packer would have uploaded is what got installed (dist/ may be rebuilt meanwhile).
     expect(readFileSync(inChroot('/usr/local/bin/pke-agent')).equals(readFileSync(inChroot(`${BUILD_DIR}/pke-agent`)))).toBe(true);
+    // keepalived's peers are kept in line by a timer running `pke-agent vip sync`.
+    expect(readFileSync(inChroot('/etc/systemd/system/pke-vip-sync.service'), 'utf8')).toContain('ExecStart=/usr/local/bin/pke-agent vip sync');
+    // (a link to an absolute path inside the chroot: look at the link itself)
+    expect(lstatSync(inChroot('/etc/systemd/system/timers.target.wants/pke-vip-sync.timer'), { throwIfNoEntry: false })?.isSymbolicLink()).toBe(true);
   });
 
   it('writes the image manifest with the pinned versions', () => {

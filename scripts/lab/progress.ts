@@ -71,7 +71,8 @@ export class ProgressView {
       const mark = node.state === 'done' ? 'ok' : node.state === 'failed' ? 'FAILED' : node.state === 'running' ? '..' : '';
       return `  ${node.name.padEnd(4)} ${node.role.padEnd(7)} ${node.phase.padEnd(13)} ${mark.padEnd(7)} ${seconds}s  ${node.detail.slice(0, 60)}`;
     });
-    const text = [`  NODE ROLE    PHASE                        TIME  DETAIL`, ...rows].join('\n');
+    const header = `  ${'NODE'.padEnd(4)} ${'ROLE'.padEnd(7)} ${'PHASE'.padEnd(13)} ${'STATE'.padEnd(7)} ${'TIME'.padStart(7)}  DETAIL`;
+    const text = [header, ...rows].join('\n');
     this.out.write(`${text}\n`);
     this.drawnLines = rows.length + 1;
   }

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
@@ -58,7 +59,7 @@ export class OutboxReporter implements PhaseReporter {
     const deadline = Date.now() + timeoutMs;
     while (this.pending.length > 0 && Date.now() < deadline) {
       this.kick();
-      await Promise.race([this.sending, sleep(Math.max(0, deadline - Date.now()))]);
+      await Promise.race([this.sending, sleep(Math.max(0, deadline - Date.now()), undefined, { ref: false })]);
     }
     this.closed = true;
     await this.persisting;
@@ -83,7 +84,7 @@ export class OutboxReporter implements PhaseReporter {
         delay = RETRY_DELAY_MS.first;
       } catch (error) {
         this.log.warn('report.deferred', { events: this.pending.length, error: errorMessage(error), retryMs: delay });
-        await sleep(delay);
+        await sleep(delay, undefined, { ref: false });
         delay = Math.min(delay * 2, RETRY_DELAY_MS.max);
       }
     }
@@ -103,8 +104,4 @@ function safeJson(text: string): unknown {
   } catch {
     return undefined;
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

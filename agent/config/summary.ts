@@ -1,4 +1,5 @@
 import { X509Certificate, createHash } from 'node:crypto';
+import { tokenClaims } from './node-name.ts';
 import type { AgentConfig } from './schema.ts';
 
 /** The config as safe to show: no token, no keys; the token's claims say whom it is for and until when. */
@@ -41,18 +42,15 @@ export function summarizeConfig(config: AgentConfig): ConfigSummary {
 
 /** Says whom the token is for and until when, from its claims; never the token itself. */
 export function describeToken(token: string, now = Date.now()): string {
-  try {
-    const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { sub?: string; exp?: number };
-    const parts = ['set'];
-    if (payload.sub) parts.push(`for ${payload.sub}`);
-    if (typeof payload.exp === 'number') {
-      const expires = new Date(payload.exp * 1000).toISOString();
-      parts.push(payload.exp * 1000 < now ? `EXPIRED at ${expires}` : `expires ${expires}`);
-    }
-    return parts.join(', ');
-  } catch {
-    return 'set (claims unreadable)';
+  const claims = tokenClaims(token);
+  if (!claims) return 'set (claims unreadable)';
+  const parts = ['set'];
+  if (claims.sub) parts.push(`for ${claims.sub}`);
+  if (typeof claims.exp === 'number') {
+    const expires = new Date(claims.exp * 1000).toISOString();
+    parts.push(claims.exp * 1000 < now ? `EXPIRED at ${expires}` : `expires ${expires}`);
   }
+  return parts.join(', ');
 }
 
 /** SHA-256 of the certificate's DER bytes, as `openssl x509 -fingerprint -sha256` shows it (without colons). */

@@ -18,3 +18,8 @@ export function formatDuration(ms: number | undefined): string {
   if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
   return `${Math.floor(ms / 60_000)}m${Math.round((ms % 60_000) / 1000)}s`;
 }
+
+/** `name  value` lines, the values in one column: a record shown to a person. */
+export function renderFields(rows: [string, string | number][]): string {
+  return rows.map(([name, value]) => `${name.padEnd(20)}${value}`).join('\n');
+}

@@ -1,10 +1,10 @@
 import { PkeError } from '../core/errors.ts';
+import { ADMIN_KUBECONFIG, KUBELET_KUBECONFIG, PKI_DIR } from '../kube/paths.ts';
 import { PKI_FILES } from '../protocol/api.ts';
 import type { Phase } from './phase.ts';
 
-const PKI_DIR = '/etc/kubernetes/pki';
 /** Written by kubeadm init or join: a node that has one has finished and its certificates are in use. */
-const FINISHED_MARKERS = ['/etc/kubernetes/admin.conf', '/etc/kubernetes/kubelet.conf'];
+const FINISHED_MARKERS = [ADMIN_KUBECONFIG, KUBELET_KUBECONFIG];
 
 export const certsPhase: Phase<{ written: string[]; unchanged: string[] }> = {
   name: 'certs',

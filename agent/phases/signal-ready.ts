@@ -1,4 +1,5 @@
 import { PkeError } from '../core/errors.ts';
+import { ADMIN_KUBECONFIG } from '../kube/paths.ts';
 import type { Phase } from './phase.ts';
 
 export const signalReadyPhase: Phase = {
@@ -9,8 +10,8 @@ export const signalReadyPhase: Phase = {
     const leader = ctx.outputs.elect?.leader === true;
     let adminKubeconfig: string | undefined;
     if (leader) {
-      adminKubeconfig = await ctx.host.readText('/etc/kubernetes/admin.conf');
-      if (adminKubeconfig === undefined) throw new PkeError('signal-ready: the leader has no /etc/kubernetes/admin.conf to hand to the controller');
+      adminKubeconfig = await ctx.host.readText(ADMIN_KUBECONFIG);
+      if (adminKubeconfig === undefined) throw new PkeError(`signal-ready: the leader has no ${ADMIN_KUBECONFIG} to hand to the controller`);
     }
     await ctx.controller.ready(adminKubeconfig === undefined ? {} : { adminKubeconfig });
     ctx.lease.release();

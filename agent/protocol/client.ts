@@ -1,8 +1,8 @@
-import { decodeJwt } from 'jose';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import pRetry from 'p-retry';
 import { Agent, request } from 'undici';
 import type { z } from 'zod';
+import { nodeName } from '../config/node-name.ts';
 import type { AgentConfig } from '../config/schema.ts';
 import { PkeError, errorMessage } from '../core/errors.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
@@ -290,19 +290,7 @@ export class NodeClient implements NodeApi {
 /** The client a node's bootstrap uses: URL, CA and token from its config; node name from the config or the token. */
 export function createNodeClient(config: AgentConfig, options: Omit<ClientOptions, 'url' | 'caCert' | 'token'> = {}): NodeClient {
   const { url, caCert, token } = config.controller;
-  const node = config.nodeName ?? tokenSubject(token);
-  return new NodeClient(new ControllerTransport({ ...options, url, caCert, token }), config.cluster.id, node);
-}
-
-function tokenSubject(token: string): string {
-  let sub: unknown;
-  try {
-    sub = decodeJwt(token).sub;
-  } catch (error) {
-    throw new PkeError(`the controller token in the config is not a JWT: ${errorMessage(error)}`);
-  }
-  if (typeof sub !== 'string' || sub === '') throw new PkeError('the controller token in the config names no node (no sub claim); set nodeName');
-  return sub;
+  return new NodeClient(new ControllerTransport({ ...options, url, caCert, token }), config.cluster.id, nodeName(config));
 }
 
 /** Cluster management with the admin token, for the CLI. */

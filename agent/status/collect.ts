@@ -5,28 +5,24 @@ import type { AgentConfig } from '../config/schema.ts';
 import { errorMessage } from '../core/errors.ts';
 import type { Host } from '../host/host.ts';
 import { Journal, type PhaseRecord } from '../journal/journal.ts';
+import { ADMIN_KUBECONFIG, CLUSTER_CA_CERT, KUBEADM_INIT_CONFIG, KUBEADM_JOIN_CONFIG, KUBELET_KUBECONFIG, PKI_DIR } from '../kube/paths.ts';
 import { probeHttps, type ProbeResult } from '../net/https-probe.ts';
 import { gatherFacts, type NodeFacts } from '../node/facts.ts';
 import type { Phase } from '../phases/phase.ts';
+import { PKI_FILES } from '../protocol/api.ts';
+import { KEEPALIVED_CONFIG } from '../vip/keepalived.ts';
 
 /** Files whose presence tells how far a node got; certificates also show their expiry. */
 export const KEY_FILES = [
   SAVED_CONFIG_PATH,
-  '/etc/kubernetes/pki/ca.crt',
-  '/etc/kubernetes/pki/ca.key',
-  '/etc/kubernetes/pki/sa.key',
-  '/etc/kubernetes/pki/sa.pub',
-  '/etc/kubernetes/pki/front-proxy-ca.crt',
-  '/etc/kubernetes/pki/front-proxy-ca.key',
-  '/etc/kubernetes/pki/etcd/ca.crt',
-  '/etc/kubernetes/pki/etcd/ca.key',
-  '/etc/kubernetes/pki/apiserver.crt',
-  '/etc/kubernetes/admin.conf',
-  '/etc/kubernetes/kubelet.conf',
-  '/etc/kubernetes/pke/kubeadm-init.yaml',
-  '/etc/kubernetes/pke/kubeadm-join.yaml',
-  '/etc/keepalived/keepalived.conf',
-] as const;
+  ...PKI_FILES.map((name) => `${PKI_DIR}/${name}`),
+  `${PKI_DIR}/apiserver.crt`,
+  ADMIN_KUBECONFIG,
+  KUBELET_KUBECONFIG,
+  KUBEADM_INIT_CONFIG,
+  KUBEADM_JOIN_CONFIG,
+  KEEPALIVED_CONFIG,
+];
 
 export interface PhaseRow {
   name: string;
@@ -113,7 +109,7 @@ export async function collectStatus(host: Host, phases: readonly Phase[], option
 }
 
 async function runProbes(host: Host, config: AgentConfig, advertiseAddress: string | undefined): Promise<Record<string, ProbeResult>> {
-  const ca = await host.readText('/etc/kubernetes/pki/ca.crt');
+  const ca = await host.readText(CLUSTER_CA_CERT);
   const { vip, port } = config.controlPlaneEndpoint;
   const probes: Record<string, Promise<ProbeResult>> = {
     controller: probeHttps(new URL('/livez', config.controller.url).href, { ca: config.controller.caCert }),

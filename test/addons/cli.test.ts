@@ -1,10 +1,11 @@
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterSummarySchema } from '../../agent/protocol/api.ts';
-import { AGENT_ENTRY, killProcess, scratch, spawnController, type ControllerProcess } from '../controller/helpers.ts';
+import { AGENT_ENTRY, scratchDir } from '../helpers/cli.ts';
+import { killProcess, spawnController, type ControllerProcess } from '../controller/helpers.ts';
 
 let proc: ControllerProcess;
-const data = scratch('addons-cli');
+const data = scratchDir('addons-cli');
 
 const controllerCli = async (...args: string[]) => {
   const result = await execa(process.execPath, [AGENT_ENTRY, 'controller', ...args, '--url', proc.url, '--data-dir', data.dir], { reject: false, timeout: 30_000 });

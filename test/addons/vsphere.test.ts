@@ -8,7 +8,8 @@ import { renderInitConfig } from '../../agent/kube/kubeadm-config.ts';
 import { createAddonsPhase } from '../../agent/phases/addons.ts';
 import { vsphereCredentialsSchema, type VsphereCredentials } from '../../agent/protocol/api.ts';
 import { AdminClient, ControllerRequestError } from '../../agent/protocol/client.ts';
-import { AGENT_ENTRY, NO_RETRY, addNode, killProcess, registration, scratch, spawnController, type ControllerProcess } from '../controller/helpers.ts';
+import { AGENT_ENTRY, scratchDir } from '../helpers/cli.ts';
+import { NO_RETRY, addNode, killProcess, registration, spawnController, type ControllerProcess } from '../controller/helpers.ts';
 import { agentConfig, createStandinNode, fakeController, phaseContext } from '../helpers/standins.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
@@ -26,7 +27,7 @@ function allText(dir: string): string {
 describe('vSphere CPI and CSI: the controller keeps the vCenter connection and hands it to the leader only', () => {
   let proc: ControllerProcess;
   let admin: AdminClient;
-  const data = scratch('vsphere');
+  const data = scratchDir('vsphere');
   const cli = async (...args: string[]) => {
     const result = await execa(process.execPath, [AGENT_ENTRY, 'controller', ...args, '--url', proc.url, '--data-dir', data.dir], { reject: false, timeout: 30_000 });
     return { exitCode: result.exitCode, stdout: String(result.stdout), stderr: String(result.stderr) };

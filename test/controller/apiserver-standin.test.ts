@@ -6,11 +6,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootstrapTokenSecret, generateBootstrapToken } from '../../agent/controller/bootstrap-tokens.ts';
 import { createCa, issueCertificate, type CertifiedKey } from '../../agent/controller/pki.ts';
 import { apiServerCredentials } from '../standins/apiserver-standin.ts';
-import { REPO, killProcess, scratch } from './helpers.ts';
+import { REPO, scratchDir } from '../helpers/cli.ts';
+import { killProcess } from './helpers.ts';
 
 /** The stand-in as another engineer's kubeadm stand-in starts it: the exact command line, detached. */
 
-const dir = scratch('standin');
+const dir = scratchDir('standin');
 let child: ChildProcess | undefined;
 let url: string;
 let ca: CertifiedKey;

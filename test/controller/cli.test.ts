@@ -1,10 +1,11 @@
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterListSchema, clusterStatusSchema, clusterSummarySchema } from '../../agent/protocol/api.ts';
-import { AGENT_ENTRY, killProcess, scratch, spawnController, type ControllerProcess } from './helpers.ts';
+import { AGENT_ENTRY, scratchDir } from '../helpers/cli.ts';
+import { killProcess, spawnController, type ControllerProcess } from './helpers.ts';
 
 let proc: ControllerProcess;
-const data = scratch('cli');
+const data = scratchDir('cli');
 let clusterId: string;
 
 async function cli(...args: string[]) {

@@ -2,7 +2,8 @@ import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createNodeClient, AdminClient, ControllerRequestError, type NodeClient } from '../../agent/protocol/client.ts';
-import { AGENT_ENTRY, CLUSTER_DEFAULTS, NO_RETRY, agentConfigOf, killProcess, registration, scratch, spawnController, type ControllerProcess } from './helpers.ts';
+import { AGENT_ENTRY, scratchDir } from '../helpers/cli.ts';
+import { CLUSTER_DEFAULTS, NO_RETRY, agentConfigOf, killProcess, registration, spawnController, type ControllerProcess } from './helpers.ts';
 import { execa } from 'execa';
 
 const children: ControllerProcess[] = [];
@@ -23,7 +24,7 @@ async function start(dataDir: string): Promise<{ proc: ControllerProcess; admin:
 
 describe('durability', () => {
   it('keeps every acknowledged write across a SIGKILL during concurrent writes', async () => {
-    const data = scratch('durable');
+    const data = scratchDir('durable');
     cleanups.push(data.remove);
     const { proc, admin } = await start(data.dir);
     const cluster = await admin.createCluster({ ...CLUSTER_DEFAULTS, name: 'durable', leaseTtlSeconds: 600 });
@@ -82,7 +83,7 @@ describe('durability', () => {
   });
 
   it('refuses to start over a corrupt state file, naming it (exit 1)', async () => {
-    const data = scratch('corrupt');
+    const data = scratchDir('corrupt');
     cleanups.push(data.remove);
     const { proc } = await start(data.dir);
     await killProcess(proc.child, 'SIGTERM');
@@ -102,7 +103,7 @@ describe('durability', () => {
   });
 
   it('shuts down cleanly on SIGTERM: long-polls answer, the process exits 0', async () => {
-    const data = scratch('sigterm');
+    const data = scratchDir('sigterm');
     cleanups.push(data.remove);
     const { proc, admin } = await start(data.dir);
     const cluster = await admin.createCluster({ ...CLUSTER_DEFAULTS, name: 'term' });
@@ -122,7 +123,7 @@ describe('durability', () => {
   });
 
   it('refuses a second controller on the same data dir', async () => {
-    const data = scratch('locked');
+    const data = scratchDir('locked');
     cleanups.push(data.remove);
     const { proc } = await start(data.dir);
     const second = await execa(process.execPath, [AGENT_ENTRY, 'controller', 'serve', '--data-dir', data.dir, '--listen', '127.0.0.1:0'], { reject: false, timeout: 20_000 });

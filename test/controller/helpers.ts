@@ -1,8 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { execa } from 'execa';
 import YAML from 'yaml';
@@ -10,19 +7,13 @@ import { agentConfigSchema, type AgentConfig } from '../../agent/config/schema.t
 import { silentLogger } from '../../agent/core/log.ts';
 import { startController, type RunningController } from '../../agent/controller/controller.ts';
 import type { ClusterSpecInput, ClusterSummary, Guestinfo, NodeConfigResponse, PkiBundle } from '../../agent/protocol/api.ts';
-import { AdminClient, createNodeClient, type NodeClient, type RetryOptions } from '../../agent/protocol/client.ts';
+import { AdminClient, ControllerRequestError, createNodeClient, type NodeClient, type RetryOptions } from '../../agent/protocol/client.ts';
+import { AGENT_ENTRY, scratchDir } from '../helpers/cli.ts';
 import { adminKubeconfig, apiServerCredentials, startApiServerStandin, type ApiServerStandin } from '../standins/apiserver-standin.ts';
 
-export const REPO = path.resolve(import.meta.dirname, '../..');
-export const AGENT_ENTRY = path.join(REPO, 'agent/main.ts');
 
 /** Retries off: a test sees the first answer. */
 export const NO_RETRY: Partial<RetryOptions> = { retries: 0 };
-
-export function scratch(prefix: string): { dir: string; remove: () => void } {
-  const dir = mkdtempSync(path.join(tmpdir(), `pke-${prefix}-`));
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
-}
 
 export interface TestController {
   controller: RunningController;
@@ -33,7 +24,7 @@ export interface TestController {
 
 /** A controller in this process on 127.0.0.1 and a free port, with its own data dir. */
 export async function startTestController(): Promise<TestController> {
-  const data = scratch('controller');
+  const data = scratchDir('controller');
   const controller = await startController({ dataDir: data.dir, host: '127.0.0.1', port: 0, log: silentLogger, verifyStateTouches: true });
   const admin = new AdminClient({
     url: controller.url,
@@ -121,7 +112,7 @@ export interface ClusterApiStandin {
 export async function startClusterApi(pki: PkiBundle, version = 'v1.31.2'): Promise<ClusterApiStandin> {
   const ca = { certPem: pki.files['ca.crt'] ?? '', keyPem: pki.files['ca.key'] ?? '' };
   const { serving, admin } = await apiServerCredentials(ca);
-  const state = scratch('apiserver');
+  const state = scratchDir('apiserver');
   const standin = await startApiServerStandin({ host: '127.0.0.1', port: 0, cert: serving.certPem, key: serving.keyPem, clientCa: ca.certPem, stateDir: state.dir, version });
   return {
     standin,
@@ -195,4 +186,14 @@ export async function killProcess(child: ChildProcess | undefined, signal: NodeJ
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   process.kill(child.pid, signal);
   return exited;
+}
+
+/** The ControllerRequestError a call fails with; any other outcome fails the test. */
+export async function rejection(promise: Promise<unknown>): Promise<ControllerRequestError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(error instanceof ControllerRequestError)) throw new Error(`expected a ControllerRequestError, got ${String(error)}`);
+  return error;
 }

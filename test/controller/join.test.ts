@@ -2,17 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ControllerRequestError } from '../../agent/protocol/client.ts';
-import {
-  addNode,
-  createCluster,
-  opensslCaHash,
-  startClusterApi,
-  startTestController,
-  type ClusterApiStandin,
-  type TestController,
-  type TestNode,
-} from './helpers.ts';
+import { addNode, type ClusterApiStandin, createCluster, opensslCaHash, rejection, startClusterApi, startTestController, type TestController, type TestNode } from './helpers.ts';
 
 const TOKEN = /^[a-z0-9]{6}\.[a-z0-9]{16}$/;
 
@@ -34,15 +24,6 @@ async function node(cluster: string, name: string, role: 'master' | 'worker'): P
   const added = await addNode(t.admin, cluster, name, role);
   opened.push(added);
   return added;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<ControllerRequestError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof ControllerRequestError)) throw new Error(`expected a ControllerRequestError, got ${String(error)}`);
-  return error;
 }
 
 /** A cluster whose leader has run init against the API server stand-in and reported ready. */

@@ -1,9 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { virtualRouterId } from '../../agent/protocol/api.ts';
-import { ControllerRequestError } from '../../agent/protocol/client.ts';
 import { adminKubeconfig } from '../standins/apiserver-standin.ts';
-import { addNode, createCluster, startTestController, type TestController, type TestNode } from './helpers.ts';
+import { addNode, createCluster, rejection, startTestController, type TestController, type TestNode } from './helpers.ts';
 
 let t: TestController;
 const opened: TestNode[] = [];
@@ -30,15 +29,6 @@ async function masters(cluster: string, count: number, prefix = 'm'): Promise<Te
 
 /** Any admin.conf the controller will accept; these tests never mint tokens through it. */
 const KUBECONFIG = adminKubeconfig('https://127.0.0.1:1', 'ca', { certPem: 'cert', keyPem: 'key' });
-
-async function rejection(promise: Promise<unknown>): Promise<ControllerRequestError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof ControllerRequestError)) throw new Error(`expected a ControllerRequestError, got ${String(error)}`);
-  return error;
-}
 
 describe('leader election', () => {
   it('gives exactly one of 200 concurrent claims the lease', async () => {

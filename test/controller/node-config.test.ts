@@ -6,13 +6,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatGuestinfo } from '../../agent/controller/guestinfo-formats.ts';
 import type { NodeConfigResponse } from '../../agent/protocol/api.ts';
 import { ControllerRequestError, createNodeClient } from '../../agent/protocol/client.ts';
-import { NO_RETRY, agentConfigOf, createCluster, decodeGuestinfo, registration, scratch, startTestController, type TestController } from './helpers.ts';
+import { scratchDir } from '../helpers/cli.ts';
+import { NO_RETRY, agentConfigOf, createCluster, decodeGuestinfo, registration, startTestController, type TestController } from './helpers.ts';
 
 let t: TestController;
 let clusterId: string;
 let master: NodeConfigResponse;
 let worker: NodeConfigResponse;
-const files = scratch('node-config');
+const files = scratchDir('node-config');
 
 const GUESTINFO_KEYS = ['guestinfo.metadata', 'guestinfo.userdata', 'guestinfo.pke.config'];
 

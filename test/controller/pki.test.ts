@@ -4,12 +4,13 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PKI_FILES, type PkiBundle } from '../../agent/protocol/api.ts';
-import { addNode, createCluster, openssl, opensslCaHash, scratch, startTestController, type TestController } from './helpers.ts';
+import { scratchDir } from '../helpers/cli.ts';
+import { addNode, createCluster, openssl, opensslCaHash, startTestController, type TestController } from './helpers.ts';
 
 let t: TestController;
 let pki: PkiBundle;
 let cluster: string;
-const files = scratch('pki');
+const files = scratchDir('pki');
 
 beforeAll(async () => {
   t = await startTestController();

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { emptyState } from '../../agent/controller/state.ts';
 import { StateStore } from '../../agent/controller/store.ts';
-import { scratch } from './helpers.ts';
+import { scratchDir } from '../helpers/cli.ts';
 
 const dirs: { remove: () => void }[] = [];
 afterEach(() => {
@@ -11,7 +11,7 @@ afterEach(() => {
 });
 
 function stateFile(): string {
-  const dir = scratch('store');
+  const dir = scratchDir('store');
   dirs.push(dir);
   return path.join(dir.dir, 'state.json');
 }

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach } from 'vitest';
 import { Lab, type AgentLogLine, type LabNode, type LabOptions } from '../../scripts/lab/cluster.ts';
-import { namespacesAvailable } from '../../scripts/lab/network.ts';
+import { namespacePids, namespacesAvailable } from '../../scripts/lab/network.ts';
 import { ensureBuilt } from '../helpers/build.ts';
 import { REPO } from '../helpers/cli.ts';
 
@@ -87,7 +87,6 @@ export async function scenarioLab(name: string, options: Partial<LabOptions> & {
         .filter((call) => tool === undefined || call.tool === tool);
     },
     powerCut: async (node) => {
-      const { namespacePids } = await import('../../scripts/lab/network.ts');
       for (const pid of await namespacePids(node.host.namespace)) {
         try {
           process.kill(pid, 'SIGKILL');

@@ -5,7 +5,8 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Host } from '../../agent/host/host.ts';
 import { imageChecks, reportedVersion, versionMatchesPin } from '../../agent/preflight/image.ts';
 import type { CheckResult } from '../../agent/preflight/check.ts';
-import { REPO, runOk, systemCommand, titled } from './support.ts';
+import { REPO } from '../helpers/cli.ts';
+import { runOk, systemCommand, titled } from './support.ts';
 
 const STANDIN_DEBS = path.join(REPO, 'test/image/standin-debs/build-standin-debs.sh');
 const dpkgDeb = systemCommand('dpkg-deb');

@@ -1,7 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REPO, run, systemCommand, titled } from './support.ts';
+import { REPO } from '../helpers/cli.ts';
+import { run, systemCommand, titled } from './support.ts';
 
 const SCRIPTS = path.join(REPO, 'packer/scripts');
 const CLOUD_INIT = path.join(REPO, 'cloud-init/image');

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inspectVm, simulatorBinary, simulatorMissing, startSimulator, type Simulator } from './simulator.ts';
-import { PACKER_DIR, REPO, run, systemCommand, tailOf, titled } from './support.ts';
+import { REPO } from '../helpers/cli.ts';
+import { PACKER_DIR, run, systemCommand, tailOf, titled } from './support.ts';
 
 const TEMPLATE = path.join(PACKER_DIR, 'pke-node.pkr.hcl');
 const packer = systemCommand('packer');

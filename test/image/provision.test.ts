@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { imageManifestSchema } from '../../agent/preflight/image.ts';
 import { ensureBuilt } from '../helpers/build.ts';
 import { aptSources, chrootMissing, createChroot, ensureRootfs, type Chroot } from './chroot.ts';
-import { REPO, runOk, tailOf, titled, type Ran } from './support.ts';
+import { REPO } from '../helpers/cli.ts';
+import { runOk, tailOf, titled, type Ran } from './support.ts';
 
 /**
  * The provisioning scripts, run for real in a Debian bookworm chroot: base packages from the

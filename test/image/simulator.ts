@@ -3,7 +3,8 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync }
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { withLockDir } from '../helpers/build.ts';
-import { cacheDir, findExecutable, REPO, run, runOk, sha256 } from './support.ts';
+import { REPO } from '../helpers/cli.ts';
+import { cacheDir, findExecutable, run, runOk, sha256 } from './support.ts';
 
 /** Debian's golang-1.19-go and golang-github-vmware-govmomi-dev; the simulator is built in GOPATH mode. */
 export const GO = '/usr/lib/go-1.19/bin/go';

@@ -3,8 +3,8 @@ import { accessSync, constants, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
+import { REPO } from '../helpers/cli.ts';
 
-export const REPO = path.resolve(import.meta.dirname, '../..');
 export const PACKER_DIR = path.join(REPO, 'packer');
 
 /**

@@ -11,15 +11,17 @@ const showCommand: CommandModule<GlobalArgs, ConfigShowArgs> = {
   builder: (yargs) => yargs.option('config', { type: 'string', describe: 'Read the config from this YAML or JSON file instead of guestinfo' }),
   handler: async (args) => {
     const ctx = commandContext(args);
-    const [{ loadConfig, describeSource }, { summarizeConfig }] = await Promise.all([import('../../config/load.ts'), import('../../config/summary.ts')]);
+    const [{ loadConfig, describeSource }, { summarizeConfig }, { renderFields }] = await Promise.all([
+      import('../../config/load.ts'),
+      import('../../config/summary.ts'),
+      import('../../core/table.ts'),
+    ]);
     const loaded = await loadConfig({ host: ctx.host, file: args.config });
     const summary = { source: describeSource(loaded.source), ...summarizeConfig(loaded.config) };
     ctx.print(
       ctx.json
         ? JSON.stringify(summary, null, 2)
-        : Object.entries(summary)
-            .map(([key, value]) => `${key.padEnd(20)} ${typeof value === 'string' ? value : JSON.stringify(value)}`)
-            .join('\n'),
+        : renderFields(Object.entries(summary).map(([key, value]) => [key, typeof value === 'string' ? value : JSON.stringify(value)])),
     );
   },
 };

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import YAML from 'yaml';
 import { InputError, errorMessage } from '../../../core/errors.ts';
-import { renderTable } from '../../../core/table.ts';
+import { renderFields, renderTable } from '../../../core/table.ts';
 import { clusterSpecSchema, vsphereCredentialsSchema, type ClusterSpecInput, type ClusterSummary } from '../../../protocol/api.ts';
 import { commandContext } from '../../context.ts';
 import type { ClusterArgs, ClusterCreateArgs, ClusterVsphereArgs, ConnectionArgs } from '../controller.ts';
@@ -193,5 +193,5 @@ function describeCluster(cluster: ClusterSummary): string {
     ['nodes', cluster.nodes],
     ['ready', cluster.ready ? 'yes' : 'no'],
   ];
-  return rows.map(([k, v]) => `${k.padEnd(20)}${v}`).join('\n');
+  return renderFields(rows);
 }

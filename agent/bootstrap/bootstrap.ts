@@ -91,7 +91,7 @@ export async function bootstrap(options: BootstrapOptions): Promise<RunSummary> 
 async function resumeLeadership(host: Host, journal: Journal, api: NodeApi, lease: LeaseKeeper, log: Logger): Promise<void> {
   const elect = journal.record('elect');
   const won = elect.output as { leader?: boolean; epoch?: number } | undefined;
-  if (elect.state !== 'done' || !won?.leader || won.epoch === undefined || journal.record('signal-ready').state === 'done') return;
+  if (elect.state !== 'done' || !won?.leader || won.epoch === undefined || journal.record('signal-joined').state === 'done') return;
   let renewal: { granted: boolean; leaseTtlSeconds: number } | undefined;
   try {
     renewal = await api.claimLeader({ epoch: won.epoch });

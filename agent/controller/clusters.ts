@@ -28,7 +28,7 @@ export function newClusterState(id: string, spec: ClusterSpec, caCertHash: strin
     caCertHash,
     nodes: {},
     registrations: 0,
-    leader: { epoch: 0, ready: false },
+    leader: { epoch: 0, initialized: false },
     revokedTokens: {},
   };
 }
@@ -42,6 +42,6 @@ export function clusterSummary(cluster: ClusterState): ClusterSummary {
     caCertHash: cluster.caCertHash,
     virtualRouterId: virtualRouterId(cluster.id),
     nodes: Object.keys(cluster.nodes).length,
-    ready: cluster.leader.ready,
+    initialized: cluster.leader.initialized,
   };
 }

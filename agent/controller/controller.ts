@@ -13,7 +13,7 @@ import { createClusterRoute, listClustersRoute, showClusterRoute } from './route
 import { joinRoute } from './routes/join.ts';
 import { claimLeaderRoute, leaderStateRoute } from './routes/leader.ts';
 import { nodeConfigRoute, revokeRoute } from './routes/node-config.ts';
-import { controlPlaneRoute, eventsRoute, pkiRoute, readyRoute, registerRoute } from './routes/nodes.ts';
+import { controlPlaneRoute, eventsRoute, joinedRoute, pkiRoute, readyRoute, registerRoute } from './routes/nodes.ts';
 import { getVsphereRoute, setVsphereRoute } from './routes/vsphere.ts';
 import { statusRoute } from './routes/status.ts';
 import { ControllerRuntime } from './runtime.ts';
@@ -34,6 +34,7 @@ const ROUTES: Route[] = [
   revokeRoute,
   registerRoute,
   eventsRoute,
+  joinedRoute,
   readyRoute,
   claimLeaderRoute,
   leaderStateRoute,

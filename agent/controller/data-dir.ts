@@ -18,7 +18,7 @@ import { createCa, type CertifiedKey } from './pki.ts';
  *   state.journal             changes since the snapshot, one JSON record a line (see store.ts)
  *   controller.pid            the pid of the controller using this directory
  *   clusters/<id>/pki/...     the cluster's CAs and service-account keys, kubeadm's layout
- *   clusters/<id>/admin.conf  the kubeconfig the leader uploaded when it became ready
+ *   clusters/<id>/admin.conf  the kubeconfig the leader uploaded when its init was done
  *   clusters/<id>/vsphere.json the vCenter connection the admin set for the vSphere CPI and CSI
  *
  * Every private file is 0600.

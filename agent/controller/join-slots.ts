@@ -2,15 +2,16 @@ import type { ClusterState, JoinSlot } from './state.ts';
 
 /**
  * The one control-plane join slot of a cluster: etcd takes one learner at a time, so
- * control-plane nodes join one after another. A slot is held until its holder reports ready
- * or its lease (joinSlotTtlSeconds) runs out, whichever comes first.
+ * control-plane nodes join one after another. A slot is held until its holder reports joined
+ * (its kubeadm join is done: the new etcd member is in) or its lease (joinSlotTtlSeconds) runs
+ * out, whichever comes first.
  */
 
 /** The live slot, or undefined when the slot is free. */
 export function liveSlot(cluster: ClusterState, now: number): JoinSlot | undefined {
   const slot = cluster.joinSlot;
   if (!slot || now >= slot.expiresAt) return undefined;
-  if (cluster.nodes[slot.holder]?.readyAt !== undefined) return undefined;
+  if (cluster.nodes[slot.holder]?.joinedAt !== undefined) return undefined;
   return slot;
 }
 

@@ -5,15 +5,16 @@ import type { ClusterState } from './state.ts';
 /**
  * The leader lease of one cluster, as pure functions over its state. A lease has a holder, an
  * absolute expiry and an epoch that grows with every new lease. The holder renews it (claim
- * with its epoch) until it reports ready; from then on it never expires. A request that
- * carries the epoch of a lease that has ended is fenced.
+ * with its epoch) until it reports the cluster initialized (its kubeadm init done); from then
+ * on it never expires, since a cluster is initialized once and a second init elsewhere would
+ * make a second cluster. A request that carries the epoch of a lease that has ended is fenced.
  */
 
 /** The holder of a live lease, or undefined. */
 export function leaseHolder(cluster: ClusterState, now: number): string | undefined {
-  const { holder, ready, expiresAt } = cluster.leader;
+  const { holder, initialized, expiresAt } = cluster.leader;
   if (holder === undefined) return undefined;
-  return ready || (expiresAt !== undefined && now < expiresAt) ? holder : undefined;
+  return initialized || (expiresAt !== undefined && now < expiresAt) ? holder : undefined;
 }
 
 /** Claims (no epoch) or renews (the holder's epoch) the lease; mutates the cluster's state. */
@@ -22,12 +23,12 @@ export function claimLease(cluster: ClusterState, node: string, epoch: number | 
   const holder = leaseHolder(cluster, now);
   if (epoch !== undefined) {
     assertEpoch(cluster, node, epoch, now);
-    if (!leader.ready) leader.expiresAt = now + cluster.spec.leaseTtlSeconds * 1000;
+    if (!leader.initialized) leader.expiresAt = now + cluster.spec.leaseTtlSeconds * 1000;
     return { granted: true };
   }
   if (holder !== undefined) {
     // The holder asking again without its epoch (a rerun) keeps its lease.
-    if (holder === node && !leader.ready) leader.expiresAt = now + cluster.spec.leaseTtlSeconds * 1000;
+    if (holder === node && !leader.initialized) leader.expiresAt = now + cluster.spec.leaseTtlSeconds * 1000;
     return { granted: holder === node };
   }
   leader.epoch += 1;
@@ -48,10 +49,10 @@ export function fenced(cluster: ClusterState, node: string, epoch: number, now: 
   return new ApiProblem(409, 'fenced', `the lease of epoch ${epoch} has ended for ${node} (now: ${current}); claim again`);
 }
 
-/** The holder reported ready: its lease stops expiring. */
-export function markLeaderReady(cluster: ClusterState, now: number): void {
-  cluster.leader.ready = true;
-  cluster.leader.readyAt ??= now;
+/** The holder reported its kubeadm init done: the lease stops expiring and the joins open. */
+export function markInitialized(cluster: ClusterState, now: number): void {
+  cluster.leader.initialized = true;
+  cluster.leader.initializedAt ??= now;
   cluster.leader.expiresAt = undefined;
 }
 
@@ -61,14 +62,14 @@ export function leaderView(cluster: ClusterState, now: number): LeaderState {
   return {
     holder,
     epoch: cluster.leader.epoch,
-    leaseExpiresAt: holder !== undefined && !cluster.leader.ready && cluster.leader.expiresAt !== undefined ? new Date(cluster.leader.expiresAt).toISOString() : undefined,
+    leaseExpiresAt: holder !== undefined && !cluster.leader.initialized && cluster.leader.expiresAt !== undefined ? new Date(cluster.leader.expiresAt).toISOString() : undefined,
     leaseTtlSeconds: cluster.spec.leaseTtlSeconds,
-    ready: cluster.leader.ready,
+    initialized: cluster.leader.initialized,
     endpoint: `${vip}:${port}`,
   };
 }
 
-/** The instant the current lease ends, if it can end (a live lease not yet ready). */
+/** The instant the current lease ends, if it can end (a live lease of a cluster not yet initialized). */
 export function leaseDeadline(cluster: ClusterState, now: number): number | undefined {
-  return leaseHolder(cluster, now) !== undefined && !cluster.leader.ready ? cluster.leader.expiresAt : undefined;
+  return leaseHolder(cluster, now) !== undefined && !cluster.leader.initialized ? cluster.leader.expiresAt : undefined;
 }

@@ -34,10 +34,12 @@ const nodeStateSchema = z.object({
   phaseState: z.enum(['running', 'done', 'failed']).optional(),
   phaseAt: epochMs.optional(),
   lastError: z.string().optional(),
+  /** When the node reported its kubeadm init or join done. */
+  joinedAt: epochMs.optional(),
   readyAt: epochMs.optional(),
   /** Id (not secret) of the last bootstrap token handed to this node, and when. */
   joinTokenId: z.string().optional(),
-  joinedAt: epochMs.optional(),
+  joinTokenIssuedAt: epochMs.optional(),
 });
 export type NodeState = z.infer<typeof nodeStateSchema>;
 
@@ -45,8 +47,9 @@ const leaderLeaseSchema = z.object({
   epoch: z.number().int().nonnegative(),
   holder: z.string().optional(),
   expiresAt: epochMs.optional(),
-  ready: z.boolean(),
-  readyAt: epochMs.optional(),
+  /** The leader's kubeadm init is done: the cluster exists, and the lease never ends. */
+  initialized: z.boolean(),
+  initializedAt: epochMs.optional(),
 });
 
 const joinSlotSchema = z.object({ holder: z.string(), expiresAt: epochMs });
@@ -69,7 +72,8 @@ const clusterStateSchema = z.object({
 });
 export type ClusterState = z.infer<typeof clusterStateSchema>;
 
-const STATE_FORMAT = 1;
+/** 2: the leader's `ready` became `initialized` (the cluster exists) and nodes report `joined`. */
+export const STATE_FORMAT = 2;
 
 export const controllerStateSchema = z.object({
   format: z.literal(STATE_FORMAT),

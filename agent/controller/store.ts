@@ -2,7 +2,7 @@ import { constants as fs } from 'node:fs';
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { PkeError, errorMessage } from '../core/errors.ts';
 import { writeDurably } from './durable-file.ts';
-import { controllerStateSchema, type ClusterState, type ControllerState, type NodeState } from './state.ts';
+import { STATE_FORMAT, controllerStateSchema, type ClusterState, type ControllerState, type NodeState } from './state.ts';
 
 /**
  * The controller's state on disk: a snapshot (`state.json`) and a journal (`state.journal`).
@@ -300,6 +300,12 @@ function parseSnapshot(file: string, text: string): Snapshot {
   const snapshot = json as Partial<Snapshot> | null;
   if (typeof snapshot !== 'object' || snapshot === null || typeof snapshot.journalSeq !== 'number' || typeof snapshot.state !== 'object') {
     throw corrupt(file, 'expected {"journalSeq": N, "state": {...}}');
+  }
+  const format = (snapshot.state as { format?: unknown }).format;
+  if (format !== STATE_FORMAT) {
+    throw new PkeError(`the controller state ${file} has format ${String(format)}; this controller reads format ${STATE_FORMAT} only. Start this version with a new --data-dir, or run the version that wrote it`, {
+      context: { path: file },
+    });
   }
   const checked = controllerStateSchema.safeParse(snapshot.state);
   if (!checked.success) throw corrupt(file, describeIssue(checked.error.issues[0], 'state.'));

@@ -1,7 +1,7 @@
 import { PkeError } from '../core/errors.ts';
 import type { ElectOutput, Phase } from './phase.ts';
 
-/** How long a control-plane node waits for a leader to become ready before the phase fails. */
+/** How long a control-plane node waits for a leader to initialize the cluster before the phase fails. */
 const ELECTION_DEADLINE_MS = 60 * 60 * 1000;
 const LONG_POLL_SECONDS = 30;
 
@@ -20,18 +20,18 @@ export const electPhase: Phase<ElectOutput> = {
         ctx.log.info('elect.leader', { epoch: answer.epoch, ttlSeconds: answer.leaseTtlSeconds });
         return { leader: true, epoch: answer.epoch };
       }
-      if (answer.ready) {
+      if (answer.initialized) {
         ctx.log.info('elect.follower', { leader: answer.holder, epoch: answer.epoch });
         return { leader: false };
       }
-      // Someone else holds a live lease: wait until its holder is ready or the lease changes hands.
+      // Someone else holds a live lease: wait until its holder has initialized the cluster or the lease changes hands.
       ctx.log.info('elect.waiting', { leader: answer.holder, epoch: answer.epoch });
-      const state = await ctx.controller.leaderState({ waitSeconds: LONG_POLL_SECONDS, known: { epoch: answer.epoch, ready: answer.ready } });
-      if (state.ready) {
+      const state = await ctx.controller.leaderState({ waitSeconds: LONG_POLL_SECONDS, known: { epoch: answer.epoch, initialized: answer.initialized } });
+      if (state.initialized) {
         ctx.log.info('elect.follower', { leader: state.holder, epoch: state.epoch });
         return { leader: false };
       }
     }
-    throw new PkeError(`elect: no leader became ready within ${ELECTION_DEADLINE_MS / 60000} minutes`);
+    throw new PkeError(`elect: no leader initialized the cluster within ${ELECTION_DEADLINE_MS / 60000} minutes`);
   },
 };

@@ -16,7 +16,7 @@ export interface KubeJoinOutput {
 }
 
 export interface KubeJoinOptions {
-  /** How long to keep asking the controller while it answers not-ready or slot-busy. */
+  /** How long to keep asking the controller while it answers not-initialized or slot-busy. */
   grantWaitMs?: number;
   /** Seconds each join request may be held by the controller (long-poll). */
   grantPollSeconds?: number;
@@ -40,7 +40,7 @@ const MIN_ASK_INTERVAL_MS = 1_000;
 
 /**
  * `kubeadm join` for every node but the leader. Asks the controller for a grant (waiting while
- * the leader is not ready or, on control plane, another node holds the join slot), then joins;
+ * the cluster is not initialized or, on control plane, another node holds the join slot), then joins;
  * transient kubeadm failures (etcd's one-learner limit, the API not answering) are retried
  * with capped backoff, each time with a fresh grant and after `kubeadm reset -f`, since a
  * half join leaves kubelet.conf and static pods that fail the next preflight.
@@ -131,9 +131,9 @@ async function waitForGrant(ctx: PhaseContext, settings: Required<KubeJoinOption
   }
 }
 
-/** The controller's "not yet" to a join request: the leader is not ready, or another node holds the join slot. */
+/** The controller's "not yet" to a join request: the cluster is not initialized, or another node holds the join slot. */
 export function isJoinNotYet(error: unknown): boolean {
-  return error instanceof ControllerRequestError && (error.code === 'not-ready' || error.code === 'slot-busy');
+  return error instanceof ControllerRequestError && (error.code === 'not-initialized' || error.code === 'slot-busy');
 }
 
 async function resetJoin(host: Host, { log, config }: PhaseContext): Promise<void> {

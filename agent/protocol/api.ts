@@ -21,6 +21,7 @@ export const routes = {
   nodeConfig: (cluster: string) => `${API_PREFIX}/clusters/${enc(cluster)}/nodes`,
   register: (cluster: string, node: string) => `${API_PREFIX}/clusters/${enc(cluster)}/nodes/${enc(node)}/register`,
   events: (cluster: string, node: string) => `${API_PREFIX}/clusters/${enc(cluster)}/nodes/${enc(node)}/events`,
+  joined: (cluster: string, node: string) => `${API_PREFIX}/clusters/${enc(cluster)}/nodes/${enc(node)}/joined`,
   ready: (cluster: string, node: string) => `${API_PREFIX}/clusters/${enc(cluster)}/nodes/${enc(node)}/ready`,
   leader: (cluster: string) => `${API_PREFIX}/clusters/${enc(cluster)}/leader`,
   pki: (cluster: string) => `${API_PREFIX}/clusters/${enc(cluster)}/pki`,
@@ -47,8 +48,8 @@ export const API_ERROR_CODES = [
   'conflict',
   /** The request carried a leader epoch whose lease has ended. */
   'fenced',
-  /** A long-poll join ended before the leader was ready. */
-  'not-ready',
+  /** A long-poll join ended before the leader had initialized the cluster. */
+  'not-initialized',
   /** A long-poll control-plane join ended while another node held the join slot. */
   'slot-busy',
   'body-too-large',
@@ -117,7 +118,7 @@ export const clusterSpecSchema = z.strictObject({
   addons: addonsSchema,
   /** Lifetime of the node tokens that node-config puts into guestinfo. */
   nodeTokenTtlSeconds: z.number().int().min(60).max(365 * 86400).default(86400),
-  /** Leader lease; renewed by the holder until it reports ready. */
+  /** Leader lease; renewed by the holder until it reports the cluster initialized. */
   leaseTtlSeconds: z.number().int().min(1).max(3600).default(30),
   /** How long one control-plane join may hold the join slot. */
   joinSlotTtlSeconds: z.number().int().min(1).max(86400).default(600),
@@ -138,7 +139,8 @@ export const clusterSummarySchema = z.object({
   caCertHash: z.string(),
   virtualRouterId: z.number().int(),
   nodes: z.number().int(),
-  ready: z.boolean(),
+  /** The leader's kubeadm init is done: the cluster's API is up behind the VIP. */
+  initialized: z.boolean(),
 });
 export type ClusterSummary = z.infer<typeof clusterSummarySchema>;
 export const clusterListSchema = z.object({ clusters: z.array(clusterSummarySchema) });
@@ -220,11 +222,14 @@ export const leaderStateSchema = z.object({
   holder: z.string().optional(),
   /** Increases with every new lease; a request carrying an older epoch is fenced (409). */
   epoch: z.number().int().nonnegative(),
-  /** Absent once the leader is ready: from then on the lease does not expire. */
+  /** Absent once the cluster is initialized: from then on the lease does not expire. */
   leaseExpiresAt: z.string().optional(),
   leaseTtlSeconds: z.number().int().positive(),
-  /** The leader reported ready: the cluster's API is up and others may join. */
-  ready: z.boolean(),
+  /**
+   * The leader reported its kubeadm init done: the cluster exists, its API is up behind the
+   * VIP, and others may join. A cluster is initialized once, so the lease never ends after it.
+   */
+  initialized: z.boolean(),
   /** The API server endpoint (VIP:port). */
   endpoint: z.string(),
 });
@@ -235,14 +240,14 @@ export const leaderClaimResponseSchema = leaderStateSchema.extend({ granted: z.b
 export type LeaderClaimResponse = z.infer<typeof leaderClaimResponseSchema>;
 
 /**
- * GET leader?wait=SECONDS&epoch=E&ready=B: answers at once when the state differs from what the
- * caller knew (another epoch, another readiness, or no live lease), else as soon as it does
- * (the leader became ready, the lease changed or expired), or when the wait ends.
+ * GET leader?wait=SECONDS&epoch=E&initialized=B: answers at once when the state differs from
+ * what the caller knew (another epoch, another `initialized`, or no live lease), else as soon
+ * as it does (the cluster was initialized, the lease changed or expired), or when the wait ends.
  */
 export const leaderQuerySchema = z.object({
   wait: z.coerce.number().int().min(0).max(MAX_WAIT_SECONDS).default(0),
   epoch: z.coerce.number().int().nonnegative().optional(),
-  ready: z.enum(['true', 'false']).transform((v) => v === 'true').optional(),
+  initialized: z.enum(['true', 'false']).transform((v) => v === 'true').optional(),
 });
 
 // --- pki ---------------------------------------------------------------------------------
@@ -284,9 +289,9 @@ export type VsphereCredentialsInput = z.input<typeof vsphereCredentialsSchema>;
 /**
  * POST join?wait=SECONDS. For the lease holder: the init material (`mode: init`, a token with
  * the cluster's initTokenTtlSeconds; the same token again while it has an hour left). For
- * others: waits until the leader is ready (and, for control-plane nodes, the join slot is free
- * or already theirs), then answers with a freshly minted token; 409 `not-ready` / `slot-busy`
- * when the wait ends first.
+ * others: waits until the cluster is initialized (and, for control-plane nodes, the join slot
+ * is free or already theirs), then answers with a freshly minted token; 409 `not-initialized` /
+ * `slot-busy` when the wait ends first.
  */
 export const joinRequestSchema = z.strictObject({
   epoch: z.number().int().positive().optional(),
@@ -305,7 +310,7 @@ export const joinGrantSchema = z.object({
   caCertHash: z.string().regex(/^sha256:[a-f0-9]{64}$/),
   /** The API server endpoint, VIP:port. */
   endpoint: z.string(),
-  /** Control-plane joins only: the slot this node holds until it reports ready or the slot lease ends. */
+  /** Control-plane joins only: the slot this node holds until it reports joined or the slot lease ends. */
   slot: z.object({ holder: z.string(), expiresAt: z.string() }).optional(),
 });
 export type JoinGrant = z.infer<typeof joinGrantSchema>;
@@ -322,7 +327,7 @@ export const controlPlaneViewSchema = z.object({
 });
 export type ControlPlaneView = z.infer<typeof controlPlaneViewSchema>;
 
-// --- events and ready ----------------------------------------------------------------------
+// --- events, joined, ready -----------------------------------------------------------------
 export const phaseEventSchema = z.strictObject({
   phase: z.string().min(1).max(64),
   type: z.enum(['start', 'end', 'fail']),
@@ -337,12 +342,21 @@ export type PhaseEvent = z.infer<typeof phaseEventSchema>;
 export const eventsRequestSchema = z.strictObject({ events: z.array(phaseEventSchema).min(1).max(500) });
 export type EventsRequest = z.infer<typeof eventsRequestSchema>;
 
-export const readyRequestSchema = z.strictObject({
-  /** The leader uploads admin.conf so the controller can mint join tokens through the API. */
+/**
+ * POST nodes/{n}/joined: this node is a cluster member (its kubeadm init or join is done). The
+ * leader hands over admin.conf, which marks the cluster initialized: the lease stops expiring
+ * and the joins open. A control-plane node frees the join slot for the next one.
+ */
+export const joinedRequestSchema = z.strictObject({
+  /** The leader only: admin.conf, so the controller can mint join tokens through the API. */
   adminKubeconfig: z.string().max(64 * 1024).optional(),
-  /** The leader's lease epoch; a ready report from an ended lease is fenced (409). */
+  /** The leader's lease epoch; a report from an ended lease is fenced (409). */
   epoch: z.number().int().positive().optional(),
 });
+export type JoinedRequest = z.infer<typeof joinedRequestSchema>;
+
+/** POST nodes/{n}/ready: this node's kubelet is Ready and its bootstrap is done. */
+export const readyRequestSchema = z.strictObject({});
 export type ReadyRequest = z.infer<typeof readyRequestSchema>;
 
 // --- status ----------------------------------------------------------------------------------
@@ -361,6 +375,7 @@ export const nodeStatusSchema = z.object({
   phaseState: z.enum(['running', 'done', 'failed']).optional(),
   phaseAt: z.string().optional(),
   lastError: z.string().optional(),
+  joinedAt: z.string().optional(),
   readyAt: z.string().optional(),
 });
 export type NodeStatus = z.infer<typeof nodeStatusSchema>;
@@ -378,8 +393,8 @@ export const clusterStatusSchema = z.object({
     holder: z.string().optional(),
     epoch: z.number().int(),
     leaseExpiresAt: z.string().optional(),
-    ready: z.boolean(),
-    readyAt: z.string().optional(),
+    initialized: z.boolean(),
+    initializedAt: z.string().optional(),
   }),
   joinSlot: z.object({ holder: z.string(), expiresAt: z.string() }).optional(),
   nodes: z.array(nodeStatusSchema),

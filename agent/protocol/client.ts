@@ -28,6 +28,7 @@ import {
   type ControlPlaneView,
   type EventsRequest,
   type JoinGrant,
+  type JoinedRequest,
   type JoinRequest,
   type LeaderClaimRequest,
   type LeaderClaimResponse,
@@ -76,7 +77,7 @@ const DEFAULT_TIMEOUT_MS = 30_000;
 
 /** A failed controller call: says the method, path, status, the server's code and message. */
 export class ControllerRequestError extends PkeError {
-  /** The API error code (`not-ready`, `fenced`, ...), when the controller answered with one. */
+  /** The API error code (`not-initialized`, `fenced`, ...), when the controller answered with one. */
   readonly code: string | undefined;
 
   constructor(method: string, path: string, status: number | undefined, code: string | undefined, message: string, cause?: unknown) {
@@ -241,9 +242,9 @@ export class NodeClient implements NodeApi {
     return this.transport.call('POST', routes.leader(this.cluster), { body: request, schema: leaderClaimResponseSchema });
   }
 
-  leaderState(options: { waitSeconds?: number; known?: { epoch: number; ready: boolean } } = {}): Promise<LeaderState> {
+  leaderState(options: { waitSeconds?: number; known?: { epoch: number; initialized: boolean } } = {}): Promise<LeaderState> {
     return this.transport.call('GET', routes.leader(this.cluster), {
-      query: { wait: options.waitSeconds, epoch: options.known?.epoch, ready: options.known?.ready },
+      query: { wait: options.waitSeconds, epoch: options.known?.epoch, initialized: options.known?.initialized },
       waitSeconds: options.waitSeconds,
       schema: leaderStateSchema,
     });
@@ -272,6 +273,10 @@ export class NodeClient implements NodeApi {
 
   events(request: EventsRequest): Promise<void> {
     return this.transport.call('POST', routes.events(this.cluster, this.node), { body: request });
+  }
+
+  joined(request: JoinedRequest): Promise<void> {
+    return this.transport.call('POST', routes.joined(this.cluster, this.node), { body: request });
   }
 
   ready(request: ReadyRequest): Promise<void> {

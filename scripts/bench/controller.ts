@@ -1,6 +1,6 @@
 // The controller under a 1000-node bootstrap: one controller process (the real CLI), 1 leader,
 // 2 more control-plane nodes and 997 workers, ~100 at a time, each doing what a node's
-// bootstrap does (register, claim, join, events, ready) with the agent's own client over its
+// bootstrap does (register, claim, join, joined, events, ready) with the agent's own client over its
 // own TLS connection, and the kube-apiserver stand-in (the real command) as the cluster API that
 // join tokens are minted through. A trivial node:https server answering the same number of
 // requests the same way is the baseline. The simulated nodes run on two worker threads, so
@@ -36,13 +36,13 @@ const WAITS_FOR_SLOT = 'join (control plane, waits for the join slot)';
 
 /** What one load thread is asked to do. */
 type ThreadJob =
-  | { kind: 'nodes'; configs: AgentConfig[]; mastersFirst: number; concurrency: number; kubeconfig: string; leaderReadyAt: SharedArrayBuffer }
+  | { kind: 'nodes'; configs: AgentConfig[]; mastersFirst: number; concurrency: number; kubeconfig: string; initializedAt: SharedArrayBuffer }
   | { kind: 'baseline'; url: string; caCert: string; perNode: number[]; concurrency: number };
 
 /** What it reports back. Times are absolute (performance.timeOrigin + now, ms) so threads compare. */
 interface ThreadReport {
   latencies: Record<string, number[]>;
-  /** When each long-poll issued before the leader was ready got its answer. */
+  /** When each long-poll issued before the cluster was initialized got its answer. */
   longPollAnsweredAt: number[];
   requests: number;
 }
@@ -78,12 +78,12 @@ export async function benchController(): Promise<BenchSection> {
     children.push(apiServer.child);
 
     // Thread 0 runs the control plane first; the workers are dealt out round-robin.
-    const leaderReadyAt = new SharedArrayBuffer(8);
+    const initializedAt = new SharedArrayBuffer(8);
     const shares: AgentConfig[][] = Array.from({ length: THREADS }, (_, t) => (t === 0 ? configs.slice(0, MASTERS) : []));
     configs.slice(MASTERS).forEach((config, i) => shares[i % THREADS]?.push(config));
     const threads = await Promise.all(
       shares.map((share, t) =>
-        startThread({ kind: 'nodes', configs: share, mastersFirst: t === 0 ? MASTERS : 0, concurrency: CONCURRENCY / THREADS, kubeconfig: apiServer.kubeconfig, leaderReadyAt }),
+        startThread({ kind: 'nodes', configs: share, mastersFirst: t === 0 ? MASTERS : 0, concurrency: CONCURRENCY / THREADS, kubeconfig: apiServer.kubeconfig, initializedAt }),
       ),
     );
     const cpuBefore = cpuTime(controller.child.pid);
@@ -99,8 +99,8 @@ export async function benchController(): Promise<BenchSection> {
     if (ready !== NODES || secrets !== NODES - 1) throw new Error(`bench run incomplete: ${ready}/${NODES} nodes ready, ${secrets} bootstrap tokens minted`);
     await admin.close();
 
-    const readyAt = Number(new BigInt64Array(leaderReadyAt)[0]) / 1000;
-    const wakes = reports.flatMap((r) => r.longPollAnsweredAt.map((at) => Math.max(0, at - readyAt)));
+    const initAt = Number(new BigInt64Array(initializedAt)[0]) / 1000;
+    const wakes = reports.flatMap((r) => r.longPollAnsweredAt.map((at) => Math.max(0, at - initAt)));
     const latencies = new Map<string, number[]>();
     for (const report of reports) for (const [endpoint, values] of Object.entries(report.latencies)) latencies.set(endpoint, [...(latencies.get(endpoint) ?? []), ...values]);
     const requests = reports.reduce((sum, r) => sum + r.requests, 0);
@@ -114,8 +114,8 @@ export async function benchController(): Promise<BenchSection> {
         { name: `${e.endpoint} p50`, value: e.p50, unit: 'ms' as const },
         { name: `${e.endpoint} p99`, value: e.p99, unit: 'ms' as const, ...(e.endpoint === WAITS_FOR_SLOT ? {} : { max: TARGET_P99_MS }) },
       ]),
-      { name: 'long-poll wake after ready p50', value: percentile(wakes, 0.5), unit: 'ms' },
-      { name: 'long-poll wake after ready p99', value: percentile(wakes, 0.99), unit: 'ms' },
+      { name: 'long-poll wake after init p50', value: percentile(wakes, 0.5), unit: 'ms' },
+      { name: 'long-poll wake after init p99', value: percentile(wakes, 0.99), unit: 'ms' },
       { name: 'controller peak RSS (VmHWM)', value: peakRssMb, unit: 'MB', max: TARGET_RSS_MB },
       { name: 'controller CPU during the run', value: controllerCpu, unit: 's' },
       { name: 'requests', value: requests, unit: 'count' },
@@ -165,11 +165,11 @@ async function threadMain(job: ThreadJob): Promise<ThreadReport> {
     await baselineLoad(job, report);
     return report;
   }
-  const readyAt = new BigInt64Array(job.leaderReadyAt);
+  const initializedAt = new BigInt64Array(job.initializedAt);
   const clock = {
-    leaderReady: () => readyAt[0] !== 0n,
-    markLeaderReady: () => {
-      readyAt[0] = BigInt(Math.round(now() * 1000));
+    initialized: () => initializedAt[0] !== 0n,
+    markInitialized: () => {
+      initializedAt[0] = BigInt(Math.round(now() * 1000));
     },
   };
   await inPool(job.configs, job.concurrency, (config, i) =>
@@ -179,11 +179,11 @@ async function threadMain(job: ThreadJob): Promise<ThreadReport> {
 }
 
 interface LeaderClock {
-  leaderReady(): boolean;
-  markLeaderReady(): void;
+  initialized(): boolean;
+  markInitialized(): void;
 }
 
-/** The leader claims, inits and reports ready; the others wait for it, then join one at a time. */
+/** The leader claims, inits and reports joined; the others wait for it, then join (control plane one at a time). */
 async function runMaster(config: AgentConfig, report: ThreadReport, clock: LeaderClock, kubeconfig: string): Promise<void> {
   const client = createNodeClient(config);
   try {
@@ -192,16 +192,18 @@ async function runMaster(config: AgentConfig, report: ThreadReport, clock: Leade
     if (claim.granted) {
       await timed(report, 'join (init)', () => client.join({ epoch: claim.epoch }));
       await timed(report, 'events', () => client.events({ events: phaseEvents(['preflight', 'register', 'elect', 'certs', 'kube-init']) }));
-      await timed(report, 'ready (leader)', () => client.ready({ epoch: claim.epoch, adminKubeconfig: kubeconfig }));
-      clock.markLeaderReady();
+      await timed(report, 'joined (leader)', () => client.joined({ epoch: claim.epoch, adminKubeconfig: kubeconfig }));
+      clock.markInitialized();
+      await timed(report, 'ready', () => client.ready({}));
       return;
     }
-    let known = { epoch: claim.epoch, ready: claim.ready };
-    for (let attempt = 0; attempt < 10 && !known.ready; attempt += 1) {
+    let known = { epoch: claim.epoch, initialized: claim.initialized };
+    for (let attempt = 0; attempt < 10 && !known.initialized; attempt += 1) {
       const state = await longPoll(report, clock, () => client.leaderState({ waitSeconds: LONG_POLL_SECONDS, known }));
-      known = { epoch: state.epoch, ready: state.ready };
+      known = { epoch: state.epoch, initialized: state.initialized };
     }
     await joinWhenAllowed(client, report, clock);
+    await timed(report, 'joined', () => client.joined({}));
     await timed(report, 'events', () => client.events({ events: phaseEvents(['preflight', 'register', 'elect', 'certs', 'kube-join']) }));
     await timed(report, 'ready', () => client.ready({}));
   } finally {
@@ -214,6 +216,7 @@ async function runWorker(config: AgentConfig, report: ThreadReport, clock: Leade
   try {
     await timed(report, 'register', () => client.register(registration(config)));
     await joinWhenAllowed(client, report, clock);
+    await timed(report, 'joined', () => client.joined({}));
     await timed(report, 'events', () => client.events({ events: phaseEvents(['preflight', 'register', 'host-prep', 'kube-join']) }));
     await timed(report, 'ready', () => client.ready({}));
   } finally {
@@ -222,14 +225,14 @@ async function runWorker(config: AgentConfig, report: ThreadReport, clock: Leade
 }
 
 /**
- * A join asked before the leader is ready is a long-poll (its wake-up is measured); after, it is
+ * A join asked before the cluster is initialized is a long-poll (its wake-up is measured); after, it is
  * an ordinary call, except on control plane, where it may wait for the join slot.
  */
 async function joinWhenAllowed(client: NodeClient, report: ThreadReport, clock: LeaderClock): Promise<void> {
   for (let attempt = 0; attempt < 5; attempt += 1) {
     const ask = () => client.join({}, { waitSeconds: LONG_POLL_SECONDS });
     try {
-      if (!clock.leaderReady()) await longPoll(report, clock, ask);
+      if (!clock.initialized()) await longPoll(report, clock, ask);
       else await timed(report, client.node.startsWith('master') ? WAITS_FOR_SLOT : 'join', ask);
       return;
     } catch (error) {
@@ -250,7 +253,7 @@ async function timed<T>(report: ThreadReport, endpoint: string, call: () => Prom
 async function longPoll<T>(report: ThreadReport, clock: LeaderClock, call: () => Promise<T>): Promise<T> {
   const answer = await call();
   report.requests += 1;
-  if (clock.leaderReady()) report.longPollAnsweredAt.push(now());
+  if (clock.initialized()) report.longPollAnsweredAt.push(now());
   return answer;
 }
 

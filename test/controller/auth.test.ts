@@ -109,11 +109,12 @@ const ROWS: Row[] = [
     allowed: { master: 204, worker: 204 },
     clusterScoped: true,
   },
+  { name: 'joined', method: 'POST', path: (who) => `/v1/clusters/${clusterA}/nodes/${selfName[who]}/joined`, body: () => ({}), allowed: { master: 204, worker: 204 }, clusterScoped: true },
   { name: 'ready', method: 'POST', path: (who) => `/v1/clusters/${clusterA}/nodes/${selfName[who]}/ready`, body: () => ({}), allowed: { master: 204, worker: 204 }, clusterScoped: true },
   { name: 'claim leader', method: 'POST', path: () => `/v1/clusters/${clusterA}/leader`, body: () => ({}), allowed: { master: 200 }, clusterScoped: true },
   { name: 'leader state', method: 'GET', path: () => `/v1/clusters/${clusterA}/leader`, allowed: { master: 200 }, clusterScoped: true },
   { name: 'pki', method: 'GET', path: () => `/v1/clusters/${clusterA}/pki`, allowed: { master: 200 }, clusterScoped: true },
-  // The master holds the lease (row above): init material. The worker passes authorization and hears "not ready".
+  // The master holds the lease (row above): init material. The worker passes authorization and hears "not initialized".
   { name: 'join', method: 'POST', path: () => `/v1/clusters/${clusterA}/join?wait=0`, body: () => ({}), allowed: { master: 200, worker: 409 }, clusterScoped: true },
   { name: 'control plane', method: 'GET', path: () => `/v1/clusters/${clusterA}/control-plane`, allowed: { admin: 200, master: 200, worker: 200 }, clusterScoped: true },
   { name: 'status', method: 'GET', path: () => `/v1/clusters/${clusterA}/status`, allowed: { admin: 200, master: 200, worker: 200 }, clusterScoped: true },

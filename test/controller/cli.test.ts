@@ -37,7 +37,7 @@ describe('controller CLI', () => {
     expect(clusterId).toMatch(/^prod-[a-z0-9]{5}$/);
     const [list, show, listJson] = await Promise.all([connected('cluster', 'list'), connected('cluster', 'show', '--cluster', 'prod'), connected('cluster', 'list', '--json')]);
     expect(list.exitCode).toBe(0);
-    expect(list.stdout).toMatch(new RegExp(`^ID\\s+NAME\\s+KUBERNETES\\s+ENDPOINT\\s+NODES\\s+READY\\n${clusterId}\\s+prod\\s+1\\.31\\.2\\s+10\\.50\\.0\\.10:6443\\s+0\\s+no$`));
+    expect(list.stdout).toMatch(new RegExp(`^ID\\s+NAME\\s+KUBERNETES\\s+ENDPOINT\\s+NODES\\s+INITIALIZED\\n${clusterId}\\s+prod\\s+1\\.31\\.2\\s+10\\.50\\.0\\.10:6443\\s+0\\s+no$`));
     expect(show.stdout).toContain(`id                  ${clusterId}`);
     expect(show.stdout).toContain('pools               general, gpu');
     expect(show.stdout).toContain('node token TTL      172800 s');
@@ -65,7 +65,7 @@ describe('controller CLI', () => {
     expect(table.exitCode).toBe(0);
     expect(table.stdout).toContain(`cluster prod (${clusterId})`);
     expect(table.stdout).toContain('join slot free');
-    expect(table.stdout).toMatch(/NODE\s+ROLE\s+POOL\s+STATE\s+PRIMARY IP\s+PHASE\s+READY AT\s+LAST ERROR/);
+    expect(table.stdout).toMatch(/NODE\s+ROLE\s+POOL\s+STATE\s+PRIMARY IP\s+PHASE\s+JOINED AT\s+READY AT\s+LAST ERROR/);
     expect(table.stdout).toMatch(/prod-w1\s+worker\s+gpu\s+revoked/);
     const status = clusterStatusSchema.parse(JSON.parse(asJson.stdout));
     expect(status.nodes.map((n) => [n.name, n.state])).toEqual(

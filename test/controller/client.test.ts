@@ -66,7 +66,7 @@ async function failure(promise: Promise<unknown>): Promise<ControllerRequestErro
 
 const STATUS = {
   cluster: { id: 'demo-abcde', name: 'demo', kubernetesVersion: '1.31.2', endpoint: '10.0.0.1:6443', controlPlaneNodes: 3, virtualRouterId: 7 },
-  leader: { epoch: 0, ready: false },
+  leader: { epoch: 0, initialized: false },
   nodes: [],
 };
 
@@ -96,12 +96,12 @@ describe('controller client', () => {
   });
 
   it('does not retry a 409 and keeps the code for the caller to branch on', async () => {
-    const url = await serve((_req, res) => json(res, 409, { error: { code: 'not-ready', message: 'not yet' } }));
+    const url = await serve((_req, res) => json(res, 409, { error: { code: 'not-initialized', message: 'not yet' } }));
     const c = client(url);
     const error = await failure(c.join({}, { waitSeconds: 1 }));
     expect(requests).toHaveLength(1);
     expect(requests[0]?.url).toBe(`${routes.join('demo-abcde')}?wait=1`);
-    expect(error.code).toBe('not-ready');
+    expect(error.code).toBe('not-initialized');
     await c.close();
   });
 
@@ -128,10 +128,10 @@ describe('controller client', () => {
   });
 
   it('waits for a long-poll longer than its ordinary request timeout', async () => {
-    const url = await serve((_req, res) => setTimeout(() => json(res, 200, { epoch: 1, leaseTtlSeconds: 30, ready: true, endpoint: '10.0.0.1:6443' }), 1500));
+    const url = await serve((_req, res) => setTimeout(() => json(res, 200, { epoch: 1, leaseTtlSeconds: 30, initialized: true, endpoint: '10.0.0.1:6443' }), 1500));
     const c = new NodeClient(new ControllerTransport({ url, caCert: ca.certPem, token: TOKEN, retry: { retries: 0 }, timeoutMs: 500 }), 'demo-abcde', 'm1');
-    expect(await c.leaderState({ waitSeconds: 2, known: { epoch: 1, ready: false } })).toMatchObject({ ready: true });
-    expect(requests[0]?.url).toBe(`${routes.leader('demo-abcde')}?wait=2&epoch=1&ready=false`);
+    expect(await c.leaderState({ waitSeconds: 2, known: { epoch: 1, initialized: false } })).toMatchObject({ initialized: true });
+    expect(requests[0]?.url).toBe(`${routes.leader('demo-abcde')}?wait=2&epoch=1&initialized=false`);
     await c.close();
   });
 

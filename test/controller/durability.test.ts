@@ -95,7 +95,7 @@ describe('durability', () => {
     expect(broken.stderr).toContain(stateFile);
     expect(broken.stderr).toContain('corrupt');
 
-    writeFileSync(stateFile, JSON.stringify({ journalSeq: 0, state: { format: 1, adminTokenId: 'x', clusters: { a: { id: 5 } } } }));
+    writeFileSync(stateFile, JSON.stringify({ journalSeq: 0, state: { format: 2, adminTokenId: 'x', clusters: { a: { id: 5 } } } }));
     const invalid = await execa(process.execPath, [AGENT_ENTRY, 'controller', 'serve', '--data-dir', data.dir, '--listen', '127.0.0.1:0'], { reject: false, timeout: 20_000 });
     expect(invalid.exitCode).toBe(1);
     expect(invalid.stderr).toContain(stateFile);

@@ -26,15 +26,15 @@ async function node(cluster: string, name: string, role: 'master' | 'worker'): P
   return added;
 }
 
-/** A cluster whose leader has run init against the API server stand-in and reported ready. */
-async function readyCluster(spec: Parameters<typeof createCluster>[1] = {}) {
+/** A cluster whose leader has run init against the API server stand-in and reported joined. */
+async function initializedCluster(spec: Parameters<typeof createCluster>[1] = {}) {
   const cluster = (await createCluster(t.admin, spec)).id;
   const leader = await node(cluster, 'm1', 'master');
   const { epoch } = await leader.client.claimLeader({});
   const init = await leader.client.join({ epoch });
   const api = await startClusterApi(await leader.client.pki());
   standins.push(api);
-  await leader.client.ready({ epoch, adminKubeconfig: api.kubeconfig });
+  await leader.client.joined({ epoch, adminKubeconfig: api.kubeconfig });
   return { cluster, leader, init, api };
 }
 
@@ -43,18 +43,18 @@ function storedSecrets(api: ClusterApiStandin): Record<string, { type: string; m
   return Object.fromEntries(readdirSync(dir).map((file) => [file.replace(/\.json$/, ''), JSON.parse(readFileSync(path.join(dir, file), 'utf8'))]));
 }
 
-describe('join before the leader is ready', () => {
-  it('tells a worker "not-ready" when the wait ends first', async () => {
+describe('join before the cluster is initialized', () => {
+  it('tells a worker "not-initialized" when the wait ends first', async () => {
     const cluster = (await createCluster(t.admin)).id;
     const worker = await node(cluster, 'w1', 'worker');
     const at0 = await rejection(worker.client.join({}));
     expect(at0.context.status).toBe(409);
-    expect(at0.code).toBe('not-ready');
+    expect(at0.code).toBe('not-initialized');
     const started = Date.now();
     const waited = await rejection(worker.client.join({}, { waitSeconds: 1 }));
-    expect(waited.code).toBe('not-ready');
+    expect(waited.code).toBe('not-initialized');
     expect(Date.now() - started).toBeGreaterThanOrEqual(950);
-    expect(waited.message).toMatch(/POST \/v1\/clusters\/.+\/join: 409 not-ready: .*not ready after 1 s/);
+    expect(waited.message).toMatch(/POST \/v1\/clusters\/.+\/join: 409 not-initialized: .*not initialized after 1 s/);
   });
 
   it('gives the lease holder init material: a kubeadm token for 2 h, the CA hash openssl computes, the endpoint', async () => {
@@ -76,9 +76,9 @@ describe('join before the leader is ready', () => {
   });
 });
 
-describe('join after the leader is ready', () => {
+describe('join once the cluster is initialized', () => {
   it('mints a fresh bootstrap token per worker as a bootstrap-token Secret, exactly as kubeadm writes it', async () => {
-    const { cluster, api, init } = await readyCluster();
+    const { cluster, api, init } = await initializedCluster();
     const worker = await node(cluster, 'w1', 'worker');
     const grant = await worker.client.join({});
     expect(grant.mode).toBe('join');
@@ -111,7 +111,7 @@ describe('join after the leader is ready', () => {
     expect(Object.keys(storedSecrets(api))).toHaveLength(2);
   });
 
-  it('wakes workers waiting on join when the leader reports ready', async () => {
+  it('wakes workers waiting on join when the leader reports joined', async () => {
     const cluster = (await createCluster(t.admin)).id;
     const leader = await node(cluster, 'm1', 'master');
     const workers = await Promise.all(['w1', 'w2', 'w3', 'w4', 'w5'].map((name) => node(cluster, name, 'worker')));
@@ -121,17 +121,17 @@ describe('join after the leader is ready', () => {
     await sleep(300);
     const api = await startClusterApi(await leader.client.pki());
     standins.push(api);
-    await leader.client.ready({ epoch, adminKubeconfig: api.kubeconfig });
-    const readyAt = performance.now();
+    await leader.client.joined({ epoch, adminKubeconfig: api.kubeconfig });
+    const initializedAt = performance.now();
     const results = await Promise.all(waiting);
     expect(new Set(results.map((r) => r.grant.token)).size).toBe(5);
     // Each wake-up also creates a Secret through the API stand-in, so allow for that round trip.
-    expect(Math.max(...results.map((r) => r.at - readyAt))).toBeLessThan(1000);
+    expect(Math.max(...results.map((r) => r.at - initializedAt))).toBeLessThan(1000);
     expect(Object.keys(storedSecrets(api))).toHaveLength(5);
   });
 
-  it('lets one control-plane node join at a time, and frees the slot when it reports ready', async () => {
-    const { cluster } = await readyCluster();
+  it('lets one control-plane node join at a time, and frees the slot when it reports joined', async () => {
+    const { cluster } = await initializedCluster();
     const [m2, m3] = [await node(cluster, 'm2', 'master'), await node(cluster, 'm3', 'master')];
     const first = await m2.client.join({});
     expect(first.slot?.holder).toBe('m2');
@@ -146,14 +146,14 @@ describe('join after the leader is ready', () => {
     const waiting = m3.client.join({}, { waitSeconds: 20 });
     await sleep(300);
     expect((await t.admin.status(cluster)).joinSlot?.holder).toBe('m2');
-    await m2.client.ready({});
+    await m2.client.joined({});
     const granted = await waiting;
     expect(granted.slot?.holder).toBe('m3');
     expect((await t.admin.status(cluster)).joinSlot?.holder).toBe('m3');
   });
 
   it('frees the slot when its lease runs out', async () => {
-    const { cluster } = await readyCluster({ joinSlotTtlSeconds: 1 });
+    const { cluster } = await initializedCluster({ joinSlotTtlSeconds: 1 });
     const [m2, m3] = [await node(cluster, 'm2', 'master'), await node(cluster, 'm3', 'master')];
     const first = await m2.client.join({});
     const started = Date.now();
@@ -166,7 +166,7 @@ describe('join after the leader is ready', () => {
   });
 
   it('answers 503 with the reason when the cluster API cannot be reached', async () => {
-    const { cluster, api } = await readyCluster();
+    const { cluster, api } = await initializedCluster();
     const worker = await node(cluster, 'w1', 'worker');
     await api.standin.close();
     const error = await rejection(worker.client.join({}));

@@ -41,7 +41,7 @@ describe('leader election', () => {
     expect(new Set(answers.map((a) => a.holder))).toEqual(new Set([winner?.name]));
     expect(new Set(answers.map((a) => a.epoch))).toEqual(new Set([1]));
     const status = await t.admin.status(cluster);
-    expect(status.leader).toMatchObject({ holder: winner?.name, epoch: 1, ready: false });
+    expect(status.leader).toMatchObject({ holder: winner?.name, epoch: 1, initialized: false });
   });
 
   it('hands the lease to another node when it expires, and fences the old holder from then on', async () => {
@@ -60,7 +60,7 @@ describe('leader election', () => {
     for (const attempt of [
       first.client.claimLeader({ epoch: 1 }),
       first.client.join({ epoch: 1 }),
-      first.client.ready({ epoch: 1, adminKubeconfig: KUBECONFIG }),
+      first.client.joined({ epoch: 1, adminKubeconfig: KUBECONFIG }),
     ]) {
       const error = await rejection(attempt);
       expect(error.context.status).toBe(409);
@@ -68,7 +68,7 @@ describe('leader election', () => {
       expect(error.message).toContain('epoch 1');
     }
     // The expired holder cannot hand in the admin kubeconfig without an epoch either.
-    expect((await rejection(first.client.ready({ adminKubeconfig: KUBECONFIG }))).context.status).toBe(403);
+    expect((await rejection(first.client.joined({ adminKubeconfig: KUBECONFIG }))).context.status).toBe(403);
   });
 
   it('fences an epoch whose lease expired even when nobody else has claimed yet', async () => {
@@ -91,30 +91,40 @@ describe('leader election', () => {
     expect(again).toMatchObject({ granted: true, epoch: first.epoch, holder: holder.name });
   });
 
-  it('stops the lease from expiring once the leader is ready', async () => {
+  it('stops the lease from expiring once the leader reports the cluster initialized', async () => {
     const cluster = (await createCluster(t.admin, { leaseTtlSeconds: 1 })).id;
     const [leader, other] = await masters(cluster, 2);
     if (!leader || !other) throw new Error('two masters');
     await leader.client.claimLeader({});
-    await leader.client.ready({ adminKubeconfig: KUBECONFIG });
+    await leader.client.joined({ adminKubeconfig: KUBECONFIG });
     await sleep(1300);
     const state = await other.client.leaderState();
-    expect(state).toMatchObject({ holder: leader.name, ready: true, epoch: 1 });
+    expect(state).toMatchObject({ holder: leader.name, initialized: true, epoch: 1 });
     expect(state.leaseExpiresAt).toBeUndefined();
     expect(await other.client.claimLeader({})).toMatchObject({ granted: false, holder: leader.name });
   });
 
-  it('wants the admin kubeconfig with the leader ready report', async () => {
+  it('wants the admin kubeconfig with the leader joined report, and joined before ready', async () => {
     const cluster = (await createCluster(t.admin)).id;
     const [leader, other] = await masters(cluster, 2);
     if (!leader || !other) throw new Error('two masters');
     await leader.client.claimLeader({});
-    const missing = await rejection(leader.client.ready({}));
+    const missing = await rejection(leader.client.joined({}));
     expect(missing.context.status).toBe(400);
     expect(missing.message).toContain('adminKubeconfig');
-    const notYaml = await rejection(leader.client.ready({ adminKubeconfig: 'clusters: [' }));
+    const notYaml = await rejection(leader.client.joined({ adminKubeconfig: 'clusters: [' }));
     expect(notYaml.context.status).toBe(400);
-    expect((await rejection(other.client.ready({ adminKubeconfig: KUBECONFIG }))).context.status).toBe(403);
+    expect((await rejection(other.client.joined({ adminKubeconfig: KUBECONFIG }))).context.status).toBe(403);
+    const early = await rejection(leader.client.ready({}));
+    expect(early.context.status).toBe(409);
+    expect(early.message).toContain('before it reported joined');
+    expect((await t.admin.status(cluster)).leader.initialized).toBe(false);
+
+    await leader.client.joined({ adminKubeconfig: KUBECONFIG });
+    await leader.client.ready({});
+    const status = await t.admin.status(cluster);
+    expect(status.leader.initialized).toBe(true);
+    expect(status.nodes.find((n) => n.name === leader.name)).toMatchObject({ state: 'ready', joinedAt: expect.any(String), readyAt: expect.any(String) });
   });
 });
 
@@ -125,25 +135,25 @@ describe('leader long-poll', () => {
     if (!leader || !other) throw new Error('two masters');
     await leader.client.claimLeader({});
     const started = Date.now();
-    const state = await other.client.leaderState({ waitSeconds: 10, known: { epoch: 0, ready: false } });
+    const state = await other.client.leaderState({ waitSeconds: 10, known: { epoch: 0, initialized: false } });
     expect(Date.now() - started).toBeLessThan(2000);
     expect(state).toMatchObject({ holder: leader.name, epoch: 1 });
   });
 
-  it('wakes waiters within 100 ms of the leader reporting ready', async () => {
+  it('wakes waiters within 100 ms of the leader reporting the cluster initialized', async () => {
     const cluster = (await createCluster(t.admin)).id;
     const [leader, ...waiters] = await masters(cluster, 21);
     if (!leader) throw new Error('masters');
     const { epoch } = await leader.client.claimLeader({});
-    const woken = waiters.map((w) => w.client.leaderState({ waitSeconds: 30, known: { epoch, ready: false } }).then((state) => ({ state, at: performance.now() })));
+    const woken = waiters.map((w) => w.client.leaderState({ waitSeconds: 30, known: { epoch, initialized: false } }).then((state) => ({ state, at: performance.now() })));
     // Let every long-poll reach the controller and start waiting.
     await sleep(500);
-    await leader.client.ready({ adminKubeconfig: KUBECONFIG });
-    const readyAt = performance.now();
+    await leader.client.joined({ adminKubeconfig: KUBECONFIG });
+    const initializedAt = performance.now();
     const results = await Promise.all(woken);
-    for (const { state } of results) expect(state).toMatchObject({ ready: true, holder: leader.name });
-    // Measured from the ready request's completion; a waiter answered before it counts as 0.
-    const worst = Math.max(...results.map((r) => r.at - readyAt));
+    for (const { state } of results) expect(state).toMatchObject({ initialized: true, holder: leader.name });
+    // Measured from the joined request's completion; a waiter answered before it counts as 0.
+    const worst = Math.max(...results.map((r) => r.at - initializedAt));
     expect(worst).toBeLessThan(100);
   });
 
@@ -153,7 +163,7 @@ describe('leader long-poll', () => {
     if (!leader || !waiter) throw new Error('two masters');
     const claimed = await leader.client.claimLeader({});
     const expiresAt = Date.parse(claimed.leaseExpiresAt ?? '');
-    const state = await waiter.client.leaderState({ waitSeconds: 30, known: { epoch: claimed.epoch, ready: false } });
+    const state = await waiter.client.leaderState({ waitSeconds: 30, known: { epoch: claimed.epoch, initialized: false } });
     const late = Date.now() - expiresAt;
     expect(state.holder).toBeUndefined();
     expect(late).toBeGreaterThanOrEqual(0);
@@ -166,9 +176,9 @@ describe('leader long-poll', () => {
     if (!leader || !waiter) throw new Error('two masters');
     const claimed = await leader.client.claimLeader({});
     const started = Date.now();
-    const state = await waiter.client.leaderState({ waitSeconds: 1, known: { epoch: claimed.epoch, ready: false } });
+    const state = await waiter.client.leaderState({ waitSeconds: 1, known: { epoch: claimed.epoch, initialized: false } });
     expect(Date.now() - started).toBeGreaterThanOrEqual(950);
-    expect(state).toMatchObject({ holder: leader.name, ready: false });
+    expect(state).toMatchObject({ holder: leader.name, initialized: false });
   });
 });
 

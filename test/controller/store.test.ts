@@ -42,7 +42,7 @@ function addCluster(store: StateStore, id: string): void {
       caCertHash: 'sha256:00',
       nodes: {},
       registrations: 0,
-      leader: { epoch: 0, ready: false },
+      leader: { epoch: 0, initialized: false },
       revokedTokens: {},
     };
   });
@@ -64,7 +64,7 @@ describe('state store', () => {
     for (let i = 0; i < 200; i += 1) addNode(store, 'c1', `n${i}`);
     store.mutate((state, touch) => {
       const c = state.clusters.c1;
-      if (c) c.leader = { epoch: 3, holder: 'n1', expiresAt: 1_900_000_000_000, ready: false };
+      if (c) c.leader = { epoch: 3, holder: 'n1', expiresAt: 1_900_000_000_000, initialized: false };
       touch.cluster('c1');
     });
     await store.durable();
@@ -73,7 +73,7 @@ describe('state store', () => {
     const reopened = await StateStore.open(file, () => emptyState('never-used'));
     expect(reopened.state.adminTokenId).toBe('admin-1');
     expect(Object.keys(reopened.state.clusters.c1?.nodes ?? {})).toHaveLength(200);
-    expect(reopened.state.clusters.c1?.leader).toEqual({ epoch: 3, holder: 'n1', expiresAt: 1_900_000_000_000, ready: false });
+    expect(reopened.state.clusters.c1?.leader).toEqual({ epoch: 3, holder: 'n1', expiresAt: 1_900_000_000_000, initialized: false });
     // Opening folds the journal into a new snapshot.
     expect(readFileSync(file.replace('.json', '.journal'), 'utf8')).toBe('');
     expect(JSON.parse(readFileSync(file, 'utf8')).state.clusters.c1.leader.epoch).toBe(3);
@@ -112,8 +112,18 @@ describe('state store', () => {
     const file = stateFile();
     const store = await StateStore.open(file, () => emptyState('admin-1'));
     await store.close();
-    writeFileSync(file.replace('.json', '.journal'), '{"s":1,"t":"root","v":{"format":1,"adminTokenId":"a"}}\nnot json\n{"s":3,"t":"root","v":{"format":1,"adminTokenId":"b"}}\n');
+    writeFileSync(file.replace('.json', '.journal'), '{"s":1,"t":"root","v":{"format":2,"adminTokenId":"a"}}\nnot json\n{"s":3,"t":"root","v":{"format":2,"adminTokenId":"b"}}\n');
     await expect(StateStore.open(file, () => emptyState('x'))).rejects.toThrow(/state\.journal is corrupt \(line 2/);
+  });
+
+  it('refuses a snapshot of another state format, saying which', async () => {
+    const file = stateFile();
+    const store = await StateStore.open(file, () => emptyState('admin-1'));
+    await store.close();
+    const snapshot = JSON.parse(readFileSync(file, 'utf8'));
+    snapshot.state.format = 1;
+    writeFileSync(file, JSON.stringify(snapshot));
+    await expect(StateStore.open(file, () => emptyState('x'))).rejects.toThrow(`the controller state ${file} has format 1; this controller reads format 2 only`);
   });
 
   it('refuses a snapshot that is not JSON, naming it', async () => {

@@ -1,7 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KUBEADM_JOIN_CONFIG } from '../../agent/kube/paths.ts';
 import { journalOf, namespaceSkipReason, scenarioLab, type ScenarioLab } from './harness.ts';
 
 /**
@@ -26,10 +27,10 @@ describe.skipIf(skip)('3 control-plane and 2 worker nodes, Kubernetes 1.31 (kube
 
   it('brings every node to ready', async () => {
     expect(exitCodes).toEqual([0, 0, 0, 0, 0]);
-    const status = (await s.lab.clusterStatus()) as { nodes: { name: string; readyAt?: string; lastError?: string }[]; leader: { holder?: string; ready: boolean } };
+    const status = (await s.lab.clusterStatus()) as { nodes: { name: string; readyAt?: string; lastError?: string }[]; leader: { holder?: string; initialized: boolean } };
     expect(status.nodes.map((n) => n.name).sort()).toEqual(['m1', 'm2', 'm3', 'w1', 'w2']);
     expect(status.nodes.every((n) => n.readyAt)).toBe(true);
-    expect(status.leader.ready).toBe(true);
+    expect(status.leader.initialized).toBe(true);
   });
 
   it('runs kubeadm init once, on the leader, and joins the others', () => {
@@ -69,8 +70,18 @@ describe.skipIf(skip)('3 control-plane and 2 worker nodes, Kubernetes 1.31 (kube
       }))
       .sort((a, b) => a.kubeadmStarted - b.kubeadmStarted);
     expect(joins).toHaveLength(2);
-    // The second kubeadm join starts only after the first node's join is over (the slot is freed on ready).
+    // The second kubeadm join starts only after the first node's join is over (it frees the slot when it reports joined).
     expect(joins[1]!.kubeadmStarted).toBeGreaterThanOrEqual(joins[0]!.phaseEnded);
+  });
+
+  it('opens the joins when the leader reports its init done, not when the leader is ready', () => {
+    const leader = s.lab.nodes.find((n) => s.calls(n, 'kubeadm').some((c) => c.argv[0] === 'init'))!;
+    // A joiner writes its kubeadm config the moment the controller hands it a grant.
+    const firstJoin = Math.min(...s.lab.nodes.filter((n) => n !== leader).map((n) => statSync(path.join(n.root, KUBEADM_JOIN_CONFIG)).mtimeMs));
+    const leaderPhases = journalOf(leader).phases;
+    expect(firstJoin).toBeGreaterThanOrEqual(Date.parse(leaderPhases['signal-joined']!.startedAt!));
+    // Between the two, the leader still configures its VIP health check, installs the add-ons and waits for its kubelet.
+    expect(firstJoin).toBeLessThan(Date.parse(leaderPhases['signal-ready']!.startedAt!));
   });
 
   it('renders kubeadm v1beta4 configs with the VIP endpoint, SANs and the join discovery', () => {
@@ -111,7 +122,7 @@ describe.skipIf(skip)('3 control-plane and 2 worker nodes, Kubernetes 1.31 (kube
       files: { path: string; expires?: string }[];
       probes: Record<string, { ok: boolean }>;
     };
-    expect(report.phases.map((p) => p.name)).toEqual(['preflight', 'register', 'host-prep', 'certs', 'elect', 'kube-init', 'kube-join', 'vip', 'addons', 'wait-ready', 'signal-ready']);
+    expect(report.phases.map((p) => p.name)).toEqual(['preflight', 'register', 'host-prep', 'certs', 'elect', 'kube-init', 'kube-join', 'signal-joined', 'vip', 'addons', 'wait-ready', 'signal-ready']);
     expect(report.phases.every((p) => p.state === 'done' || p.state === 'skipped')).toBe(true);
     expect(report.phases.filter((p) => p.state === 'done').every((p) => typeof p.durationMs === 'number')).toBe(true);
     expect(report.vipHere).toBe(true);

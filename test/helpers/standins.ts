@@ -196,6 +196,7 @@ export function fakeController(options: FakeControllerOptions): NodeApi & { join
       return options.vsphere;
     },
     events: unexpected('events'),
+    joined: unexpected('joined'),
     ready: unexpected('ready'),
     status: unexpected('status'),
   };

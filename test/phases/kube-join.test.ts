@@ -24,7 +24,7 @@ import {
   type StandinNode,
 } from '../helpers/standins.ts';
 
-const notReady = () => new ControllerRequestError('POST', '/v1/clusters/prod-a1b2/join', 409, 'not-ready', 'the leader is not ready yet');
+const notReady = () => new ControllerRequestError('POST', '/v1/clusters/prod-a1b2/join', 409, 'not-initialized', 'the cluster is not initialized yet');
 
 describe('kube-join', () => {
   let pki: Record<string, string>;
@@ -147,7 +147,7 @@ describe('kube-join', () => {
     const { node, config, outputs } = await joiner('worker', 'w-3');
     const phase = createKubeJoinPhase({ grantWaitMs: 300, grantPollSeconds: 1 });
     const ctx = phaseContext(node, config, fakeController({ joins: [notReady()] }), outputs);
-    await expect(phase.run(ctx)).rejects.toThrow(/no join grant after 0 s; the controller last said: controller POST \/v1\/clusters\/prod-a1b2\/join: 409 not-ready/);
+    await expect(phase.run(ctx)).rejects.toThrow(/no join grant after 0 s; the controller last said: controller POST \/v1\/clusters\/prod-a1b2\/join: 409 not-initialized/);
     expect(node.calls('kubeadm')).toEqual([]);
   });
 });

@@ -11,8 +11,8 @@ import type { NodePrincipal } from '../tokens.ts';
 
 /**
  * Join material. The lease holder gets `init` (a token for its InitConfiguration). Everyone
- * else waits for the leader to be ready and, on control plane, for the join slot; then the
- * controller creates a fresh bootstrap token in the cluster through its API.
+ * else waits for the cluster to be initialized and, on control plane, for the join slot; then
+ * the controller creates a fresh bootstrap token in the cluster through its API.
  */
 
 type WaitQuery = z.infer<typeof waitQuerySchema>;
@@ -49,13 +49,13 @@ function initGrant({ cluster, runtime }: JoinContext): JoinGrant {
   return { mode: 'init', token: init.token, tokenExpiresAt: new Date(init.expiresAt).toISOString(), caCertHash: cluster.caCertHash, endpoint: endpoint(cluster) };
 }
 
-/** Waits (up to `?wait=`) for a ready leader and, for control plane, the join slot. */
+/** Waits (up to `?wait=`) for an initialized cluster and, for control plane, the join slot. */
 async function waitForTurn({ cluster, query, signal, runtime }: JoinContext, me: NodePrincipal): Promise<JoinSlot | undefined> {
   const deadline = Date.now() + query.wait * 1000;
   for (;;) {
-    let blocked: 'not-ready' | 'slot-busy' | undefined;
+    let blocked: 'not-initialized' | 'slot-busy' | undefined;
     let slot: JoinSlot | undefined;
-    if (!cluster.leader.ready) blocked = 'not-ready';
+    if (!cluster.leader.initialized) blocked = 'not-initialized';
     else if (me.role === 'master') {
       const now = Date.now();
       const held = liveSlot(cluster, now);
@@ -81,7 +81,7 @@ async function waitForTurn({ cluster, query, signal, runtime }: JoinContext, me:
 async function mintJoinGrant({ cluster, runtime, signal }: JoinContext, me: NodePrincipal, slot: JoinSlot | undefined): Promise<JoinGrant> {
   if (signal.aborted) throw new ApiProblem(503, 'internal', 'the client went away');
   const api = await runtime.clusterApi(cluster.id);
-  if (!api) throw new ApiProblem(503, 'cluster-api-unavailable', `cluster ${cluster.id} is ready but the controller has no admin kubeconfig for it; the leader must report ready again`);
+  if (!api) throw new ApiProblem(503, 'cluster-api-unavailable', `cluster ${cluster.id} is initialized but the controller has no admin kubeconfig for it; the leader must report joined again`);
   const token = generateBootstrapToken(cluster.spec.bootstrapTokenTtlSeconds);
   try {
     await api.createBootstrapTokenSecret(bootstrapTokenSecret(token, `pke-agent controller: join token for ${me.node}`));
@@ -93,7 +93,7 @@ async function mintJoinGrant({ cluster, runtime, signal }: JoinContext, me: Node
     const record = cluster.nodes[me.node];
     if (record) {
       record.joinTokenId = token.id;
-      record.joinedAt = Date.now();
+      record.joinTokenIssuedAt = Date.now();
       touch.node(cluster.id, me.node);
     }
   });
@@ -107,10 +107,10 @@ async function mintJoinGrant({ cluster, runtime, signal }: JoinContext, me: Node
   };
 }
 
-function waitEnded(cluster: ClusterState, blocked: 'not-ready' | 'slot-busy', waited: number): ApiProblem {
-  if (blocked === 'not-ready') {
+function waitEnded(cluster: ClusterState, blocked: 'not-initialized' | 'slot-busy', waited: number): ApiProblem {
+  if (blocked === 'not-initialized') {
     const holder = leaseHolder(cluster, Date.now());
-    return new ApiProblem(409, 'not-ready', `the leader of cluster ${cluster.id} is not ready after ${waited} s (${holder ? `leader: ${holder}` : 'no leader yet'}); ask again`);
+    return new ApiProblem(409, 'not-initialized', `cluster ${cluster.id} is not initialized after ${waited} s (${holder ? `leader: ${holder}` : 'no leader yet'}); ask again`);
   }
   const slot = liveSlot(cluster, Date.now());
   return new ApiProblem(409, 'slot-busy', `the control-plane join slot of cluster ${cluster.id} is held by ${slot?.holder ?? 'another node'} until ${slot ? new Date(slot.expiresAt).toISOString() : 'it is freed'}; ask again`);

@@ -33,10 +33,10 @@ export const leaderStateRoute = clusterRoute<undefined, LeaderQuery>({
   query: leaderQuerySchema,
   async handle({ cluster, query, signal, runtime }): Promise<LeaderState> {
     const deadline = Date.now() + query.wait * 1000;
-    const known = query.epoch === undefined && query.ready === undefined ? undefined : { epoch: query.epoch ?? 0, ready: query.ready ?? false };
+    const known = query.epoch === undefined && query.initialized === undefined ? undefined : { epoch: query.epoch ?? 0, initialized: query.initialized ?? false };
     for (;;) {
       const view = leaderView(cluster, Date.now());
-      const differs = !known || view.epoch !== known.epoch || view.ready !== known.ready || view.holder === undefined;
+      const differs = !known || view.epoch !== known.epoch || view.initialized !== known.initialized || view.holder === undefined;
       if (differs || Date.now() >= deadline || signal.aborted) return view;
       if (runtime.isClosing) throw new ApiProblem(503, 'internal', 'the controller is shutting down; ask again');
       runtime.armDeadlines(cluster);

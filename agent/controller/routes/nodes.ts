@@ -1,10 +1,12 @@
 import {
   eventsRequestSchema,
+  joinedRequestSchema,
   readyRequestSchema,
   registerRequestSchema,
   virtualRouterId,
   type ControlPlaneView,
   type EventsRequest,
+  type JoinedRequest,
   type NodeRecord,
   type PhaseEvent,
   type PkiBundle,
@@ -13,7 +15,7 @@ import {
 } from '../../protocol/api.ts';
 import { ClusterApiError, parseAdminKubeconfig } from '../cluster-api.ts';
 import { releaseSlot } from '../join-slots.ts';
-import { assertEpoch, fenced, leaseHolder, markLeaderReady } from '../lease.ts';
+import { assertEpoch, fenced, leaseHolder, markInitialized } from '../lease.ts';
 import { badRequest, conflict, forbidden } from '../problem.ts';
 import { asNode, clusterRoute } from '../route.ts';
 import type { ClusterState, NodeState } from '../state.ts';
@@ -66,12 +68,17 @@ export const eventsRoute = clusterRoute<EventsRequest>({
   },
 });
 
-export const readyRoute = clusterRoute<ReadyRequest>({
+/**
+ * The node is a cluster member. The leader's report carries admin.conf and marks the cluster
+ * initialized (the lease stops expiring, the joins open); any node's report frees the join slot
+ * it holds.
+ */
+export const joinedRoute = clusterRoute<JoinedRequest>({
   method: 'POST',
-  pattern: '/v1/clusters/{c}/nodes/{n}/ready',
+  pattern: '/v1/clusters/{c}/nodes/{n}/joined',
   access: 'node',
   status: 204,
-  body: readyRequestSchema,
+  body: joinedRequestSchema,
   async handle({ cluster, principal, body, runtime }): Promise<void> {
     const me = asNode(principal);
     const isHolder = () => leaseHolder(cluster, Date.now()) === me.node;
@@ -94,19 +101,39 @@ export const readyRoute = clusterRoute<ReadyRequest>({
       // The lease may have ended while the file was written.
       checkLease();
       if (!isHolder()) throw fenced(cluster, me.node, body.epoch ?? cluster.leader.epoch, Date.now());
-    } else if (isHolder() && !cluster.leader.ready) {
-      throw badRequest('the leader reports ready with the admin kubeconfig (admin.conf), so that the controller can mint join tokens', 'adminKubeconfig');
+    } else if (isHolder() && !cluster.leader.initialized) {
+      throw badRequest('the leader reports joined with the admin kubeconfig (admin.conf), so that the controller can mint join tokens', 'adminKubeconfig');
     }
     runtime.store.mutate((_, touch) => {
       const now = Date.now();
-      if (body.adminKubeconfig !== undefined) markLeaderReady(cluster, now);
+      if (body.adminKubeconfig !== undefined) markInitialized(cluster, now);
       const record = nodeOf(cluster, me);
-      record.readyAt ??= now;
+      record.joinedAt ??= now;
       releaseSlot(cluster, me.node);
       touch.node(cluster.id, me.node);
       touch.cluster(cluster.id);
     });
-    runtime.log.info('node.ready', { cluster: cluster.id, node: me.node, leader: body.adminKubeconfig !== undefined });
+    runtime.log.info('node.joined', { cluster: cluster.id, node: me.node, initialized: body.adminKubeconfig !== undefined });
+    runtime.changed(cluster);
+  },
+});
+
+/** The node's kubelet is Ready and its bootstrap is done. */
+export const readyRoute = clusterRoute<ReadyRequest>({
+  method: 'POST',
+  pattern: '/v1/clusters/{c}/nodes/{n}/ready',
+  access: 'node',
+  status: 204,
+  body: readyRequestSchema,
+  handle({ cluster, principal, runtime }): void {
+    const me = asNode(principal);
+    const record = nodeOf(cluster, me);
+    if (record.joinedAt === undefined) throw conflict(`node ${me.node} reports ready before it reported joined (its kubeadm init or join)`);
+    runtime.store.mutate((_, touch) => {
+      record.readyAt ??= Date.now();
+      touch.node(cluster.id, me.node);
+    });
+    runtime.log.info('node.ready', { cluster: cluster.id, node: me.node });
     runtime.changed(cluster);
   },
 });

@@ -31,8 +31,8 @@ function clusterStatus(cluster: ClusterState, now: number): ClusterStatus {
       holder: view.holder,
       epoch: view.epoch,
       leaseExpiresAt: view.leaseExpiresAt,
-      ready: view.ready,
-      readyAt: iso(cluster.leader.readyAt),
+      initialized: view.initialized,
+      initializedAt: iso(cluster.leader.initializedAt),
     },
     joinSlot: slot ? { holder: slot.holder, expiresAt: new Date(slot.expiresAt).toISOString() } : undefined,
     nodes: nodes.map(nodeStatus),
@@ -55,6 +55,7 @@ function nodeStatus(node: NodeState): NodeStatus {
     phaseState: node.phaseState,
     phaseAt: iso(node.phaseAt),
     lastError: node.lastError,
+    joinedAt: iso(node.joinedAt),
     readyAt: iso(node.readyAt),
   };
 }

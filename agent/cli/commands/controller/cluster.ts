@@ -57,8 +57,8 @@ export async function listClusters(args: ConnectionArgs): Promise<void> {
       ctx.print(JSON.stringify(clusters));
       return;
     }
-    const rows = clusters.map((c) => [c.id, c.name, c.spec.kubernetesVersion, `${c.spec.controlPlaneEndpoint.vip}:${c.spec.controlPlaneEndpoint.port}`, c.nodes, c.ready ? 'yes' : 'no']);
-    ctx.print(renderTable(['ID', 'NAME', 'KUBERNETES', 'ENDPOINT', 'NODES', 'READY'], rows));
+    const rows = clusters.map((c) => [c.id, c.name, c.spec.kubernetesVersion, `${c.spec.controlPlaneEndpoint.vip}:${c.spec.controlPlaneEndpoint.port}`, c.nodes, c.initialized ? 'yes' : 'no']);
+    ctx.print(renderTable(['ID', 'NAME', 'KUBERNETES', 'ENDPOINT', 'NODES', 'INITIALIZED'], rows));
   } finally {
     await client.close();
   }
@@ -191,7 +191,7 @@ function describeCluster(cluster: ClusterSummary): string {
     ['virtual_router_id', cluster.virtualRouterId],
     ['CA cert hash', cluster.caCertHash],
     ['nodes', cluster.nodes],
-    ['ready', cluster.ready ? 'yes' : 'no'],
+    ['initialized', cluster.initialized ? 'yes' : 'no'],
   ];
   return renderFields(rows);
 }

@@ -20,8 +20,8 @@ function statusText(status: ClusterStatus): string {
   const masters = nodes.filter((n) => n.role === 'master');
   const workers = nodes.filter((n) => n.role === 'worker');
   const readyOf = (list: typeof nodes) => list.filter((n) => n.state === 'ready').length;
-  const lease = leader.ready
-    ? `ready since ${leader.readyAt ?? '?'}`
+  const lease = leader.initialized
+    ? `cluster initialized at ${leader.initializedAt ?? '?'}`
     : leader.holder
       ? `initializing, lease until ${leader.leaseExpiresAt ?? '?'}`
       : 'none yet';
@@ -38,8 +38,9 @@ function statusText(status: ClusterStatus): string {
     n.state,
     n.primaryIp ?? '-',
     n.phase ? `${n.phase} ${n.phaseState ?? ''}`.trim() : '-',
+    n.joinedAt ?? '-',
     n.readyAt ?? '-',
     n.lastError ?? '',
   ]);
-  return [...header, '', renderTable(['NODE', 'ROLE', 'POOL', 'STATE', 'PRIMARY IP', 'PHASE', 'READY AT', 'LAST ERROR'], rows)].join('\n');
+  return [...header, '', renderTable(['NODE', 'ROLE', 'POOL', 'STATE', 'PRIMARY IP', 'PHASE', 'JOINED AT', 'READY AT', 'LAST ERROR'], rows)].join('\n');
 }

@@ -1,8 +1,9 @@
 // A whole cluster on one machine: a real controller and real agents (the built executable), one
-// network namespace per VM, real keepalived on the control plane; kubeadm, kubelet, kubectl,
-// systemctl and the API server acted out by the stand-ins under test/standins/.
+// network namespace per VM, real keepalived on the control plane (started, reloaded and stopped
+// by the systemctl stand-in, as systemd would); kubeadm, kubelet, kubectl, systemctl and the API
+// server acted out by the stand-ins under test/standins/.
 import { randomUUID } from 'node:crypto';
-import { cpSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
@@ -36,8 +37,6 @@ export interface LabNode {
   root: string;
   guestinfo: Record<string, string>;
   bootstrap?: ResultPromise;
-  keepalived?: ResultPromise;
-  keepalivedConfigMtime?: number;
 }
 
 /** One line of an agent's --json log. */
@@ -57,7 +56,6 @@ export class Lab {
   readonly clusterName = 'lab';
   private controller: ResultPromise | undefined;
   private readonly controllerHost: LabHost;
-  private supervisor: NodeJS.Timeout | undefined;
 
   private constructor(options: LabOptions, network: LabNetwork, nodes: LabNode[]) {
     this.options = options;
@@ -95,7 +93,6 @@ export class Lab {
       await lab.destroy({ keepFiles: true });
       throw error;
     }
-    lab.superviseKeepalived();
     return lab;
   }
 
@@ -174,6 +171,8 @@ export class Lab {
       VMX_GUESTINFO: '1',
       // Where the kubeadm stand-in keeps what a real cluster would serve (cluster-info), shared by the VMs.
       PKE_STANDIN_CLUSTER_DIR: path.join(this.options.workDir, 'standin-cluster'),
+      // systemctl runs real keepalived in the VM's namespace, as systemd would.
+      PKE_STANDIN_SYSTEMD_RUN: 'keepalived',
       ...this.options.nodeEnv,
     };
     for (const [key, value] of Object.entries(node.guestinfo)) env[`VMX_${key.toUpperCase().replace(/\./g, '_')}`] = value;
@@ -231,45 +230,6 @@ export class Lab {
     return this.nodes.find((n) => n.host === host);
   }
 
-  /**
-   * Acts as systemd for keepalived on the control-plane VMs: the systemctl stand-in records that
-   * the unit was enabled and started; this starts real keepalived in that VM's namespace with
-   * the config the vip phase wrote, and sends it SIGHUP (keepalived's reload) when the file changes.
-   */
-  private superviseKeepalived(): void {
-    const tick = () => {
-      for (const node of this.nodes) {
-        if (node.role !== 'master') continue;
-        const config = path.join(node.root, 'etc/keepalived/keepalived.conf');
-        const active = path.join(node.root, 'var/lib/pke-standins/systemd/keepalived.service.active');
-        if (!existsSync(config) || !existsSync(active)) continue;
-        const mtime = statSync(config).mtimeMs;
-        if (!node.keepalived) {
-          node.keepalived = this.startKeepalived(node, config);
-          node.keepalivedConfigMtime = mtime;
-        } else if (mtime !== node.keepalivedConfigMtime) {
-          node.keepalived.kill('SIGHUP');
-          node.keepalivedConfigMtime = mtime;
-        }
-      }
-    };
-    this.supervisor = setInterval(tick, 200);
-  }
-
-  private startKeepalived(node: LabNode, config: string): ResultPromise {
-    const run = path.join(node.root, 'run');
-    mkdirSync(run, { recursive: true });
-    const log = createWriteStream(path.join(this.options.workDir, `${node.name}-keepalived.log`), { flags: 'a' });
-    const child = execa(
-      'ip',
-      ['netns', 'exec', node.host.namespace, 'keepalived', '--dont-fork', '--log-console', '--log-detail', '--vrrp', '-f', config, '-p', path.join(run, 'keepalived.pid'), '-r', path.join(run, 'vrrp.pid')],
-      { reject: false, buffer: false, stdin: 'ignore', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, extendEnv: false },
-    );
-    child.stdout?.pipe(log);
-    child.stderr?.pipe(log);
-    return child;
-  }
-
   /** Stops the API server stand-in on a node (its pid file is where kubeadm's stand-in left it). */
   stopApiServer(node: LabNode): boolean {
     const pidFile = path.join(node.root, 'run/pke-standins/apiserver.pid');
@@ -285,9 +245,8 @@ export class Lab {
 
   /** Stops every process of the lab (by PID, namespace by namespace) and deletes the namespaces. */
   async destroy(options: { keepFiles?: boolean } = {}): Promise<void> {
-    if (this.supervisor) clearInterval(this.supervisor);
     await removeNamespaces(this.options.prefix);
-    const children = [this.controller, ...this.nodes.flatMap((n) => [n.bootstrap, n.keepalived])].filter((c): c is ResultPromise => c !== undefined);
+    const children = [this.controller, ...this.nodes.map((n) => n.bootstrap)].filter((c): c is ResultPromise => c !== undefined);
     await Promise.all(children.map((c) => c.catch(() => undefined)));
     if (!options.keepFiles) rmSync(this.options.workDir, { recursive: true, force: true });
   }

@@ -95,8 +95,6 @@ export async function scenarioLab(name: string, options: Partial<LabOptions> & {
         }
       }
       await node.bootstrap?.catch(() => undefined);
-      await node.keepalived?.catch(() => undefined);
-      node.keepalived = undefined;
     },
     killAgent: async (node) => {
       const pid = node.bootstrap?.pid;

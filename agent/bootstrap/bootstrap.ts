@@ -6,6 +6,7 @@ import type { Host } from '../host/host.ts';
 import { Journal } from '../journal/journal.ts';
 import { kubeadmReset } from '../kube/kubeadm.ts';
 import { INIT_STARTED_MARKER } from '../kube/paths.ts';
+import { gatherFacts, type NodeFacts } from '../node/facts.ts';
 import { PHASES } from '../phases/index.ts';
 import { ControllerRequestError } from '../protocol/client.ts';
 import type { NodeApi } from '../protocol/node-api.ts';
@@ -58,6 +59,7 @@ export async function bootstrap(options: BootstrapOptions): Promise<RunSummary> 
     const lease = new LeaseKeeper(api, log, (reason) => stop.abort(new PkeError(`lost the leader lease: ${reason}`)));
     await resumeLeadership(host, journal, api, lease, log);
 
+    let facts: Promise<NodeFacts> | undefined;
     const summary = await runPhases({
       phases: PHASES,
       journal,
@@ -65,7 +67,7 @@ export async function bootstrap(options: BootstrapOptions): Promise<RunSummary> 
       log,
       only: options.only,
       redo: options.redo,
-      context: { config, host, controller: api, log, signal: stop.signal, lease },
+      context: { config, host, controller: api, log, signal: stop.signal, lease, facts: () => (facts ??= gatherFacts(host)) },
     });
     lease.release();
     log.info('bootstrap.done', { ran: summary.ran.join(',') || 'none', skipped: summary.skipped.join(',') || 'none' });

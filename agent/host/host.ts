@@ -1,8 +1,6 @@
 import { constants as fsConstants } from 'node:fs';
 import { access, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
-import writeFileAtomic from 'write-file-atomic';
 import { CommandError, tail } from '../core/errors.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
 
@@ -39,7 +37,8 @@ export interface WriteOptions {
 /**
  * The one door to the machine: commands, files and services. Phases never touch `fs` or
  * spawn processes themselves, so tests can point the same logic at a scratch root and at
- * stand-in binaries.
+ * stand-in binaries. execa and write-file-atomic load at their first use: `--help`, `status`
+ * and `bootstrap --list-phases` run no command and write no file.
  */
 export class Host {
   readonly root: string;
@@ -103,6 +102,7 @@ export class Host {
   async writeFile(nodePath: string, data: string | Buffer, options: WriteOptions = {}): Promise<void> {
     const target = this.file(nodePath);
     await mkdir(path.dirname(target), { recursive: true });
+    const { default: writeFileAtomic } = await import('write-file-atomic');
     await writeFileAtomic(target, data, { mode: options.mode ?? 0o644, fsync: true });
   }
 
@@ -119,6 +119,7 @@ export class Host {
    * timeout or a missing binary throws a CommandError that carries the stderr tail.
    */
   async run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
+    const { execa } = await import('execa');
     const shown = [command, ...(options.displayArgs ?? args)].join(' ');
     const started = Date.now();
     const child = execa(command, args, {

@@ -1,4 +1,5 @@
-import { hostname as osHostname, networkInterfaces } from 'node:os';
+import { readFile } from 'node:fs/promises';
+import { availableParallelism, hostname as osHostname, networkInterfaces } from 'node:os';
 import si from 'systeminformation';
 import type { Host } from '../host/host.ts';
 
@@ -17,14 +18,14 @@ export interface NodeFacts {
 
 /**
  * Reads the facts. Files (hostname, BIOS UUID) are read below the host's root first, so a test
- * or lab VM can carry its own; counters and interfaces come from the kernel through
- * systeminformation.
+ * or lab VM can carry its own; counters, interfaces and the default route come from the kernel
+ * (node:os, /proc/meminfo through systeminformation, /proc/net/route) without starting a
+ * process. Only a VM without a BIOS UUID file has systeminformation probe for one.
  */
 export async function gatherFacts(host: Host): Promise<NodeFacts> {
-  const [cpu, mem, defaultInterface, hostnameFile, uuidFile] = await Promise.all([
-    si.cpu(),
+  const [mem, defaultInterface, hostnameFile, uuidFile] = await Promise.all([
     si.mem(),
-    si.networkInterfaceDefault().catch(() => ''),
+    defaultRouteInterface(),
     host.readText('/etc/hostname'),
     host.readText('/sys/class/dmi/id/product_uuid'),
   ]);
@@ -37,12 +38,28 @@ export async function gatherFacts(host: Host): Promise<NodeFacts> {
   return {
     hostname: hostnameFile?.trim() || osHostname(),
     biosUuid: uuidFile?.trim().toLowerCase() || (await fallbackUuid()),
-    cpus: cpu.cores,
+    // Logical CPUs this process may use, as kubeadm's preflight counts them (Go's runtime.NumCPU).
+    cpus: availableParallelism(),
     memoryBytes: mem.total,
     swapBytes: mem.swaptotal,
     interfaces: [...byName].map(([name, ipv4]) => ({ name, ipv4 })),
-    defaultRouteInterface: defaultInterface || undefined,
+    defaultRouteInterface: defaultInterface,
   };
+}
+
+const RTF_UP = 0x1;
+
+/**
+ * The interface of the first IPv4 default route in the kernel's main table (what `ip route`
+ * lists first), from /proc/net/route: destination and mask 0, flag RTF_UP.
+ */
+async function defaultRouteInterface(): Promise<string | undefined> {
+  const table = await readFile('/proc/net/route', 'utf8').catch(() => '');
+  for (const line of table.split('\n').slice(1)) {
+    const [iface, destination, , flags, , , , mask] = line.trim().split(/\s+/);
+    if (iface && destination === '00000000' && mask === '00000000' && (Number.parseInt(flags ?? '0', 16) & RTF_UP) !== 0) return iface;
+  }
+  return undefined;
 }
 
 async function fallbackUuid(): Promise<string> {

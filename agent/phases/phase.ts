@@ -1,6 +1,7 @@
 import type { AgentConfig } from '../config/schema.ts';
 import type { Logger } from '../core/log.ts';
 import type { Host } from '../host/host.ts';
+import type { NodeFacts } from '../node/facts.ts';
 import type { NodeApi } from '../protocol/node-api.ts';
 
 /**
@@ -45,6 +46,8 @@ export interface PhaseContext {
   signal: AbortSignal;
   /** Keeps the leader lease alive while this node holds it. */
   lease: LeaseHolder;
+  /** What the machine is: gathered at the first call of a run, the same answer after. */
+  facts: () => Promise<NodeFacts>;
 }
 
 /** Renews the leader lease in the background from `hold` until `release`. */

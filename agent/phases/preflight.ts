@@ -1,5 +1,4 @@
 import { PkeError } from '../core/errors.ts';
-import { gatherFacts } from '../node/facts.ts';
 import { failedChecks, nodeChecks } from '../preflight/node-checks.ts';
 import type { Phase } from './phase.ts';
 
@@ -8,7 +7,7 @@ export const preflightPhase: Phase = {
   summary: 'Check CPUs, memory, swap, free ports and required binaries before changing anything',
   needs: [],
   run: async (ctx) => {
-    const results = await nodeChecks(ctx.host, await gatherFacts(ctx.host), { role: ctx.config.role });
+    const results = await nodeChecks(ctx.host, await ctx.facts(), { role: ctx.config.role });
     for (const result of results) {
       const level = result.ok ? 'info' : result.severity === 'error' ? 'error' : 'warn';
       ctx.log[level]('preflight.check', { check: result.name, ok: result.ok, detail: result.detail });

@@ -1,7 +1,7 @@
 import { nodeName } from '../config/node-name.ts';
 import { PkeError } from '../core/errors.ts';
 import { AGENT_VERSION } from '../core/version.ts';
-import { gatherFacts, primaryAddress, subnetContains } from '../node/facts.ts';
+import { primaryAddress, subnetContains } from '../node/facts.ts';
 import type { Phase, RegisterOutput } from './phase.ts';
 
 export const registerPhase: Phase<RegisterOutput> = {
@@ -9,7 +9,7 @@ export const registerPhase: Phase<RegisterOutput> = {
   summary: 'Tell the controller who this node is: BIOS UUID, host name, addresses',
   needs: ['preflight'],
   run: async (ctx) => {
-    const facts = await gatherFacts(ctx.host);
+    const facts = await ctx.facts();
     const { vip, interface: vipInterface } = ctx.config.controlPlaneEndpoint;
     const primary = primaryAddress(facts, vip, vipInterface);
     if (!primary) {

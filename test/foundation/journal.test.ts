@@ -63,6 +63,7 @@ describe('the runner', () => {
       controller: undefined as never,
       signal: new AbortController().signal,
       lease: { hold: () => {}, release: () => {} },
+      facts: undefined as never,
       ...overrides,
     };
   }

@@ -4,9 +4,10 @@
 // for the shape kubeadm gives them, kept as JSON files under the state dir).
 //
 //   node test/standins/apiserver-standin.ts --listen HOST:PORT --cert FILE --key FILE \
-//     --client-ca FILE --state-dir DIR --version v1.31.2 [--pid-file FILE]
+//     --client-ca FILE --state-dir DIR --version v1.31.2 [--pid-file FILE] [--listen-at MS]
 //
-// serves until SIGTERM. It prints `listening https://HOST:PORT` on stdout once it accepts connections.
+// serves until SIGTERM. It listens from --listen-at on (Date.now() milliseconds: kubeadm's stand-in
+// passes the end of its init or join), then prints `listening https://HOST:PORT` on stdout.
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
@@ -14,9 +15,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import YAML from 'yaml';
-import { issueCertificate, type CertifiedKey } from '../../agent/controller/pki.ts';
+import type { CertifiedKey } from '../../agent/controller/pki.ts';
 
 export interface ApiServerStandinOptions {
   host: string;
@@ -126,9 +127,11 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: ApiSer
 /**
  * What kubeadm init would make from the cluster CA for this stand-in: the API server's serving
  * certificate (for 127.0.0.1, localhost and kubernetes) and the kubernetes-admin client
- * certificate (group system:masters) that admin.conf carries.
+ * certificate (group system:masters) that admin.conf carries. The PKI code (and node-forge with
+ * it) loads here, not when the stand-in runs as a server, which needs none of it.
  */
 export async function apiServerCredentials(ca: CertifiedKey): Promise<{ serving: CertifiedKey; admin: CertifiedKey }> {
+  const { issueCertificate } = await import('../../agent/controller/pki.ts');
   const [serving, admin] = await Promise.all([
     issueCertificate(ca, { commonName: 'kube-apiserver', altNames: ['127.0.0.1', 'localhost', 'kubernetes'], usage: 'server', validDays: 365 }),
     issueCertificate(ca, { commonName: 'kubernetes-admin', organizations: ['system:masters'], usage: 'client', validDays: 365 }),
@@ -136,17 +139,34 @@ export async function apiServerCredentials(ca: CertifiedKey): Promise<{ serving:
   return { serving, admin };
 }
 
-/** admin.conf as kubeadm writes it: inline CA and client certificate, one context. */
+/**
+ * admin.conf as kubeadm writes it: inline CA and client certificate, one context. Written out
+ * by hand (the server as a JSON string, which YAML reads as a quoted scalar), so that the
+ * stand-in's server process loads no YAML library.
+ */
 export function adminKubeconfig(server: string, caPem: string, admin: CertifiedKey): string {
   const b64 = (text: string) => Buffer.from(text).toString('base64');
-  return YAML.stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'kubernetes', cluster: { server, 'certificate-authority-data': b64(caPem) } }],
-    contexts: [{ name: 'kubernetes-admin@kubernetes', context: { cluster: 'kubernetes', user: 'kubernetes-admin' } }],
-    'current-context': 'kubernetes-admin@kubernetes',
-    users: [{ name: 'kubernetes-admin', user: { 'client-certificate-data': b64(admin.certPem), 'client-key-data': b64(admin.keyPem) } }],
-  });
+  return [
+    'apiVersion: v1',
+    'clusters:',
+    '- cluster:',
+    `    certificate-authority-data: ${b64(caPem)}`,
+    `    server: ${JSON.stringify(server)}`,
+    '  name: kubernetes',
+    'contexts:',
+    '- context:',
+    '    cluster: kubernetes',
+    '    user: kubernetes-admin',
+    '  name: kubernetes-admin@kubernetes',
+    'current-context: kubernetes-admin@kubernetes',
+    'kind: Config',
+    'users:',
+    '- name: kubernetes-admin',
+    '  user:',
+    `    client-certificate-data: ${b64(admin.certPem)}`,
+    `    client-key-data: ${b64(admin.keyPem)}`,
+    '',
+  ].join('\n');
 }
 
 /** What is wrong with a Secret that should be a kubeadm bootstrap token; empty when nothing. */
@@ -222,6 +242,7 @@ async function main(argv: string[]): Promise<void> {
       'state-dir': { type: 'string' },
       version: { type: 'string' },
       'pid-file': { type: 'string' },
+      'listen-at': { type: 'string' },
     },
     strict: true,
   });
@@ -230,6 +251,8 @@ async function main(argv: string[]): Promise<void> {
   const listen = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(values.listen ?? '');
   if (!listen) fail(`--listen: expected HOST:PORT, got ${values.listen}`);
   if (!/^v\d+\.\d+\.\d+/.test(values.version ?? '')) fail(`--version: expected e.g. v1.31.2, got ${values.version}`);
+  const listenAt = Number(values['listen-at'] ?? 0);
+  if (!Number.isFinite(listenAt)) fail(`--listen-at: expected milliseconds since the epoch, got ${values['listen-at']}`);
   const read = (flag: string, file: string | undefined) => {
     try {
       return readFileSync(file ?? '', 'utf8');
@@ -237,6 +260,7 @@ async function main(argv: string[]): Promise<void> {
       return fail(`${flag}: cannot read ${file}: ${error instanceof Error ? error.message : String(error)}`);
     }
   };
+  await sleep(Math.max(0, listenAt - Date.now()));
   const standin = await startApiServerStandin({
     host: listen[1] ?? listen[2] ?? '127.0.0.1',
     port: Number(listen[3]),

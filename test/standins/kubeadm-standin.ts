@@ -12,19 +12,23 @@
 //   kubeadm reset -f
 //
 // Where it differs from kubeadm, on purpose: init does not generate missing CAs (this project's
-// certs phase must have written the shared ones); the API calls kubeadm makes through the
-// controlPlaneEndpoint (bootstrap-token Secrets) go to the local API stand-in; a worker's join
-// checks its token with a bearer GET of the bootstrap-token Secret at the discovery endpoint, and
-// its kubelet certificate is signed with the CA the init node registered under
-// PKE_STANDIN_CLUSTER_DIR (standing in for the cluster-info ConfigMap and the CSR signer); the
-// certificates it issues have ECDSA P-256 keys (kubeadm's `encryptionAlgorithm: ECDSA-P256`)
-// whatever the config says, where kubeadm's default is RSA-2048 (cheap keys for a busy lab).
+// certs phase must have written the shared ones); a worker's join checks its token with a bearer
+// GET of the bootstrap-token Secret at the discovery endpoint, and its kubelet certificate is
+// signed with the CA the init node registered under PKE_STANDIN_CLUSTER_DIR (standing in for the
+// cluster-info ConfigMap and the CSR signer); the certificates it issues have ECDSA P-256 keys
+// (kubeadm's `encryptionAlgorithm: ECDSA-P256`) whatever the config says, where kubeadm's
+// default is RSA-2048 (cheap keys for a busy lab).
 //
 // Knobs (environment):
 //   PKE_STANDIN_KUBEADM_VERSION  the version it reports (default: the config's kubernetesVersion,
 //                                else v1.31.2); it then refuses v1beta4 below 1.31 and a control
 //                                plane more than one minor older or newer than itself
-//   PKE_STANDIN_KUBEADM_INIT_MS, PKE_STANDIN_KUBEADM_JOIN_MS   sleep to act out durations
+//   PKE_STANDIN_KUBEADM_INIT_MS, PKE_STANDIN_KUBEADM_JOIN_MS   how long an init or a join takes,
+//                                counted from the stand-in's start (default 0): it does its work,
+//                                has the API server stand-in listen only from then on, and waits
+//                                out the rest before its last lines; work that takes longer (init
+//                                also waits for the controlPlaneEndpoint to answer) is not cut
+//                                short. A run that fails after preflight takes as long
 //   PKE_STANDIN_KUBEADM_FAIL     COMMAND:MESSAGE:COUNT, e.g. `join:too many learner members in
 //                                cluster:2`: the first COUNT runs of COMMAND fail late (files
 //                                half written, as real failures leave them) with MESSAGE, exit 1;
@@ -43,7 +47,7 @@ import type { CertifiedKey } from '../../agent/controller/pki.ts';
 import { KUBEADM_V1BETA4, schemaFor, validateDocument } from './kubeadm-config-schema.ts';
 import { PKI, SHARED_PKI, issueLeaf, loadCa, writeControlPlaneCerts, writeKubeconfigs, type ControlPlaneIdentity } from './kubeadm-standin-pki.ts';
 import { STATE_DIR, exitWith, readNodeFile, recordCall, root, under, writeNodeFile } from './standin-common.ts';
-import { dialError, httpsRequest } from './standin-https.ts';
+import { dialError, httpsRequest, type HttpsAnswer } from './standin-https.ts';
 
 type Doc = Record<string, unknown>;
 type Docs = Record<string, Doc>;
@@ -133,28 +137,29 @@ async function init(args: string[]): Promise<void> {
 
   out(`[init] Using Kubernetes version: ${k8sVersion}`);
   preflight({ controlPlane: true, join: false });
-  await sleep(Number(process.env.PKE_STANDIN_KUBEADM_INIT_MS ?? 0));
 
-  const identity: ControlPlaneIdentity = {
-    nodeName,
-    advertiseAddress: advertise,
-    endpointHost: hostOf(endpoint),
-    serviceSubnet: str(networking.serviceSubnet) ?? '10.96.0.0/12',
-    dnsDomain: str(networking.dnsDomain) ?? 'cluster.local',
-    certSANs: list((clusterCfg.apiServer as Doc | undefined)?.certSANs).map(String),
-  };
-  const sans = await writeControlPlaneCerts(identity, minor(k8sVersion) >= 29);
-  out(`[certs] apiserver serving cert is signed for DNS names and IPs [${sans.join(' ')}]`);
-  await writeNodeKubeconfigs({ nodeName, clusterName, endpoint, advertise, bindPort, k8sVersion, superAdmin: true });
-  writeManifests({ k8sVersion, nodeName, advertise, bindPort, clusterCfg, withEtcd: true });
-  writeKubeletFiles(registration, docs.KubeletConfiguration);
-  writeNodeFile('/var/lib/etcd/member/stand-in', `etcd data of ${nodeName}\n`);
-  failIfAsked('init', 'wait-control-plane');
+  const end = endOfCommand('PKE_STANDIN_KUBEADM_INIT_MS');
+  await lastingUntil(end, async () => {
+    const identity: ControlPlaneIdentity = {
+      nodeName,
+      advertiseAddress: advertise,
+      endpointHost: hostOf(endpoint),
+      serviceSubnet: str(networking.serviceSubnet) ?? '10.96.0.0/12',
+      dnsDomain: str(networking.dnsDomain) ?? 'cluster.local',
+      certSANs: list((clusterCfg.apiServer as Doc | undefined)?.certSANs).map(String),
+    };
+    const sans = await writeControlPlaneCerts(identity, minor(k8sVersion) >= 29);
+    out(`[certs] apiserver serving cert is signed for DNS names and IPs [${sans.join(' ')}]`);
+    await writeNodeKubeconfigs({ nodeName, clusterName, endpoint, advertise, bindPort, k8sVersion, superAdmin: true });
+    writeManifests({ k8sVersion, nodeName, advertise, bindPort, clusterCfg, withEtcd: true });
+    writeKubeletFiles(registration, docs.KubeletConfiguration);
+    writeNodeFile('/var/lib/etcd/member/stand-in', `etcd data of ${nodeName}\n`);
+    failIfAsked('init', 'wait-control-plane');
 
-  const api = startApiServer(bindPort, k8sVersion);
-  await waitForApi(api);
-  for (const bootstrapToken of bootstrapTokens) await createTokenSecret(api, bootstrapToken);
-  registerCluster(endpoint);
+    await waitForApi(startApiServer(bindPort, k8sVersion, end));
+    for (const bootstrapToken of bootstrapTokens) await createTokenSecret(bootstrapToken);
+    registerCluster(endpoint);
+  });
   out('\nYour Kubernetes control-plane has initialized successfully!\n');
   const shown = flags.has('skip-token-print') ? '<value withheld>' : (tokens[0] ?? '<none>');
   out(`kubeadm join ${endpoint} --token ${shown} \\\n\t--discovery-token-ca-cert-hash ${flags.has('skip-token-print') ? '<value withheld>' : caHash(loadCa('ca').certPem)}`);
@@ -183,41 +188,41 @@ async function join(args: string[]): Promise<void> {
   const controlPlane = joinCfg.controlPlane as Doc | undefined;
 
   preflight({ controlPlane: controlPlane !== undefined, join: true });
-  await sleep(Number(process.env.PKE_STANDIN_KUBEADM_JOIN_MS ?? 0));
+  const end = endOfCommand('PKE_STANDIN_KUBEADM_JOIN_MS');
+  await lastingUntil(end, async () => {
+    out('[preflight] Reading configuration from the cluster...');
+    const { ca, version: k8sVersion } = await discover(endpoint, token, controlPlane !== undefined);
+    const hash = caHash(ca.certPem);
+    if (pins.length > 0 && !pins.includes(hash)) {
+      throw new KubeadmError(`error execution phase preflight: couldn't validate the identity of the API Server: cluster CA found in cluster-info ConfigMap is invalid: none of the public keys "${hash}" are pinned`);
+    }
+    const clusterName = 'kubernetes';
+    writeNodeFile(`${PKI}/ca.crt`, ca.certPem);
+    writeKubeletFiles(registration, undefined);
 
-  out('[preflight] Reading configuration from the cluster...');
-  const { ca, version: k8sVersion } = await discover(endpoint, token, controlPlane !== undefined);
-  const hash = caHash(ca.certPem);
-  if (pins.length > 0 && !pins.includes(hash)) {
-    throw new KubeadmError(`error execution phase preflight: couldn't validate the identity of the API Server: cluster CA found in cluster-info ConfigMap is invalid: none of the public keys "${hash}" are pinned`);
-  }
-  const clusterName = 'kubernetes';
-  writeNodeFile(`${PKI}/ca.crt`, ca.certPem);
-  writeKubeletFiles(registration, undefined);
+    if (!controlPlane) {
+      await writeKubeconfigs(ca, [kubeletKubeconfig(nodeName, clusterName, endpoint)]);
+      failIfAsked('join', 'kubelet-start');
+      return;
+    }
 
-  if (!controlPlane) {
-    await writeKubeconfigs(ca, [kubeletKubeconfig(nodeName, clusterName, endpoint)]);
-    failIfAsked('join', 'kubelet-start');
-    out('\nThis node has joined the cluster');
-    return;
-  }
-
-  const local = (controlPlane.localAPIEndpoint ?? {}) as Doc;
-  const advertise = requireString(local.advertiseAddress, 'JoinConfiguration.controlPlane.localAPIEndpoint.advertiseAddress');
-  const bindPort = typeof local.bindPort === 'number' ? local.bindPort : 6443;
-  await writeControlPlaneCerts(
-    { nodeName, advertiseAddress: advertise, endpointHost: hostOf(endpoint), serviceSubnet: '10.96.0.0/12', dnsDomain: 'cluster.local', certSANs: [] },
-    minor(k8sVersion) >= 29,
-  );
-  await writeNodeKubeconfigs({ nodeName, clusterName, endpoint, advertise, bindPort, k8sVersion, superAdmin: false });
-  writeManifests({ k8sVersion, nodeName, advertise, bindPort, clusterCfg: {}, withEtcd: false });
-  // etcd's member add (as a learner) comes last in a control-plane join: where the one-learner limit bites.
-  failIfAsked('join', 'control-plane-join/etcd');
-  writeManifests({ k8sVersion, nodeName, advertise, bindPort, clusterCfg: {}, withEtcd: true });
-  writeNodeFile('/var/lib/etcd/member/stand-in', `etcd data of ${nodeName}\n`);
-  await waitForApi(startApiServer(bindPort, k8sVersion));
-  registerCluster(endpoint);
-  out('\nThis node has joined the cluster and a new control plane instance was created');
+    const local = (controlPlane.localAPIEndpoint ?? {}) as Doc;
+    const advertise = requireString(local.advertiseAddress, 'JoinConfiguration.controlPlane.localAPIEndpoint.advertiseAddress');
+    const bindPort = typeof local.bindPort === 'number' ? local.bindPort : 6443;
+    await writeControlPlaneCerts(
+      { nodeName, advertiseAddress: advertise, endpointHost: hostOf(endpoint), serviceSubnet: '10.96.0.0/12', dnsDomain: 'cluster.local', certSANs: [] },
+      minor(k8sVersion) >= 29,
+    );
+    await writeNodeKubeconfigs({ nodeName, clusterName, endpoint, advertise, bindPort, k8sVersion, superAdmin: false });
+    writeManifests({ k8sVersion, nodeName, advertise, bindPort, clusterCfg: {}, withEtcd: false });
+    // etcd's member add (as a learner) comes last in a control-plane join: where the one-learner limit bites.
+    failIfAsked('join', 'control-plane-join/etcd');
+    writeManifests({ k8sVersion, nodeName, advertise, bindPort, clusterCfg: {}, withEtcd: true });
+    writeNodeFile('/var/lib/etcd/member/stand-in', `etcd data of ${nodeName}\n`);
+    await waitForApi(startApiServer(bindPort, k8sVersion, end));
+    registerCluster(endpoint);
+  });
+  out(controlPlane ? '\nThis node has joined the cluster and a new control plane instance was created' : '\nThis node has joined the cluster');
 }
 
 function reset(args: string[]): void {
@@ -425,10 +430,15 @@ function emptyDir(nodePath: string): void {
 
 interface ApiServer {
   url: string;
+  /** Date.now() time from which it listens. */
+  listensFrom: number;
 }
 
-/** Starts the API server stand-in detached, its stdio to a log under PKE_ROOT. */
-function startApiServer(bindPort: number, k8sVersion: string): ApiServer {
+/**
+ * Starts the API server stand-in detached, its stdio to a log under PKE_ROOT. It listens from
+ * `listensFrom` on (started earlier, its own start-up overlaps the wait).
+ */
+function startApiServer(bindPort: number, k8sVersion: string, listensFrom: number): ApiServer {
   const script = path.join(import.meta.dirname, 'apiserver-standin.ts');
   stopApiServer();
   const listen = process.env.PKE_STANDIN_APISERVER_LISTEN ?? `0.0.0.0:${bindPort}`;
@@ -448,6 +458,7 @@ function startApiServer(bindPort: number, k8sVersion: string): ApiServer {
       '--state-dir', stateDir,
       '--version', k8sVersion,
       '--pid-file', pidFile,
+      '--listen-at', String(Math.round(listensFrom)),
     ],
     { detached: true, stdio: ['ignore', log, log] },
   );
@@ -455,7 +466,7 @@ function startApiServer(bindPort: number, k8sVersion: string): ApiServer {
   writeFileSync(pidFile, `${child.pid}\n`);
   child.unref();
   const [host = '0.0.0.0', port = String(bindPort)] = splitHostPort(listen);
-  return { url: `https://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}` };
+  return { url: `https://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`, listensFrom };
 }
 
 function stopApiServer(): void {
@@ -486,6 +497,7 @@ function stopApiServer(): void {
 /** kubeadm's wait-control-plane: the API answers /readyz within the health-check timeout. */
 async function waitForApi(api: ApiServer): Promise<void> {
   const ca = loadCa('ca').certPem;
+  await sleep(Math.max(0, api.listensFrom - Date.now()));
   const deadline = Date.now() + 30_000;
   let last = '';
   while (Date.now() < deadline) {
@@ -496,14 +508,19 @@ async function waitForApi(api: ApiServer): Promise<void> {
     } catch (error) {
       last = dialError(api.url, error);
     }
-    await sleep(100);
+    // Often: a refused connection costs next to nothing, and init is through once the API answers.
+    await sleep(25);
   }
   const logTail = (readNodeFile('/var/log/pke-standins/apiserver.log') ?? '').trim().split('\n').slice(-5).join('\n');
   throw new KubeadmError(`error execution phase wait-control-plane: the API server stand-in at ${api.url} did not become ready: ${last}\n${logTail}`);
 }
 
-/** The bootstrap-token Secret kubeadm creates for each of the config's bootstrapTokens. */
-async function createTokenSecret(api: ApiServer, bootstrapToken: Doc): Promise<void> {
+/**
+ * The bootstrap-token Secret kubeadm creates for each of the config's bootstrapTokens, through
+ * admin.conf's server, the controlPlaneEndpoint, as kubeadm's bootstrap-token phase does: init
+ * is through only once the endpoint (the VIP) answers. Retried meanwhile, as kubeadm's client is.
+ */
+async function createTokenSecret(bootstrapToken: Doc): Promise<void> {
   const [, id = '', secret = ''] = TOKEN.exec(str(bootstrapToken.token) ?? '') ?? [];
   const admin = adminCredentials();
   const ttlMs = durationMs(str(bootstrapToken.ttl) ?? '24h');
@@ -523,17 +540,29 @@ async function createTokenSecret(api: ApiServer, bootstrapToken: Doc): Promise<v
     type: 'bootstrap.kubernetes.io/token',
     data: Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
   };
-  const url = `${api.url}/api/v1/namespaces/kube-system/secrets`;
-  const answer = await httpsRequest(url, { method: 'POST', body, ...admin, anyHostName: true });
+  const url = `${admin.server}/api/v1/namespaces/kube-system/secrets`;
+  const deadline = Date.now() + 30_000;
+  let answer: HttpsAnswer | undefined;
+  while (!answer) {
+    try {
+      // Short: a connection begun before the VIP was up waits for ARP, while a new one gets through
+      // at once. A retry of a POST that did arrive gets 409, which is as good as 201.
+      answer = await httpsRequest(url, { method: 'POST', body, ca: admin.ca, cert: admin.cert, key: admin.key, timeoutMs: 500 });
+    } catch (error) {
+      if (Date.now() > deadline) throw new KubeadmError(`error execution phase bootstrap-token: error creating bootstrap token "${id}": POST ${url}: ${dialError(url, error)}`);
+      await sleep(100);
+    }
+  }
   if (answer.status !== 201 && answer.status !== 409) {
     throw new KubeadmError(`error execution phase bootstrap-token: error creating bootstrap token "${id}": POST ${url}: HTTP ${answer.status} ${answer.body.slice(0, 200)}`);
   }
 }
 
-function adminCredentials(): { ca: string; cert: string; key: string } {
+function adminCredentials(): { server: string; ca: string; cert: string; key: string } {
   const kubeconfig = readNodeFile('/etc/kubernetes/admin.conf') ?? '';
-  const field = (name: string) => Buffer.from(new RegExp(`${name}: (\\S+)`).exec(kubeconfig)?.[1] ?? '', 'base64').toString('utf8');
-  return { ca: field('certificate-authority-data'), cert: field('client-certificate-data'), key: field('client-key-data') };
+  const value = (name: string) => new RegExp(`${name}: (\\S+)`).exec(kubeconfig)?.[1] ?? '';
+  const decoded = (name: string) => Buffer.from(value(name), 'base64').toString('utf8');
+  return { server: value('server'), ca: decoded('certificate-authority-data'), cert: decoded('client-certificate-data'), key: decoded('client-key-data') };
 }
 
 /**
@@ -602,6 +631,20 @@ function clusterCa(endpoint: string): CertifiedKey {
 }
 
 // --- knobs and small helpers ---------------------------------------------------------------------
+
+/** When this command should be through (Date.now() time): the knob's duration after this process started, as performance.now() counts. */
+function endOfCommand(durationKnob: string): number {
+  return Date.now() + Number(process.env[durationKnob] ?? 0) - performance.now();
+}
+
+/** Runs `work`, then waits until `end`, whether it succeeded or failed: a failure comes as late as success would. */
+async function lastingUntil(end: number, work: () => Promise<void>): Promise<void> {
+  try {
+    await work();
+  } finally {
+    await sleep(Math.max(0, end - Date.now()));
+  }
+}
 
 /** PKE_STANDIN_KUBEADM_FAIL=COMMAND:MESSAGE:COUNT fails the first COUNT runs of COMMAND. */
 function failIfAsked(cmd: string, phase: string): void {

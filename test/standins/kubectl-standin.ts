@@ -9,11 +9,11 @@
 // certificate, and fails as kubectl does when that server does not answer. The node it knows is
 // the one under PKE_ROOT: it exists once kubeadm wrote kubelet.conf (its client certificate names
 // it), and it is Ready when the server's /readyz says ok; otherwise NotReady.
+// The YAML library and HTTPS load where a command uses them: `rollout status`, run for every
+// workload, needs neither, and they are half its start-up CPU.
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { parse, parseAllDocuments } from 'yaml';
 import { STATE_DIR, exitWith, readNodeFile, recordCall, writeNodeFile } from './standin-common.ts';
-import { dialError, httpsRequest } from './standin-https.ts';
 
 const APPLIED_OBJECTS = `${STATE_DIR}/kubectl-applied.json`;
 const READY_JSONPATH = '{.status.conditions[?(@.type=="Ready")].status}';
@@ -39,14 +39,15 @@ for (let i = 0; i < argv.length; i += 1) {
 
 const [verb, ...objects] = words;
 if (verb === 'get' && objects[0] === 'node' && objects[1]) await getNode(objects[1]);
-else if (verb === 'apply') apply();
+else if (verb === 'apply') await apply();
 else if (verb === 'rollout' && objects[0] === 'status' && objects[1]) rolloutStatus(objects[1]);
 else exitWith('error: kubectl stand-in acts out only `get node NAME -o jsonpath=...`, `apply -f FILE` and `rollout status KIND/NAME`', 1);
 
 async function getNode(name: string): Promise<void> {
   const output = options.get('o') ?? options.get('output') ?? '';
   if (output !== `jsonpath=${READY_JSONPATH}`) exitWith(`error: kubectl stand-in answers only -o jsonpath=${READY_JSONPATH}`, 1);
-  const kubeconfig = loadKubeconfig();
+  const { dialError, httpsRequest } = await import('./standin-https.ts');
+  const kubeconfig = await loadKubeconfig();
   let readyz;
   try {
     readyz = await httpsRequest(`${kubeconfig.server}/readyz`, { ca: kubeconfig.ca, cert: kubeconfig.cert, key: kubeconfig.key, timeoutMs: 5_000 });
@@ -55,13 +56,14 @@ async function getNode(name: string): Promise<void> {
     const reason = dialError(kubeconfig.server, error);
     exitWith(reason.includes('refused') ? `The connection to the server ${host} was refused - did you specify the right host or port?` : `Unable to connect to the server: ${reason}`, 1);
   }
-  if (localNodeName() !== name) exitWith(`Error from server (NotFound): nodes "${name}" not found`, 1);
+  if ((await localNodeName()) !== name) exitWith(`Error from server (NotFound): nodes "${name}" not found`, 1);
   process.stdout.write(readyz.status === 200 ? 'True' : 'False');
 }
 
-function apply(): void {
+async function apply(): Promise<void> {
   if (files.length === 0) exitWith('error: must specify one of -f and -k', 1);
   requireKubeconfig();
+  const { parseAllDocuments } = await import('yaml');
   // What the "cluster" holds: each object's key and its last applied JSON, so a repeat is `unchanged`.
   const stored = readNodeFile(APPLIED_OBJECTS);
   const applied = new Map<string, string>(stored ? (JSON.parse(stored) as [string, string][]) : []);
@@ -105,7 +107,8 @@ interface Kubeconfig {
   key: string;
 }
 
-function loadKubeconfig(): Kubeconfig {
+async function loadKubeconfig(): Promise<Kubeconfig> {
+  const { parse } = await import('yaml');
   const file = options.get('kubeconfig') ?? process.env.KUBECONFIG;
   if (!file || !existsSync(file)) exitWith(`error: stat ${file ?? '~/.kube/config'}: no such file or directory`, 1);
   const config = parse(readFileSync(file, 'utf8')) as {
@@ -120,7 +123,8 @@ function loadKubeconfig(): Kubeconfig {
 }
 
 /** The node kubeadm registered here: the CN of kubelet.conf's client certificate is system:node:NAME. */
-function localNodeName(): string | undefined {
+async function localNodeName(): Promise<string | undefined> {
+  const { parse } = await import('yaml');
   const kubeletConf = readNodeFile('/etc/kubernetes/kubelet.conf');
   if (!kubeletConf) return undefined;
   const certData = (parse(kubeletConf) as { users: { user: { 'client-certificate-data': string } }[] }).users[0]?.user['client-certificate-data'];

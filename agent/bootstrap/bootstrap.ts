@@ -8,7 +8,7 @@ import { kubeadmReset } from '../kube/kubeadm.ts';
 import { INIT_STARTED_MARKER } from '../kube/paths.ts';
 import { gatherFacts, type NodeFacts } from '../node/facts.ts';
 import { PHASES } from '../phases/index.ts';
-import { ControllerRequestError } from '../protocol/client.ts';
+import { ControllerRequestError } from '../protocol/errors.ts';
 import type { NodeApi } from '../protocol/node-api.ts';
 import { LeaseKeeper } from './lease-keeper.ts';
 import { acquireBootstrapLock } from './lock.ts';

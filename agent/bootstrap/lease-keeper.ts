@@ -1,7 +1,7 @@
 import { errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { LeaseHolder } from '../phases/phase.ts';
-import { ControllerRequestError } from '../protocol/client.ts';
+import { ControllerRequestError } from '../protocol/errors.ts';
 import type { NodeApi } from '../protocol/node-api.ts';
 
 /**

@@ -3,7 +3,7 @@ import pRetry from 'p-retry';
 import { errorMessage, PkeError } from '../core/errors.ts';
 import type { Host } from '../host/host.ts';
 import type { JoinGrant } from '../protocol/api.ts';
-import { ControllerRequestError } from '../protocol/client.ts';
+import { ControllerRequestError } from '../protocol/errors.ts';
 import { renderJoinConfig } from '../kube/kubeadm-config.ts';
 import { failedInPreflight, isTransientKubeadmError, kubeadmJoin, kubeadmReset } from '../kube/kubeadm.ts';
 import { CONTROL_PLANE_MANIFESTS, JOIN_STARTED_MARKER, KUBEADM_JOIN_CONFIG, KUBELET_KUBECONFIG } from '../kube/paths.ts';

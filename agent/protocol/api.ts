@@ -193,22 +193,6 @@ export const registerRequestSchema = z.strictObject({
 });
 export type RegisterRequest = z.infer<typeof registerRequestSchema>;
 
-export const nodeRecordSchema = z.object({
-  name: z.string(),
-  role: roleSchema,
-  pool: z.string(),
-  uuid: z.string(),
-  hostname: z.string(),
-  ips: z.array(z.string()),
-  primaryIp: z.string(),
-  registeredAt: z.string(),
-  /** Last phase event, for status views. */
-  phase: z.string().optional(),
-  phaseState: z.enum(['running', 'done', 'failed']).optional(),
-  lastError: z.string().optional(),
-  readyAt: z.string().optional(),
-});
-export type NodeRecord = z.infer<typeof nodeRecordSchema>;
 
 // --- leader lease -----------------------------------------------------------------------
 /** Claim when `epoch` is absent; renew the lease of that epoch when present. */

@@ -4,8 +4,9 @@ import { Agent, request } from 'undici';
 import type { z } from 'zod';
 import { nodeName } from '../config/node-name.ts';
 import type { AgentConfig } from '../config/schema.ts';
-import { PkeError, errorMessage } from '../core/errors.ts';
+import { errorMessage } from '../core/errors.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
+import { ControllerRequestError } from './errors.ts';
 import {
   apiErrorSchema,
   clusterListSchema,
@@ -16,7 +17,7 @@ import {
   leaderClaimResponseSchema,
   leaderStateSchema,
   nodeConfigResponseSchema,
-  nodeRecordSchema,
+  nodeStatusSchema,
   pkiBundleSchema,
   vsphereCredentialsSchema,
   revocationResponseSchema,
@@ -35,7 +36,7 @@ import {
   type LeaderState,
   type NodeConfigRequest,
   type NodeConfigResponse,
-  type NodeRecord,
+  type NodeStatus,
   type PkiBundle,
   type ReadyRequest,
   type RegisterRequest,
@@ -74,18 +75,6 @@ export interface ClientOptions {
 
 const DEFAULT_RETRY: RetryOptions = { retries: 6, minDelayMs: 250, maxDelayMs: 10_000 };
 const DEFAULT_TIMEOUT_MS = 30_000;
-
-/** A failed controller call: says the method, path, status, the server's code and message. */
-export class ControllerRequestError extends PkeError {
-  /** The API error code (`not-initialized`, `fenced`, ...), when the controller answered with one. */
-  readonly code: string | undefined;
-
-  constructor(method: string, path: string, status: number | undefined, code: string | undefined, message: string, cause?: unknown) {
-    const what = status === undefined ? message : `${status}${code ? ` ${code}` : ''}: ${message}`;
-    super(`controller ${method} ${path}: ${what}`, { context: { url: path, status }, cause });
-    this.code = code;
-  }
-}
 
 interface CallOptions<T> {
   body?: unknown;
@@ -234,8 +223,8 @@ export class NodeClient implements NodeApi {
     this.node = node;
   }
 
-  register(request: RegisterRequest): Promise<NodeRecord> {
-    return this.transport.call('POST', routes.register(this.cluster, this.node), { body: request, schema: nodeRecordSchema });
+  register(request: RegisterRequest): Promise<NodeStatus> {
+    return this.transport.call('POST', routes.register(this.cluster, this.node), { body: request, schema: nodeStatusSchema });
   }
 
   claimLeader(request: LeaderClaimRequest): Promise<LeaderClaimResponse> {

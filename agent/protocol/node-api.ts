@@ -8,7 +8,7 @@ import type {
   LeaderClaimRequest,
   LeaderClaimResponse,
   LeaderState,
-  NodeRecord,
+  NodeStatus,
   PkiBundle,
   ReadyRequest,
   RegisterRequest,
@@ -20,7 +20,8 @@ import type {
  * the cluster and node names come from the node's config and token, not from each call.
  */
 export interface NodeApi {
-  register(request: RegisterRequest): Promise<NodeRecord>;
+  /** Registers this node; answers with the node as `status` shows it. */
+  register(request: RegisterRequest): Promise<NodeStatus>;
   claimLeader(request: LeaderClaimRequest): Promise<LeaderClaimResponse>;
   /**
    * The leader state; with `waitSeconds`, a long-poll that answers as soon as the state differs

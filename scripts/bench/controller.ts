@@ -18,7 +18,8 @@ import { Agent, request } from 'undici';
 import { agentConfigSchema, type AgentConfig } from '../../agent/config/schema.ts';
 import { createCa, issueCertificate } from '../../agent/controller/pki.ts';
 import type { PhaseEvent } from '../../agent/protocol/api.ts';
-import { AdminClient, ControllerRequestError, createNodeClient, type NodeClient } from '../../agent/protocol/client.ts';
+import { AdminClient, createNodeClient, type NodeClient } from '../../agent/protocol/client.ts';
+import { ControllerRequestError } from '../../agent/protocol/errors.ts';
 import { adminKubeconfig, apiServerCredentials } from '../../test/standins/apiserver-standin.ts';
 import type { BenchMetric, BenchSection } from '../bench.ts';
 

@@ -5,7 +5,8 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../agent/core/log.ts';
 import { createCa, issueCertificate, type CertifiedKey } from '../../agent/controller/pki.ts';
 import { routes } from '../../agent/protocol/api.ts';
-import { ControllerRequestError, ControllerTransport, NodeClient } from '../../agent/protocol/client.ts';
+import { ControllerTransport, NodeClient } from '../../agent/protocol/client.ts';
+import { ControllerRequestError } from '../../agent/protocol/errors.ts';
 
 /**
  * The client against a scripted HTTPS server: each test says what the "controller" answers,

@@ -1,7 +1,8 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createNodeClient, AdminClient, ControllerRequestError, type NodeClient } from '../../agent/protocol/client.ts';
+import { createNodeClient, AdminClient, type NodeClient } from '../../agent/protocol/client.ts';
+import { ControllerRequestError } from '../../agent/protocol/errors.ts';
 import { AGENT_ENTRY, scratchDir } from '../helpers/cli.ts';
 import { CLUSTER_DEFAULTS, NO_RETRY, agentConfigOf, killProcess, registration, spawnController, type ControllerProcess } from './helpers.ts';
 import { execa } from 'execa';

@@ -7,7 +7,8 @@ import { agentConfigSchema, type AgentConfig } from '../../agent/config/schema.t
 import { silentLogger } from '../../agent/core/log.ts';
 import { startController, type RunningController } from '../../agent/controller/controller.ts';
 import type { ClusterSpecInput, ClusterSummary, Guestinfo, NodeConfigResponse, PkiBundle } from '../../agent/protocol/api.ts';
-import { AdminClient, ControllerRequestError, createNodeClient, type NodeClient, type RetryOptions } from '../../agent/protocol/client.ts';
+import { AdminClient, createNodeClient, type NodeClient, type RetryOptions } from '../../agent/protocol/client.ts';
+import { ControllerRequestError } from '../../agent/protocol/errors.ts';
 import { AGENT_ENTRY, scratchDir } from '../helpers/cli.ts';
 import { adminKubeconfig, apiServerCredentials, startApiServerStandin, type ApiServerStandin } from '../standins/apiserver-standin.ts';
 

@@ -5,7 +5,8 @@ import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatGuestinfo } from '../../agent/controller/guestinfo-formats.ts';
 import type { NodeConfigResponse } from '../../agent/protocol/api.ts';
-import { ControllerRequestError, createNodeClient } from '../../agent/protocol/client.ts';
+import { createNodeClient } from '../../agent/protocol/client.ts';
+import { ControllerRequestError } from '../../agent/protocol/errors.ts';
 import { scratchDir } from '../helpers/cli.ts';
 import { NO_RETRY, agentConfigOf, createCluster, decodeGuestinfo, registration, startTestController, type TestController } from './helpers.ts';
 

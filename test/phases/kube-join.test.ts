@@ -8,7 +8,7 @@ import { caCertHash, createClusterPki } from '../../agent/controller/pki.ts';
 import { CommandError } from '../../agent/core/errors.ts';
 import { createKubeJoinPhase } from '../../agent/phases/kube-join.ts';
 import type { JoinGrant } from '../../agent/protocol/api.ts';
-import { ControllerRequestError } from '../../agent/protocol/client.ts';
+import { ControllerRequestError } from '../../agent/protocol/errors.ts';
 import {
   agentConfig,
   commandLines,

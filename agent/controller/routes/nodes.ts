@@ -7,7 +7,7 @@ import {
   type ControlPlaneView,
   type EventsRequest,
   type JoinedRequest,
-  type NodeRecord,
+  type NodeStatus,
   type PhaseEvent,
   type PkiBundle,
   type ReadyRequest,
@@ -18,6 +18,7 @@ import { releaseSlot } from '../join-slots.ts';
 import { assertEpoch, fenced, leaseHolder, markInitialized } from '../lease.ts';
 import { badRequest, conflict, forbidden } from '../problem.ts';
 import { asNode, clusterRoute } from '../route.ts';
+import { nodeStatus } from './status.ts';
 import type { ClusterState, NodeState } from '../state.ts';
 import type { NodePrincipal } from '../tokens.ts';
 
@@ -28,7 +29,7 @@ export const registerRoute = clusterRoute<RegisterRequest>({
   pattern: '/v1/clusters/{c}/nodes/{n}/register',
   access: 'node',
   body: registerRequestSchema,
-  handle({ cluster, principal, body, runtime }): NodeRecord {
+  handle({ cluster, principal, body, runtime }): NodeStatus {
     const node = runtime.store.mutate((_, touch) => {
       const record = nodeOf(cluster, asNode(principal));
       const previous = record.registration;
@@ -44,7 +45,7 @@ export const registerRoute = clusterRoute<RegisterRequest>({
       touch.cluster(cluster.id);
       return record;
     });
-    return nodeRecord(node);
+    return nodeStatus(node);
   },
 });
 
@@ -184,20 +185,3 @@ function applyEvent(record: NodeState, event: PhaseEvent): void {
   }
 }
 
-function nodeRecord(node: NodeState): NodeRecord {
-  const reg = node.registration;
-  return {
-    name: node.name,
-    role: node.role,
-    pool: node.pool,
-    uuid: reg?.uuid ?? '',
-    hostname: reg?.hostname ?? '',
-    ips: reg?.ips ?? [],
-    primaryIp: reg?.primaryIp ?? '',
-    registeredAt: reg ? new Date(reg.registeredAt).toISOString() : '',
-    phase: node.phase,
-    phaseState: node.phaseState,
-    lastError: node.lastError,
-    readyAt: node.readyAt === undefined ? undefined : new Date(node.readyAt).toISOString(),
-  };
-}

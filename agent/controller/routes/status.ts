@@ -39,7 +39,8 @@ function clusterStatus(cluster: ClusterState, now: number): ClusterStatus {
   };
 }
 
-function nodeStatus(node: NodeState): NodeStatus {
+/** One node as every view shows it: status, and the answer to its register. */
+export function nodeStatus(node: NodeState): NodeStatus {
   const reg = node.registration;
   return {
     name: node.name,

@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { InputError, errorMessage } from '../../../core/errors.ts';
-import { AdminClient, ControllerRequestError } from '../../../protocol/client.ts';
+import { AdminClient } from '../../../protocol/client.ts';
+import { ControllerRequestError } from '../../../protocol/errors.ts';
 import type { ConnectionArgs } from '../controller.ts';
 
 /** An admin client from --url and --data-dir (or --ca-file and --token-file). */

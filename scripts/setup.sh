@@ -9,6 +9,10 @@ if [ ! -x node_modules/.bin/vitest ] || [ ! -x node_modules/.bin/node ] || [ pac
   if [ -f package-lock.json ]; then npm ci --no-audit --no-fund >&2; else npm install --no-audit --no-fund >&2; fi
 fi
 
+# The Node stand-ins' bundles: their wrappers would otherwise build them at first use, in the lab
+# on every VM at once.
+node scripts/build-standins.mjs
+
 # command-to-check:debian-package (an absolute path is checked as a file)
 NEEDED="openssl:openssl ip:iproute2 keepalived:keepalived cloud-init:cloud-init vmware-rpctool:open-vm-tools curl:curl"
 # Image builder (test/image): Packer's vSphere builders, the vCenter simulator's toolchain and

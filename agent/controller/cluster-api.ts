@@ -1,4 +1,4 @@
-import { Agent, request } from 'undici';
+import { Agent, request } from '../net/undici.ts';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { errorMessage } from '../core/errors.ts';

@@ -1,8 +1,9 @@
 import { constants as fsConstants } from 'node:fs';
-import { access, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { access, mkdir, readFile, readdir, rm, stat, writeFile as fsWriteFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CommandError, tail } from '../core/errors.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
+import { parseUnitStates, UNIT_STATE_PROPERTIES, type UnitState } from './unit-state.ts';
 
 export interface HostOptions {
   /** Every absolute path the agent touches is taken below this directory. Default `/`. */
@@ -106,6 +107,14 @@ export class Host {
     await writeFileAtomic(target, data, { mode: options.mode ?? 0o644, fsync: true });
   }
 
+  /**
+   * Writes into a file that must exist, without a temporary copy: for kernel settings under
+   * /proc/sys, which take a write but no new file or rename. A missing file fails (ENOENT).
+   */
+  async writeInPlace(nodePath: string, data: string): Promise<void> {
+    await fsWriteFile(this.file(nodePath), data, { flag: fsConstants.O_WRONLY | fsConstants.O_TRUNC });
+  }
+
   async ensureDir(nodePath: string, mode = 0o755): Promise<void> {
     await mkdir(this.file(nodePath), { recursive: true, mode });
   }
@@ -168,8 +177,11 @@ export class Host {
     enableNow: (unit: string) => this.run('systemctl', ['enable', '--now', unit]).then(() => undefined),
     restart: (unit: string) => this.run('systemctl', ['restart', unit]).then(() => undefined),
     reloadOrRestart: (unit: string) => this.run('systemctl', ['reload-or-restart', unit]).then(() => undefined),
-    stop: (unit: string) => this.run('systemctl', ['stop', unit]).then(() => undefined),
-    isActive: async (unit: string) => (await this.run('systemctl', ['is-active', '--quiet', unit], { okExitCodes: [1, 3, 4] })).exitCode === 0,
+    /** Whether each unit is active and enabled, from one `systemctl show` for all of them. */
+    states: async <U extends string>(units: readonly U[]): Promise<Record<U, UnitState>> => {
+      const args = ['show', `--property=${UNIT_STATE_PROPERTIES.join(',')}`, ...units];
+      return parseUnitStates(units, (await this.run('systemctl', args)).stdout, ['systemctl', ...args].join(' '));
+    },
     isEnabled: async (unit: string) => (await this.run('systemctl', ['is-enabled', '--quiet', unit], { okExitCodes: [1, 4] })).exitCode === 0,
   };
 }

@@ -93,6 +93,7 @@ function explained(error: unknown): unknown {
 const TRANSIENT = [
   /connection refused/i,
   /connection reset by peer/i,
+  /no route to host/i,
   /i\/o timeout/i,
   /TLS handshake timeout/i,
   /context deadline exceeded/i,

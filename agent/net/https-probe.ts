@@ -1,4 +1,4 @@
-import { Agent, request } from 'undici';
+import { Agent, request } from './undici.ts';
 
 export interface ProbeResult {
   ok: boolean;

@@ -1,4 +1,6 @@
+import { errorMessage, PkeError } from '../core/errors.ts';
 import type { Host } from '../host/host.ts';
+import type { UnitState } from '../host/unit-state.ts';
 import { CONTAINERD_CONFIG, containerdConfigFitsKubernetes, parseContainerdMajor, renderContainerdConfig } from '../kube/containerd-config.ts';
 import type { Phase, PhaseContext } from './phase.ts';
 
@@ -13,10 +15,23 @@ export interface HostPrepOutput {
   changed: string[];
 }
 
+type Unit = 'containerd' | 'kubelet';
+const UNITS: readonly Unit[] = ['containerd', 'kubelet'];
+
+/**
+ * What the steps of one pass share: the host, and the units' states from one `systemctl show`,
+ * asked when a step first needs them. The answer holds for the whole pass: the only change a
+ * step makes to a unit a later step reads is containerd's restart, which leaves it active.
+ */
+interface Pass {
+  host: Host;
+  units: () => Promise<Record<Unit, UnitState>>;
+}
+
 interface Step {
   name: string;
-  inPlace: (host: Host) => Promise<boolean>;
-  apply: (host: Host) => Promise<void>;
+  inPlace: (pass: Pass) => Promise<boolean>;
+  apply: (pass: Pass) => Promise<void>;
 }
 
 const MODULES = ['overlay', 'br_netfilter'];
@@ -38,26 +53,29 @@ const SWAP_COMMENT = '# swap disabled by pke-agent (the kubelet needs swap off):
 
 const kernelModules: Step = {
   name: 'kernel-modules',
-  inPlace: async (host) => (await host.readText(MODULES_LOAD_FILE)) === MODULES_LOAD_TEXT && (await missingModules(host)).length === 0,
-  apply: async (host) => {
+  inPlace: async ({ host }) => (await host.readText(MODULES_LOAD_FILE)) === MODULES_LOAD_TEXT && (await missingModules(host)).length === 0,
+  apply: async ({ host }) => {
     if ((await host.readText(MODULES_LOAD_FILE)) !== MODULES_LOAD_TEXT) await host.writeFile(MODULES_LOAD_FILE, MODULES_LOAD_TEXT);
-    for (const module of await missingModules(host)) await host.run('modprobe', [module]);
+    const missing = await missingModules(host);
+    // -a: without it, modprobe takes the words after the first module as that module's parameters.
+    if (missing.length > 0) await host.run('modprobe', ['-a', ...missing]);
   },
 };
 
 const sysctls: Step = {
   name: 'sysctl',
-  inPlace: async (host) => (await host.readText(SYSCTL_FILE)) === SYSCTL_TEXT && (await sysctlsOff(host)).length === 0,
-  apply: async (host) => {
+  inPlace: async ({ host }) => (await host.readText(SYSCTL_FILE)) === SYSCTL_TEXT && (await sysctlsOff(host)).length === 0,
+  apply: async ({ host }) => {
     if ((await host.readText(SYSCTL_FILE)) !== SYSCTL_TEXT) await host.writeFile(SYSCTL_FILE, SYSCTL_TEXT);
-    await host.run('sysctl', ['-p', host.file(SYSCTL_FILE)], { displayArgs: ['-p', SYSCTL_FILE] });
+    // The file holds them across reboots; for now each one that is off is written to the kernel, as sysctl would.
+    for (const [key, value] of await sysctlsOff(host)) await writeSysctl(host, key, value);
   },
 };
 
 const swapOff: Step = {
   name: 'swap',
-  inPlace: async (host) => !(await swapActive(host)) && fstabSwapLines(await host.readText(FSTAB)).length === 0,
-  apply: async (host) => {
+  inPlace: async ({ host }) => !(await swapActive(host)) && fstabSwapLines(await host.readText(FSTAB)).length === 0,
+  apply: async ({ host }) => {
     if (await swapActive(host)) await host.run('swapoff', ['-a']);
     const fstab = await host.readText(FSTAB);
     if (fstab !== undefined && fstabSwapLines(fstab).length > 0) await host.writeFile(FSTAB, commentOutSwap(fstab), { mode: 0o644 });
@@ -66,28 +84,31 @@ const swapOff: Step = {
 
 const containerdConfig: Step = {
   name: 'containerd-config',
-  inPlace: async (host) => containerdConfigFitsKubernetes((await host.readText(CONTAINERD_CONFIG)) ?? ''),
-  apply: async (host) => {
+  inPlace: async ({ host }) => containerdConfigFitsKubernetes((await host.readText(CONTAINERD_CONFIG)) ?? ''),
+  apply: async ({ host, units }) => {
     const version = await host.run('containerd', ['--version']);
     const major = parseContainerdMajor(version.stdout);
     if (major === undefined) throw new Error(`cannot tell the containerd version from: ${version.stdout.trim()}`);
     await host.writeFile(CONTAINERD_CONFIG, renderContainerdConfig(major));
     // A running containerd reads its config only at start; a stopped one is started below.
-    if (await host.service.isActive('containerd')) await host.service.restart('containerd');
+    if ((await units()).containerd.active) await host.service.restart('containerd');
   },
 };
 
 const containerdService: Step = {
   name: 'containerd-service',
-  inPlace: async (host) => (await host.service.isEnabled('containerd')) && (await host.service.isActive('containerd')),
-  apply: (host) => host.service.enableNow('containerd'),
+  inPlace: async ({ units }) => {
+    const { containerd } = await units();
+    return containerd.enabled && containerd.active;
+  },
+  apply: ({ host }) => host.service.enableNow('containerd'),
 };
 
 // kubeadm starts the kubelet itself; enabled here so that it comes back after a reboot.
 const kubeletEnabled: Step = {
   name: 'kubelet',
-  inPlace: (host) => host.service.isEnabled('kubelet'),
-  apply: (host) => host.service.enable('kubelet'),
+  inPlace: async ({ units }) => (await units()).kubelet.enabled,
+  apply: ({ host }) => host.service.enable('kubelet'),
 };
 
 const STEPS: Step[] = [kernelModules, sysctls, swapOff, containerdConfig, containerdService, kubeletEnabled];
@@ -97,23 +118,30 @@ export const hostPrepPhase: Phase<HostPrepOutput> = {
   summary: 'Kernel modules, sysctls, swap off, containerd with the systemd cgroup driver, kubelet enabled',
   needs: ['preflight'],
   isDone: async ({ host }: PhaseContext) => {
-    for (const step of STEPS) if (!(await step.inPlace(host))) return false;
+    const pass = startPass(host);
+    for (const step of STEPS) if (!(await step.inPlace(pass))) return false;
     return true;
   },
   run: async ({ host, log }: PhaseContext) => {
+    const pass = startPass(host);
     const changed: string[] = [];
     for (const step of STEPS) {
-      if (await step.inPlace(host)) {
+      if (await step.inPlace(pass)) {
         log.debug('host-prep.step', { step: step.name, changed: false });
         continue;
       }
-      await step.apply(host);
+      await step.apply(pass);
       changed.push(step.name);
       log.info('host-prep.step', { step: step.name, changed: true });
     }
     return { changed };
   },
 };
+
+function startPass(host: Host): Pass {
+  let units: Promise<Record<Unit, UnitState>> | undefined;
+  return { host, units: () => (units ??= host.service.states(UNITS)) };
+}
 
 /** Loaded or built into the kernel: both show up under /sys/module. */
 async function missingModules(host: Host): Promise<string[]> {
@@ -122,13 +150,27 @@ async function missingModules(host: Host): Promise<string[]> {
   return missing;
 }
 
-async function sysctlsOff(host: Host): Promise<string[]> {
-  const off: string[] = [];
+/** The settings whose kernel value differs from the one Kubernetes needs, with that value. */
+async function sysctlsOff(host: Host): Promise<[key: string, value: string][]> {
+  const off: [string, string][] = [];
   for (const [key, value] of Object.entries(SYSCTLS)) {
-    const current = await host.readText(`/proc/sys/${key.replaceAll('.', '/')}`);
-    if (current?.trim() !== value) off.push(key);
+    const current = await host.readText(sysctlPath(key));
+    if (current?.trim() !== value) off.push([key, value]);
   }
   return off;
+}
+
+async function writeSysctl(host: Host, key: string, value: string): Promise<void> {
+  const file = sysctlPath(key);
+  try {
+    await host.writeInPlace(file, `${value}\n`);
+  } catch (error) {
+    throw new PkeError(`cannot set ${key} = ${value} through ${file}: ${errorMessage(error)}`, { context: { path: file }, cause: error });
+  }
+}
+
+function sysctlPath(key: string): string {
+  return `/proc/sys/${key.replaceAll('.', '/')}`;
 }
 
 /** /proc/swaps: a header line, then one line per active swap area. */

@@ -15,7 +15,7 @@ export function requiredPorts(role: Role): number[] {
 
 /** Commands a node runs during bootstrap; without one, a later phase would fail halfway. */
 export function requiredBinaries(role: Role): string[] {
-  const common = ['kubeadm', 'kubelet', 'kubectl', 'containerd', 'modprobe', 'sysctl', 'swapoff', 'systemctl'];
+  const common = ['kubeadm', 'kubelet', 'kubectl', 'containerd', 'modprobe', 'swapoff', 'systemctl'];
   return role === 'master' ? [...common, 'keepalived', 'curl'] : common;
 }
 

@@ -1,6 +1,6 @@
 import { createSecureContext, type SecureContext } from 'node:tls';
 import pRetry from 'p-retry';
-import { Agent, request } from 'undici';
+import { Agent, request } from '../net/undici.ts';
 import type { z } from 'zod';
 import { nodeName } from '../config/node-name.ts';
 import type { AgentConfig } from '../config/schema.ts';

@@ -45,12 +45,13 @@ export async function applyKeepalived(ctx: PhaseContext, options: { healthCheck:
     await host.writeFile(KEEPALIVED_CONFIG, text, { mode: 0o644 });
   }
 
+  const { keepalived } = await host.service.states(['keepalived']);
   let started = false;
-  if (!(await host.service.isActive('keepalived'))) {
+  if (!keepalived.active) {
     await host.service.enableNow('keepalived');
     started = true;
   } else {
-    if (!(await host.service.isEnabled('keepalived'))) await host.service.enable('keepalived');
+    if (!keepalived.enabled) await host.service.enable('keepalived');
     if (changed) await host.service.reloadOrRestart('keepalived');
   }
 

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach } from 'vitest';
 import { Lab, type AgentLogLine, type LabNode, type LabOptions } from '../../scripts/lab/cluster.ts';
-import { namespacePids, namespacesAvailable } from '../../scripts/lab/network.ts';
+import { dropAddress, namespacePids, namespacesAvailable } from '../../scripts/lab/network.ts';
 import { ensureBuilt } from '../helpers/build.ts';
 import { REPO } from '../helpers/cli.ts';
 
@@ -22,7 +22,7 @@ export interface ScenarioLab {
   node(name: string): LabNode;
   /** The stand-ins' call log of a node: one entry per call. */
   calls(node: LabNode, tool?: string): { time: string; tool: string; argv: string[] }[];
-  /** Acts out a power cut: every process in the VM's namespace is killed. */
+  /** Acts out a power cut: every process in the VM's namespace is killed, and the VIP, if the VM held it, is gone from its NIC. */
   powerCut(node: LabNode): Promise<void>;
   /**
    * SIGKILLs the agent and the commands it runs (as systemd stopping its unit would), but not
@@ -95,6 +95,7 @@ export async function scenarioLab(name: string, options: Partial<LabOptions> & {
         }
       }
       await node.bootstrap?.catch(() => undefined);
+      await dropAddress(node.host, lab.network.vip);
     },
     killAgent: async (node) => {
       const pid = node.bootstrap?.pid;

@@ -9,6 +9,8 @@ describe('kubeadm errors', () => {
     'error execution phase control-plane-join/etcd: error creating local etcd static pod manifest file: etcdserver: too many learner members in cluster',
     'error execution phase preflight: couldn\'t validate the identity of the API Server: Get "https://10.10.0.100:6443/api/v1/namespaces/kube-public/configmaps/cluster-info?timeout=10s": dial tcp 10.10.0.100:6443: connect: connection refused',
     'error execution phase preflight: couldn\'t validate the identity of the API Server: Get "https://10.10.0.100:6443/...": dial tcp 10.10.0.100:6443: i/o timeout',
+    // No node answers ARP for the VIP for a moment (keepalived between holders).
+    'error execution phase preflight: couldn\'t validate the identity of the API Server: Get "https://10.10.0.100:6443/...": dial tcp 10.10.0.100:6443: connect: no route to host',
     'error execution phase control-plane-join/etcd: error creating local etcd static pod manifest file: etcdserver: leader changed',
     'error execution phase kubelet-start: timed out waiting for the condition',
     'error execution phase preflight: couldn\'t validate the identity of the API Server: there is no JWS signed token in the cluster-info ConfigMap. This token id "abcdef" is invalid for this cluster or it has expired.',

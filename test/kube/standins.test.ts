@@ -29,6 +29,12 @@ describe('stand-ins', () => {
     expect(await systemctl('enable', '--now', 'containerd.service')).toMatchObject({ exitCode: 0 });
     expect(await systemctl('is-active', '--quiet', 'containerd')).toMatchObject({ exitCode: 0, stdout: '' });
     expect(await systemctl('is-enabled', 'containerd')).toMatchObject({ exitCode: 0, stdout: 'enabled\n' });
+    // One block per unit in argument order, properties in systemd's order; an unknown unit is inactive with no unit file state.
+    expect(await systemctl('show', '--property=UnitFileState,ActiveState', 'containerd', 'kubelet', 'nosuch')).toMatchObject({
+      exitCode: 0,
+      stdout: 'ActiveState=active\nUnitFileState=enabled\n\nActiveState=inactive\nUnitFileState=disabled\n\nActiveState=inactive\nUnitFileState=\n',
+    });
+    expect(await systemctl('show', '-p', 'Id,LoadState', '--value', 'nosuch')).toMatchObject({ exitCode: 0, stdout: 'nosuch.service\nnot-found\n' });
   });
 
   it('sysctl and modprobe act out the kernel: bridge settings exist only once br_netfilter is loaded', async () => {
@@ -39,8 +45,12 @@ describe('stand-ins', () => {
       stderr: 'sysctl: cannot stat /proc/sys/net/bridge/bridge-nf-call-iptables: No such file or directory\n',
     });
     expect(await sysctl('-n', 'net.ipv4.ip_forward')).toMatchObject({ exitCode: 0, stdout: '0\n' });
-    await host.run('modprobe', ['br_netfilter']);
+    // Without -a the words after the module are its parameters, not more modules.
+    await host.run('modprobe', ['br_netfilter', 'dm-crypt']);
     expect(await host.exists('/sys/module/br_netfilter')).toBe(true);
+    expect(await host.exists('/sys/module/dm_crypt')).toBe(false);
+    await host.run('modprobe', ['-a', 'overlay', 'dm-crypt']);
+    expect(await host.list('/sys/module')).toEqual(['br_netfilter', 'dm_crypt', 'overlay']);
     expect(await sysctl('-n', 'net.bridge.bridge-nf-call-iptables')).toMatchObject({ exitCode: 0, stdout: '1\n' });
     await host.writeFile('/etc/sysctl.d/50-test.conf', '# comment\nnet.ipv4.ip_forward = 1\n-net.does.not.exist = 1\n');
     expect(await sysctl('--system')).toMatchObject({ exitCode: 0 });

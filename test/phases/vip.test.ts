@@ -81,7 +81,7 @@ describe.skipIf(!iface)('vip phase (checked by the real keepalived -t)', () => {
     expect(state).toEqual({ changed: true, started: true, interface: iface, priority: 150, peers: [], virtualRouterId: 173 });
     expect(keepalivedChecks(node)).toEqual([{ command: 'keepalived -t -f /etc/keepalived/keepalived.conf', exitCode: 0 }]);
     expect(commandLines(node.calls('systemctl'), 3)).toContain('systemctl enable --now');
-    expect(await node.host.service.isActive('keepalived')).toBe(true);
+    expect(await node.host.service.states(['keepalived'])).toEqual({ keepalived: { active: true, enabled: true } });
     const text = await node.host.readText('/etc/keepalived/keepalived.conf');
     expect(text).toContain(`10.10.0.100/32 dev ${iface}`);
     expect(text).not.toContain('unicast_peer');
@@ -102,16 +102,31 @@ describe.skipIf(!iface)('vip phase (checked by the real keepalived -t)', () => {
     }
   });
 
-  it('reloads keepalived only when the peers changed', async () => {
+  it('asks systemd once per run, and reloads keepalived only when the peers changed', async () => {
+    const SHOW = 'systemctl show --property=ActiveState,UnitFileState keepalived';
+    const systemctlSince = (node: StandinNode, from: number) => node.calls('systemctl').slice(from).map((call) => ['systemctl', ...call.argv].join(' '));
     const twoNodes: ControlPlaneView = { ...threeNodes, nodes: threeNodes.nodes.slice(0, 2) };
     const { node, ctx } = await runFor('cp-1', '10.10.0.11', twoNodes, true);
-    expect(await vipPhase.run(ctx)).toMatchObject({ changed: false, started: false });
-    expect(commandLines(node.calls('systemctl'), 2)).not.toContain('systemctl reload-or-restart');
+    expect(systemctlSince(node, 0)).toEqual([SHOW, 'systemctl enable --now keepalived']);
 
+    let seen = node.calls('systemctl').length;
+    expect(await vipPhase.run(ctx)).toMatchObject({ changed: false, started: false });
+    expect(systemctlSince(node, seen)).toEqual([SHOW]);
+
+    seen = node.calls('systemctl').length;
     const grown = phaseContext(node, ctx.config, fakeController({ view: threeNodes }), ctx.outputs);
     expect(await vipPhase.run(grown)).toMatchObject({ changed: true, started: false, peers: ['10.10.0.12', '10.10.0.13'] });
-    expect(commandLines(node.calls('systemctl'), 2).filter((c) => c === 'systemctl reload-or-restart')).toHaveLength(1);
+    expect(systemctlSince(node, seen)).toEqual([SHOW, 'systemctl reload-or-restart keepalived']);
     expect(keepalivedChecks(node)).toHaveLength(2);
+  });
+
+  it('enables a running keepalived that is not enabled, without restarting it', async () => {
+    const { node, ctx } = await runFor('cp-1', '10.10.0.11', threeNodes, true);
+    await node.host.run('systemctl', ['disable', 'keepalived']);
+    const seen = node.calls('systemctl').length;
+    expect(await vipPhase.run(ctx)).toMatchObject({ changed: false, started: false });
+    expect(node.calls('systemctl').slice(seen).map((call) => call.argv.join(' '))).toEqual(['show --property=ActiveState,UnitFileState keepalived', 'enable keepalived']);
+    expect(await node.host.service.states(['keepalived'])).toEqual({ keepalived: { active: true, enabled: true } });
   });
 
   it('never replaces a working config with one keepalived rejects', async () => {

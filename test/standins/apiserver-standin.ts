@@ -8,6 +8,8 @@
 //
 // serves until SIGTERM. It listens from --listen-at on (Date.now() milliseconds: kubeadm's stand-in
 // passes the end of its init or join), then prints `listening https://HOST:PORT` on stdout.
+// kubeadm's stand-in starts it from its bundle (.cache/standins/apiserver-standin.mjs, made by
+// scripts/build-standins.mjs) when it runs from its own.
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';

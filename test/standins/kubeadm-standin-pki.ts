@@ -1,25 +1,18 @@
 // STAND-IN support, for tests only: the certificates and kubeconfigs kubeadm writes, signed by
-// the cluster CAs the way kubeadm signs them (subjects, SANs, usages), through the controller's
-// own PKI code (agent/controller/pki.ts). The leaf keys are ECDSA P-256, as kubeadm makes them
-// with `encryptionAlgorithm: ECDSA-P256`, not its default RSA-2048: an RSA key costs the stand-in
-// tens to hundreds of milliseconds of CPU each, an ECDSA key well under one (the CAs stay RSA).
+// the cluster CAs the way kubeadm signs them (subjects, SANs, usages), made as the controller's
+// own PKI code (agent/controller/pki.ts) makes them (see standin-x509.ts). The leaf keys are
+// ECDSA P-256, as kubeadm makes them with `encryptionAlgorithm: ECDSA-P256`, not its default
+// RSA-2048: an RSA key costs the stand-in tens to hundreds of milliseconds of CPU each, an ECDSA
+// key well under one (the CAs stay RSA).
 import { isIP } from 'node:net';
 import { stringify } from 'yaml';
 import type { CertifiedKey, LeafOptions } from '../../agent/controller/pki.ts';
 import { readNodeFile, writeNodeFile } from './standin-common.ts';
+import { issueEcdsaLeaf } from './standin-x509.ts';
 
 export const PKI = '/etc/kubernetes/pki';
 /** The files control-plane nodes share; kubeadm makes the rest from them. */
 export const SHARED_PKI = ['ca.crt', 'ca.key', 'sa.key', 'sa.pub', 'front-proxy-ca.crt', 'front-proxy-ca.key', 'etcd/ca.crt', 'etcd/ca.key'];
-
-/**
- * A leaf certificate signed by `ca`, with an ECDSA P-256 key (see above). The PKI code (and
- * node-forge with it) loads on first use: `kubeadm version` and `config validate` need none of it.
- */
-export async function issueLeaf(ca: CertifiedKey, options: Omit<LeafOptions, 'keyType'>): Promise<CertifiedKey> {
-  const { issueCertificate } = await import('../../agent/controller/pki.ts');
-  return issueCertificate(ca, { ...options, keyType: 'ecdsa' });
-}
 
 export interface ControlPlaneIdentity {
   nodeName: string;
@@ -39,7 +32,7 @@ export function loadCa(prefix: string): CertifiedKey {
 }
 
 /** apiserver, its kubelet and etcd clients, front-proxy client and the etcd certificates of one control-plane node. */
-export async function writeControlPlaneCerts(id: ControlPlaneIdentity, clusterAdminsGroup: boolean): Promise<string[]> {
+export function writeControlPlaneCerts(id: ControlPlaneIdentity, clusterAdminsGroup: boolean): string[] {
   const ca = loadCa('ca');
   const etcdCa = loadCa('etcd/ca');
   const frontProxyCa = loadCa('front-proxy-ca');
@@ -68,13 +61,11 @@ export async function writeControlPlaneCerts(id: ControlPlaneIdentity, clusterAd
     ['etcd/healthcheck-client', etcdCa, { commonName: 'kube-etcd-healthcheck-client', usage: 'client', validDays: 365 }],
     ['apiserver-etcd-client', etcdCa, { commonName: 'kube-apiserver-etcd-client', usage: 'client', validDays: 365 }],
   ];
-  const issued = await Promise.all(plan.map(([, signer, options]) => issueLeaf(signer, options)));
-  plan.forEach(([name], i) => {
-    const pair = issued[i];
-    if (!pair) return;
+  const issued = plan.map(([name, signer, options]) => [name, issueEcdsaLeaf(signer, options)] as const);
+  for (const [name, pair] of issued) {
     writeNodeFile(`${PKI}/${name}.crt`, pair.certPem);
     writeNodeFile(`${PKI}/${name}.key`, pair.keyPem, 0o600);
-  });
+  }
   return unique(apiServerSans);
 }
 
@@ -88,13 +79,9 @@ export interface KubeconfigSpec {
 }
 
 /** A kubeconfig with the CA and a client certificate inline, as kubeadm writes them (mode 0600). */
-export async function writeKubeconfigs(ca: CertifiedKey, specs: KubeconfigSpec[]): Promise<void> {
-  const issued = await Promise.all(
-    specs.map((spec) => issueLeaf(ca, { commonName: spec.commonName, organizations: spec.organizations, usage: 'client', validDays: 365 })),
-  );
-  specs.forEach((spec, i) => {
-    const pair = issued[i];
-    if (!pair) return;
+export function writeKubeconfigs(ca: CertifiedKey, specs: KubeconfigSpec[]): void {
+  const issued = specs.map((spec) => [spec, issueEcdsaLeaf(ca, { commonName: spec.commonName, organizations: spec.organizations, usage: 'client', validDays: 365 })] as const);
+  for (const [spec, pair] of issued) {
     const b64 = (pem: string) => Buffer.from(pem).toString('base64');
     const context = `${spec.user}@${spec.clusterName}`;
     const document = {
@@ -107,7 +94,7 @@ export async function writeKubeconfigs(ca: CertifiedKey, specs: KubeconfigSpec[]
       users: [{ name: spec.user, user: { 'client-certificate-data': b64(pair.certPem), 'client-key-data': b64(pair.keyPem) } }],
     };
     writeNodeFile(spec.file, stringify(document), 0o600);
-  });
+  }
 }
 
 /** The first address of the service range: the `kubernetes` Service's ClusterIP. */

@@ -36,7 +36,6 @@
 //   PKE_STANDIN_APISERVER_LISTEN HOST:PORT for the API server stand-in (default 0.0.0.0:bindPort)
 //   PKE_STANDIN_CLUSTER_DIR      where clusters register their CA for worker joins
 //                                (default $TMPDIR/pke-standin-clusters)
-import { spawn } from 'node:child_process';
 import { X509Certificate, createHash } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -45,9 +44,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseAllDocuments, stringify } from 'yaml';
 import type { CertifiedKey } from '../../agent/controller/pki.ts';
 import { KUBEADM_V1BETA4, schemaFor, validateDocument } from './kubeadm-config-schema.ts';
-import { PKI, SHARED_PKI, issueLeaf, loadCa, writeControlPlaneCerts, writeKubeconfigs, type ControlPlaneIdentity } from './kubeadm-standin-pki.ts';
+import { PKI, SHARED_PKI, loadCa, writeControlPlaneCerts, writeKubeconfigs, type ControlPlaneIdentity } from './kubeadm-standin-pki.ts';
 import { STATE_DIR, exitWith, readNodeFile, recordCall, root, under, writeNodeFile } from './standin-common.ts';
 import { dialError, httpsRequest, type HttpsAnswer } from './standin-https.ts';
+import { issueEcdsaLeaf } from './standin-x509.ts';
 
 type Doc = Record<string, unknown>;
 type Docs = Record<string, Doc>;
@@ -148,15 +148,15 @@ async function init(args: string[]): Promise<void> {
       dnsDomain: str(networking.dnsDomain) ?? 'cluster.local',
       certSANs: list((clusterCfg.apiServer as Doc | undefined)?.certSANs).map(String),
     };
-    const sans = await writeControlPlaneCerts(identity, minor(k8sVersion) >= 29);
+    const sans = writeControlPlaneCerts(identity, minor(k8sVersion) >= 29);
     out(`[certs] apiserver serving cert is signed for DNS names and IPs [${sans.join(' ')}]`);
-    await writeNodeKubeconfigs({ nodeName, clusterName, endpoint, advertise, bindPort, k8sVersion, superAdmin: true });
+    writeNodeKubeconfigs({ nodeName, clusterName, endpoint, advertise, bindPort, k8sVersion, superAdmin: true });
     writeManifests({ k8sVersion, nodeName, advertise, bindPort, clusterCfg, withEtcd: true });
     writeKubeletFiles(registration, docs.KubeletConfiguration);
     writeNodeFile('/var/lib/etcd/member/stand-in', `etcd data of ${nodeName}\n`);
     failIfAsked('init', 'wait-control-plane');
 
-    await waitForApi(startApiServer(bindPort, k8sVersion, end));
+    await waitForApi(await startApiServer(bindPort, k8sVersion, end));
     for (const bootstrapToken of bootstrapTokens) await createTokenSecret(bootstrapToken);
     registerCluster(endpoint);
   });
@@ -201,7 +201,7 @@ async function join(args: string[]): Promise<void> {
     writeKubeletFiles(registration, undefined);
 
     if (!controlPlane) {
-      await writeKubeconfigs(ca, [kubeletKubeconfig(nodeName, clusterName, endpoint)]);
+      writeKubeconfigs(ca, [kubeletKubeconfig(nodeName, clusterName, endpoint)]);
       failIfAsked('join', 'kubelet-start');
       return;
     }
@@ -209,17 +209,17 @@ async function join(args: string[]): Promise<void> {
     const local = (controlPlane.localAPIEndpoint ?? {}) as Doc;
     const advertise = requireString(local.advertiseAddress, 'JoinConfiguration.controlPlane.localAPIEndpoint.advertiseAddress');
     const bindPort = typeof local.bindPort === 'number' ? local.bindPort : 6443;
-    await writeControlPlaneCerts(
+    writeControlPlaneCerts(
       { nodeName, advertiseAddress: advertise, endpointHost: hostOf(endpoint), serviceSubnet: '10.96.0.0/12', dnsDomain: 'cluster.local', certSANs: [] },
       minor(k8sVersion) >= 29,
     );
-    await writeNodeKubeconfigs({ nodeName, clusterName, endpoint, advertise, bindPort, k8sVersion, superAdmin: false });
+    writeNodeKubeconfigs({ nodeName, clusterName, endpoint, advertise, bindPort, k8sVersion, superAdmin: false });
     writeManifests({ k8sVersion, nodeName, advertise, bindPort, clusterCfg: {}, withEtcd: false });
     // etcd's member add (as a learner) comes last in a control-plane join: where the one-learner limit bites.
     failIfAsked('join', 'control-plane-join/etcd');
     writeManifests({ k8sVersion, nodeName, advertise, bindPort, clusterCfg: {}, withEtcd: true });
     writeNodeFile('/var/lib/etcd/member/stand-in', `etcd data of ${nodeName}\n`);
-    await waitForApi(startApiServer(bindPort, k8sVersion, end));
+    await waitForApi(await startApiServer(bindPort, k8sVersion, end));
     registerCluster(endpoint);
   });
   out(controlPlane ? '\nThis node has joined the cluster and a new control plane instance was created' : '\nThis node has joined the cluster');
@@ -337,12 +337,12 @@ interface NodeKubeconfigs {
   superAdmin: boolean;
 }
 
-async function writeNodeKubeconfigs(spec: NodeKubeconfigs): Promise<void> {
+function writeNodeKubeconfigs(spec: NodeKubeconfigs): void {
   const { nodeName, clusterName, endpoint, advertise, bindPort, k8sVersion } = spec;
   // 1.29 split the admin into a cluster-admins group and a break-glass super-admin.conf (init only).
   const split = minor(k8sVersion) >= 29;
   const local = `https://${advertise}:${bindPort}`;
-  await writeKubeconfigs(loadCa('ca'), [
+  writeKubeconfigs(loadCa('ca'), [
     { file: '/etc/kubernetes/admin.conf', clusterName, server: `https://${endpoint}`, user: 'kubernetes-admin', commonName: 'kubernetes-admin', organizations: [split ? 'kubeadm:cluster-admins' : 'system:masters'] },
     ...(split && spec.superAdmin
       ? [{ file: '/etc/kubernetes/super-admin.conf', clusterName, server: `https://${endpoint}`, user: 'kubernetes-super-admin', commonName: 'kubernetes-super-admin', organizations: ['system:masters'] }]
@@ -436,10 +436,13 @@ interface ApiServer {
 
 /**
  * Starts the API server stand-in detached, its stdio to a log under PKE_ROOT. It listens from
- * `listensFrom` on (started earlier, its own start-up overlaps the wait).
+ * `listensFrom` on (started earlier, its own start-up overlaps the wait). It runs as this stand-in
+ * does: from its bundle beside this one (.cache/standins), or from its source beside this one.
  */
-function startApiServer(bindPort: number, k8sVersion: string, listensFrom: number): ApiServer {
-  const script = path.join(import.meta.dirname, 'apiserver-standin.ts');
+async function startApiServer(bindPort: number, k8sVersion: string, listensFrom: number): Promise<ApiServer> {
+  const script = path.join(import.meta.dirname, `apiserver-standin${path.extname(import.meta.filename)}`);
+  // Loaded only here: the other commands start no process.
+  const { spawn } = await import('node:child_process');
   stopApiServer();
   const listen = process.env.PKE_STANDIN_APISERVER_LISTEN ?? `0.0.0.0:${bindPort}`;
   const logFile = under('/var/log/pke-standins/apiserver.log');
@@ -581,7 +584,7 @@ async function discover(endpoint: string, token: string, controlPlane: boolean):
     throw new KubeadmError(`error execution phase preflight: couldn't validate the identity of the API Server: Get "${clusterInfo}": ${dialError(clusterInfo, error)}`);
   }
   const ca = controlPlane ? loadCa('ca') : clusterCa(endpoint);
-  const reader = await issueLeaf(ca, { commonName: 'pke-standin:token-authenticator', organizations: ['system:masters'], usage: 'client', validDays: 1 });
+  const reader = issueEcdsaLeaf(ca, { commonName: 'pke-standin:token-authenticator', organizations: ['system:masters'], usage: 'client', validDays: 1 });
   const answer = await httpsRequest(`https://${endpoint}/api/v1/namespaces/kube-system/secrets/bootstrap-token-${id}`, {
     ca: ca.certPem,
     cert: reader.certPem,

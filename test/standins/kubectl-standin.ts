@@ -9,9 +9,8 @@
 // certificate, and fails as kubectl does when that server does not answer. The node it knows is
 // the one under PKE_ROOT: it exists once kubeadm wrote kubelet.conf (its client certificate names
 // it), and it is Ready when the server's /readyz says ok; otherwise NotReady.
-// The YAML library and HTTPS load where a command uses them: `rollout status`, run for every
-// workload, needs neither, and they are half its start-up CPU.
-import { X509Certificate } from 'node:crypto';
+// The YAML library, HTTPS and node:crypto load where a command uses them: `rollout status`, run
+// for every workload, needs none of them, and they would be most of its start-up CPU.
 import { existsSync, readFileSync } from 'node:fs';
 import { STATE_DIR, exitWith, readNodeFile, recordCall, writeNodeFile } from './standin-common.ts';
 
@@ -125,6 +124,7 @@ async function loadKubeconfig(): Promise<Kubeconfig> {
 /** The node kubeadm registered here: the CN of kubelet.conf's client certificate is system:node:NAME. */
 async function localNodeName(): Promise<string | undefined> {
   const { parse } = await import('yaml');
+  const { X509Certificate } = await import('node:crypto');
   const kubeletConf = readNodeFile('/etc/kubernetes/kubelet.conf');
   if (!kubeletConf) return undefined;
   const certData = (parse(kubeletConf) as { users: { user: { 'client-certificate-data': string } }[] }).users[0]?.user['client-certificate-data'];

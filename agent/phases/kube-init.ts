@@ -58,7 +58,7 @@ export const kubeInitPhase: Phase<KubeInitOutput> = {
     await host.writeFile(KUBEADM_INIT_CONFIG, renderInitConfig({ config, node, bootstrapToken: { token: grant.token, ttlSeconds } }), { mode: 0o600 });
 
     // kubeadm's kubeconfigs and the kubelet talk to the VIP: it must be up before init needs it.
-    await applyKeepalived(ctx, { healthCheck: false });
+    await applyKeepalived(ctx, { beforeInit: true });
 
     await host.writeFile(INIT_STARTED_MARKER, `${JSON.stringify({ startedAt: new Date().toISOString(), epoch })}\n`);
     try {

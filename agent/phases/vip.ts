@@ -12,5 +12,5 @@ export const vipPhase: Phase<KeepalivedState> = {
   summary: 'keepalived holds the API server VIP; peers are the other control-plane nodes',
   needs: ['register', 'elect', 'kube-init', 'kube-join'],
   appliesTo: ({ config }) => config.role === 'master',
-  run: (ctx) => applyKeepalived(ctx, { healthCheck: true }),
+  run: (ctx) => applyKeepalived(ctx, { beforeInit: false }),
 };

@@ -1,6 +1,6 @@
 import { CommandError, PkeError } from '../core/errors.ts';
 import type { PhaseContext } from '../phases/phase.ts';
-import { KEEPALIVED_CONFIG, renderKeepalivedConfig, unicastPeers, vrrpPriority } from './keepalived.ts';
+import { KEEPALIVED_CONFIG, configuredPriority, renderKeepalivedConfig, unicastPeers, type KeepalivedInput } from './keepalived.ts';
 
 export interface KeepalivedState {
   /** The config file was rewritten (first run, or the control-plane nodes changed). */
@@ -17,18 +17,18 @@ const CHECK_COPY = `${KEEPALIVED_CONFIG}.pke-check`;
 
 /**
  * Brings keepalived in line with the controller's control-plane view: renders the config, has
- * the real `keepalived -t` check it before it replaces the live file, enables the service,
- * starts it when stopped and reloads it when the config changed. Used by the vip phase and, on
- * the leader, before `kubeadm init` (whose kubeconfigs point at the VIP).
+ * the real `keepalived -t` check it before it replaces the live file, enables the service
+ * (except before init), starts it when stopped and reloads it when the config changed. Used by
+ * the vip phase and, on the leader, before `kubeadm init` (whose kubeconfigs point at the VIP).
  */
-export async function applyKeepalived(ctx: PhaseContext, options: { healthCheck: boolean }): Promise<KeepalivedState> {
+export async function applyKeepalived(ctx: PhaseContext, options: { beforeInit: boolean }): Promise<KeepalivedState> {
   const { config, host, log, controller } = ctx;
   const node = ctx.outputs.register;
   if (!node) throw new PkeError('the register phase has not recorded this node yet');
   const view = await controller.controlPlane();
   const isLeader = ctx.outputs.elect?.leader === true;
   const networkInterface = config.controlPlaneEndpoint.interface ?? node.interface;
-  const text = renderKeepalivedConfig({
+  const input: KeepalivedInput = {
     nodeName: node.nodeName,
     primaryIp: node.primaryIp,
     interface: networkInterface,
@@ -36,8 +36,9 @@ export async function applyKeepalived(ctx: PhaseContext, options: { healthCheck:
     apiPort: config.controlPlaneEndpoint.port,
     view,
     isLeader,
-    healthCheck: options.healthCheck,
-  });
+    beforeInit: options.beforeInit,
+  };
+  const text = renderKeepalivedConfig(input);
 
   const changed = (await host.readText(KEEPALIVED_CONFIG)) !== text;
   if (changed) {
@@ -47,11 +48,14 @@ export async function applyKeepalived(ctx: PhaseContext, options: { healthCheck:
 
   const { keepalived } = await host.service.states(['keepalived']);
   let started = false;
+  // The config before init is only ever run, never enabled: at boot, keepalived comes back only
+  // with a node's final config (the image leaves keepalived disabled).
   if (!keepalived.active) {
-    await host.service.enableNow('keepalived');
+    if (options.beforeInit) await host.service.start('keepalived');
+    else await host.service.enableNow('keepalived');
     started = true;
   } else {
-    if (!keepalived.enabled) await host.service.enable('keepalived');
+    if (!options.beforeInit && !keepalived.enabled) await host.service.enable('keepalived');
     if (changed) await host.service.reloadOrRestart('keepalived');
   }
 
@@ -59,7 +63,7 @@ export async function applyKeepalived(ctx: PhaseContext, options: { healthCheck:
     changed,
     started,
     interface: networkInterface,
-    priority: vrrpPriority(view, node.nodeName, isLeader),
+    priority: configuredPriority(input),
     peers: unicastPeers(view, node.nodeName, node.primaryIp),
     virtualRouterId: view.virtualRouterId,
   };

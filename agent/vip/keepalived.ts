@@ -4,8 +4,10 @@ import type { ControlPlaneView } from '../protocol/api.ts';
  * keepalived.conf for the API server VIP. Every node starts as BACKUP and the VRRP election
  * goes by priority: a node configured as MASTER would claim the VIP the moment keepalived
  * starts, even while its own API server is down (a rebooting node would pull the VIP away from
- * a healthy one). The health check has no weight, so a node whose `/livez` fails goes to FAULT:
- * it drops the VIP and sends a priority-0 advert, and a healthy backup takes over after its
+ * a healthy one). The one exception is the leader's config before kubeadm init, which no other
+ * node runs alongside: see `beforeInit`. The health check has no weight, so a node whose
+ * `/livez` fails goes to FAULT: it drops the VIP and sends a priority-0 advert, and a healthy
+ * backup takes over after its
  * skew time (well under a second) instead of waiting out the master-down timer (3 x advert_int):
  * keepalived discards a lower-priority advert rather than preempting on it. Peers are unicast,
  * since multicast is often filtered on vSphere networks.
@@ -14,6 +16,7 @@ import type { ControlPlaneView } from '../protocol/api.ts';
 export const KEEPALIVED_CONFIG = '/etc/keepalived/keepalived.conf';
 
 const LEADER_PRIORITY = 150;
+const ADDRESS_OWNER_PRIORITY = 255;
 const LOWEST_PRIORITY = 101;
 const CURL = '/usr/bin/curl';
 
@@ -28,10 +31,13 @@ export interface KeepalivedInput {
   /** This node won the election (the view may no longer name a leader once the lease ends). */
   isLeader: boolean;
   /**
-   * Track the local API server's health. Off only for the leader's config before kubeadm init:
-   * its API cannot answer yet, no other node could hold the VIP, and kubeadm init needs the VIP.
+   * The leader's config before kubeadm init. Its API cannot answer yet, so there is no health
+   * check; no other node runs keepalived yet and init needs the VIP, so it starts as MASTER with
+   * VRRP's address-owner priority (255), the one priority at which keepalived takes the VIP at
+   * once instead of after the master-down timer (~3 s). It is never enabled as a service (see
+   * applyKeepalived): a node that lost the election during init cannot bring it back at boot.
    */
-  healthCheck: boolean;
+  beforeInit: boolean;
 }
 
 /**
@@ -47,6 +53,11 @@ export function vrrpPriority(view: ControlPlaneView, nodeName: string, isLeader:
     throw new Error(`too many control-plane nodes for distinct VRRP priorities: ${nodeName} is number ${index + 1}`);
   }
   return priority;
+}
+
+/** The priority a config carries: the address owner's before init, else by vrrpPriority. */
+export function configuredPriority(input: Pick<KeepalivedInput, 'view' | 'nodeName' | 'isLeader' | 'beforeInit'>): number {
+  return input.beforeInit ? ADDRESS_OWNER_PRIORITY : vrrpPriority(input.view, input.nodeName, input.isLeader);
 }
 
 /** Every other control-plane node's address, in registration order. */
@@ -72,7 +83,7 @@ const HEALTH_CHECK = (port: number) => `vrrp_script pke_apiserver_livez {
 `;
 
 export function renderKeepalivedConfig(input: KeepalivedInput): string {
-  const priority = vrrpPriority(input.view, input.nodeName, input.isLeader);
+  const priority = configuredPriority(input);
   const peers = unicastPeers(input.view, input.nodeName, input.primaryIp);
   // keepalived refuses unicast settings without peers; a lone node advertises to the multicast group.
   const unicast =
@@ -86,8 +97,8 @@ global_defs {
   script_user root
 }
 
-${input.healthCheck ? HEALTH_CHECK(input.apiPort) : ''}vrrp_instance pke_api_vip {
-  state BACKUP
+${input.beforeInit ? '' : HEALTH_CHECK(input.apiPort)}vrrp_instance pke_api_vip {
+  state ${input.beforeInit ? 'MASTER' : 'BACKUP'}
   interface ${input.interface}
   virtual_router_id ${input.view.virtualRouterId}
   priority ${priority}
@@ -95,6 +106,6 @@ ${input.healthCheck ? HEALTH_CHECK(input.apiPort) : ''}vrrp_instance pke_api_vip
 ${unicast}  virtual_ipaddress {
     ${input.vip}/32 dev ${input.interface}
   }
-${input.healthCheck ? '  track_script {\n    pke_apiserver_livez\n  }\n' : '  # No health check until kubeadm init has brought the API server up.\n'}}
+${input.beforeInit ? '  # No health check until kubeadm init has brought the API server up.\n' : '  track_script {\n    pke_apiserver_livez\n  }\n'}}
 `;
 }

@@ -38,7 +38,7 @@ export async function syncVip(options: { host: Host; log: Logger; connect: (conf
     const outputs: PhaseOutputs = Object.fromEntries(Object.entries(journal.phases).map(([name, record]) => [name, record.output]));
     const synced = await applyKeepalived(
       { config, host, log, controller, outputs, signal: new AbortController().signal, lease: { hold: () => {}, release: () => {} }, facts: () => gatherFacts(host) },
-      { healthCheck: true },
+      { beforeInit: false },
     );
     return { synced };
   } finally {

@@ -12,6 +12,13 @@ fi
 install -d -m 0755 /etc/pke-agent
 /usr/local/bin/pke-agent version >&2 || die "/usr/local/bin/pke-agent does not run on this OS"
 
+# keepalived starts when the agent has configured it, and comes back at boot only once the
+# node's config is final (the vip phase enables it). Debian enables it on install; the leader's
+# config from before kubeadm init (which takes the VIP at once) must never come back at boot on a
+# node that lost the election meanwhile.
+systemctl disable --quiet keepalived.service
+! systemctl is-enabled --quiet keepalived.service || die "keepalived.service is still enabled after systemctl disable"
+
 # keepalived's unicast peers follow the control-plane nodes the controller knows: a node that
 # joins later is added on the others by `pke-agent vip sync` (a no-op on workers, before the
 # node's own vip phase, and while a bootstrap runs).

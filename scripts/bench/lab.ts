@@ -2,6 +2,8 @@
 // stand-in's init and join durations fixed, timed from power-on to the last node ready. The
 // overhead is what pke-agent adds over the critical path nothing can shorten: init, then the
 // control-plane joins one after another, then one worker join (the workers join in parallel).
+// Thirteen VMs share this machine's cores, so one formation varies by a second or more from the
+// next: the section forms the cluster three times, each on a fresh lab, and reports the median.
 import path from 'node:path';
 import { ensureBuilt } from '../../test/helpers/build.ts';
 import type { BenchSection } from '../bench.ts';
@@ -12,11 +14,39 @@ const MASTERS = 3;
 const WORKERS = 10;
 const INIT_MS = 3000;
 const JOIN_MS = 2000;
+const FORMATIONS = 3;
+
+interface Formation {
+  totalMs: number;
+  nodeReadyMs: Record<string, number>;
+  slowestPhaseMs: Record<string, number>;
+}
 
 export async function benchLab(): Promise<BenchSection> {
   const available = await namespacesAvailable();
   if (!available.ok) throw new Error(`bench lab: ${available.reason}`);
   const executable = await ensureBuilt();
+  const formations: Formation[] = [];
+  for (let i = 0; i < FORMATIONS; i++) formations.push(await formCluster(executable));
+  const sorted = [...formations].sort((a, b) => a.totalMs - b.totalMs);
+  const median = sorted[Math.floor(sorted.length / 2)]!;
+  const criticalPathMs = INIT_MS + (MASTERS - 1) * JOIN_MS + JOIN_MS;
+  return {
+    name: 'lab',
+    summary: `${MASTERS} control-plane + ${WORKERS} workers in network namespaces, kubeadm init ${INIT_MS} ms and join ${JOIN_MS} ms (stand-in), power-on to all ready, median of ${FORMATIONS} formations`,
+    metrics: [
+      { name: 'all nodes ready', value: median.totalMs / 1000, unit: 's' },
+      { name: 'critical path (init, CP joins, a worker join)', value: criticalPathMs / 1000, unit: 's' },
+      { name: 'overhead over the critical path', value: (median.totalMs - criticalPathMs) / 1000, unit: 's', max: 2 },
+    ],
+    details: {
+      allReadySeconds: formations.map((f) => f.totalMs / 1000),
+      median: { slowestPhaseMs: median.slowestPhaseMs, nodeReadyMs: median.nodeReadyMs },
+    },
+  };
+}
+
+async function formCluster(executable: string): Promise<Formation> {
   const lab = await Lab.create({
     prefix: 'pke-bench-',
     workDir: path.join(REPO, '.cache/bench-lab'),
@@ -39,18 +69,10 @@ export async function benchLab(): Promise<BenchSection> {
         return Date.now() - started;
       }),
     );
-    const totalMs = Math.max(...finished);
-    const criticalPathMs = INIT_MS + (MASTERS - 1) * JOIN_MS + JOIN_MS;
-    const slowest = Object.fromEntries([...phaseTimes].map(([phase, times]) => [phase, Math.max(...times)]));
     return {
-      name: 'lab',
-      summary: `${MASTERS} control-plane + ${WORKERS} workers in network namespaces, kubeadm init ${INIT_MS} ms and join ${JOIN_MS} ms (stand-in), power-on to all ready`,
-      metrics: [
-        { name: 'all nodes ready', value: totalMs / 1000, unit: 's' },
-        { name: 'critical path (init, CP joins, a worker join)', value: criticalPathMs / 1000, unit: 's' },
-        { name: 'overhead over the critical path', value: (totalMs - criticalPathMs) / 1000, unit: 's', max: 2 },
-      ],
-      details: { slowestPhaseMs: slowest, nodeReadyMs: Object.fromEntries(lab.nodes.map((n, i) => [n.name, finished[i]])) },
+      totalMs: Math.max(...finished),
+      nodeReadyMs: Object.fromEntries(lab.nodes.map((n, i) => [n.name, finished[i]!])),
+      slowestPhaseMs: Object.fromEntries([...phaseTimes].map(([phase, times]) => [phase, Math.max(...times)])),
     };
   } finally {
     await lab.destroy();

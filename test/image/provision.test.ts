@@ -126,6 +126,11 @@ describe.skipIf(missing)(titled('image provisioning in a Debian chroot', missing
     expect(readFileSync(inChroot('/etc/containerd/config.toml'), 'utf8')).toMatch(/SystemdCgroup = true/);
   });
 
+  it('leaves keepalived disabled: only a node\'s final VIP config is enabled, by its vip phase', async () => {
+    const enabled = await chroot.exec(['systemctl', 'is-enabled', 'keepalived']);
+    expect(enabled.stdout.trim()).toBe('disabled');
+  });
+
   it('leaves kubelet enabled', async () => {
     expect(readlinkSync(inChroot('/etc/systemd/system/multi-user.target.wants/kubelet.service'))).toMatch(/kubelet\.service$/);
     const enabled = await chroot.exec(['systemctl', 'is-enabled', 'kubelet']);

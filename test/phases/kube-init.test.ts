@@ -78,11 +78,13 @@ describe.skipIf(!iface)('kube-init', () => {
     const output = await kubeInitPhase.run(ctx);
     expect(output).toEqual({ kubernetesVersion: '1.31.2', kubeadmApiVersion: 'kubeadm.k8s.io/v1beta4' });
     expect(controller.joinRequests).toEqual([[{ epoch: 7 }]]);
-    const order = commandLines(node.calls(), 3).filter((c) => c.startsWith('kubeadm') || c.startsWith('systemctl enable'));
-    expect(order).toEqual(['systemctl enable --now', `kubeadm init --config`]);
+    const order = commandLines(node.calls(), 3).filter((c) => c.startsWith('kubeadm') || /^systemctl (start|enable)/.test(c));
+    expect(order).toEqual(['systemctl start keepalived', `kubeadm init --config`]);
     expect(node.calls('kubeadm')[0]?.argv).toEqual(['init', '--config', node.host.file('/etc/kubernetes/pke/kubeadm-init.yaml'), '--skip-token-print']);
     expect(await node.host.fileMode('/etc/kubernetes/pke/kubeadm-init.yaml')).toBe(0o600);
-    expect(await node.host.readText('/etc/keepalived/keepalived.conf')).toContain('priority 150');
+    // The leader's config before init takes the VIP at once, and is run but never enabled.
+    expect(await node.host.readText('/etc/keepalived/keepalived.conf')).toMatch(/state MASTER\n[^]*priority 255\n/);
+    expect(await node.host.service.states(['keepalived'])).toEqual({ keepalived: { active: true, enabled: false } });
     for (const file of ['/etc/kubernetes/admin.conf', '/etc/kubernetes/super-admin.conf', '/etc/kubernetes/manifests/etcd.yaml', '/var/lib/pke-agent/init-done']) {
       expect(await node.host.exists(file)).toBe(true);
     }

@@ -32,7 +32,7 @@ describe('keepalived.conf', () => {
   });
 
   it('has all nodes start as BACKUP with a weightless health check (a failing API means FAULT)', () => {
-    const text = renderKeepalivedConfig({ nodeName: 'cp-2', primaryIp: '10.10.0.12', interface: 'ens192', vip: '10.10.0.100', apiPort: 6443, view: threeNodes, isLeader: false, healthCheck: true });
+    const text = renderKeepalivedConfig({ nodeName: 'cp-2', primaryIp: '10.10.0.12', interface: 'ens192', vip: '10.10.0.100', apiPort: 6443, view: threeNodes, isLeader: false, beforeInit: false });
     expect(text).toContain('state BACKUP');
     expect(text).not.toContain('nopreempt');
     expect(text).toContain('virtual_router_id 173');
@@ -45,9 +45,10 @@ describe('keepalived.conf', () => {
     expect(text).toContain('track_script {\n    pke_apiserver_livez\n  }');
   });
 
-  it('leaves the health check out of the leader’s config before kubeadm init', () => {
-    const text = renderKeepalivedConfig({ nodeName: 'cp-1', primaryIp: '10.10.0.11', interface: 'ens192', vip: '10.10.0.100', apiPort: 6443, view: threeNodes, isLeader: true, healthCheck: false });
-    expect(text).toContain('priority 150');
+  it('has the leader’s config before kubeadm init take the VIP at once (MASTER, address owner), with no health check', () => {
+    const text = renderKeepalivedConfig({ nodeName: 'cp-1', primaryIp: '10.10.0.11', interface: 'ens192', vip: '10.10.0.100', apiPort: 6443, view: threeNodes, isLeader: true, beforeInit: true });
+    expect(text).toContain('state MASTER');
+    expect(text).toContain('priority 255');
     expect(text).not.toContain('vrrp_script');
     expect(text).not.toContain('track_script');
   });

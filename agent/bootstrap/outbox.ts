@@ -10,25 +10,36 @@ import type { PhaseReporter } from './runner.ts';
 export const OUTBOX_PATH = '/var/lib/pke-agent/outbox.json';
 const BATCH = 100;
 const RETRY_DELAY_MS = { first: 500, max: 10_000 };
+/**
+ * A report still undelivered this long after it was made is written to disk. Most reach the
+ * controller sooner and are never written: an atomic write costs the agent more CPU than the
+ * report itself, and a bootstrap makes two dozen reports.
+ */
+const PERSIST_AFTER_MS = 200;
 
 /**
- * Phase reports for the controller. Each report is kept on disk until the controller has it,
- * so reports made while the controller is unreachable (or before a crash) are sent later.
+ * Phase reports for the controller. A report the controller does not take at once is kept on
+ * disk until it does, so reports made while the controller is unreachable (or before a crash)
+ * are sent by a later run.
  */
 export class OutboxReporter implements PhaseReporter {
   private pending: PhaseEvent[];
   private sending: Promise<void> | undefined;
   private persisting: Promise<void> = Promise.resolve();
+  private persistTimer: NodeJS.Timeout | undefined;
+  /** The outbox file holds reports (some may have been delivered since). */
+  private onDisk: boolean;
   private closed = false;
   private readonly host: Host;
   private readonly api: Pick<NodeApi, 'events'>;
   private readonly log: Logger;
 
-  private constructor(host: Host, api: Pick<NodeApi, 'events'>, log: Logger, pending: PhaseEvent[]) {
+  private constructor(host: Host, api: Pick<NodeApi, 'events'>, log: Logger, pending: PhaseEvent[], onDisk: boolean) {
     this.host = host;
     this.api = api;
     this.log = log;
     this.pending = pending;
+    this.onDisk = onDisk;
   }
 
   static async open(host: Host, api: Pick<NodeApi, 'events'>, log: Logger): Promise<OutboxReporter> {
@@ -39,7 +50,7 @@ export class OutboxReporter implements PhaseReporter {
       if (parsed.success) pending = parsed.data;
       else log.warn('outbox.unreadable', { path: host.file(OUTBOX_PATH), note: 'starting with an empty outbox' });
     }
-    const reporter = new OutboxReporter(host, api, log, pending);
+    const reporter = new OutboxReporter(host, api, log, pending, text !== undefined);
     if (pending.length > 0) reporter.kick();
     return reporter;
   }
@@ -50,8 +61,11 @@ export class OutboxReporter implements PhaseReporter {
 
   report(event: PhaseEvent): void {
     this.pending.push(event);
-    this.persist();
     this.kick();
+    this.persistTimer ??= setTimeout(() => {
+      this.persistTimer = undefined;
+      if (this.pending.length > 0) this.persist();
+    }, PERSIST_AFTER_MS).unref();
   }
 
   /** Waits until every report is delivered or `timeoutMs` passes; what is left stays on disk. */
@@ -62,6 +76,9 @@ export class OutboxReporter implements PhaseReporter {
       await Promise.race([this.sending, sleep(Math.max(0, deadline - Date.now()), undefined, { ref: false })]);
     }
     this.closed = true;
+    clearTimeout(this.persistTimer);
+    this.persistTimer = undefined;
+    if (this.pending.length > 0 || this.onDisk) this.persist();
     await this.persisting;
     return this.pending.length === 0;
   }
@@ -80,7 +97,7 @@ export class OutboxReporter implements PhaseReporter {
       try {
         await this.api.events({ events: batch });
         this.pending = this.pending.slice(batch.length);
-        this.persist();
+        if (this.onDisk) this.persist();
         delay = RETRY_DELAY_MS.first;
       } catch (error) {
         this.log.warn('report.deferred', { events: this.pending.length, error: errorMessage(error), retryMs: delay });
@@ -90,10 +107,12 @@ export class OutboxReporter implements PhaseReporter {
     }
   }
 
+  /** Brings the file in line with what is undelivered: written, or removed once all is delivered. */
   private persist(): void {
-    const snapshot = `${JSON.stringify(this.pending)}\n`;
+    const snapshot = [...this.pending];
+    this.onDisk = snapshot.length > 0;
     this.persisting = this.persisting
-      .then(() => (this.pending.length === 0 && snapshot === '[]\n' ? this.host.remove(OUTBOX_PATH) : this.host.writeFile(OUTBOX_PATH, snapshot, { mode: 0o600 })))
+      .then(() => (snapshot.length === 0 ? this.host.remove(OUTBOX_PATH) : this.host.writeFile(OUTBOX_PATH, `${JSON.stringify(snapshot)}\n`, { mode: 0o600 })))
       .catch((error: unknown) => this.log.warn('outbox.write-failed', { error: errorMessage(error) }));
   }
 }

@@ -1,0 +1,68 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { OUTBOX_PATH, OutboxReporter } from '../../agent/bootstrap/outbox.ts';
+import { silentLogger } from '../../agent/core/log.ts';
+import { Host } from '../../agent/host/host.ts';
+import type { PhaseEvent } from '../../agent/protocol/api.ts';
+import { scratchDir } from '../helpers/cli.ts';
+
+let scratch: { dir: string; remove: () => void };
+let host: Host;
+beforeEach(() => {
+  scratch = scratchDir('outbox');
+  host = new Host({ root: scratch.dir });
+});
+afterEach(() => scratch.remove());
+
+const outboxFile = () => path.join(scratch.dir, OUTBOX_PATH);
+const event = (phase: string, type: 'start' | 'end'): PhaseEvent => ({ phase, type, at: new Date().toISOString(), attempt: 1 });
+
+/** A controller's events endpoint that takes reports (recording them) or refuses them. */
+function controller(taking: boolean) {
+  const received: PhaseEvent[] = [];
+  return {
+    received,
+    api: {
+      events: async ({ events }: { events: PhaseEvent[] }) => {
+        if (!taking) throw new Error('controller unreachable');
+        received.push(...events);
+      },
+    },
+  };
+}
+
+describe('phase reports (the outbox)', () => {
+  it('never writes to disk a report the controller takes at once', async () => {
+    const { api, received } = controller(true);
+    const writes = vi.spyOn(host, 'writeFile');
+    const reporter = await OutboxReporter.open(host, api, silentLogger);
+    reporter.report(event('preflight', 'start'));
+    reporter.report(event('preflight', 'end'));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await reporter.flush(1000)).toBe(true);
+    expect(received.map((e) => `${e.phase}/${e.type}`)).toEqual(['preflight/start', 'preflight/end']);
+    expect(writes).not.toHaveBeenCalled();
+    expect(existsSync(outboxFile())).toBe(false);
+  });
+
+  it('keeps on disk what the controller did not take, and a later run sends it and empties the outbox', async () => {
+    const down = controller(false);
+    const first = await OutboxReporter.open(host, down.api, silentLogger);
+    first.report(event('preflight', 'start'));
+    first.report(event('preflight', 'end'));
+    // On disk soon after, without waiting for the run's end.
+    await vi.waitFor(() => expect(existsSync(outboxFile())).toBe(true), { timeout: 2000, interval: 50 });
+    expect(await first.flush(300)).toBe(false);
+    expect(first.unsent).toBe(2);
+    const kept = JSON.parse(readFileSync(outboxFile(), 'utf8')) as PhaseEvent[];
+    expect(kept.map((e) => `${e.phase}/${e.type}`)).toEqual(['preflight/start', 'preflight/end']);
+
+    const up = controller(true);
+    const second = await OutboxReporter.open(host, up.api, silentLogger);
+    second.report(event('register', 'start'));
+    expect(await second.flush(2000)).toBe(true);
+    expect(up.received.map((e) => `${e.phase}/${e.type}`)).toEqual(['preflight/start', 'preflight/end', 'register/start']);
+    expect(existsSync(outboxFile())).toBe(false);
+  });
+});

@@ -4,8 +4,6 @@ import { PkeError, errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { Host } from '../host/host.ts';
 import { Journal } from '../journal/journal.ts';
-import { kubeadmReset } from '../kube/kubeadm.ts';
-import { INIT_STARTED_MARKER } from '../kube/paths.ts';
 import { gatherFacts, type NodeFacts } from '../node/facts.ts';
 import { PHASES } from '../phases/index.ts';
 import { ControllerRequestError } from '../protocol/errors.ts';
@@ -14,6 +12,7 @@ import { LeaseKeeper } from './lease-keeper.ts';
 import { acquireBootstrapLock } from './lock.ts';
 import { OutboxReporter } from './outbox.ts';
 import { runPhases, type RunSummary } from './runner.ts';
+import { stepDownBeforeInit } from './step-down.ts';
 
 export interface BootstrapOptions extends LoadOptions {
   host: Host;
@@ -87,8 +86,9 @@ export async function bootstrap(options: BootstrapOptions): Promise<RunSummary> 
 
 /**
  * A rerun of a node that won the election: keep renewing its lease; or, when the lease ended
- * while the node was down and init had not finished, forget the election and take part again
- * (someone else may lead now; this node then joins).
+ * while the node was down and init had not finished, step down (undo the init it began, stop
+ * its keepalived) and take part in the election again (someone else may lead now; this node
+ * then joins).
  */
 async function resumeLeadership(host: Host, journal: Journal, api: NodeApi, lease: LeaseKeeper, log: Logger): Promise<void> {
   const elect = journal.record('elect');
@@ -108,10 +108,6 @@ async function resumeLeadership(host: Host, journal: Journal, api: NodeApi, leas
     throw new PkeError(`this node initialized the cluster as leader (epoch ${won.epoch}), but its lease has ended and the controller refuses to renew it; see \`pke-agent controller status\``);
   }
   log.warn('elect.fenced', { epoch: won.epoch, note: 'the lease ended while this node was down; electing again' });
-  // An init this node began and never finished leaves files a join would trip over.
-  if (await host.exists(INIT_STARTED_MARKER)) {
-    await kubeadmReset(host, log, { keepSharedPki: true });
-    await host.remove(INIT_STARTED_MARKER);
-  }
+  await stepDownBeforeInit(host, log);
   await journal.reset('elect');
 }

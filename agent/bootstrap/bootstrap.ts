@@ -4,7 +4,7 @@ import { PkeError, errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { Host } from '../host/host.ts';
 import { Journal } from '../journal/journal.ts';
-import { gatherFacts, type NodeFacts } from '../node/facts.ts';
+import { factsOnce } from '../node/facts.ts';
 import { PHASES } from '../phases/index.ts';
 import { ControllerRequestError } from '../protocol/errors.ts';
 import type { NodeApi } from '../protocol/node-api.ts';
@@ -58,7 +58,6 @@ export async function bootstrap(options: BootstrapOptions): Promise<RunSummary> 
     const lease = new LeaseKeeper(api, log, (reason) => stop.abort(new PkeError(`lost the leader lease: ${reason}`)));
     await resumeLeadership(host, journal, api, lease, log);
 
-    let facts: Promise<NodeFacts> | undefined;
     const summary = await runPhases({
       phases: PHASES,
       journal,
@@ -66,7 +65,7 @@ export async function bootstrap(options: BootstrapOptions): Promise<RunSummary> 
       log,
       only: options.only,
       redo: options.redo,
-      context: { config, host, controller: api, log, signal: stop.signal, lease, facts: () => (facts ??= gatherFacts(host)) },
+      context: { config, host, controller: api, log, signal: stop.signal, lease, facts: factsOnce(host) },
     });
     lease.release();
     log.info('bootstrap.done', { ran: summary.ran.join(',') || 'none', skipped: summary.skipped.join(',') || 'none' });

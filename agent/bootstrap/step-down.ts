@@ -1,7 +1,6 @@
 import type { Logger } from '../core/log.ts';
 import type { Host } from '../host/host.ts';
-import { kubeadmReset } from '../kube/kubeadm.ts';
-import { INIT_STARTED_MARKER } from '../kube/paths.ts';
+import { resetUnfinishedInit } from '../kube/kubeadm.ts';
 
 /**
  * Undoes what a leader began before its kubeadm init finished, once another node may lead: the
@@ -10,10 +9,7 @@ import { INIT_STARTED_MARKER } from '../kube/paths.ts';
  * at priority 255 against the node that leads now.
  */
 export async function stepDownBeforeInit(host: Host, log: Logger): Promise<void> {
-  if (await host.exists(INIT_STARTED_MARKER)) {
-    await kubeadmReset(host, log, { keepSharedPki: true });
-    await host.remove(INIT_STARTED_MARKER);
-  }
+  await resetUnfinishedInit(host, log, 'this node stepped down as leader before its init finished');
   const { keepalived } = await host.service.states(['keepalived']);
   if (keepalived.active) {
     await host.service.stop('keepalived');

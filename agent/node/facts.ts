@@ -47,6 +47,12 @@ export async function gatherFacts(host: Host): Promise<NodeFacts> {
   };
 }
 
+/** A run's `facts()`: the first call gathers them, every later call gets the same answer. */
+export function factsOnce(host: Host): () => Promise<NodeFacts> {
+  let facts: Promise<NodeFacts> | undefined;
+  return () => (facts ??= gatherFacts(host));
+}
+
 const RTF_UP = 0x1;
 
 /**

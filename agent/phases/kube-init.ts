@@ -1,7 +1,7 @@
 import { PkeError } from '../core/errors.ts';
 import type { Host } from '../host/host.ts';
 import { kubeadmApiVersion, renderInitConfig, type KubeadmApiVersion } from '../kube/kubeadm-config.ts';
-import { failedInPreflight, isTransientKubeadmError, kubeadmInit, kubeadmReset } from '../kube/kubeadm.ts';
+import { failedInPreflight, isTransientKubeadmError, kubeadmInit, resetUnfinishedInit } from '../kube/kubeadm.ts';
 import {
   ADMIN_KUBECONFIG,
   CONTROL_PLANE_MANIFESTS,
@@ -43,11 +43,7 @@ export const kubeInitPhase: Phase<KubeInitOutput> = {
     const epoch = outputs.elect?.epoch;
     if (!node || epoch === undefined) throw new PkeError('kube-init needs the register output and the leader epoch from elect');
 
-    if (await host.exists(INIT_STARTED_MARKER)) {
-      log.warn('kube-init.reset', { reason: 'an earlier kubeadm init on this node did not finish', marker: INIT_STARTED_MARKER });
-      await kubeadmReset(host, log, { keepSharedPki: true });
-      await host.remove(INIT_STARTED_MARKER);
-    }
+    await resetUnfinishedInit(host, log, 'an earlier kubeadm init on this node did not finish');
 
     const grant = await controller.join({ epoch });
     if (grant.mode !== 'init') throw new PkeError(`the controller answered the leader (epoch ${epoch}) with ${grant.mode} material instead of init`);

@@ -193,7 +193,6 @@ export const registerRequestSchema = z.strictObject({
 });
 export type RegisterRequest = z.infer<typeof registerRequestSchema>;
 
-
 // --- leader lease -----------------------------------------------------------------------
 /** Claim when `epoch` is absent; renew the lease of that epoch when present. */
 export const leaderClaimRequestSchema = z.strictObject({

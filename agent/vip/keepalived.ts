@@ -7,10 +7,9 @@ import type { ControlPlaneView } from '../protocol/api.ts';
  * a healthy one). The one exception is the leader's config before kubeadm init, which no other
  * node runs alongside: see `beforeInit`. The health check has no weight, so a node whose
  * `/livez` fails goes to FAULT: it drops the VIP and sends a priority-0 advert, and a healthy
- * backup takes over after its
- * skew time (well under a second) instead of waiting out the master-down timer (3 x advert_int):
- * keepalived discards a lower-priority advert rather than preempting on it. Peers are unicast,
- * since multicast is often filtered on vSphere networks.
+ * backup takes over after its skew time (well under a second) instead of waiting out the
+ * master-down timer (3 x advert_int): keepalived discards a lower-priority advert rather than
+ * preempting on it. Peers are unicast, since multicast is often filtered on vSphere networks.
  */
 
 export const KEEPALIVED_CONFIG = '/etc/keepalived/keepalived.conf';

@@ -111,20 +111,24 @@ export async function createNetwork(prefix: string, names: string[]): Promise<La
 }
 
 /** The namespace whose eth0 holds the address now, if any (who holds the VIP). */
+export async function holderOf(network: LabNetwork, address: string): Promise<LabHost | undefined> {
+  for (const host of network.hosts) {
+    if (await eth0Prefix(host, address)) return host;
+  }
+  return undefined;
+}
+
 /**
  * Takes an address off a host's eth0 if it is there. A SIGKILLed keepalived leaves its VIP on the
  * interface, and a namespace outlives its processes; a VM that loses power comes back without it.
  */
 export async function dropAddress(host: LabHost, address: string): Promise<void> {
-  const out = await ip(['-n', host.namespace, '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
-  const bits = out.match(new RegExp(` ${address.replaceAll('.', '\\.')}/(\\d+) `))?.[1];
-  if (bits) await ip(['-n', host.namespace, 'addr', 'del', `${address}/${bits}`, 'dev', 'eth0']);
+  const prefix = await eth0Prefix(host, address);
+  if (prefix) await ip(['-n', host.namespace, 'addr', 'del', `${address}/${prefix}`, 'dev', 'eth0']);
 }
 
-export async function holderOf(network: LabNetwork, address: string): Promise<LabHost | undefined> {
-  for (const host of network.hosts) {
-    const out = await ip(['-n', host.namespace, '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
-    if (out.includes(` ${address}/`)) return host;
-  }
-  return undefined;
+/** The prefix length the address has on the host's eth0, or undefined when eth0 does not have it. */
+async function eth0Prefix(host: LabHost, address: string): Promise<string | undefined> {
+  const out = await ip(['-n', host.namespace, '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
+  return out.match(new RegExp(` ${address.replaceAll('.', '\\.')}/(\\d+) `))?.[1];
 }

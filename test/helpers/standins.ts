@@ -12,7 +12,7 @@ import type { NodeApi } from '../../agent/protocol/node-api.ts';
 import { renderInitConfig } from '../../agent/kube/kubeadm-config.ts';
 import { kubeadmInit } from '../../agent/kube/kubeadm.ts';
 import { KUBEADM_INIT_CONFIG } from '../../agent/kube/paths.ts';
-import { gatherFacts } from '../../agent/node/facts.ts';
+import { factsOnce } from '../../agent/node/facts.ts';
 import { CALL_LOG, STATE_DIR, type CallRecord } from '../standins/standin-common.ts';
 import { validConfig } from './agent-config.ts';
 
@@ -212,7 +212,7 @@ export function phaseContext(node: StandinNode, config: AgentConfig, controller:
     outputs,
     signal: new AbortController().signal,
     lease: { hold: () => {}, release: () => {} },
-    facts: () => gatherFacts(node.host),
+    facts: factsOnce(node.host),
   };
 }
 

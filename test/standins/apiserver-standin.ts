@@ -20,6 +20,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { CertifiedKey } from '../../agent/controller/pki.ts';
+import { renderKubeconfig } from './standin-kubeconfig.ts';
 
 export interface ApiServerStandinOptions {
   host: string;
@@ -141,34 +142,9 @@ export async function apiServerCredentials(ca: CertifiedKey): Promise<{ serving:
   return { serving, admin };
 }
 
-/**
- * admin.conf as kubeadm writes it: inline CA and client certificate, one context. Written out
- * by hand (the server as a JSON string, which YAML reads as a quoted scalar), so that the
- * stand-in's server process loads no YAML library.
- */
+/** admin.conf as kubeadm writes it, for the cluster admin (group system:masters). */
 export function adminKubeconfig(server: string, caPem: string, admin: CertifiedKey): string {
-  const b64 = (text: string) => Buffer.from(text).toString('base64');
-  return [
-    'apiVersion: v1',
-    'clusters:',
-    '- cluster:',
-    `    certificate-authority-data: ${b64(caPem)}`,
-    `    server: ${JSON.stringify(server)}`,
-    '  name: kubernetes',
-    'contexts:',
-    '- context:',
-    '    cluster: kubernetes',
-    '    user: kubernetes-admin',
-    '  name: kubernetes-admin@kubernetes',
-    'current-context: kubernetes-admin@kubernetes',
-    'kind: Config',
-    'users:',
-    '- name: kubernetes-admin',
-    '  user:',
-    `    client-certificate-data: ${b64(admin.certPem)}`,
-    `    client-key-data: ${b64(admin.keyPem)}`,
-    '',
-  ].join('\n');
+  return renderKubeconfig({ clusterName: 'kubernetes', server, user: 'kubernetes-admin', caPem, certPem: admin.certPem, keyPem: admin.keyPem });
 }
 
 /** What is wrong with a Secret that should be a kubeadm bootstrap token; empty when nothing. */

@@ -5,9 +5,9 @@
 // RSA-2048: an RSA key costs the stand-in tens to hundreds of milliseconds of CPU each, an ECDSA
 // key well under one (the CAs stay RSA).
 import { isIP } from 'node:net';
-import { stringify } from 'yaml';
 import type { CertifiedKey, LeafOptions } from '../../agent/controller/pki.ts';
 import { readNodeFile, writeNodeFile } from './standin-common.ts';
+import { renderKubeconfig } from './standin-kubeconfig.ts';
 import { issueEcdsaLeaf } from './standin-x509.ts';
 
 export const PKI = '/etc/kubernetes/pki';
@@ -82,18 +82,8 @@ export interface KubeconfigSpec {
 export function writeKubeconfigs(ca: CertifiedKey, specs: KubeconfigSpec[]): void {
   const issued = specs.map((spec) => [spec, issueEcdsaLeaf(ca, { commonName: spec.commonName, organizations: spec.organizations, usage: 'client', validDays: 365 })] as const);
   for (const [spec, pair] of issued) {
-    const b64 = (pem: string) => Buffer.from(pem).toString('base64');
-    const context = `${spec.user}@${spec.clusterName}`;
-    const document = {
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [{ name: spec.clusterName, cluster: { 'certificate-authority-data': b64(ca.certPem), server: spec.server } }],
-      contexts: [{ name: context, context: { cluster: spec.clusterName, user: spec.user } }],
-      'current-context': context,
-      preferences: {},
-      users: [{ name: spec.user, user: { 'client-certificate-data': b64(pair.certPem), 'client-key-data': b64(pair.keyPem) } }],
-    };
-    writeNodeFile(spec.file, stringify(document), 0o600);
+    const kubeconfig = renderKubeconfig({ clusterName: spec.clusterName, server: spec.server, user: spec.user, caPem: ca.certPem, certPem: pair.certPem, keyPem: pair.keyPem });
+    writeNodeFile(spec.file, kubeconfig, 0o600);
   }
 }
 

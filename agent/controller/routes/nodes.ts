@@ -128,10 +128,9 @@ export const readyRoute = clusterRoute<ReadyRequest>({
   body: readyRequestSchema,
   handle({ cluster, principal, runtime }): void {
     const me = asNode(principal);
-    const record = nodeOf(cluster, me);
-    if (record.joinedAt === undefined) throw conflict(`node ${me.node} reports ready before it reported joined (its kubeadm init or join)`);
+    if (cluster.nodes[me.node]?.joinedAt === undefined) throw conflict(`node ${me.node} reports ready before it reported joined (its kubeadm init or join)`);
     runtime.store.mutate((_, touch) => {
-      record.readyAt ??= Date.now();
+      nodeOf(cluster, me).readyAt ??= Date.now();
       touch.node(cluster.id, me.node);
     });
     runtime.log.info('node.ready', { cluster: cluster.id, node: me.node });
@@ -184,4 +183,3 @@ function applyEvent(record: NodeState, event: PhaseEvent): void {
     record.lastError = `${event.phase} (attempt ${event.attempt}): ${event.message ?? 'failed'}${detail ? ` (${detail})` : ''}`;
   }
 }
-

@@ -3,8 +3,8 @@ import type { Host } from '../host/host.ts';
 import { isAbsent } from './encoding.ts';
 
 /**
- * How guestinfo keys reach the agent. Like cloud-init's VMware datasource: `vmware-rpctool`,
- * then `vmtoolsd --cmd`, then the environment (`VMX_GUESTINFO=1`, `VMX_GUESTINFO_<KEY>`).
+ * How guestinfo keys reach the agent. Like cloud-init's VMware datasource: the environment
+ * (`VMX_GUESTINFO=1`, `VMX_GUESTINFO_<KEY>`), then `vmware-rpctool`, then `vmtoolsd --cmd`.
  * Everything about rpctool's exit codes and messages stays in this module.
  */
 

@@ -41,9 +41,10 @@ export function describeSource(source: ConfigSource): string {
 }
 
 /**
- * Finds the agent config; the first source that has one wins: `--config FILE`, guestinfo
- * (vmware-rpctool, then vmtoolsd), the environment transport, then the copy saved by an
- * earlier run. Bad content exits 2 naming the source and the key; nothing is written here.
+ * Finds the agent config; the first source that has one wins: `--config FILE`, the
+ * environment transport, guestinfo (vmware-rpctool, then vmtoolsd), then the copy saved by an
+ * earlier run. The environment comes before the tools as in cloud-init's VMware datasource,
+ * which reads it first whenever `VMX_GUESTINFO` is set. Bad content exits 2 naming the source and the key; nothing is written here.
  */
 export async function loadConfig(options: LoadOptions): Promise<LoadedConfig> {
   const { host } = options;
@@ -58,7 +59,7 @@ export async function loadConfig(options: LoadOptions): Promise<LoadedConfig> {
     return { config: parseConfig(describeSource(source), text), source };
   }
 
-  const lookup = await lookupGuestinfo([...vmwareTransports(host), environmentTransport(options.env ?? process.env)], CONFIG_KEY);
+  const lookup = await lookupGuestinfo([environmentTransport(options.env ?? process.env), ...vmwareTransports(host)], CONFIG_KEY);
   if (lookup.found) {
     const source: ConfigSource = { kind: 'guestinfo', transport: lookup.transport };
     const text = decodeValue(`guestinfo.${CONFIG_KEY}`, lookup.value, parseEncoding(lookup.encoding));

@@ -1,5 +1,4 @@
-import { constants as fsConstants } from 'node:fs';
-import { access, mkdir, readFile, readdir, rm, stat, writeFile as fsWriteFile } from 'node:fs/promises';
+import { accessSync, closeSync, constants as fsConstants, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { CommandError, tail } from '../core/errors.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
@@ -40,6 +39,11 @@ export interface WriteOptions {
  * spawn processes themselves, so tests can point the same logic at a scratch root and at
  * stand-in binaries. execa and write-file-atomic load at their first use: `--help`, `status`
  * and `bootstrap --list-phases` run no command and write no file.
+ *
+ * Files are read and written with Node's synchronous calls (behind the same async methods).
+ * They are small local files in a run that does one thing at a time, and each asynchronous
+ * call is a trip through libuv's thread pool: an atomic write makes about fifteen of them, and
+ * on a busy machine the agent waits to be scheduled again after every one.
  */
 export class Host {
   readonly root: string;
@@ -60,7 +64,7 @@ export class Host {
 
   async exists(nodePath: string): Promise<boolean> {
     try {
-      await access(this.file(nodePath), fsConstants.F_OK);
+      accessSync(this.file(nodePath), fsConstants.F_OK);
       return true;
     } catch {
       return false;
@@ -74,7 +78,7 @@ export class Host {
 
   async readBytes(nodePath: string): Promise<Buffer | undefined> {
     try {
-      return await readFile(this.file(nodePath));
+      return readFileSync(this.file(nodePath));
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;
@@ -83,7 +87,7 @@ export class Host {
 
   async fileMode(nodePath: string): Promise<number | undefined> {
     try {
-      return (await stat(this.file(nodePath))).mode & 0o7777;
+      return statSync(this.file(nodePath)).mode & 0o7777;
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;
@@ -92,7 +96,7 @@ export class Host {
 
   async list(nodeDir: string): Promise<string[]> {
     try {
-      return (await readdir(this.file(nodeDir))).sort();
+      return readdirSync(this.file(nodeDir)).sort();
     } catch (error) {
       if (isNotFound(error)) return [];
       throw error;
@@ -102,9 +106,9 @@ export class Host {
   /** Writes through a temporary file, fsync and rename: readers see the old or the new bytes, never half. */
   async writeFile(nodePath: string, data: string | Buffer, options: WriteOptions = {}): Promise<void> {
     const target = this.file(nodePath);
-    await mkdir(path.dirname(target), { recursive: true });
+    mkdirSync(path.dirname(target), { recursive: true });
     const { default: writeFileAtomic } = await import('write-file-atomic');
-    await writeFileAtomic(target, data, { mode: options.mode ?? 0o644, fsync: true });
+    writeFileAtomic.sync(target, data, { mode: options.mode ?? 0o644, fsync: true });
   }
 
   /**
@@ -112,15 +116,20 @@ export class Host {
    * /proc/sys, which take a write but no new file or rename. A missing file fails (ENOENT).
    */
   async writeInPlace(nodePath: string, data: string): Promise<void> {
-    await fsWriteFile(this.file(nodePath), data, { flag: fsConstants.O_WRONLY | fsConstants.O_TRUNC });
+    const fd = openSync(this.file(nodePath), fsConstants.O_WRONLY | fsConstants.O_TRUNC);
+    try {
+      writeSync(fd, data);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   async ensureDir(nodePath: string, mode = 0o755): Promise<void> {
-    await mkdir(this.file(nodePath), { recursive: true, mode });
+    mkdirSync(this.file(nodePath), { recursive: true, mode });
   }
 
   async remove(nodePath: string): Promise<void> {
-    await rm(this.file(nodePath), { force: true, recursive: true });
+    rmSync(this.file(nodePath), { force: true, recursive: true });
   }
 
   /**
@@ -162,7 +171,7 @@ export class Host {
       if (!dir) continue;
       const candidate = path.join(dir, command);
       try {
-        await access(candidate, fsConstants.X_OK);
+        accessSync(candidate, fsConstants.X_OK);
         return candidate;
       } catch {
         // not in this directory

@@ -2,6 +2,7 @@
 // network namespace per VM, real keepalived on the control plane (started, reloaded and stopped
 // by the systemctl stand-in, as systemd would); kubeadm, kubelet, kubectl, systemctl and the API
 // server acted out by the stand-ins under test/standins/.
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { cpSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -56,6 +57,7 @@ export class Lab {
   readonly clusterName = 'lab';
   private controller: ResultPromise | undefined;
   private readonly controllerHost: LabHost;
+  private templateContainerdConfig: string | undefined;
 
   private constructor(options: LabOptions, network: LabNetwork, nodes: LabNode[]) {
     this.options = options;
@@ -152,9 +154,15 @@ export class Lab {
     write('sys/class/dmi/id/product_uuid', `${randomUUID()}\n`);
     write('etc/hostname', `${node.name}\n`);
     write('etc/fstab', 'UUID=0a1b2c3d / ext4 errors=remount-ro 0 1\n/swapfile none swap sw 0 0\n');
-    // The kernel as the stand-ins model it under the VM's root: a fresh VM, forwarding off, swap on.
-    write('proc/sys/net/ipv4/ip_forward', '0\n');
     write('proc/swaps', 'Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/swapfile                               file\t\t2097148\t\t0\t\t-2\n');
+    // A clone of the template as it boots, in the stand-ins' terms. The image build (packer/scripts)
+    // writes containerd's config (60-containerd.sh), enables containerd and the kubelet (60, 70),
+    // and lists the kernel modules and sysctls (50-kernel.sh), which the boot loads and applies.
+    // Swap is the agent's to turn off.
+    write('etc/containerd/config.toml', (this.templateContainerdConfig ??= imageContainerdConfig(path.join(this.options.workDir, 'template'))));
+    for (const unit of ['containerd.service.enabled', 'containerd.service.active', 'kubelet.service.enabled']) write(`var/lib/pke-standins/systemd/${unit}`, 'image\n');
+    for (const module of ['overlay', 'br_netfilter']) mkdirSync(path.join(node.root, 'sys/module', module), { recursive: true });
+    for (const key of ['net/ipv4/ip_forward', 'net/bridge/bridge-nf-call-iptables', 'net/bridge/bridge-nf-call-ip6tables']) write(`proc/sys/${key}`, '1\n');
     // What the template's image build stages (packer/scripts/75-addons.sh).
     cpSync(path.join(REPO, 'addons'), path.join(node.root, 'opt/pke/addons'), { recursive: true });
     const args = ['node-config', '--cluster', this.clusterName, '--name', node.name, '--role', node.role, '--format', 'json'];
@@ -250,6 +258,15 @@ export class Lab {
     await Promise.all(children.map((c) => c.catch(() => undefined)));
     if (!options.keepFiles) rmSync(this.options.workDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * containerd's config as packer/scripts/60-containerd.sh writes it: the default, with the
+ * systemd cgroup driver. `root` is the image build's scratch root (stand-ins never act on /).
+ */
+function imageContainerdConfig(root: string): string {
+  const defaults = execFileSync(path.join(STANDIN_BIN, 'containerd'), ['config', 'default'], { env: { ...process.env, PKE_ROOT: root }, encoding: 'utf8' });
+  return defaults.replaceAll('SystemdCgroup = false', 'SystemdCgroup = true');
 }
 
 function range(n: number): number[] {

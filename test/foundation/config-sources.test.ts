@@ -103,10 +103,20 @@ describe('absent values and transport fallbacks', () => {
   });
 
   it('does not ask vmtoolsd when vmware-rpctool says the key is not set', async () => {
+    const result = await show();
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain('vmware-rpctool: guestinfo.pke.config is not set');
+    expect(calls()).toEqual(['vmware-rpctool info-get guestinfo.pke.config']);
+  });
+
+  it('reads the environment before the tools when VMX_GUESTINFO is set, as cloud-init does', async () => {
+    setKey('pke.config', toYaml(validConfig({ cluster: { id: 'other-c3d4', name: 'other' } })));
     const result = await show({ VMX_GUESTINFO: '1', VMX_GUESTINFO_PKE_CONFIG: toYaml(validConfig()) });
     expect(result.exitCode).toBe(0);
-    expect(JSON.parse(result.stdout).source).toBe('guestinfo.pke.config via environment');
-    expect(calls()).toEqual(['vmware-rpctool info-get guestinfo.pke.config']);
+    const summary = JSON.parse(result.stdout);
+    expect(summary.source).toBe('guestinfo.pke.config via environment');
+    expect(summary.cluster).toBe('prod (prod-a1b2)');
+    expect(calls()).toEqual([]);
   });
 
   it('uses the environment transport with its encoding key', async () => {

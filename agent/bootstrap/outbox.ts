@@ -11,11 +11,17 @@ export const OUTBOX_PATH = '/var/lib/pke-agent/outbox.json';
 const BATCH = 100;
 const RETRY_DELAY_MS = { first: 500, max: 10_000 };
 /**
+ * A report waits this long for the ones that follow it, and they go in one request: a phase
+ * that takes less reports its start and its end together, often with the next phase's start.
+ * A bootstrap makes two dozen reports; every request costs the agent and the controller CPU.
+ */
+const SEND_AFTER_MS = 100;
+/**
  * A report still undelivered this long after it was made is written to disk. Most reach the
  * controller sooner and are never written: an atomic write costs the agent more CPU than the
- * report itself, and a bootstrap makes two dozen reports.
+ * report itself.
  */
-const PERSIST_AFTER_MS = 200;
+const PERSIST_AFTER_MS = 1000;
 
 /**
  * Phase reports for the controller. A report the controller does not take at once is kept on
@@ -25,6 +31,7 @@ const PERSIST_AFTER_MS = 200;
 export class OutboxReporter implements PhaseReporter {
   private pending: PhaseEvent[];
   private sending: Promise<void> | undefined;
+  private sendTimer: NodeJS.Timeout | undefined;
   private persisting: Promise<void> = Promise.resolve();
   private persistTimer: NodeJS.Timeout | undefined;
   /** The outbox file holds reports (some may have been delivered since). */
@@ -51,7 +58,7 @@ export class OutboxReporter implements PhaseReporter {
       else log.warn('outbox.unreadable', { path: host.file(OUTBOX_PATH), note: 'starting with an empty outbox' });
     }
     const reporter = new OutboxReporter(host, api, log, pending, text !== undefined);
-    if (pending.length > 0) reporter.kick();
+    if (pending.length > 0) reporter.sendSoon();
     return reporter;
   }
 
@@ -61,7 +68,7 @@ export class OutboxReporter implements PhaseReporter {
 
   report(event: PhaseEvent): void {
     this.pending.push(event);
-    this.kick();
+    this.sendSoon();
     this.persistTimer ??= setTimeout(() => {
       this.persistTimer = undefined;
       if (this.pending.length > 0) this.persist();
@@ -72,7 +79,7 @@ export class OutboxReporter implements PhaseReporter {
   async flush(timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     while (this.pending.length > 0 && Date.now() < deadline) {
-      this.kick();
+      this.sendNow();
       await Promise.race([this.sending, sleep(Math.max(0, deadline - Date.now()), undefined, { ref: false })]);
     }
     this.closed = true;
@@ -83,7 +90,14 @@ export class OutboxReporter implements PhaseReporter {
     return this.pending.length === 0;
   }
 
-  private kick(): void {
+  private sendSoon(): void {
+    if (this.sending || this.closed) return;
+    this.sendTimer ??= setTimeout(() => this.sendNow(), SEND_AFTER_MS).unref();
+  }
+
+  private sendNow(): void {
+    clearTimeout(this.sendTimer);
+    this.sendTimer = undefined;
     if (this.sending || this.closed) return;
     this.sending = this.drain().finally(() => {
       this.sending = undefined;

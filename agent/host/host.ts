@@ -22,6 +22,8 @@ export interface RunOptions {
   env?: Record<string, string>;
   /** Shown instead of the arguments in logs and errors, when they carry secrets. */
   displayArgs?: string[];
+  /** Stops the command (SIGTERM) when aborted; the run then fails saying it was stopped. */
+  signal?: AbortSignal;
 }
 
 export interface RunResult {
@@ -146,6 +148,7 @@ export class Host {
       input: options.input,
       stdin: options.input === undefined ? 'ignore' : 'pipe',
       timeout: options.timeoutMs,
+      cancelSignal: options.signal,
       reject: false,
       stripFinalNewline: false,
     });
@@ -156,7 +159,14 @@ export class Host {
     this.log.debug('host.command', { command: shown, exitCode: result.exitCode, ms: Date.now() - started });
 
     if (result.exitCode === undefined) {
-      const reason = (result as { code?: string }).code === 'ENOENT' ? 'was not found on PATH' : result.timedOut ? `timed out after ${options.timeoutMs} ms` : `did not finish (${result.signal ?? result.shortMessage})`;
+      const reason =
+        (result as { code?: string }).code === 'ENOENT'
+          ? 'was not found on PATH'
+          : result.timedOut
+            ? `timed out after ${options.timeoutMs} ms`
+            : result.isCanceled
+              ? 'was stopped'
+              : `did not finish (${result.signal ?? result.shortMessage})`;
       throw new CommandError(shown, undefined, tail(stderr), reason);
     }
     if (result.exitCode !== 0 && !(options.okExitCodes ?? []).includes(result.exitCode)) {

@@ -13,9 +13,9 @@ const INIT_TIMEOUT_MS = 15 * 60_000;
 const JOIN_TIMEOUT_MS = 15 * 60_000;
 const RESET_TIMEOUT_MS = 3 * 60_000;
 
-/** `kubeadm init --config FILE`; the join command kubeadm prints at the end is withheld. */
-export async function kubeadmInit(host: Host, configPath: string, log: Logger): Promise<void> {
-  await runKubeadm(host, ['init', '--config', configPath, '--skip-token-print'], log, INIT_TIMEOUT_MS);
+/** `kubeadm init --config FILE`; the join command kubeadm prints at the end is withheld. Aborting `signal` stops it. */
+export async function kubeadmInit(host: Host, configPath: string, log: Logger, signal?: AbortSignal): Promise<void> {
+  await runKubeadm(host, ['init', '--config', configPath, '--skip-token-print'], log, INIT_TIMEOUT_MS, signal);
 }
 
 export async function kubeadmJoin(host: Host, configPath: string, log: Logger): Promise<void> {
@@ -59,7 +59,7 @@ export function failedInPreflight(error: unknown): boolean {
   return error instanceof CommandError && /error execution phase preflight/.test(`${error.context.stderrTail ?? ''}`);
 }
 
-async function runKubeadm(host: Host, args: string[], log: Logger, timeoutMs: number): Promise<void> {
+async function runKubeadm(host: Host, args: string[], log: Logger, timeoutMs: number, signal?: AbortSignal): Promise<void> {
   const configIndex = args.indexOf('--config') + 1;
   // Node paths read better than the root-prefixed ones the command is given.
   const command = configIndex > 0 ? args.map((arg, i) => (i === configIndex ? host.file(arg) : arg)) : args;
@@ -67,6 +67,7 @@ async function runKubeadm(host: Host, args: string[], log: Logger, timeoutMs: nu
   try {
     await host.run('kubeadm', command, {
       timeoutMs,
+      signal,
       displayArgs: args,
       onLine: (stream, line) => kubeadmLog.info('kubeadm.output', { stream, line: maskSecrets(line) }),
     });

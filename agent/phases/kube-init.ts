@@ -53,12 +53,23 @@ export const kubeInitPhase: Phase<KubeInitOutput> = {
     }
     await host.writeFile(KUBEADM_INIT_CONFIG, renderInitConfig({ config, node, bootstrapToken: { token: grant.token, ttlSeconds } }), { mode: 0o600 });
 
-    // kubeadm's kubeconfigs and the kubelet talk to the VIP: it must be up before init needs it.
-    await applyKeepalived(ctx, { beforeInit: true });
-
     await host.writeFile(INIT_STARTED_MARKER, `${JSON.stringify({ startedAt: new Date().toISOString(), epoch })}\n`);
+    // kubeadm's kubeconfigs and the kubelet talk to the VIP, but only once the control plane's
+    // static pods run, well into the init: keepalived starts while kubeadm begins, and takes the
+    // VIP at once. If it cannot start, the init is stopped and undone.
+    const stopInit = new AbortController();
+    const init = kubeadmInit(host, KUBEADM_INIT_CONFIG, log, stopInit.signal);
+    init.catch(() => undefined);
     try {
-      await kubeadmInit(host, KUBEADM_INIT_CONFIG, log);
+      await applyKeepalived(ctx, { beforeInit: true });
+    } catch (error) {
+      stopInit.abort();
+      await init.catch(() => undefined);
+      await resetUnfinishedInit(host, log, 'keepalived did not start, so the init was stopped');
+      throw error;
+    }
+    try {
+      await init;
     } catch (error) {
       if (failedInPreflight(error)) await host.remove(INIT_STARTED_MARKER);
       throw error;

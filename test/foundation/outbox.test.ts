@@ -21,11 +21,15 @@ const event = (phase: string, type: 'start' | 'end'): PhaseEvent => ({ phase, ty
 /** A controller's events endpoint that takes reports (recording them) or refuses them. */
 function controller(taking: boolean) {
   const received: PhaseEvent[] = [];
+  const requests: number[] = [];
   return {
     received,
+    /** How many reports each request carried. */
+    requests,
     api: {
       events: async ({ events }: { events: PhaseEvent[] }) => {
         if (!taking) throw new Error('controller unreachable');
+        requests.push(events.length);
         received.push(...events);
       },
     },
@@ -44,6 +48,20 @@ describe('phase reports (the outbox)', () => {
     expect(received.map((e) => `${e.phase}/${e.type}`)).toEqual(['preflight/start', 'preflight/end']);
     expect(writes).not.toHaveBeenCalled();
     expect(existsSync(outboxFile())).toBe(false);
+  });
+
+  it('sends reports made close together in one request, and what comes later in another', async () => {
+    const { api, received, requests } = controller(true);
+    const reporter = await OutboxReporter.open(host, api, silentLogger);
+    reporter.report(event('preflight', 'start'));
+    reporter.report(event('preflight', 'end'));
+    reporter.report(event('register', 'start'));
+    await vi.waitFor(() => expect(received).toHaveLength(3), { timeout: 2000, interval: 20 });
+    await new Promise((r) => setTimeout(r, 300));
+    reporter.report(event('register', 'end'));
+    expect(await reporter.flush(1000)).toBe(true);
+    expect(requests).toEqual([3, 1]);
+    expect(received.map((e) => `${e.phase}/${e.type}`)).toEqual(['preflight/start', 'preflight/end', 'register/start', 'register/end']);
   });
 
   it('keeps on disk what the controller did not take, and a later run sends it and empties the outbox', async () => {

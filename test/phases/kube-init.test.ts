@@ -70,7 +70,7 @@ describe.skipIf(!iface)('kube-init', () => {
     return { ctx, controller, grant };
   }
 
-  it('runs kubeadm init once, with the VIP up first, and never again on a node where it completed', async () => {
+  it('runs kubeadm init once, with keepalived started alongside, and never again on a node where it completed', async () => {
     const { ctx, controller } = setup();
     expect(kubeInitPhase.appliesTo?.(ctx)).toBe(true);
     expect(await kubeInitPhase.isDone?.(ctx)).toBe(false);
@@ -79,7 +79,7 @@ describe.skipIf(!iface)('kube-init', () => {
     expect(output).toEqual({ kubernetesVersion: '1.31.2', kubeadmApiVersion: 'kubeadm.k8s.io/v1beta4' });
     expect(controller.joinRequests).toEqual([[{ epoch: 7 }]]);
     const order = commandLines(node.calls(), 3).filter((c) => c.startsWith('kubeadm') || /^systemctl (start|enable)/.test(c));
-    expect(order).toEqual(['systemctl start keepalived', `kubeadm init --config`]);
+    expect(order.sort()).toEqual([`kubeadm init --config`, 'systemctl start keepalived']);
     expect(node.calls('kubeadm')[0]?.argv).toEqual(['init', '--config', node.host.file('/etc/kubernetes/pke/kubeadm-init.yaml'), '--skip-token-print']);
     expect(await node.host.fileMode('/etc/kubernetes/pke/kubeadm-init.yaml')).toBe(0o600);
     // The leader's config before init takes the VIP at once, and is run but never enabled.
@@ -130,6 +130,24 @@ describe.skipIf(!iface)('kube-init', () => {
     expect(commandLines(node.calls('kubeadm'))).toEqual(['kubeadm init', 'kubeadm reset', 'kubeadm init']);
     expect(await node.host.readText('/etc/kubernetes/pki/ca.crt')).toBe(pki['ca.crt']);
     expect(await node.host.exists('/var/lib/pke-agent/init-done')).toBe(true);
+  });
+
+  it('stops and undoes the init when keepalived cannot start, and fails naming it', async () => {
+    vi.stubEnv('PKE_STANDIN_SYSTEMD_UNITS', 'containerd kubelet');
+    vi.stubEnv('PKE_STANDIN_KUBEADM_INIT_MS', '5000');
+    const { ctx } = setup();
+    const failure = await kubeInitPhase.run(ctx).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(CommandError);
+    expect((failure as CommandError).context).toMatchObject({ command: 'systemctl start keepalived', exitCode: 5 });
+    expect(kubeInitPhase.retry?.retryable(failure)).toBe(false);
+    // kubeadm was stopped before it finished (often before it got far enough to log its call),
+    // then reset; the shared CAs stay for the next attempt.
+    expect(commandLines(node.calls('kubeadm')).at(-1)).toBe('kubeadm reset');
+    expect(node.logLines.map((l) => String(l.line ?? ''))).not.toContain('Your Kubernetes control-plane has initialized successfully!');
+    for (const file of ['/var/lib/pke-agent/init-started', '/var/lib/pke-agent/init-done', '/etc/kubernetes/admin.conf']) {
+      expect(await node.host.exists(file)).toBe(false);
+    }
+    expect(await node.host.readText('/etc/kubernetes/pki/ca.crt')).toBe(pki['ca.crt']);
   });
 
   it('does not reset when its failed attempt never got to run kubeadm init', async () => {

@@ -22,6 +22,8 @@ export class ControllerRuntime {
   /** Each cluster's shared control-plane files, loaded at start and when a cluster is created. */
   readonly pki = new Map<string, Record<PkiFile, string>>();
   private readonly clusterApis = new Map<string, ClusterApi>();
+  /** By cluster: settles when the control-plane join grant being made there is made (or not). */
+  private readonly controlPlaneGrants = new Map<string, Promise<void>>();
   private closing = false;
 
   constructor(parts: {
@@ -65,6 +67,34 @@ export class ControllerRuntime {
     const previous = this.clusterApis.get(cluster);
     this.clusterApis.set(cluster, api);
     await previous?.close();
+  }
+
+  /**
+   * Marks a control-plane join grant in the making until `done` settles. Call it in the same
+   * turn of the event loop as the slot is taken, so that worker grants woken by the same change
+   * see it (`afterControlPlaneGrant`).
+   */
+  makingControlPlaneGrant(cluster: string, done: Promise<unknown>): void {
+    const settled = done.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.controlPlaneGrants.set(cluster, settled);
+    void settled.then(() => {
+      if (this.controlPlaneGrants.get(cluster) === settled) this.controlPlaneGrants.delete(cluster);
+    });
+  }
+
+  /**
+   * Waits for a control-plane join grant in the making in the cluster, if any. A worker's join
+   * token is minted after it: every control-plane join is on the critical path of a cluster's
+   * formation and a worker's is not, and a formation wakes the waiting control-plane node and
+   * every waiting worker at once, all asking the cluster's API for a token.
+   */
+  async afterControlPlaneGrant(cluster: string): Promise<void> {
+    // A control-plane grant woken by the same change is marked within this turn of the event loop.
+    await new Promise((resolve) => setImmediate(resolve));
+    await this.controlPlaneGrants.get(cluster);
   }
 
   /** Wakes the cluster's long-polls and arms a wake-up at its next lease or slot expiry. */

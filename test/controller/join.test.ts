@@ -130,6 +130,27 @@ describe('join once the cluster is initialized', () => {
     expect(Object.keys(storedSecrets(api))).toHaveLength(5);
   });
 
+  it('mints the waiting control-plane node its token before the workers woken with it', async () => {
+    const cluster = (await createCluster(t.admin)).id;
+    const leader = await node(cluster, 'm1', 'master');
+    const workers = await Promise.all(['w1', 'w2', 'w3', 'w4', 'w5', 'w6'].map((name) => node(cluster, name, 'worker')));
+    const m2 = await node(cluster, 'm2', 'master');
+    const { epoch } = await leader.client.claimLeader({});
+    await leader.client.join({ epoch });
+    const arrival = (grant: Promise<unknown>) => grant.then(() => performance.now());
+    // The workers ask first, so that they are woken first.
+    const workersGranted = workers.map((w) => arrival(w.client.join({}, { waitSeconds: 30 })));
+    await sleep(200);
+    const m2Granted = arrival(m2.client.join({}, { waitSeconds: 30 }));
+    await sleep(300);
+    const api = await startClusterApi(await leader.client.pki());
+    standins.push(api);
+    await leader.client.joined({ epoch, adminKubeconfig: api.kubeconfig });
+    const [m2At, ...workerAts] = await Promise.all([m2Granted, ...workersGranted]);
+    expect(m2At).toBeLessThan(Math.min(...workerAts));
+    expect(Object.keys(storedSecrets(api))).toHaveLength(7);
+  });
+
   it('lets one control-plane node join at a time, and frees the slot when it reports joined', async () => {
     const { cluster } = await initializedCluster();
     const [m2, m3] = [await node(cluster, 'm2', 'master'), await node(cluster, 'm3', 'master')];

@@ -30,7 +30,13 @@ export const joinRoute = clusterRoute<JoinRequest, WaitQuery>({
     if (body.epoch !== undefined) assertEpoch(cluster, me.node, body.epoch, Date.now());
     if (me.role === 'master' && leaseHolder(cluster, Date.now()) === me.node) return initGrant(context);
     const slot = await waitForTurn(context, me);
-    return mintJoinGrant(context, me, slot);
+    if (me.role !== 'master') {
+      await context.runtime.afterControlPlaneGrant(cluster.id);
+      return mintJoinGrant(context, me, slot);
+    }
+    const grant = mintJoinGrant(context, me, slot);
+    context.runtime.makingControlPlaneGrant(cluster.id, grant);
+    return grant;
   },
 });
 

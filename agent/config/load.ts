@@ -44,7 +44,8 @@ export function describeSource(source: ConfigSource): string {
  * Finds the agent config; the first source that has one wins: `--config FILE`, the
  * environment transport, guestinfo (vmware-rpctool, then vmtoolsd), then the copy saved by an
  * earlier run. The environment comes before the tools as in cloud-init's VMware datasource,
- * which reads it first whenever `VMX_GUESTINFO` is set. Bad content exits 2 naming the source and the key; nothing is written here.
+ * which reads it first whenever `VMX_GUESTINFO` is set. Bad content exits 2 naming the source
+ * and the key; nothing is written here.
  */
 export async function loadConfig(options: LoadOptions): Promise<LoadedConfig> {
   const { host } = options;

@@ -48,6 +48,7 @@ export async function bootstrap(options: BootstrapOptions): Promise<RunSummary> 
   // Ends the client's requests in flight once the run is over and the reports had their chance.
   const shutdown = new AbortController();
   let api: ReturnType<BootstrapOptions['connect']> | undefined;
+  let leaseLost = false;
   try {
     await saveConfig(host, config);
     if (!options.keepGuestinfo && (await redactGuestinfo(loaded.source))) log.info('guestinfo.redacted', { name: 'guestinfo.pke.config' });
@@ -55,7 +56,10 @@ export async function bootstrap(options: BootstrapOptions): Promise<RunSummary> 
     api = options.connect(config, AbortSignal.any([stop.signal, shutdown.signal]));
     const journal = await Journal.open(host);
     reporter = await OutboxReporter.open(host, api, log);
-    const lease = new LeaseKeeper(api, log, (reason) => stop.abort(new PkeError(`lost the leader lease: ${reason}`)));
+    const lease = new LeaseKeeper(api, log, (reason) => {
+      leaseLost = true;
+      stop.abort(new PkeError(`lost the leader lease: ${reason}`));
+    });
     await resumeLeadership(host, journal, api, lease, log);
 
     const summary = await runPhases({
@@ -70,6 +74,10 @@ export async function bootstrap(options: BootstrapOptions): Promise<RunSummary> 
     lease.release();
     log.info('bootstrap.done', { ran: summary.ran.join(',') || 'none', skipped: summary.skipped.join(',') || 'none' });
     return summary;
+  } catch (error) {
+    // Another node may lead now: do not leave it an init of ours or a keepalived at priority 255.
+    if (leaseLost) await stepDownBeforeInit(host, log).catch((stepDownError: unknown) => log.error('step-down.failed', { error: errorMessage(stepDownError) }));
+    throw error;
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);

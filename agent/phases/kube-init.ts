@@ -56,23 +56,31 @@ export const kubeInitPhase: Phase<KubeInitOutput> = {
     await host.writeFile(INIT_STARTED_MARKER, `${JSON.stringify({ startedAt: new Date().toISOString(), epoch })}\n`);
     // kubeadm's kubeconfigs and the kubelet talk to the VIP, but only once the control plane's
     // static pods run, well into the init: keepalived starts while kubeadm begins, and takes the
-    // VIP at once. If it cannot start, the init is stopped and undone.
+    // VIP at once. If it cannot start, the init is stopped and undone. An end of the run (the
+    // lease lost, SIGTERM) stops the init too: it would go on for a leader this node may no
+    // longer be, and its marker tells the next run to reset it.
     const stopInit = new AbortController();
-    const init = kubeadmInit(host, KUBEADM_INIT_CONFIG, log, stopInit.signal);
-    init.catch(() => undefined);
+    const stopWithRun = () => stopInit.abort();
+    ctx.signal.addEventListener('abort', stopWithRun, { once: true });
     try {
-      await applyKeepalived(ctx, { beforeInit: true });
-    } catch (error) {
-      stopInit.abort();
-      await init.catch(() => undefined);
-      await resetUnfinishedInit(host, log, 'keepalived did not start, so the init was stopped');
-      throw error;
-    }
-    try {
-      await init;
-    } catch (error) {
-      if (failedInPreflight(error)) await host.remove(INIT_STARTED_MARKER);
-      throw error;
+      const init = kubeadmInit(host, KUBEADM_INIT_CONFIG, log, stopInit.signal);
+      init.catch(() => undefined);
+      try {
+        await applyKeepalived(ctx, { beforeInit: true });
+      } catch (error) {
+        stopInit.abort();
+        await init.catch(() => undefined);
+        await resetUnfinishedInit(host, log, 'keepalived did not start, so the init was stopped');
+        throw error;
+      }
+      try {
+        await init;
+      } catch (error) {
+        if (failedInPreflight(error)) await host.remove(INIT_STARTED_MARKER);
+        throw ctx.signal.aborted ? ctx.signal.reason : error;
+      }
+    } finally {
+      ctx.signal.removeEventListener('abort', stopWithRun);
     }
     await host.writeFile(INIT_DONE_MARKER, `${JSON.stringify({ doneAt: new Date().toISOString(), epoch })}\n`);
     await host.remove(INIT_STARTED_MARKER);

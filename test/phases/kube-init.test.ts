@@ -150,6 +150,22 @@ describe.skipIf(!iface)('kube-init', () => {
     expect(await node.host.readText('/etc/kubernetes/pki/ca.crt')).toBe(pki['ca.crt']);
   });
 
+  it('stops kubeadm init when the run ends (the lease lost), leaving its marker for the reset', async () => {
+    vi.stubEnv('PKE_STANDIN_KUBEADM_INIT_MS', '8000');
+    const { ctx } = setup();
+    const run = new AbortController();
+    const running = kubeInitPhase.run({ ...ctx, signal: run.signal }).catch((e: unknown) => e);
+    await vi.waitFor(() => expect(node.calls('kubeadm').length).toBe(1), { timeout: 5000, interval: 50 });
+    run.abort(new PkeError('lost the leader lease: epoch 7 was fenced'));
+    const failure = await running;
+    expect(failure).toBeInstanceOf(PkeError);
+    expect((failure as PkeError).message).toBe('lost the leader lease: epoch 7 was fenced');
+    expect(node.logLines.map((l) => String(l.line ?? ''))).not.toContain('Your Kubernetes control-plane has initialized successfully!');
+    expect(await node.host.exists('/var/lib/pke-agent/init-done')).toBe(false);
+    expect(await node.host.exists('/var/lib/pke-agent/init-started')).toBe(true);
+    expect(await kubeInitPhase.isDone?.(ctx)).toBe(false);
+  });
+
   it('does not reset when its failed attempt never got to run kubeadm init', async () => {
     const { ctx, grant } = setup([new PkeError('controller unavailable', { context: { status: 503 } })]);
     await expect(kubeInitPhase.run(ctx)).rejects.toThrow('controller unavailable');

@@ -82,7 +82,8 @@ export async function bootstrap(options: BootstrapOptions): Promise<RunSummary> 
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
     if (reporter) {
-      const delivered = await reporter.flush(options.reportFlushMs ?? 15_000);
+      // A stopped run's client is stopped too: its reports wait on disk for the next run.
+      const delivered = await reporter.flush(stop.signal.aborted ? 0 : (options.reportFlushMs ?? 15_000));
       if (!delivered) log.warn('report.undelivered', { events: reporter.unsent, note: 'kept on disk; the next run sends them' });
     }
     shutdown.abort();

@@ -75,12 +75,18 @@ export class OutboxReporter implements PhaseReporter {
     }, PERSIST_AFTER_MS).unref();
   }
 
-  /** Waits until every report is delivered or `timeoutMs` passes; what is left stays on disk. */
+  /**
+   * Waits until every report is delivered or `timeoutMs` passes; what is left stays on disk.
+   * The wait holds the process open: otherwise, with the controller unreachable and nothing
+   * else pending, Node would exit in the middle of it, before the run's exit code is set.
+   */
   async flush(timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     while (this.pending.length > 0 && Date.now() < deadline) {
       this.sendNow();
-      await Promise.race([this.sending, sleep(Math.max(0, deadline - Date.now()), undefined, { ref: false })]);
+      const waited = new AbortController();
+      await Promise.race([this.sending, sleep(Math.max(0, deadline - Date.now()), undefined, { signal: waited.signal }).catch(() => undefined)]);
+      waited.abort();
     }
     this.closed = true;
     clearTimeout(this.persistTimer);

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { PHASES } from '../../agent/phases/index.ts';
 import { journalOf, destroyedAfterEach, namespaceSkipReason, scenarioLab, type ScenarioLab } from './harness.ts';
 
@@ -97,5 +97,38 @@ describe.skipIf(skip)('crash and rerun', () => {
     const journal = journalOf(oldLeader);
     expect(journal.phases['kube-init']?.state).toBe('skipped');
     expect(journal.phases['kube-join']?.state).toBe('done');
+  }, 300_000);
+
+  it('has a leader frozen past its lease step down when it wakes: its init stopped and undone, its keepalived stopped', async () => {
+    s = track(await scenarioLab('frozen', { masters: 2, workers: 0, leaseTtl: '4s' }));
+    // A long init, so that it is still running when the frozen leader wakes.
+    const env = { PKE_STANDIN_KUBEADM_INIT_MS: '15000' };
+    const electedAt = new Map(s.lab.nodes.map((node) => [node.name, s.bootUntil(node, (line) => line.event === 'elect.leader', env)]));
+    const leaderName = await Promise.race([...electedAt].map(async ([name, run]) => ((await run).matched ? name : new Promise<string>(() => {}))));
+    const oldLeader = s.node(leaderName);
+    const other = s.lab.nodes.find((n) => n !== oldLeader)!;
+    await vi.waitFor(() => expect(s.calls(oldLeader, 'kubeadm').map((c) => c.argv[0])).toContain('init'), { timeout: 20_000, interval: 100 });
+
+    // The agent stops (SIGSTOP) while its kubeadm and keepalived go on; the other node takes the lease.
+    const pid = oldLeader.bootstrap!.pid!;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      expect((await electedAt.get(other.name)!).matched).toBe(true);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+
+    // Its next renewal is refused: the run ends, stepping down.
+    expect((await oldLeader.bootstrap!).exitCode).toBe(1);
+    const events = (s.logs.get(oldLeader.name) ?? []).map((l) => l.event);
+    expect(events).toEqual(expect.arrayContaining(['lease.lost', 'kube-init.reset', 'vip.released', 'command.failed']));
+    expect(s.calls(oldLeader, 'kubeadm').map((c) => c.argv[0])).toEqual(['init', 'reset']);
+    expect(s.calls(oldLeader, 'systemctl').map((c) => c.argv.join(' '))).toContain('stop keepalived');
+    expect(journalOf(oldLeader).phases['kube-init']?.state).toBe('failed');
+
+    // The other node initializes the cluster; the old leader's next run joins it.
+    expect((await other.bootstrap!).exitCode).toBe(0);
+    expect(await s.boot(oldLeader, { PKE_STANDIN_KUBEADM_JOIN_MS: '500' })).toBe(0);
+    expect(journalOf(oldLeader).phases['kube-join']?.state).toBe('done');
   }, 300_000);
 });

@@ -60,27 +60,21 @@ export const kubeInitPhase: Phase<KubeInitOutput> = {
     // lease lost, SIGTERM) stops the init too: it would go on for a leader this node may no
     // longer be, and its marker tells the next run to reset it.
     const stopInit = new AbortController();
-    const stopWithRun = () => stopInit.abort();
-    ctx.signal.addEventListener('abort', stopWithRun, { once: true });
+    const init = kubeadmInit(host, KUBEADM_INIT_CONFIG, log, AbortSignal.any([ctx.signal, stopInit.signal]));
+    init.catch(() => undefined);
     try {
-      const init = kubeadmInit(host, KUBEADM_INIT_CONFIG, log, stopInit.signal);
-      init.catch(() => undefined);
-      try {
-        await applyKeepalived(ctx, { beforeInit: true });
-      } catch (error) {
-        stopInit.abort();
-        await init.catch(() => undefined);
-        await resetUnfinishedInit(host, log, 'keepalived did not start, so the init was stopped');
-        throw error;
-      }
-      try {
-        await init;
-      } catch (error) {
-        if (failedInPreflight(error)) await host.remove(INIT_STARTED_MARKER);
-        throw ctx.signal.aborted ? ctx.signal.reason : error;
-      }
-    } finally {
-      ctx.signal.removeEventListener('abort', stopWithRun);
+      await applyKeepalived(ctx, { beforeInit: true });
+    } catch (error) {
+      stopInit.abort();
+      await init.catch(() => undefined);
+      await resetUnfinishedInit(host, log, 'keepalived did not start, so the init was stopped');
+      throw error;
+    }
+    try {
+      await init;
+    } catch (error) {
+      if (failedInPreflight(error)) await host.remove(INIT_STARTED_MARKER);
+      throw ctx.signal.aborted ? ctx.signal.reason : error;
     }
     await host.writeFile(INIT_DONE_MARKER, `${JSON.stringify({ doneAt: new Date().toISOString(), epoch })}\n`);
     await host.remove(INIT_STARTED_MARKER);

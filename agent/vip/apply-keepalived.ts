@@ -19,7 +19,7 @@ const CHECK_COPY = `${KEEPALIVED_CONFIG}.pke-check`;
  * Brings keepalived in line with the controller's control-plane view: renders the config, has
  * the real `keepalived -t` check it before it replaces the live file, enables the service
  * (except before init), starts it when stopped and reloads it when the config changed. Used by
- * the vip phase and, on the leader, before `kubeadm init` (whose kubeconfigs point at the VIP).
+ * the vip phase and, on the leader, alongside `kubeadm init` (whose kubeconfigs point at the VIP).
  */
 export async function applyKeepalived(ctx: PhaseContext, options: { beforeInit: boolean }): Promise<KeepalivedState> {
   const { config, host, log, controller } = ctx;

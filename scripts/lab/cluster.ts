@@ -8,6 +8,7 @@ import { cpSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync,
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
+import { STATE_DIR } from '../../test/standins/standin-common.ts';
 import { createNetwork, holderOf, removeNamespaces, type LabHost, type LabNetwork } from './network.ts';
 
 export const REPO = path.resolve(import.meta.dirname, '../..');
@@ -160,7 +161,7 @@ export class Lab {
     // and lists the kernel modules and sysctls (50-kernel.sh), which the boot loads and applies.
     // Swap is the agent's to turn off.
     write('etc/containerd/config.toml', (this.templateContainerdConfig ??= imageContainerdConfig(path.join(this.options.workDir, 'template'))));
-    for (const unit of ['containerd.service.enabled', 'containerd.service.active', 'kubelet.service.enabled']) write(`var/lib/pke-standins/systemd/${unit}`, 'image\n');
+    for (const unit of ['containerd.service.enabled', 'containerd.service.active', 'kubelet.service.enabled']) write(`${STATE_DIR}/systemd/${unit}`, 'image\n');
     for (const module of ['overlay', 'br_netfilter']) mkdirSync(path.join(node.root, 'sys/module', module), { recursive: true });
     for (const key of ['net/ipv4/ip_forward', 'net/bridge/bridge-nf-call-iptables', 'net/bridge/bridge-nf-call-ip6tables']) write(`proc/sys/${key}`, '1\n');
     // What the template's image build stages (packer/scripts/75-addons.sh).

@@ -3,15 +3,12 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { OUTBOX_PATH, OutboxReporter } from '../../agent/bootstrap/outbox.ts';
 import { silentLogger } from '../../agent/core/log.ts';
-import { Host } from '../../agent/host/host.ts';
 import type { PhaseEvent } from '../../agent/protocol/api.ts';
-import { scratchDir } from '../helpers/cli.ts';
+import { scratchHost, type ScratchHost } from '../helpers/cli.ts';
 
-let scratch: { dir: string; remove: () => void };
-let host: Host;
+let scratch: ScratchHost;
 beforeEach(() => {
-  scratch = scratchDir('outbox');
-  host = new Host({ root: scratch.dir });
+  scratch = scratchHost('outbox');
 });
 afterEach(() => scratch.remove());
 
@@ -39,8 +36,8 @@ function controller(taking: boolean) {
 describe('phase reports (the outbox)', () => {
   it('never writes to disk a report the controller takes at once', async () => {
     const { api, received } = controller(true);
-    const writes = vi.spyOn(host, 'writeFile');
-    const reporter = await OutboxReporter.open(host, api, silentLogger);
+    const writes = vi.spyOn(scratch.host, 'writeFile');
+    const reporter = await OutboxReporter.open(scratch.host, api, silentLogger);
     reporter.report(event('preflight', 'start'));
     reporter.report(event('preflight', 'end'));
     await new Promise((r) => setTimeout(r, 300));
@@ -52,7 +49,7 @@ describe('phase reports (the outbox)', () => {
 
   it('sends reports made close together in one request, and what comes later in another', async () => {
     const { api, received, requests } = controller(true);
-    const reporter = await OutboxReporter.open(host, api, silentLogger);
+    const reporter = await OutboxReporter.open(scratch.host, api, silentLogger);
     reporter.report(event('preflight', 'start'));
     reporter.report(event('preflight', 'end'));
     reporter.report(event('register', 'start'));
@@ -66,7 +63,7 @@ describe('phase reports (the outbox)', () => {
 
   it('keeps on disk what the controller did not take, and a later run sends it and empties the outbox', async () => {
     const down = controller(false);
-    const first = await OutboxReporter.open(host, down.api, silentLogger);
+    const first = await OutboxReporter.open(scratch.host, down.api, silentLogger);
     first.report(event('preflight', 'start'));
     first.report(event('preflight', 'end'));
     // On disk soon after, without waiting for the run's end.
@@ -77,7 +74,7 @@ describe('phase reports (the outbox)', () => {
     expect(kept.map((e) => `${e.phase}/${e.type}`)).toEqual(['preflight/start', 'preflight/end']);
 
     const up = controller(true);
-    const second = await OutboxReporter.open(host, up.api, silentLogger);
+    const second = await OutboxReporter.open(scratch.host, up.api, silentLogger);
     second.report(event('register', 'start'));
     expect(await second.flush(2000)).toBe(true);
     expect(up.received.map((e) => `${e.phase}/${e.type}`)).toEqual(['preflight/start', 'preflight/end', 'register/start']);

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
+import { Host } from '../../agent/host/host.ts';
 
 export const REPO = path.resolve(import.meta.dirname, '../..');
 export const AGENT_ENTRY = path.join(REPO, 'agent/main.ts');
@@ -25,6 +26,19 @@ export async function runAgent(args: string[], options: { env?: Record<string, s
 export function scratchDir(prefix: string): { dir: string; remove: () => void } {
   const dir = mkdtempSync(path.join(tmpdir(), `pke-${prefix}-`));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface ScratchHost {
+  dir: string;
+  /** The host adapter with the scratch directory as its root. */
+  host: Host;
+  remove: () => void;
+}
+
+/** A scratch directory as a node's root, and the host adapter pointed at it. */
+export function scratchHost(prefix: string): ScratchHost {
+  const scratch = scratchDir(prefix);
+  return { ...scratch, host: new Host({ root: scratch.dir }) };
 }
 
 /** PATH with the given directories first, then the system's (without node_modules/.bin when asked). */

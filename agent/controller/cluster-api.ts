@@ -1,7 +1,7 @@
 import { Agent, request } from '../net/undici.ts';
-import YAML from 'yaml';
-import { z } from 'zod';
 import { errorMessage } from '../core/errors.ts';
+import { statusMessage } from '../kube/api-status.ts';
+import { parseKubeconfig, type KubeconfigMaterial } from '../kube/kubeconfig.ts';
 import type { BootstrapTokenSecret } from './bootstrap-tokens.ts';
 
 /**
@@ -26,51 +26,27 @@ export interface AdminKubeconfig {
   token?: string;
 }
 
-const kubeconfigSchema = z.object({
-  'current-context': z.string(),
-  contexts: z.array(z.object({ name: z.string(), context: z.object({ cluster: z.string(), user: z.string() }) })),
-  clusters: z.array(z.object({ name: z.string(), cluster: z.object({ server: z.url(), 'certificate-authority-data': z.string() }) })),
-  users: z.array(
-    z.object({
-      name: z.string(),
-      user: z.object({
-        'client-certificate-data': z.string().optional(),
-        'client-key-data': z.string().optional(),
-        token: z.string().optional(),
-      }),
-    }),
-  ),
-});
-
 /** Reads a kubeconfig with inline data (as kubeadm writes admin.conf); the message says what is missing. */
 export function parseAdminKubeconfig(text: string): AdminKubeconfig {
-  let document: unknown;
+  let entry;
   try {
-    document = YAML.parse(text);
+    entry = parseKubeconfig(text);
   } catch (error) {
-    throw new ClusterApiError(`the kubeconfig is not YAML: ${errorMessage(error)}`);
+    throw new ClusterApiError(errorMessage(error));
   }
-  const parsed = kubeconfigSchema.safeParse(document);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new ClusterApiError(`the kubeconfig lacks ${issue ? issue.path.join('.') : 'required fields'}${issue ? `: ${issue.message}` : ''}`);
-  }
-  const config = parsed.data;
-  const context = config.contexts.find((c) => c.name === config['current-context'])?.context;
-  if (!context) throw new ClusterApiError(`the kubeconfig's current-context "${config['current-context']}" is not among its contexts`);
-  const cluster = config.clusters.find((c) => c.name === context.cluster)?.cluster;
-  const user = config.users.find((u) => u.name === context.user)?.user;
-  if (!cluster) throw new ClusterApiError(`the kubeconfig has no cluster "${context.cluster}"`);
-  if (!user) throw new ClusterApiError(`the kubeconfig has no user "${context.user}"`);
-  const hasCert = user['client-certificate-data'] !== undefined && user['client-key-data'] !== undefined;
-  if (!hasCert && user.token === undefined) throw new ClusterApiError(`the kubeconfig user "${context.user}" has neither a client certificate and key nor a token`);
-  const decode = (value: string | undefined) => (value === undefined ? undefined : Buffer.from(value, 'base64').toString('utf8'));
+  // The controller keeps admin.conf alone: it has no files to follow.
+  const inline = (what: string, material: KubeconfigMaterial | undefined): string | undefined => {
+    if (material !== undefined && 'file' in material) throw new ClusterApiError(`the kubeconfig names a file for its ${what} (${material.file}); give it inline (${what}-data)`);
+    return material?.pem;
+  };
+  const caPem = inline('certificate-authority', entry.ca);
+  if (caPem === undefined) throw new ClusterApiError('the kubeconfig lacks the cluster\'s certificate-authority-data');
   return {
-    server: cluster.server.replace(/\/$/, ''),
-    caPem: decode(cluster['certificate-authority-data']) ?? '',
-    clientCertPem: decode(user['client-certificate-data']),
-    clientKeyPem: decode(user['client-key-data']),
-    token: user.token,
+    server: entry.server,
+    caPem,
+    clientCertPem: inline('client-certificate', entry.clientCert),
+    clientKeyPem: inline('client-key', entry.clientKey),
+    token: entry.token,
   };
 }
 
@@ -104,15 +80,4 @@ export function httpsClusterApi(kubeconfig: AdminKubeconfig): ClusterApi {
     },
     close: () => dispatcher.close(),
   };
-}
-
-/** The `message` of a Kubernetes Status object, or the start of whatever came back. */
-function statusMessage(text: string): string {
-  try {
-    const status = JSON.parse(text) as { message?: unknown };
-    if (typeof status.message === 'string') return status.message;
-  } catch {
-    // not JSON
-  }
-  return text.slice(0, 200) || '(empty body)';
 }

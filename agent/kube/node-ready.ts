@@ -1,28 +1,68 @@
+import { PkeError } from '../core/errors.ts';
 import type { Host } from '../host/host.ts';
+import { Agent, request, requestErrorDetail } from '../net/undici.ts';
+import { statusMessage } from './api-status.ts';
+import { KubeconfigError, loadKubeconfig } from './kubeconfig.ts';
 
 export interface NodeReadyAnswer {
   ready: boolean;
-  /** The Ready condition's status (`True`, `False`, `Unknown`), or what kubectl said instead. */
+  /** `Ready=` the condition's status (`True`, `False`, `Unknown`), or what the API answered instead. */
   detail: string;
 }
 
-const READY_STATUS = '{.status.conditions[?(@.type=="Ready")].status}';
-
-/**
- * Asks the API, through kubectl with the given kubeconfig (a node path), for the Node's Ready
- * condition. A node that is not registered yet is an answer (`NotFound`), not a failure.
- */
-export async function nodeReady(host: Host, kubeconfig: string, nodeName: string): Promise<NodeReadyAnswer> {
-  const result = await host.run(
-    'kubectl',
-    ['--kubeconfig', host.file(kubeconfig), '--request-timeout=5s', 'get', 'node', nodeName, '-o', `jsonpath=${READY_STATUS}`],
-    { okExitCodes: [1], timeoutMs: 15_000, displayArgs: ['--kubeconfig', kubeconfig, 'get', 'node', nodeName] },
-  );
-  if (result.exitCode !== 0) return { ready: false, detail: lastLine(result.stderr) || `kubectl exited ${result.exitCode}` };
-  const status = result.stdout.trim();
-  return { ready: status === 'True', detail: `Ready=${status || '(no condition yet)'}` };
+export interface NodeReadiness {
+  /** A node not registered yet (404) and an API that does not answer are answers, not failures. */
+  check(nodeName: string): Promise<NodeReadyAnswer>;
+  close(): Promise<void>;
 }
 
-function lastLine(text: string): string {
-  return text.trim().split('\n').pop() ?? '';
+const REQUEST_TIMEOUT_MS = 5_000;
+
+/**
+ * A Node's Ready condition straight from the API (`GET /api/v1/nodes/NAME`), with the server
+ * and credentials of a kubeconfig on the node (a node path): what `kubectl get node` shows,
+ * without starting kubectl at every poll. Every check goes over one kept-alive connection.
+ */
+export async function nodeReadiness(host: Host, kubeconfig: string): Promise<NodeReadiness> {
+  let access;
+  try {
+    access = await loadKubeconfig(kubeconfig, (file) => host.readText(file));
+  } catch (error) {
+    if (error instanceof KubeconfigError) throw new PkeError(error.message, { context: { path: kubeconfig }, cause: error });
+    throw error;
+  }
+  const { server, caPem, clientCertPem, clientKeyPem, token } = access;
+  const dispatcher = new Agent({
+    connect: { ca: caPem, cert: clientCertPem, key: clientKeyPem, timeout: REQUEST_TIMEOUT_MS },
+    headersTimeout: REQUEST_TIMEOUT_MS,
+    bodyTimeout: REQUEST_TIMEOUT_MS,
+  });
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  return {
+    async check(nodeName) {
+      const url = `${server}/api/v1/nodes/${encodeURIComponent(nodeName)}`;
+      let answer;
+      try {
+        answer = await request(url, { dispatcher, headers, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+      } catch (error) {
+        return { ready: false, detail: `GET ${url}: ${requestErrorDetail(error)}` };
+      }
+      const text = await answer.body.text();
+      if (answer.statusCode !== 200) return { ready: false, detail: `HTTP ${answer.statusCode}: ${statusMessage(text)}` };
+      const status = readyStatus(text);
+      return { ready: status === 'True', detail: `Ready=${status ?? '(no condition yet)'}` };
+    },
+    close: () => dispatcher.close(),
+  };
+}
+
+function readyStatus(text: string): string | undefined {
+  try {
+    const node = JSON.parse(text) as { status?: { conditions?: { type?: unknown; status?: unknown }[] } };
+    const status = node.status?.conditions?.find((condition) => condition.type === 'Ready')?.status;
+    return typeof status === 'string' ? status : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -1,4 +1,4 @@
-import { Agent, request } from './undici.ts';
+import { Agent, request, requestErrorDetail } from './undici.ts';
 
 export interface ProbeResult {
   ok: boolean;
@@ -26,9 +26,7 @@ export async function probeHttps(url: string, options: { ca?: string; timeoutMs?
     const body = (await response.body.text()).trim().split('\n')[0] ?? '';
     return { ok: response.statusCode === 200, status: response.statusCode, detail: body.slice(0, 200), ms: Math.round(performance.now() - started) };
   } catch (error) {
-    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-    const detail = cause?.code ?? (error as { code?: string }).code ?? (error as Error).message;
-    return { ok: false, detail, ms: Math.round(performance.now() - started) };
+    return { ok: false, detail: requestErrorDetail(error), ms: Math.round(performance.now() - started) };
   } finally {
     await dispatcher.close();
   }

@@ -16,3 +16,9 @@ export function request(url: string, { dispatcher, ...options }: RequestOptions)
   const { origin, pathname, search } = new URL(url);
   return dispatchRequest.call(dispatcher, { ...options, origin, path: `${pathname}${search}`, method: options.method ?? 'GET' });
 }
+
+/** What went wrong with a request that got no answer: the system's code (ECONNREFUSED, ...) when there is one. */
+export function requestErrorDetail(error: unknown): string {
+  const cause = (error as { cause?: { code?: string } }).cause;
+  return cause?.code ?? (error as { code?: string }).code ?? (error as Error).message;
+}

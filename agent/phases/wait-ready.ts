@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PkeError } from '../core/errors.ts';
 import { probeHttps } from '../net/https-probe.ts';
-import { nodeReady } from '../kube/node-ready.ts';
+import { nodeReadiness } from '../kube/node-ready.ts';
 import { ADMIN_KUBECONFIG, CLUSTER_CA_CERT, KUBELET_KUBECONFIG } from '../kube/paths.ts';
 import type { Phase } from './phase.ts';
 
@@ -66,10 +66,15 @@ export function createWaitReadyPhase(options: WaitReadyOptions = {}): Phase<Wait
       };
       await waitFor(`the API server to be live at ${endpoint}/livez`, `${endpoint}/livez`, health('/livez'));
       await waitFor(`the API server to be ready at ${endpoint}/readyz`, `${endpoint}/readyz`, health('/readyz'));
-      await waitFor(`node ${nodeName} to be Ready`, undefined, async () => {
-        const answer = await nodeReady(host, kubeconfig, nodeName);
-        return { ok: answer.ready, detail: answer.detail };
-      });
+      const readiness = await nodeReadiness(host, kubeconfig);
+      try {
+        await waitFor(`node ${nodeName} to be Ready`, undefined, async () => {
+          const answer = await readiness.check(nodeName);
+          return { ok: answer.ready, detail: answer.detail };
+        });
+      } finally {
+        await readiness.close();
+      }
       return { endpoint, readyAfterMs: Date.now() - started };
     },
   };

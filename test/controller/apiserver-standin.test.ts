@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +19,7 @@ let admin: CertifiedKey;
 let stranger: CertifiedKey;
 const pidFile = path.join(dir.dir, 'apiserver.pid');
 const stateDir = path.join(dir.dir, 'state');
+const nodesDir = path.join(dir.dir, 'nodes');
 
 beforeAll(async () => {
   ca = await createCa('kubernetes');
@@ -39,6 +40,7 @@ beforeAll(async () => {
       '--key', path.join(dir.dir, 'apiserver.key'),
       '--client-ca', path.join(dir.dir, 'ca.crt'),
       '--state-dir', stateDir,
+      '--nodes-dir', nodesDir,
       '--version', 'v1.31.2',
       '--pid-file', pidFile,
     ],
@@ -105,10 +107,22 @@ describe('kube-apiserver stand-in (command)', () => {
     expect(bad.body.message).toContain('token-secret');
   });
 
+  it('serves the Nodes registered under its nodes dir as Ready, and NotFound for others', async () => {
+    mkdirSync(nodesDir, { recursive: true });
+    writeFileSync(path.join(nodesDir, 'w-1.json'), JSON.stringify({ name: 'w-1', registeredAt: '2026-11-22T10:00:00Z' }));
+    const node = await get('/api/v1/nodes/w-1', admin);
+    expect(node.status).toBe(200);
+    expect(JSON.parse(node.text)).toMatchObject({ kind: 'Node', metadata: { name: 'w-1' }, status: { conditions: [{ type: 'Ready', status: 'True' }] } });
+    const missing = await get('/api/v1/nodes/w-2', admin);
+    expect(missing.status).toBe(404);
+    expect(JSON.parse(missing.text)).toMatchObject({ reason: 'NotFound', message: 'nodes "w-2" not found' });
+  });
+
   it('wants a client certificate signed by the cluster CA', async () => {
     const secret = bootstrapTokenSecret(generateBootstrapToken(900), 'test');
     expect((await post(secret, undefined)).status).toBe(401);
     expect((await post(secret, stranger)).status).toBe(401);
+    expect((await get('/api/v1/nodes/w-1', stranger)).status).toBe(401);
   });
 
   it('exits 0 on SIGTERM and removes its pid file', async () => {

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { execa } from 'execa';
 import YAML from 'yaml';
@@ -114,7 +115,7 @@ export async function startClusterApi(pki: PkiBundle, version = 'v1.31.2'): Prom
   const ca = { certPem: pki.files['ca.crt'] ?? '', keyPem: pki.files['ca.key'] ?? '' };
   const { serving, admin } = await apiServerCredentials(ca);
   const state = scratchDir('apiserver');
-  const standin = await startApiServerStandin({ host: '127.0.0.1', port: 0, cert: serving.certPem, key: serving.keyPem, clientCa: ca.certPem, stateDir: state.dir, version });
+  const standin = await startApiServerStandin({ host: '127.0.0.1', port: 0, cert: serving.certPem, key: serving.keyPem, clientCa: ca.certPem, stateDir: state.dir, nodesDir: path.join(state.dir, 'nodes'), version });
   return {
     standin,
     stateDir: state.dir,

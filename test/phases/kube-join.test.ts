@@ -107,7 +107,10 @@ describe('kube-join', () => {
 
     const kubelet = parse((await node.host.readText('/etc/kubernetes/kubelet.conf')) ?? '') as { clusters: { cluster: { server: string } }[]; users: { user: Record<string, string> }[] };
     expect(kubelet.clusters[0]?.cluster.server).toBe(`https://127.0.0.1:${leader.port}`);
-    const cert = new X509Certificate(Buffer.from(kubelet.users[0]?.user['client-certificate-data'] ?? '', 'base64'));
+    // As the kubelet keeps it: the certificate (and key) in the file kubelet.conf names.
+    const certFile = kubelet.users[0]?.user['client-certificate'] ?? '';
+    expect(certFile).toBe('/var/lib/kubelet/pki/kubelet-client-current.pem');
+    const cert = new X509Certificate((await node.host.readText(certFile)) ?? '');
     expect(cert.subject).toBe('O=system:nodes\nCN=system:node:w-1');
     expect(cert.verify(new X509Certificate(pki['ca.crt'] ?? '').publicKey)).toBe(true);
     expect(await node.host.readText('/var/lib/kubelet/kubeadm-flags.env')).toContain('--node-ip=10.10.0.12');

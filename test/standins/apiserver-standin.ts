@@ -1,10 +1,11 @@
 // STAND-IN for kube-apiserver, for tests and the lab only. It acts out what the controller and
-// the nodes can see of a real API server: /livez, /readyz and /version, and bootstrap-token
+// the nodes can see of a real API server: /livez, /readyz and /version; bootstrap-token
 // Secrets in kube-system (created with a client certificate signed by the cluster CA, checked
-// for the shape kubeadm gives them, kept as JSON files under the state dir).
+// for the shape kubeadm gives them, kept as JSON files under the state dir); and the Nodes the
+// kubeadm stand-in's kubelets registered under the nodes dir, Ready (GET, same credentials).
 //
 //   node test/standins/apiserver-standin.ts --listen HOST:PORT --cert FILE --key FILE \
-//     --client-ca FILE --state-dir DIR --version v1.31.2 [--pid-file FILE] [--listen-at MS]
+//     --client-ca FILE --state-dir DIR --nodes-dir DIR --version v1.31.2 [--pid-file FILE] [--listen-at MS]
 //
 // serves until SIGTERM. It listens from --listen-at on (Date.now() milliseconds: kubeadm's stand-in
 // passes the end of its init or join), then prints `listening https://HOST:PORT` on stdout.
@@ -32,6 +33,8 @@ export interface ApiServerStandinOptions {
   /** PEM of the CA that client certificates must be signed by (the cluster CA). */
   clientCa: string;
   stateDir: string;
+  /** Where the cluster's kubelets registered their Nodes (NAME.json); shared by its API servers. */
+  nodesDir: string;
   /** Kubernetes version with the leading v, as /version reports it. */
   version: string;
 }
@@ -42,6 +45,7 @@ export interface ApiServerStandin {
 }
 
 const SECRETS_PATH = '/api/v1/namespaces/kube-system/secrets';
+const NODES_PATH = '/api/v1/nodes';
 const MAX_BODY = 1024 * 1024;
 
 export async function startApiServerStandin(options: ApiServerStandinOptions): Promise<ApiServerStandin> {
@@ -83,12 +87,29 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: ApiSer
     return;
   }
   const isSecrets = url.pathname === SECRETS_PATH || url.pathname.startsWith(`${SECRETS_PATH}/`);
-  if (!isSecrets) {
+  const isNode = url.pathname.startsWith(`${NODES_PATH}/`);
+  if (!isSecrets && !isNode) {
     status(res, 404, 'NotFound', `the server could not find the requested resource (${url.pathname})`);
     return;
   }
   if (!(req.socket as TLSSocket).authorized) {
     status(res, 401, 'Unauthorized', 'Unauthorized: a client certificate signed by the cluster CA is required');
+    return;
+  }
+  if (req.method === 'GET' && isNode) {
+    const name = decodeURIComponent(url.pathname.slice(NODES_PATH.length + 1));
+    const file = path.join(options.nodesDir, `${path.basename(name)}.json`);
+    if (!existsSync(file)) {
+      status(res, 404, 'NotFound', `nodes "${name}" not found`);
+      return;
+    }
+    const registered = JSON.parse(readFileSync(file, 'utf8')) as { registeredAt: string };
+    json(res, 200, {
+      kind: 'Node',
+      apiVersion: 'v1',
+      metadata: { name, creationTimestamp: registered.registeredAt },
+      status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'kubelet is posting ready status' }] },
+    });
     return;
   }
   if (req.method === 'POST' && url.pathname === SECRETS_PATH) {
@@ -144,7 +165,7 @@ export async function apiServerCredentials(ca: CertifiedKey): Promise<{ serving:
 
 /** admin.conf as kubeadm writes it, for the cluster admin (group system:masters). */
 export function adminKubeconfig(server: string, caPem: string, admin: CertifiedKey): string {
-  return renderKubeconfig({ clusterName: 'kubernetes', server, user: 'kubernetes-admin', caPem, certPem: admin.certPem, keyPem: admin.keyPem });
+  return renderKubeconfig({ clusterName: 'kubernetes', server, user: 'kubernetes-admin', caPem, client: admin });
 }
 
 /** What is wrong with a Secret that should be a kubeadm bootstrap token; empty when nothing. */
@@ -218,13 +239,14 @@ async function main(argv: string[]): Promise<void> {
       key: { type: 'string' },
       'client-ca': { type: 'string' },
       'state-dir': { type: 'string' },
+      'nodes-dir': { type: 'string' },
       version: { type: 'string' },
       'pid-file': { type: 'string' },
       'listen-at': { type: 'string' },
     },
     strict: true,
   });
-  const missing = ['listen', 'cert', 'key', 'client-ca', 'state-dir', 'version'].filter((name) => values[name as keyof typeof values] === undefined);
+  const missing = ['listen', 'cert', 'key', 'client-ca', 'state-dir', 'nodes-dir', 'version'].filter((name) => values[name as keyof typeof values] === undefined);
   if (missing.length > 0) fail(`missing ${missing.map((m) => `--${m}`).join(', ')}`);
   const listen = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(values.listen ?? '');
   if (!listen) fail(`--listen: expected HOST:PORT, got ${values.listen}`);
@@ -246,6 +268,7 @@ async function main(argv: string[]): Promise<void> {
     key: read('--key', values.key),
     clientCa: read('--client-ca', values['client-ca']),
     stateDir: values['state-dir'] ?? '',
+    nodesDir: values['nodes-dir'] ?? '',
     version: values.version ?? '',
   });
   const pidFile = values['pid-file'];

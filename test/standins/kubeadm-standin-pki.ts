@@ -76,14 +76,17 @@ export interface KubeconfigSpec {
   user: string;
   commonName: string;
   organizations?: string[];
+  /** Where the client certificate and key go instead of inline (kubelet.conf's rotating certificate). */
+  clientFile?: string;
 }
 
-/** A kubeconfig with the CA and a client certificate inline, as kubeadm writes them (mode 0600). */
+/** Kubeconfigs with the CA inline and the client certificate inline or in `clientFile`, as kubeadm writes them (mode 0600). */
 export function writeKubeconfigs(ca: CertifiedKey, specs: KubeconfigSpec[]): void {
   const issued = specs.map((spec) => [spec, issueEcdsaLeaf(ca, { commonName: spec.commonName, organizations: spec.organizations, usage: 'client', validDays: 365 })] as const);
   for (const [spec, pair] of issued) {
-    const kubeconfig = renderKubeconfig({ clusterName: spec.clusterName, server: spec.server, user: spec.user, caPem: ca.certPem, certPem: pair.certPem, keyPem: pair.keyPem });
-    writeNodeFile(spec.file, kubeconfig, 0o600);
+    if (spec.clientFile) writeNodeFile(spec.clientFile, `${pair.certPem}${pair.keyPem}`, 0o600);
+    const client = spec.clientFile ? { file: spec.clientFile } : pair;
+    writeNodeFile(spec.file, renderKubeconfig({ clusterName: spec.clusterName, server: spec.server, user: spec.user, caPem: ca.certPem, client }), 0o600);
   }
 }
 

@@ -15,7 +15,8 @@
 // certs phase must have written the shared ones); a worker's join checks its token with a bearer
 // GET of the bootstrap-token Secret at the discovery endpoint, and its kubelet certificate is
 // signed with the CA the init node registered under PKE_STANDIN_CLUSTER_DIR (standing in for the
-// cluster-info ConfigMap and the CSR signer); the certificates it issues have ECDSA P-256 keys
+// cluster-info ConfigMap and the CSR signer); the kubelet it starts registers its Node there, as
+// Ready, for every API server stand-in of the cluster to serve; the certificates it issues have ECDSA P-256 keys
 // (kubeadm's `encryptionAlgorithm: ECDSA-P256`) whatever the config says, where kubeadm's
 // default is RSA-2048 (cheap keys for a busy lab).
 //
@@ -156,9 +157,10 @@ async function init(args: string[]): Promise<void> {
     writeNodeFile('/var/lib/etcd/member/stand-in', `etcd data of ${nodeName}\n`);
     failIfAsked('init', 'wait-control-plane');
 
-    await waitForApi(await startApiServer(bindPort, k8sVersion, end));
+    await waitForApi(await startApiServer(bindPort, k8sVersion, end, endpoint));
     for (const bootstrapToken of bootstrapTokens) await createTokenSecret(bootstrapToken);
     registerCluster(endpoint);
+    registerNode(endpoint, nodeName);
   });
   out('\nYour Kubernetes control-plane has initialized successfully!\n');
   const shown = flags.has('skip-token-print') ? '<value withheld>' : (tokens[0] ?? '<none>');
@@ -203,6 +205,7 @@ async function join(args: string[]): Promise<void> {
     if (!controlPlane) {
       writeKubeconfigs(ca, [kubeletKubeconfig(nodeName, clusterName, endpoint)]);
       failIfAsked('join', 'kubelet-start');
+      registerNode(endpoint, nodeName);
       return;
     }
 
@@ -219,8 +222,9 @@ async function join(args: string[]): Promise<void> {
     failIfAsked('join', 'control-plane-join/etcd');
     writeManifests({ k8sVersion, nodeName, advertise, bindPort, clusterCfg: {}, withEtcd: true });
     writeNodeFile('/var/lib/etcd/member/stand-in', `etcd data of ${nodeName}\n`);
-    await waitForApi(await startApiServer(bindPort, k8sVersion, end));
+    await waitForApi(await startApiServer(bindPort, k8sVersion, end, endpoint));
     registerCluster(endpoint);
+    registerNode(endpoint, nodeName);
   });
   out(controlPlane ? '\nThis node has joined the cluster and a new control plane instance was created' : '\nThis node has joined the cluster');
 }
@@ -361,6 +365,8 @@ function kubeletKubeconfig(nodeName: string, clusterName: string, endpoint: stri
     user: `system:node:${nodeName}`,
     commonName: `system:node:${nodeName}`,
     organizations: ['system:nodes'],
+    // As the kubelet keeps it once it runs: the rotating certificate and key in one file.
+    clientFile: '/var/lib/kubelet/pki/kubelet-client-current.pem',
   };
 }
 
@@ -439,7 +445,7 @@ interface ApiServer {
  * `listensFrom` on (started earlier, its own start-up overlaps the wait). It runs as this stand-in
  * does: from its bundle beside this one (.cache/standins), or from its source beside this one.
  */
-async function startApiServer(bindPort: number, k8sVersion: string, listensFrom: number): Promise<ApiServer> {
+async function startApiServer(bindPort: number, k8sVersion: string, listensFrom: number, endpoint: string): Promise<ApiServer> {
   const script = path.join(import.meta.dirname, `apiserver-standin${path.extname(import.meta.filename)}`);
   // Loaded only here: the other commands start no process.
   const { spawn } = await import('node:child_process');
@@ -459,6 +465,7 @@ async function startApiServer(bindPort: number, k8sVersion: string, listensFrom:
       '--key', under(`${PKI}/apiserver.key`),
       '--client-ca', under(`${PKI}/ca.crt`),
       '--state-dir', stateDir,
+      '--nodes-dir', nodesDir(endpoint),
       '--version', k8sVersion,
       '--pid-file', pidFile,
       '--listen-at', String(Math.round(listensFrom)),
@@ -601,7 +608,7 @@ async function discover(endpoint: string, token: string, controlPlane: boolean):
   return { ca, version: kubeadmVersion(gitVersion) };
 }
 
-// --- the stand-in cluster registry (cluster-info and the kubelet CSR signer) -----------------------
+// --- the stand-in cluster registry (cluster-info, the kubelet CSR signer, the Nodes) ---------------
 
 function registryEntry(endpoint: string): string {
   const dir = process.env.PKE_STANDIN_CLUSTER_DIR ?? path.join(tmpdir(), 'pke-standin-clusters');
@@ -617,6 +624,17 @@ function registerCluster(endpoint: string): void {
   writeFileSync(path.join(entry, 'ca.key'), ca.keyPem, { mode: 0o600 });
   writeFileSync(path.join(entry, 'owner'), root());
   writeNodeFile(`${STATE_DIR}/cluster-entry`, entry);
+}
+
+function nodesDir(endpoint: string): string {
+  return path.join(registryEntry(endpoint), 'nodes');
+}
+
+/** The Node object the kubelet would register on starting; the API server stand-ins serve it from here. */
+function registerNode(endpoint: string, nodeName: string): void {
+  const dir = nodesDir(endpoint);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, `${nodeName}.json`), `${JSON.stringify({ name: nodeName, registeredAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z') })}\n`);
 }
 
 function unregisterCluster(): void {

@@ -1,5 +1,6 @@
 // STAND-IN support, for tests only: a kubeconfig as kubeadm writes one (admin.conf, kubelet.conf,
-// ...): the cluster CA and a client certificate inline, one cluster, user and context. Written out
+// ...): the cluster CA inline, one cluster, user and context, and the client certificate inline
+// or, as in the kubelet's kubelet.conf, named by a file holding certificate and key. Written out
 // by hand rather than through a YAML library, so that the API server stand-in, which serves
 // admin.conf's credentials, loads none. The server URL is a plain YAML scalar, as kubeadm writes it.
 
@@ -8,11 +9,11 @@ export interface KubeconfigInput {
   server: string;
   user: string;
   caPem: string;
-  certPem: string;
-  keyPem: string;
+  /** The client certificate and key inline, or the node path of the file that holds both. */
+  client: { certPem: string; keyPem: string } | { file: string };
 }
 
-export function renderKubeconfig({ clusterName, server, user, caPem, certPem, keyPem }: KubeconfigInput): string {
+export function renderKubeconfig({ clusterName, server, user, caPem, client }: KubeconfigInput): string {
   const b64 = (pem: string) => Buffer.from(pem).toString('base64');
   const context = `${user}@${clusterName}`;
   return [
@@ -33,8 +34,9 @@ export function renderKubeconfig({ clusterName, server, user, caPem, certPem, ke
     'users:',
     `- name: ${user}`,
     '  user:',
-    `    client-certificate-data: ${b64(certPem)}`,
-    `    client-key-data: ${b64(keyPem)}`,
+    ...('file' in client
+      ? [`    client-certificate: ${client.file}`, `    client-key: ${client.file}`]
+      : [`    client-certificate-data: ${b64(client.certPem)}`, `    client-key-data: ${b64(client.keyPem)}`]),
     '',
   ].join('\n');
 }

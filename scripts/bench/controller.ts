@@ -344,6 +344,7 @@ async function startClusterApi(master: AgentConfig | undefined, work: string) {
     '--key', file('apiserver.key', serving.keyPem),
     '--client-ca', file('ca.crt', ca.certPem),
     '--state-dir', stateDir,
+    '--nodes-dir', path.join(work, 'nodes'),
     '--version', 'v1.31.2',
   ];
   const started = await startChild(args, path.join(work, 'apiserver.log'), /^listening /);

@@ -6,6 +6,7 @@ import type { Host } from '../host/host.ts';
 import { Journal } from '../journal/journal.ts';
 import { factsOnce } from '../node/facts.ts';
 import { PHASES } from '../phases/index.ts';
+import type { LeaderClaimResponse } from '../protocol/api.ts';
 import { ControllerRequestError } from '../protocol/errors.ts';
 import type { NodeApi } from '../protocol/node-api.ts';
 import { LeaseKeeper } from './lease-keeper.ts';
@@ -102,14 +103,14 @@ async function resumeLeadership(host: Host, journal: Journal, api: NodeApi, leas
   const elect = journal.record('elect');
   const won = elect.output as { leader?: boolean; epoch?: number } | undefined;
   if (elect.state !== 'done' || !won?.leader || won.epoch === undefined || journal.record('signal-joined').state === 'done') return;
-  let renewal: { granted: boolean; leaseTtlSeconds: number } | undefined;
+  let renewal: LeaderClaimResponse | undefined;
   try {
     renewal = await api.claimLeader({ epoch: won.epoch });
   } catch (error) {
     if (!(error instanceof ControllerRequestError && error.code === 'fenced')) throw error;
   }
   if (renewal?.granted) {
-    lease.hold(won.epoch, renewal.leaseTtlSeconds);
+    lease.hold(won.epoch, renewal.leaseTtlSeconds, renewal.init);
     return;
   }
   if (journal.record('kube-init').state === 'done') {

@@ -1,6 +1,7 @@
 import { errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { LeaseHolder } from '../phases/phase.ts';
+import type { JoinGrant } from '../protocol/api.ts';
 import { ControllerRequestError } from '../protocol/errors.ts';
 import type { NodeApi } from '../protocol/node-api.ts';
 
@@ -12,6 +13,7 @@ import type { NodeApi } from '../protocol/node-api.ts';
 export class LeaseKeeper implements LeaseHolder {
   private timer: NodeJS.Timeout | undefined;
   private epoch: number | undefined;
+  private init: JoinGrant | undefined;
   private readonly api: Pick<NodeApi, 'claimLeader'>;
   private readonly log: Logger;
   private readonly onLost: (reason: string) => void;
@@ -22,18 +24,24 @@ export class LeaseKeeper implements LeaseHolder {
     this.onLost = onLost;
   }
 
-  hold(epoch: number, ttlSeconds: number): void {
+  hold(epoch: number, ttlSeconds: number, init?: JoinGrant): void {
     this.release();
     this.epoch = epoch;
+    this.init = init;
     const interval = Math.max(250, (ttlSeconds * 1000) / 3);
     this.timer = setInterval(() => void this.renew(), interval);
     this.timer.unref();
+  }
+
+  initGrant(epoch: number): JoinGrant | undefined {
+    return this.epoch === epoch ? this.init : undefined;
   }
 
   release(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     this.epoch = undefined;
+    this.init = undefined;
   }
 
   /** One renewal now; false when the controller refused it. */

@@ -16,7 +16,7 @@ export const electPhase: Phase<ElectOutput> = {
       ctx.signal.throwIfAborted();
       const answer = await ctx.controller.claimLeader({});
       if (answer.granted) {
-        ctx.lease.hold(answer.epoch, answer.leaseTtlSeconds);
+        ctx.lease.hold(answer.epoch, answer.leaseTtlSeconds, answer.init);
         ctx.log.info('elect.leader', { epoch: answer.epoch, ttlSeconds: answer.leaseTtlSeconds });
         return { leader: true, epoch: answer.epoch };
       }

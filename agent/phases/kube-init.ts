@@ -45,7 +45,8 @@ export const kubeInitPhase: Phase<KubeInitOutput> = {
 
     await resetUnfinishedInit(host, log, 'an earlier kubeadm init on this node did not finish');
 
-    const grant = await controller.join({ epoch });
+    // Normally here since the election: the claim answer carried it.
+    const grant = ctx.lease.initGrant(epoch) ?? (await controller.join({ epoch }));
     if (grant.mode !== 'init') throw new PkeError(`the controller answered the leader (epoch ${epoch}) with ${grant.mode} material instead of init`);
     const ttlSeconds = (Date.parse(grant.tokenExpiresAt) - Date.now()) / 1000;
     if (!(ttlSeconds >= MIN_TOKEN_TTL_SECONDS)) {

@@ -2,6 +2,7 @@ import type { AgentConfig } from '../config/schema.ts';
 import type { Logger } from '../core/log.ts';
 import type { Host } from '../host/host.ts';
 import type { NodeFacts } from '../node/facts.ts';
+import type { JoinGrant } from '../protocol/api.ts';
 import type { NodeApi } from '../protocol/node-api.ts';
 
 /**
@@ -52,8 +53,13 @@ export interface PhaseContext {
 
 /** Renews the leader lease in the background from `hold` until `release`. */
 export interface LeaseHolder {
-  /** Renews at a third of `ttlSeconds`, the lease's TTL as the controller granted it. */
-  hold(epoch: number, ttlSeconds: number): void;
+  /**
+   * Renews at a third of `ttlSeconds`, the lease's TTL as the controller granted it. `init` is
+   * the init material the claim answer carried, kept in memory only (its token is a secret).
+   */
+  hold(epoch: number, ttlSeconds: number, init?: JoinGrant): void;
+  /** The init material that came with the lease of `epoch`, while this node holds it. */
+  initGrant(epoch: number): JoinGrant | undefined;
   release(): void;
 }
 

@@ -218,9 +218,6 @@ export const leaderStateSchema = z.object({
 });
 export type LeaderState = z.infer<typeof leaderStateSchema>;
 
-/** Answer to a claim: the state, and whether the caller is now the holder. */
-export const leaderClaimResponseSchema = leaderStateSchema.extend({ granted: z.boolean() });
-export type LeaderClaimResponse = z.infer<typeof leaderClaimResponseSchema>;
 
 /**
  * GET leader?wait=SECONDS&epoch=E&initialized=B: answers at once when the state differs from
@@ -297,6 +294,14 @@ export const joinGrantSchema = z.object({
   slot: z.object({ holder: z.string(), expiresAt: z.string() }).optional(),
 });
 export type JoinGrant = z.infer<typeof joinGrantSchema>;
+
+/**
+ * Answer to a claim: the state, and whether the caller is now the holder. A holder of a cluster
+ * not initialized yet also gets its init material, as POST join answers the holder: the new
+ * leader starts kubeadm init without another request.
+ */
+export const leaderClaimResponseSchema = leaderStateSchema.extend({ granted: z.boolean(), init: joinGrantSchema.optional() });
+export type LeaderClaimResponse = z.infer<typeof leaderClaimResponseSchema>;
 
 // --- control plane view (keepalived peers) ---------------------------------------------------
 export const controlPlaneViewSchema = z.object({

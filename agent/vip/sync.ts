@@ -37,7 +37,7 @@ export async function syncVip(options: { host: Host; log: Logger; connect: (conf
   try {
     const outputs: PhaseOutputs = Object.fromEntries(Object.entries(journal.phases).map(([name, record]) => [name, record.output]));
     const synced = await applyKeepalived(
-      { config, host, log, controller, outputs, signal: new AbortController().signal, lease: { hold: () => {}, release: () => {} }, facts: factsOnce(host) },
+      { config, host, log, controller, outputs, signal: new AbortController().signal, lease: { hold: () => {}, initGrant: () => undefined, release: () => {} }, facts: factsOnce(host) },
       { beforeInit: false },
     );
     return { synced };

@@ -82,6 +82,22 @@ describe('leader election', () => {
     expect(await only.client.claimLeader({})).toMatchObject({ granted: true, epoch: 2 });
   });
 
+  it('hands the new holder its init material with the lease, the same the join route gives it; nobody else, and not once initialized', async () => {
+    const cluster = (await createCluster(t.admin)).id;
+    const [first, second] = await masters(cluster, 2);
+    if (!first || !second) throw new Error('two masters');
+    const won = await first.client.claimLeader({});
+    expect(won.init).toMatchObject({ mode: 'init', endpoint: won.endpoint });
+    expect(await first.client.join({ epoch: won.epoch })).toEqual(won.init);
+    const lost = await second.client.claimLeader({});
+    expect(lost.granted).toBe(false);
+    expect(lost.init).toBeUndefined();
+    await first.client.joined({ adminKubeconfig: KUBECONFIG });
+    const renewed = await first.client.claimLeader({ epoch: won.epoch });
+    expect(renewed.granted).toBe(true);
+    expect(renewed.init).toBeUndefined();
+  });
+
   it('gives the holder its lease back when it claims again without its epoch (a rerun)', async () => {
     const cluster = (await createCluster(t.admin)).id;
     const [holder] = await masters(cluster, 1);

@@ -62,7 +62,7 @@ describe('the runner', () => {
       log: silentLogger,
       controller: undefined as never,
       signal: new AbortController().signal,
-      lease: { hold: () => {}, release: () => {} },
+      lease: { hold: () => {}, initGrant: () => undefined, release: () => {} },
       facts: undefined as never,
       ...overrides,
     };

@@ -211,7 +211,7 @@ export function phaseContext(node: StandinNode, config: AgentConfig, controller:
     log: node.log,
     outputs,
     signal: new AbortController().signal,
-    lease: { hold: () => {}, release: () => {} },
+    lease: { hold: () => {}, initGrant: () => undefined, release: () => {} },
     facts: factsOnce(node.host),
   };
 }

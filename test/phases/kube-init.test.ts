@@ -115,6 +115,14 @@ describe.skipIf(!iface)('kube-init', () => {
     expect(node.logLines.map((l) => l.event)).toContain('kube-init.already-done');
   });
 
+  it('takes the init material the lease came with, asking the controller nothing more', async () => {
+    const { ctx, controller, grant } = setup([]);
+    const withLease = { ...ctx, lease: { ...ctx.lease, initGrant: (epoch: number) => (epoch === 7 ? grant : undefined) } };
+    await kubeInitPhase.run(withLease);
+    expect(controller.joinRequests).toEqual([]);
+    expect(node.calls('kubeadm')[0]?.argv[0]).toBe('init');
+  });
+
   it('resets before retrying an init it started, keeping the shared CAs', async () => {
     vi.stubEnv('PKE_STANDIN_KUBEADM_FAIL', 'init:timed out waiting for the condition:1');
     const { ctx } = setup();

@@ -40,7 +40,8 @@ export const joinRoute = clusterRoute<JoinRequest, WaitQuery>({
   },
 });
 
-function initGrant({ cluster, runtime }: JoinContext): JoinGrant {
+/** The lease holder's init material: also in its claim answer (routes/leader.ts). */
+export function initGrant({ cluster, runtime }: Pick<ClusterRouteContext<unknown, unknown>, 'cluster' | 'runtime'>): JoinGrant {
   const init = runtime.store.mutate((_, touch) => {
     const now = Date.now();
     touch.cluster(cluster.id);

@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import { leaderClaimRequestSchema, leaderQuerySchema, type LeaderClaimRequest, type LeaderClaimResponse, type LeaderState } from '../../protocol/api.ts';
 import { claimLease, leaderView } from '../lease.ts';
 import { ApiProblem } from '../problem.ts';
+import { initGrant } from './join.ts';
 import { asNode, clusterRoute } from '../route.ts';
 
 /** The leader lease: claim or renew it, and long-poll its state. */
@@ -20,7 +21,9 @@ export const claimLeaderRoute = clusterRoute<LeaderClaimRequest>({
     });
     if (cluster.leader.epoch !== before) runtime.log.info('leader.elected', { cluster: cluster.id, node: me.node, epoch: cluster.leader.epoch });
     runtime.changed(cluster);
-    return { ...leaderView(cluster, Date.now()), granted };
+    const answer: LeaderClaimResponse = { ...leaderView(cluster, Date.now()), granted };
+    if (granted && !cluster.leader.initialized) answer.init = initGrant({ cluster, runtime });
+    return answer;
   },
 });
 

@@ -64,7 +64,7 @@ writeFileSync(
     // The young generation starts at its largest, 16 MB, rather than growing from V8's 1 MB by
     // scavenges while a short-lived agent allocates: some 40 ms of CPU per agent (0.5 s less over a
     // 13-node lab formation, whose VMs share the cores). No larger, so that the controller's peak
-    // memory stays well under 250 MB at 1000 nodes (about 185 MB with it, 170 MB without).
+    // memory stays well under 250 MB at 1000 nodes (185–195 MB with it, 165–172 MB without).
     execArgv: ['--max-semi-space-size=16', '--min-semi-space-size=16'],
     assets: { 'cli.cjs': cliAsset, 'cli.cache': cliCache },
   }),

@@ -5,6 +5,9 @@ import type { JoinGrant } from '../protocol/api.ts';
 import { ControllerRequestError } from '../protocol/errors.ts';
 import type { NodeApi } from '../protocol/node-api.ts';
 
+/** For a run that never takes part in the election (`vip-sync`, tests of single phases): holds nothing. */
+export const NO_LEASE: LeaseHolder = { hold: () => {}, initGrant: () => undefined, release: () => {} };
+
 /**
  * Renews the leader lease at a third of its TTL while this node holds it. A renewal the
  * controller refuses (the lease expired and someone else holds it now: fenced) aborts the run,

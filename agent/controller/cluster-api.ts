@@ -1,7 +1,7 @@
-import { Agent, request } from '../net/undici.ts';
+import { request } from '../net/undici.ts';
 import { errorMessage } from '../core/errors.ts';
-import { statusMessage } from '../kube/api-status.ts';
-import { parseKubeconfig, type KubeconfigMaterial } from '../kube/kubeconfig.ts';
+import { kubeApiConnection, statusMessage } from '../kube/api-client.ts';
+import { parseKubeconfig, type KubeconfigAccess, type KubeconfigMaterial } from '../kube/kubeconfig.ts';
 import type { BootstrapTokenSecret } from './bootstrap-tokens.ts';
 
 /**
@@ -18,13 +18,8 @@ export interface ClusterApi {
 
 export class ClusterApiError extends Error {}
 
-export interface AdminKubeconfig {
-  server: string;
-  caPem: string;
-  clientCertPem?: string;
-  clientKeyPem?: string;
-  token?: string;
-}
+/** admin.conf's server and credentials, its CA always given. */
+export type AdminKubeconfig = KubeconfigAccess & { caPem: string };
 
 /** Reads a kubeconfig with inline data (as kubeadm writes admin.conf); the message says what is missing. */
 export function parseAdminKubeconfig(text: string): AdminKubeconfig {
@@ -54,14 +49,8 @@ const REQUEST_TIMEOUT_MS = 10_000;
 
 /** The ClusterApi over HTTPS with undici, trusting only the kubeconfig's CA. */
 export function httpsClusterApi(kubeconfig: AdminKubeconfig): ClusterApi {
-  const dispatcher = new Agent({
-    connect: { ca: kubeconfig.caPem, cert: kubeconfig.clientCertPem, key: kubeconfig.clientKeyPem },
-    connections: 16,
-    headersTimeout: REQUEST_TIMEOUT_MS,
-    bodyTimeout: REQUEST_TIMEOUT_MS,
-  });
-  const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
-  if (kubeconfig.token) headers.authorization = `Bearer ${kubeconfig.token}`;
+  const { dispatcher, headers: auth } = kubeApiConnection(kubeconfig, { timeoutMs: REQUEST_TIMEOUT_MS, connections: 16 });
+  const headers = { ...auth, 'content-type': 'application/json' };
 
   return {
     server: kubeconfig.server,

@@ -1,7 +1,7 @@
 import { PkeError } from '../core/errors.ts';
 import type { Host } from '../host/host.ts';
-import { Agent, request, requestErrorDetail } from '../net/undici.ts';
-import { statusMessage } from './api-status.ts';
+import { request, requestErrorDetail } from '../net/undici.ts';
+import { kubeApiConnection, statusMessage } from './api-client.ts';
 import { KubeconfigError, loadKubeconfig } from './kubeconfig.ts';
 
 export interface NodeReadyAnswer {
@@ -31,17 +31,10 @@ export async function nodeReadiness(host: Host, kubeconfig: string): Promise<Nod
     if (error instanceof KubeconfigError) throw new PkeError(error.message, { context: { path: kubeconfig }, cause: error });
     throw error;
   }
-  const { server, caPem, clientCertPem, clientKeyPem, token } = access;
-  const dispatcher = new Agent({
-    connect: { ca: caPem, cert: clientCertPem, key: clientKeyPem, timeout: REQUEST_TIMEOUT_MS },
-    headersTimeout: REQUEST_TIMEOUT_MS,
-    bodyTimeout: REQUEST_TIMEOUT_MS,
-  });
-  const headers: Record<string, string> = { accept: 'application/json' };
-  if (token) headers.authorization = `Bearer ${token}`;
+  const { dispatcher, headers } = kubeApiConnection(access, { timeoutMs: REQUEST_TIMEOUT_MS });
   return {
     async check(nodeName) {
-      const url = `${server}/api/v1/nodes/${encodeURIComponent(nodeName)}`;
+      const url = `${access.server}/api/v1/nodes/${encodeURIComponent(nodeName)}`;
       let answer;
       try {
         answer = await request(url, { dispatcher, headers, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });

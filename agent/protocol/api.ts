@@ -218,7 +218,6 @@ export const leaderStateSchema = z.object({
 });
 export type LeaderState = z.infer<typeof leaderStateSchema>;
 
-
 /**
  * GET leader?wait=SECONDS&epoch=E&initialized=B: answers at once when the state differs from
  * what the caller knew (another epoch, another `initialized`, or no live lease), else as soon

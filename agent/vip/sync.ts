@@ -5,6 +5,7 @@ import type { Logger } from '../core/log.ts';
 import type { Host } from '../host/host.ts';
 import { Journal } from '../journal/journal.ts';
 import { factsOnce } from '../node/facts.ts';
+import { NO_LEASE } from '../bootstrap/lease-keeper.ts';
 import { acquireBootstrapLock } from '../bootstrap/lock.ts';
 import type { PhaseOutputs } from '../phases/phase.ts';
 import type { NodeApi } from '../protocol/node-api.ts';
@@ -37,7 +38,7 @@ export async function syncVip(options: { host: Host; log: Logger; connect: (conf
   try {
     const outputs: PhaseOutputs = Object.fromEntries(Object.entries(journal.phases).map(([name, record]) => [name, record.output]));
     const synced = await applyKeepalived(
-      { config, host, log, controller, outputs, signal: new AbortController().signal, lease: { hold: () => {}, initGrant: () => undefined, release: () => {} }, facts: factsOnce(host) },
+      { config, host, log, controller, outputs, signal: new AbortController().signal, lease: NO_LEASE, facts: factsOnce(host) },
       { beforeInit: false },
     );
     return { synced };

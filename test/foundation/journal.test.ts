@@ -2,6 +2,7 @@ import { existsSync, readFileSync, writeFileSync, mkdirSync, statSync } from 'no
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { NO_LEASE } from '../../agent/bootstrap/lease-keeper.ts';
 import { runPhases, type PhaseReporter } from '../../agent/bootstrap/runner.ts';
 import { agentConfigSchema } from '../../agent/config/schema.ts';
 import { CommandError } from '../../agent/core/errors.ts';
@@ -62,7 +63,7 @@ describe('the runner', () => {
       log: silentLogger,
       controller: undefined as never,
       signal: new AbortController().signal,
-      lease: { hold: () => {}, initGrant: () => undefined, release: () => {} },
+      lease: NO_LEASE,
       facts: undefined as never,
       ...overrides,
     };

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { NO_LEASE } from '../../agent/bootstrap/lease-keeper.ts';
 import { agentConfigSchema, type AgentConfig, type AgentConfigInput } from '../../agent/config/schema.ts';
 import { createLogger, type Logger } from '../../agent/core/log.ts';
 import { Host } from '../../agent/host/host.ts';
@@ -211,7 +212,7 @@ export function phaseContext(node: StandinNode, config: AgentConfig, controller:
     log: node.log,
     outputs,
     signal: new AbortController().signal,
-    lease: { hold: () => {}, initGrant: () => undefined, release: () => {} },
+    lease: NO_LEASE,
     facts: factsOnce(node.host),
   };
 }

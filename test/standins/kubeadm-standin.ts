@@ -16,9 +16,9 @@
 // GET of the bootstrap-token Secret at the discovery endpoint, and its kubelet certificate is
 // signed with the CA the init node registered under PKE_STANDIN_CLUSTER_DIR (standing in for the
 // cluster-info ConfigMap and the CSR signer); the kubelet it starts registers its Node there, as
-// Ready, for every API server stand-in of the cluster to serve; the certificates it issues have ECDSA P-256 keys
-// (kubeadm's `encryptionAlgorithm: ECDSA-P256`) whatever the config says, where kubeadm's
-// default is RSA-2048 (cheap keys for a busy lab).
+// Ready, for every API server stand-in of the cluster to serve; the certificates it issues have
+// ECDSA P-256 keys (kubeadm's `encryptionAlgorithm: ECDSA-P256`) whatever the config says, where
+// kubeadm's default is RSA-2048 (cheap keys for a busy lab).
 //
 // Knobs (environment):
 //   PKE_STANDIN_KUBEADM_VERSION  the version it reports (default: the config's kubernetesVersion,

@@ -151,7 +151,7 @@ describe('the kubeadm stand-in checks the rendered configs', () => {
     const text = initFor('1.31.2').replace(/kubeletExtraArgs:\n(\s+- name: .*\n\s+value: .*\n)+/, 'kubeletExtraArgs:\n    node-ip: 10.10.0.11\n');
     expect(text).toContain('node-ip: 10.10.0.11');
     const error = (await validate(text).catch((e: unknown) => e)) as CommandError;
-    expect(error.context.stderrTail).toContain('cannot unmarshal object into Go struct field nodeRegistration.kubeletExtraArgs of type []v1beta4.Arg');
+    expect(error.context.stderrTail).toContain('cannot unmarshal object into Go struct field NodeRegistrationOptions.nodeRegistration.kubeletExtraArgs of type []v1beta4.Arg');
   });
 
   it('rejects a v1beta4 config where kubeadm is older than 1.31', async () => {

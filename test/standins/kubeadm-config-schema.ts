@@ -199,25 +199,26 @@ export function schemaFor(apiVersion: string): Record<string, Fields> | undefine
 export function validateDocument(doc: Record<string, unknown>, fields: Fields, kind: string): string[] {
   if (kind === 'KubeProxyConfiguration') return [];
   const errors: string[] = [];
-  checkObject(doc, fields, '', errors);
+  checkObject(doc, fields, '', kind, errors);
   return errors;
 }
 
-function checkObject(value: Record<string, unknown>, fields: Fields, prefix: string, errors: string[]): void {
+/** `struct` is the Go type holding the fields: encoding/json names it before the field path. */
+function checkObject(value: Record<string, unknown>, fields: Fields, prefix: string, struct: string, errors: string[]): void {
   for (const [key, child] of Object.entries(value)) {
     const spec = fields[key];
     const path = prefix ? `${prefix}.${key}` : key;
     if (!spec) errors.push(`strict decoding error: unknown field "${path}"`);
-    else check(child, spec, path, errors);
+    else check(child, spec, path, struct, errors);
   }
 }
 
 const DURATION = /^-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$|^0$/;
 
-function check(value: unknown, spec: Spec, path: string, errors: string[]): void {
+function check(value: unknown, spec: Spec, path: string, struct: string, errors: string[]): void {
   if (value === null || spec === 'any') return;
   const got = Array.isArray(value) ? 'array' : typeof value;
-  const wrong = (want: string) => errors.push(`json: cannot unmarshal ${got} into Go struct field ${path} of type ${want}`);
+  const wrong = (want: string) => errors.push(`json: cannot unmarshal ${got} into Go struct field ${struct}.${path} of type ${want}`);
   switch (spec) {
     case 'string':
       if (typeof value !== 'string') wrong('string');
@@ -234,22 +235,22 @@ function check(value: unknown, spec: Spec, path: string, errors: string[]): void
       return;
     case 'strings':
       if (!Array.isArray(value)) wrong('[]string');
-      else value.forEach((item, i) => check(item, 'string', `${path}[${i}]`, errors));
+      else value.forEach((item, i) => check(item, 'string', `${path}[${i}]`, struct, errors));
       return;
     case 'stringMap':
     case 'boolMap': {
       const item = spec === 'stringMap' ? 'string' : 'bool';
       if (got !== 'object') wrong(`map[string]${item}`);
-      else for (const [key, child] of Object.entries(value as Record<string, unknown>)) check(child, item, `${path}.${key}`, errors);
+      else for (const [key, child] of Object.entries(value as Record<string, unknown>)) check(child, item, `${path}.${key}`, struct, errors);
       return;
     }
   }
   if ('list' in spec) {
     if (!Array.isArray(value)) wrong(spec.name);
-    else value.forEach((item, i) => check(item, spec.list, `${path}[${i}]`, errors));
+    else value.forEach((item, i) => check(item, spec.list, `${path}[${i}]`, struct, errors));
   } else if (got !== 'object') {
     wrong(spec.name);
   } else {
-    checkObject(value as Record<string, unknown>, spec.object, path, errors);
+    checkObject(value as Record<string, unknown>, spec.object, path, spec.name, errors);
   }
 }

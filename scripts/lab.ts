@@ -1,9 +1,12 @@
-// npm run lab [-- --masters N --workers M --failover --keep]: a whole cluster bootstrapped on
-// this machine, one network namespace per VM, real controller, agents and keepalived.
+// npm run lab [-- --masters N --workers M --failover --keep --standins]: a whole cluster
+// bootstrapped on this machine, one network namespace per VM, real controller, agents and
+// keepalived; by default real kubeadm, kubelet, containerd, etcd and control plane too.
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { execa } from 'execa';
 import { ensureBuilt } from '../test/helpers/build.ts';
+import { realBinaries } from '../test/helpers/real-kubernetes.ts';
+import { NEWEST_RELEASE, findRelease, type KubernetesRelease } from './kubernetes/releases.ts';
 import { Lab, REPO, type LabNode } from './lab/cluster.ts';
 import { namespacesAvailable } from './lab/network.ts';
 import { ProgressView } from './lab/progress.ts';
@@ -14,12 +17,13 @@ const { values } = parseArgs({
     workers: { type: 'string', default: '2' },
     failover: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
-    'kubernetes-version': { type: 'string', default: '1.31.2' },
+    standins: { type: 'boolean', default: false },
+    'kubernetes-version': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
-  console.log('usage: npm run lab [-- --masters N --workers M --failover --keep --kubernetes-version 1.31.2]');
+  console.log(`usage: npm run lab [-- --masters N --workers M --failover --keep --standins --kubernetes-version ${NEWEST_RELEASE.version}]`);
   process.exit(0);
 }
 const masters = Number(values.masters);
@@ -27,12 +31,15 @@ const workers = Number(values.workers);
 if (!Number.isInteger(masters) || masters < 1 || masters > 7) fail('--masters must be a whole number from 1 to 7', 2);
 if (!Number.isInteger(workers) || workers < 0 || workers > 50) fail('--workers must be a whole number from 0 to 50', 2);
 
+const real = values.standins ? undefined : realRelease(values['kubernetes-version'] ?? NEWEST_RELEASE.version);
+
 const available = await namespacesAvailable();
 if (!available.ok) fail(`the lab needs root and network namespaces: ${available.reason}. Run it as root (sudo npm run lab).`, 1);
 
 const view = new ProgressView();
 view.note('building dist/pke-agent (when older than its sources)');
 const executable = await ensureBuilt();
+if (real) await ensureRealBinaries(real);
 
 let lab: Lab | undefined;
 let cleaning = false;
@@ -53,7 +60,7 @@ try {
   const started = Date.now();
   view.note(`creating ${masters} control-plane and ${workers} worker VMs in network namespaces, a controller, and the cluster`);
   lab = await Lab.create(
-    { prefix: 'pke-lab-', workDir: path.join(REPO, '.cache/lab'), executable, masters, workers, kubernetesVersion: values['kubernetes-version'] },
+    { prefix: 'pke-lab-', workDir: path.join(REPO, '.cache/lab'), executable, masters, workers, kubernetesVersion: values['kubernetes-version'], real },
     (text) => view.note(text),
   );
   view.note(`controller ${lab.controllerUrl}, VIP ${lab.network.vip}; powering on every VM`);
@@ -76,6 +83,13 @@ try {
   console.log(`VIP ${lab.network.vip} is on ${holder?.name ?? 'no node'}\n`);
   console.log(`pke-agent status on ${lab.nodes[0]!.name}:\n`);
   console.log(await statusText(lab, lab.nodes[0]!));
+  if (real) {
+    const master = lab.nodes.find((n) => n.role === 'master')!;
+    console.log(`kubectl get nodes -o wide (on ${master.name}):\n`);
+    console.log(await lab.kubectl(master, ['get', 'nodes', '-o', 'wide']));
+    console.log(`kubectl get pods -A -o wide (on ${master.name}):\n`);
+    console.log(await lab.kubectl(master, ['get', 'pods', '-A', '-o', 'wide']));
+  }
 
   if (values.failover) await failover(lab);
   await cleanup(0);
@@ -83,6 +97,22 @@ try {
   view.stop();
   console.error(`lab: ${error instanceof Error ? error.message : String(error)}`);
   await cleanup(1);
+}
+
+/** A pinned release (scripts/kubernetes/releases.ts): the real tier runs only what was built. */
+function realRelease(version: string): KubernetesRelease {
+  const release = findRelease(version);
+  if (!release) fail(`--kubernetes-version ${version}: the real tier runs the pinned releases only (see scripts/kubernetes/releases.ts), or use --standins`, 2);
+  return release;
+}
+
+/** The real binaries and images, built from their Go modules when missing (a cold build takes minutes). */
+async function ensureRealBinaries(release: KubernetesRelease): Promise<void> {
+  if (realBinaries(release, ['kubeadm', 'kubelet', 'kubectl', 'etcd']).available) return;
+  view.note(`building Kubernetes v${release.version} from its Go modules (scripts/kubernetes/build.ts; cold: about 10 minutes)`);
+  const args = release === NEWEST_RELEASE ? [] : ['--release', release.version];
+  const result = await execa(process.execPath, [path.join(REPO, 'scripts/kubernetes/build.ts'), ...args], { reject: false, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (result.exitCode !== 0) fail(`building Kubernetes v${release.version} failed (above); --standins runs the lab without it`, 1);
 }
 
 async function boot(lab: Lab, node: LabNode): Promise<number> {
@@ -106,7 +136,7 @@ async function statusText(lab: Lab, node: LabNode): Promise<string> {
 async function failover(lab: Lab): Promise<void> {
   const holder = await lab.vipHolder();
   if (!holder) throw new Error('failover: no node holds the VIP');
-  console.log(`\nfailover: stopping the API server stand-in on ${holder.name}, the VIP holder`);
+  console.log(`\nfailover: stopping the API server${lab.tier === 'real' ? '' : ' stand-in'} on ${holder.name}, the VIP holder`);
   const stoppedAt = Date.now();
   if (!lab.stopApiServer(holder)) throw new Error(`failover: no API server pid file on ${holder.name}`);
   for (let i = 0; i < 300; i++) {

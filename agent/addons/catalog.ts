@@ -5,6 +5,8 @@
 
 export const CNI_PLUGINS = ['calico', 'cilium', 'flannel'] as const;
 export type CniPlugin = (typeof CNI_PLUGINS)[number];
+/** A cluster's choice: one of the bundled plugins, or `none` for a site that brings its own CNI. */
+export const CNI_CHOICES = [...CNI_PLUGINS, 'none'] as const;
 
 export const ADDON_VERSIONS = {
   calico: 'v3.28.2',

@@ -32,7 +32,8 @@ interface PlannedAddon {
  * it addresses, then the vSphere CPI and CSI when the config asks for them.
  */
 export function planAddons(config: AgentConfig, vsphere: VsphereCredentials | undefined): PlannedAddon[] {
-  const plan: PlannedAddon[] = [{ name: config.addons.cni }];
+  const { cni } = config.addons;
+  const plan: PlannedAddon[] = cni === 'none' ? [] : [{ name: cni }];
   const { metallb } = config.addons;
   if (metallb) plan.push({ name: 'metallb', after: { file: 'zz-pke-address-pool.yaml', content: renderMetallbPool(metallb.addresses) } });
   if (config.addons.vsphere && vsphere) {

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { CNI_PLUGINS } from '../addons/catalog.ts';
+import { CNI_CHOICES } from '../addons/catalog.ts';
 
 /**
  * The agent's own config: what `controller node-config` renders into `guestinfo.pke.config`
@@ -43,10 +43,27 @@ const addressPoolEntry = z.string().refine((v) => {
   return range.length === 2 ? range.every((address) => isIP(address.trim()) === 4) : cidr.safeParse(v).success;
 }, 'expected a CIDR (198.51.100.240/28) or an IPv4 range (198.51.100.240-198.51.100.250)');
 
+/**
+ * How the kubelet and containerd's runc manage cgroups: `systemd` where systemd is PID 1 (the
+ * image), `cgroupfs` where it is not. A site setting, shared by the cluster spec and the agent config.
+ */
+export const cgroupDriver = z.enum(['systemd', 'cgroupfs']);
+export type CgroupDriver = z.infer<typeof cgroupDriver>;
+
+/** Where kubeadm pulls its images from instead of registry.k8s.io: an air-gapped site's mirror. */
+export const imageRepository = z
+  .string()
+  .max(255)
+  .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/, 'expected a registry and path such as registry.example.net/k8s');
+
 /** Cluster add-ons the leader installs after init; shared by the cluster spec and the agent config. */
 export const addonsSchema = z
   .strictObject({
-    cni: z.enum(CNI_PLUGINS).default('calico'),
+    /** `none`: the site brings its own CNI (nodes stay NotReady until it is there). */
+    cni: z.enum(CNI_CHOICES).default('calico'),
+    /** kubeadm's own add-ons; off for a CNI that replaces kube-proxy, or a site with its own DNS. */
+    kubeProxy: z.boolean().default(true),
+    coreDns: z.boolean().default(true),
     /** MetalLB in layer-2 mode, installed only when addresses are given. */
     metallb: z.strictObject({ addresses: z.array(addressPoolEntry).min(1).max(16) }).optional(),
     /**
@@ -55,7 +72,7 @@ export const addonsSchema = z
      */
     vsphere: z.strictObject({ storagePolicy: z.string().min(1).max(256).optional() }).optional(),
   })
-  .default({ cni: 'calico' });
+  .default({ cni: 'calico', kubeProxy: true, coreDns: true });
 export type AddonsConfig = z.infer<typeof addonsSchema>;
 
 export const agentConfigSchema = z.strictObject({
@@ -77,6 +94,13 @@ export const agentConfigSchema = z.strictObject({
     serviceCidr: cidr.default('10.96.0.0/12'),
     /** `external` when a cloud controller (the vSphere CPI) initializes the nodes: every kubelet runs with --cloud-provider=external. */
     cloudProvider: z.enum(['external']).optional(),
+    cgroupDriver: cgroupDriver.default('systemd'),
+    /**
+     * Kubelets from 1.35 refuse cgroup v1 hosts; true keeps them running there (failCgroupV1: false,
+     * and kubeadm's SystemVerification, which fails such hosts, skipped).
+     */
+    allowCgroupV1: z.boolean().default(false),
+    imageRepository: imageRepository.optional(),
   }),
   controlPlaneEndpoint: z.strictObject({
     vip: ipv4,

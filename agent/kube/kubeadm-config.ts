@@ -69,10 +69,15 @@ export function renderInitConfig({ config, node, bootstrapToken }: InitConfigInp
     localAPIEndpoint: { advertiseAddress: node.primaryIp, bindPort: port },
   };
   if (v1beta4) init.timeouts = { controlPlaneComponentHealthCheck: TIMEOUTS.controlPlane, kubeletHealthCheck: TIMEOUTS.kubelet };
+  const { kubeProxy, coreDns } = config.addons;
+  // v1beta4 says so in ClusterConfiguration (and kubeadm then neither pulls their images nor
+  // upgrades them); v1beta3 can only skip the phases that install them.
+  const skippedAddons = [...(kubeProxy ? [] : ['addon/kube-proxy']), ...(coreDns ? [] : ['addon/coredns'])];
+  if (!v1beta4 && skippedAddons.length > 0) init.skipPhases = skippedAddons;
 
   const apiServer: Record<string, unknown> = { certSANs: unique([vip, node.nodeName, node.primaryIp, ...node.ips.filter((ip) => isIP(ip) !== 0)]) };
   if (!v1beta4) apiServer.timeoutForControlPlane = TIMEOUTS.controlPlane;
-  const cluster = {
+  const cluster: Record<string, unknown> = {
     apiVersion,
     kind: 'ClusterConfiguration',
     clusterName: config.cluster.name,
@@ -81,8 +86,10 @@ export function renderInitConfig({ config, node, bootstrapToken }: InitConfigInp
     networking: { podSubnet: config.kubernetes.podCidr, serviceSubnet: config.kubernetes.serviceCidr },
     apiServer,
   };
-  const kubelet = { apiVersion: KUBELET_CONFIG_API, kind: 'KubeletConfiguration', cgroupDriver: 'systemd' };
-  return documents(init, cluster, kubelet);
+  if (config.kubernetes.imageRepository) cluster.imageRepository = config.kubernetes.imageRepository;
+  if (v1beta4 && !kubeProxy) cluster.proxy = { disabled: true };
+  if (v1beta4 && !coreDns) cluster.dns = { disabled: true };
+  return documents(init, cluster, kubeletConfiguration(config));
 }
 
 /**
@@ -113,6 +120,17 @@ export function renderJoinConfig({ config, node, discovery }: JoinConfigInput): 
   return documents(join);
 }
 
+/**
+ * The kubelets' configuration, which kubeadm init stores in the cluster for every node. The
+ * cgroup driver is the site's (containerd's runc uses the same one); `failCgroupV1` exists
+ * from 1.31 and refuses cgroup v1 hosts from 1.35.
+ */
+function kubeletConfiguration(config: AgentConfig): Record<string, unknown> {
+  const kubelet: Record<string, unknown> = { apiVersion: KUBELET_CONFIG_API, kind: 'KubeletConfiguration', cgroupDriver: config.kubernetes.cgroupDriver };
+  if (config.kubernetes.allowCgroupV1 && kubernetesMinor(config.kubernetes.version) >= 31) kubelet.failCgroupV1 = false;
+  return kubelet;
+}
+
 function nodeRegistration(config: AgentConfig, node: RegisterOutput, v1beta4: boolean): Record<string, unknown> {
   assertKubeletMaySetLabels(config.labels);
   // node-ip pins the kubelet to the VIP's network on VMs with several NICs.
@@ -130,6 +148,8 @@ function nodeRegistration(config: AgentConfig, node: RegisterOutput, v1beta4: bo
     // kubeadm adds its default control-plane taint only when `taints` is absent; we list it ourselves.
     taints: nodeTaints(config),
     kubeletExtraArgs: v1beta4 ? args.map(([name, value]) => ({ name, value })) : Object.fromEntries(args),
+    // kubeadm's system verification fails every cgroup v1 host for kubelets from 1.35, and says to skip it there.
+    ...(config.kubernetes.allowCgroupV1 ? { ignorePreflightErrors: ['SystemVerification'] } : {}),
   };
 }
 

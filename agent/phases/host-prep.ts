@@ -1,3 +1,4 @@
+import type { CgroupDriver } from '../config/schema.ts';
 import { errorMessage, PkeError } from '../core/errors.ts';
 import type { Host } from '../host/host.ts';
 import type { UnitState } from '../host/unit-state.ts';
@@ -6,7 +7,7 @@ import type { Phase, PhaseContext } from './phase.ts';
 
 /**
  * What the kubelet and kubeadm's preflight need from the OS: kernel modules, forwarding and
- * bridge sysctls, swap off, containerd on the systemd cgroup driver, the kubelet enabled. Each
+ * bridge sysctls, swap off, containerd on the site's cgroup driver, the kubelet enabled. Each
  * step looks first and acts only when something is missing, so a rerun changes nothing.
  */
 
@@ -25,6 +26,7 @@ const UNITS: readonly Unit[] = ['containerd', 'kubelet'];
  */
 interface Pass {
   host: Host;
+  cgroupDriver: CgroupDriver;
   units: () => Promise<Record<Unit, UnitState>>;
 }
 
@@ -84,12 +86,12 @@ const swapOff: Step = {
 
 const containerdConfig: Step = {
   name: 'containerd-config',
-  inPlace: async ({ host }) => containerdConfigFitsKubernetes((await host.readText(CONTAINERD_CONFIG)) ?? ''),
-  apply: async ({ host, units }) => {
+  inPlace: async ({ host, cgroupDriver }) => containerdConfigFitsKubernetes((await host.readText(CONTAINERD_CONFIG)) ?? '', cgroupDriver),
+  apply: async ({ host, cgroupDriver, units }) => {
     const version = await host.run('containerd', ['--version']);
     const major = parseContainerdMajor(version.stdout);
     if (major === undefined) throw new Error(`cannot tell the containerd version from: ${version.stdout.trim()}`);
-    await host.writeFile(CONTAINERD_CONFIG, renderContainerdConfig(major));
+    await host.writeFile(CONTAINERD_CONFIG, renderContainerdConfig(major, cgroupDriver));
     // A running containerd reads its config only at start; a stopped one is started below.
     if ((await units()).containerd.active) await host.service.restart('containerd');
   },
@@ -115,15 +117,15 @@ const STEPS: Step[] = [kernelModules, sysctls, swapOff, containerdConfig, contai
 
 export const hostPrepPhase: Phase<HostPrepOutput> = {
   name: 'host-prep',
-  summary: 'Kernel modules, sysctls, swap off, containerd with the systemd cgroup driver, kubelet enabled',
+  summary: "Kernel modules, sysctls, swap off, containerd with the site's cgroup driver, kubelet enabled",
   needs: ['preflight'],
-  isDone: async ({ host }: PhaseContext) => {
-    const pass = startPass(host);
+  isDone: async ({ host, config }: PhaseContext) => {
+    const pass = startPass(host, config.kubernetes.cgroupDriver);
     for (const step of STEPS) if (!(await step.inPlace(pass))) return false;
     return true;
   },
-  run: async ({ host, log }: PhaseContext) => {
-    const pass = startPass(host);
+  run: async ({ host, config, log }: PhaseContext) => {
+    const pass = startPass(host, config.kubernetes.cgroupDriver);
     const changed: string[] = [];
     for (const step of STEPS) {
       if (await step.inPlace(pass)) {
@@ -138,15 +140,26 @@ export const hostPrepPhase: Phase<HostPrepOutput> = {
   },
 };
 
-function startPass(host: Host): Pass {
+function startPass(host: Host, cgroupDriver: CgroupDriver): Pass {
   let units: Promise<Record<Unit, UnitState>> | undefined;
-  return { host, units: () => (units ??= host.service.states(UNITS)) };
+  return { host, cgroupDriver, units: () => (units ??= host.service.states(UNITS)) };
 }
 
-/** Loaded or built into the kernel: both show up under /sys/module. */
+/**
+ * What shows a module is there besides /sys/module/NAME, which a module built into the kernel
+ * lacks when it has no parameters (br_netfilter): the sysctls it brings, which kubeadm's preflight reads.
+ */
+const MODULE_EVIDENCE: ReadonlyMap<string, string> = new Map([['br_netfilter', '/proc/sys/net/bridge/bridge-nf-call-iptables']]);
+
+/** Neither loaded nor built into the kernel. */
 async function missingModules(host: Host): Promise<string[]> {
   const missing: string[] = [];
-  for (const module of MODULES) if (!(await host.exists(`/sys/module/${module}`))) missing.push(module);
+  for (const module of MODULES) {
+    const evidence = MODULE_EVIDENCE.get(module);
+    if (await host.exists(`/sys/module/${module}`)) continue;
+    if (evidence !== undefined && (await host.exists(evidence))) continue;
+    missing.push(module);
+  }
   return missing;
 }
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { ROLES, addonsSchema, agentConfigSchema, cidr, ipv4, kubernetesVersion } from '../config/schema.ts';
+import { ROLES, addonsSchema, agentConfigSchema, cgroupDriver, cidr, imageRepository, ipv4, kubernetesVersion } from '../config/schema.ts';
 
 /**
  * The controller's HTTP API, shared by the controller (validates requests, shapes answers)
@@ -116,6 +116,10 @@ export const clusterSpecSchema = z.strictObject({
   serviceCidr: cidr.default('10.96.0.0/12'),
   /** Installed by the leader after init: the CNI (its pod CIDR is podCidr) and MetalLB. */
   addons: addonsSchema,
+  /** How this site's hosts run containers (see the agent config's kubernetes block). */
+  cgroupDriver: cgroupDriver.default('systemd'),
+  allowCgroupV1: z.boolean().default(false),
+  imageRepository: imageRepository.optional(),
   /** Lifetime of the node tokens that node-config puts into guestinfo. */
   nodeTokenTtlSeconds: z.number().int().min(60).max(365 * 86400).default(86400),
   /** Leader lease; renewed by the holder until it reports the cluster initialized. */

@@ -114,7 +114,8 @@ function parsePlan(argv: string[]): readonly PlanEntry[] {
   const unknown = asked.find((command) => !known.has(command));
   if (unknown !== undefined) throw new Error(`--commands: unknown command ${unknown}; known: ${[...known].join(', ')}`);
   const commands = KUBERNETES_COMMANDS.filter((command) => asked.includes(command));
-  return [{ release, commands, etcd: asked.some((command) => (ETCD_COMMANDS as readonly string[]).includes(command)), images: false }];
+  const etcd = asked.some((command) => (ETCD_COMMANDS as readonly string[]).includes(command));
+  return [{ release, commands, etcd, images: values.commands === undefined }];
 }
 
 async function checkGo(): Promise<void> {

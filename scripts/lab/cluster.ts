@@ -1,7 +1,9 @@
 // A whole cluster on one machine: a real controller and real agents (the built executable), one
 // network namespace per VM, real keepalived on the control plane (started, reloaded and stopped
-// by the systemctl stand-in, as systemd would); kubeadm, kubelet, kubectl, systemctl and the API
-// server acted out by the stand-ins under test/standins/.
+// by the systemctl stand-in, as systemd would). Two tiers: `real`, where each VM also has its own
+// mount, UTS and cgroup (vm.ts) and runs real containerd, kubelet, kubeadm, etcd, control plane
+// and kubectl built from their Go modules (real-node.ts); and `standins`, where kubeadm, the
+// kubelet, kubectl and the API server are acted out by test/standins/ against a scratch root.
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { cpSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,7 +11,10 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { STATE_DIR } from '../../test/standins/standin-common.ts';
+import type { KubernetesRelease } from '../kubernetes/releases.ts';
 import { createNetwork, holderOf, removeNamespaces, type LabHost, type LabNetwork } from './network.ts';
+import { bootClone, realTierClusterSpec, realTierPath, realTierStandinDir } from './real-node.ts';
+import { LabVm, processesNamed, removeLeftoverVms } from './vm.ts';
 
 export const REPO = path.resolve(import.meta.dirname, '../..');
 const STANDIN_BIN = path.join(REPO, 'test/standins/bin');
@@ -30,6 +35,11 @@ export interface LabOptions {
   vip?: string;
   /** Lifetime of each join token the controller mints, in seconds. */
   bootstrapTokenTtlSeconds?: number;
+  /**
+   * The real tier: the release whose binaries (scripts/kubernetes/build.ts) every VM runs. Absent:
+   * the stand-in tier.
+   */
+  real?: KubernetesRelease;
 }
 
 export interface LabNode {
@@ -39,6 +49,8 @@ export interface LabNode {
   root: string;
   guestinfo: Record<string, string>;
   bootstrap?: ResultPromise;
+  /** The VM's own namespaces and cgroup (real tier only). */
+  vm?: LabVm;
 }
 
 /** One line of an agent's --json log. */
@@ -77,7 +89,8 @@ export class Lab {
 
   /** Removes leftovers of an earlier run with the same prefix, then builds the network and the controller. */
   static async create(options: LabOptions, onNote: (text: string) => void = () => {}): Promise<Lab> {
-    const leftovers = await removeNamespaces(options.prefix);
+    const leftoverVms = await removeLeftoverVms(options.prefix);
+    const leftovers = [...leftoverVms, ...(await removeNamespaces(options.prefix))];
     if (leftovers.length > 0) onNote(`removed leftovers of an earlier run: ${leftovers.join(', ')}`);
     rmSync(options.workDir, { recursive: true, force: true });
     mkdirSync(options.workDir, { recursive: true });
@@ -100,6 +113,10 @@ export class Lab {
   }
 
   /** Runs a pke-agent command inside the controller's namespace (the admin's machine). */
+  get tier(): 'real' | 'standins' {
+    return this.options.real ? 'real' : 'standins';
+  }
+
   async controllerCli(args: string[]): Promise<string> {
     const result = await execa('ip', ['netns', 'exec', this.controllerHost.namespace, this.options.executable, 'controller', ...args, '--url', this.controllerUrl, '--data-dir', this.dataDir], { reject: false });
     if (result.exitCode !== 0) throw new Error(`pke-agent controller ${args.join(' ')} exited ${result.exitCode}: ${String(result.stderr).trim()}`);
@@ -135,18 +152,43 @@ export class Lab {
   }
 
   private async createCluster(): Promise<void> {
-    const args = ['cluster', 'create', '--name', this.clusterName, '--kubernetes-version', this.options.kubernetesVersion ?? '1.31.2', '--vip', this.options.vip ?? this.network.vip, '--control-plane-nodes', String(this.options.masters), '--pool', 'workers'];
+    const version = this.options.real?.version ?? this.options.kubernetesVersion ?? '1.31.2';
+    const args = ['cluster', 'create', '--name', this.clusterName, '--kubernetes-version', version, '--vip', this.options.vip ?? this.network.vip, '--control-plane-nodes', String(this.options.masters), '--pool', 'workers'];
     if (this.options.leaseTtl) args.push('--lease-ttl', this.options.leaseTtl);
-    if (this.options.bootstrapTokenTtlSeconds !== undefined) {
-      const spec = path.join(this.options.workDir, 'cluster-spec.json');
-      writeFileSync(spec, JSON.stringify({ bootstrapTokenTtlSeconds: this.options.bootstrapTokenTtlSeconds }));
-      args.push('--file', spec);
+    const spec: Record<string, unknown> = this.options.real ? realTierClusterSpec() : {};
+    if (this.options.bootstrapTokenTtlSeconds !== undefined) spec.bootstrapTokenTtlSeconds = this.options.bootstrapTokenTtlSeconds;
+    if (Object.keys(spec).length > 0) {
+      const file = path.join(this.options.workDir, 'cluster-spec.json');
+      writeFileSync(file, JSON.stringify(spec));
+      args.push('--file', file);
     }
     await this.controllerCli(args);
   }
 
   /** A VM's disk (its root) and its guestinfo, exactly as `controller node-config` renders it. */
   private async prepareVm(node: LabNode): Promise<void> {
+    if (this.options.real) await this.bootRealVm(node, this.options.real);
+    else this.writeStandinClone(node);
+    const args = ['node-config', '--cluster', this.clusterName, '--name', node.name, '--role', node.role, '--format', 'json'];
+    if (node.role === 'worker') args.push('--pool', 'workers');
+    node.guestinfo = JSON.parse(await this.controllerCli(args));
+  }
+
+  private async bootRealVm(node: LabNode, release: KubernetesRelease): Promise<void> {
+    node.vm = await LabVm.boot({ name: node.name, namespace: node.host.namespace, dir: node.root, cgroup: `${this.options.prefix}${node.name}` });
+    const index = this.nodes.indexOf(node);
+    await bootClone({
+      vm: node.vm,
+      role: node.role,
+      host: node.host,
+      hosts: this.network.hosts,
+      podSubnet: `10.244.${index}.0/24`,
+      release,
+      env: this.nodeEnvironment(node),
+    });
+  }
+
+  private writeStandinClone(node: LabNode): void {
     const write = (file: string, content: string) => {
       const full = path.join(node.root, file);
       mkdirSync(path.dirname(full), { recursive: true });
@@ -166,14 +208,28 @@ export class Lab {
     for (const key of ['net/ipv4/ip_forward', 'net/bridge/bridge-nf-call-iptables', 'net/bridge/bridge-nf-call-ip6tables']) write(`proc/sys/${key}`, '1\n');
     // What the template's image build stages (packer/scripts/75-addons.sh).
     cpSync(path.join(REPO, 'addons'), path.join(node.root, 'opt/pke/addons'), { recursive: true });
-    const args = ['node-config', '--cluster', this.clusterName, '--name', node.name, '--role', node.role, '--format', 'json'];
-    if (node.role === 'worker') args.push('--pool', 'workers');
-    node.guestinfo = JSON.parse(await this.controllerCli(args));
   }
 
   /** The environment a VM's bootstrap sees: guestinfo through the environment transport, stand-ins first on PATH. */
   nodeEnvironment(node: LabNode): Record<string, string> {
-    const env: Record<string, string> = {
+    const env = this.options.real ? this.realEnvironment(this.options.real) : this.standinEnvironment(node);
+    for (const [key, value] of Object.entries(node.guestinfo)) env[`VMX_${key.toUpperCase().replace(/\./g, '_')}`] = value;
+    return env;
+  }
+
+  /** A real-tier VM sees its own `/`: no scratch root, real binaries first on PATH. */
+  private realEnvironment(release: KubernetesRelease): Record<string, string> {
+    return {
+      PATH: realTierPath(release, realTierStandinDir(this.options.workDir, STANDIN_BIN), path.dirname(process.execPath)),
+      HOME: '/root',
+      VMX_GUESTINFO: '1',
+      PKE_STANDIN_SYSTEMD_RUN: 'containerd kubelet keepalived',
+      ...this.options.nodeEnv,
+    };
+  }
+
+  private standinEnvironment(node: LabNode): Record<string, string> {
+    return {
       PATH: [STANDIN_BIN, path.dirname(process.execPath), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'].join(':'),
       HOME: node.root,
       PKE_ROOT: node.root,
@@ -184,20 +240,21 @@ export class Lab {
       PKE_STANDIN_SYSTEMD_RUN: 'keepalived',
       ...this.options.nodeEnv,
     };
-    for (const [key, value] of Object.entries(node.guestinfo)) env[`VMX_${key.toUpperCase().replace(/\./g, '_')}`] = value;
-    return env;
+  }
+
+  /** A command run on a VM: in its namespaces (and, on the real tier, its mounts and cgroup). */
+  private runOn(node: LabNode, command: string, args: string[], options: { env: Record<string, string>; buffer?: boolean; cwd?: string }): ResultPromise {
+    if (node.vm) return node.vm.run(command, args, { ...options, reject: false, stdin: 'ignore' });
+    return execa('ip', ['netns', 'exec', node.host.namespace, command, ...args], { ...options, extendEnv: false, reject: false, stdin: 'ignore' });
   }
 
   /** Powers the VM on: `pke-agent bootstrap --json` in its namespace; each log line goes to `onLine`. */
   startNode(node: LabNode, onLine: (line: AgentLogLine) => void = () => {}, extraEnv: Record<string, string> = {}): ResultPromise {
     const logFile = createWriteStream(path.join(this.options.workDir, `${node.name}.log`), { flags: 'a' });
-    const child = execa('ip', ['netns', 'exec', node.host.namespace, this.options.executable, 'bootstrap', '--json'], {
+    const child = this.runOn(node, this.options.executable, ['bootstrap', '--json'], {
       env: { ...this.nodeEnvironment(node), ...extraEnv },
-      extendEnv: false,
-      reject: false,
       buffer: false,
-      stdin: 'ignore',
-      cwd: node.root,
+      cwd: node.vm ? '/' : node.root,
     });
     let pending = '';
     const consume = (chunk: Buffer) => {
@@ -221,8 +278,15 @@ export class Lab {
 
   /** Runs a pke-agent command in a VM's namespace, against its root, as that VM would. */
   async agentCommand(node: LabNode, args: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-    const result = await execa('ip', ['netns', 'exec', node.host.namespace, this.options.executable, ...args], { env: this.nodeEnvironment(node), extendEnv: false, reject: false });
+    const result = await this.runOn(node, this.options.executable, args, { env: this.nodeEnvironment(node) });
     return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
+  }
+
+  /** The real kubectl on a control-plane VM, with its admin.conf (real tier only). */
+  async kubectl(node: LabNode, args: string[]): Promise<string> {
+    const result = await this.runOn(node, 'kubectl', ['--kubeconfig', '/etc/kubernetes/admin.conf', ...args], { env: this.nodeEnvironment(node) });
+    if (result.exitCode !== 0) throw new Error(`kubectl ${args.join(' ')} on ${node.name} exited ${result.exitCode}: ${String(result.stderr).trim()}`);
+    return String(result.stdout);
   }
 
   /** `pke-agent status --json` for a node. */
@@ -239,8 +303,16 @@ export class Lab {
     return this.nodes.find((n) => n.host === host);
   }
 
-  /** Stops the API server stand-in on a node (its pid file is where kubeadm's stand-in left it). */
+  /**
+   * Stops the API server on a node: the real one's process (the kubelet starts it again after its
+   * back-off, as on a real node), or the stand-in (its pid file is where kubeadm's stand-in left it).
+   */
   stopApiServer(node: LabNode): boolean {
+    if (node.vm) {
+      const pids = processesNamed(node.vm.spec.cgroup, 'kube-apiserver');
+      for (const pid of pids) process.kill(pid, 'SIGKILL');
+      return pids.length > 0;
+    }
     const pidFile = path.join(node.root, 'run/pke-standins/apiserver.pid');
     if (!existsSync(pidFile)) return false;
     const pid = Number(readFileSync(pidFile, 'utf8').trim());
@@ -254,6 +326,7 @@ export class Lab {
 
   /** Stops every process of the lab (by PID, namespace by namespace) and deletes the namespaces. */
   async destroy(options: { keepFiles?: boolean } = {}): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.vm?.destroy()));
     await removeNamespaces(this.options.prefix);
     const children = [this.controller, ...this.nodes.map((n) => n.bootstrap)].filter((c): c is ResultPromise => c !== undefined);
     await Promise.all(children.map((c) => c.catch(() => undefined)));

@@ -101,23 +101,56 @@ export class LabVm {
 
   /** Every process in the VM's cgroups, SIGKILLed until none is left; then the cgroups removed. */
   async destroy(): Promise<void> {
-    const deadline = Date.now() + SETTLE_MS;
-    for (;;) {
-      const pids = processesIn(this.spec.cgroup);
-      if (pids.length === 0) break;
-      for (const pid of pids) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // gone already
-        }
-      }
-      if (Date.now() > deadline) throw new Error(`VM ${this.spec.name}: processes ${pids.join(' ')} survived SIGKILL`);
-      await sleep(50);
-    }
+    await killCgroup(this.spec.cgroup, this.spec.name);
     await this.holder;
-    removeCgroups(this.spec.cgroup);
   }
+}
+
+/** The VMs an earlier run with this prefix left (a cgroup named so): their processes killed, their cgroups removed. */
+export async function removeLeftoverVms(prefix: string): Promise<string[]> {
+  const pidsRoot = path.join(CGROUP_ROOT, 'pids');
+  const names = HIERARCHIES.flatMap((h) => {
+    try {
+      return readdirSync(path.join(CGROUP_ROOT, h)).filter((name) => name.startsWith(prefix));
+    } catch {
+      return [];
+    }
+  });
+  const unique = [...new Set(names)];
+  for (const cgroup of unique) {
+    if (existsSync(path.join(pidsRoot, cgroup))) await killCgroup(cgroup, cgroup);
+    else removeCgroups(cgroup);
+  }
+  return unique.map((cgroup) => `cgroup ${cgroup}`);
+}
+
+/** The VM's processes whose command name is `name` (/proc/PID/comm). */
+export function processesNamed(cgroup: string, name: string): number[] {
+  return processesIn(cgroup).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === name;
+    } catch {
+      return false;
+    }
+  });
+}
+
+async function killCgroup(cgroup: string, label: string): Promise<void> {
+  const deadline = Date.now() + SETTLE_MS;
+  for (;;) {
+    const pids = processesIn(cgroup);
+    if (pids.length === 0) break;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+    if (Date.now() > deadline) throw new Error(`VM ${label}: processes ${pids.join(' ')} survived SIGKILL`);
+    await sleep(50);
+  }
+  removeCgroups(cgroup);
 }
 
 /** Shell lines that move the current shell into the VM's cgroup in every hierarchy. */
@@ -155,7 +188,7 @@ function processesIn(cgroup: string): number[] {
 }
 
 /** The VM's cgroups in every hierarchy, deepest first (a cgroup with children cannot go). */
-export function removeCgroups(cgroup: string): void {
+function removeCgroups(cgroup: string): void {
   for (const hierarchy of HIERARCHIES) {
     const removeTree = (dir: string) => {
       if (!existsSync(dir)) return;

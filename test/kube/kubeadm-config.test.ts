@@ -78,6 +78,28 @@ describe('init config', () => {
     expect(cluster.apiServer).toEqual({ certSANs: ['10.10.0.100', 'cp-1', '10.10.0.11', '192.168.5.4'] });
   });
 
+  it('carries the site\'s node runtime and kubeadm add-ons: cgroup driver, cgroup v1 hosts, image mirror, kube-proxy and CoreDNS off', () => {
+    const site = {
+      kubernetes: { version: '1.37.2', cgroupDriver: 'cgroupfs' as const, allowCgroupV1: true, imageRepository: 'registry.example.net/k8s' },
+      addons: { cni: 'none' as const, kubeProxy: false, coreDns: false },
+    };
+    const v1beta4 = docs(renderInitConfig({ config: agentConfig(site), node, bootstrapToken: { token: TOKEN, ttlSeconds: 7200 } }));
+    expect(v1beta4.KubeletConfiguration).toEqual({ apiVersion: 'kubelet.config.k8s.io/v1beta1', kind: 'KubeletConfiguration', cgroupDriver: 'cgroupfs', failCgroupV1: false });
+    expect(v1beta4.InitConfiguration.nodeRegistration.ignorePreflightErrors).toEqual(['SystemVerification']);
+    expect(v1beta4.InitConfiguration.skipPhases).toBeUndefined();
+    expect(v1beta4.ClusterConfiguration).toMatchObject({ imageRepository: 'registry.example.net/k8s', proxy: { disabled: true }, dns: { disabled: true } });
+
+    const v1beta3 = docs(renderInitConfig({ config: agentConfig({ ...site, kubernetes: { ...site.kubernetes, version: '1.30.4' } }), node, bootstrapToken: { token: TOKEN, ttlSeconds: 7200 } }));
+    expect(v1beta3.InitConfiguration.skipPhases).toEqual(['addon/kube-proxy', 'addon/coredns']);
+    expect(v1beta3.ClusterConfiguration.proxy).toBeUndefined();
+    // failCgroupV1 is a field from 1.31 on; a 1.30 kubelet would refuse it.
+    expect(v1beta3.KubeletConfiguration).toEqual({ apiVersion: 'kubelet.config.k8s.io/v1beta1', kind: 'KubeletConfiguration', cgroupDriver: 'cgroupfs' });
+
+    const join = docs(renderJoinConfig({ config: agentConfig({ ...site, role: 'worker', pool: 'workers' }), node, discovery: { endpoint: '10.10.0.100:6443', token: TOKEN, caCertHash: CA_HASH } }));
+    expect(join.JoinConfiguration.nodeRegistration.ignorePreflightErrors).toEqual(['SystemVerification']);
+    expect(docs(initFor('1.37.2')).InitConfiguration.nodeRegistration.ignorePreflightErrors).toBeUndefined();
+  });
+
   it('lists the control-plane taint of the version before the configured ones', () => {
     const taints = (version: string) =>
       nodeTaints(agentConfig({ kubernetes: { version }, taints: [{ key: 'dedicated', value: 'infra', effect: 'NoExecute' }] }));

@@ -21,16 +21,24 @@ const node: RegisterOutput = { nodeName: 'cp-1', primaryIp: '10.10.0.11', interf
 const scratch = mkdtempSync(path.join(tmpdir(), 'pke-kubeadm-real-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
+/** What a site like the lab's gives: cgroupfs, cgroup v1 hosts, a mirror, no kube-proxy or CoreDNS. */
+const SITE = { cgroupDriver: 'cgroupfs' as const, allowCgroupV1: true, imageRepository: 'registry.example.net/k8s' };
+const NO_KUBEADM_ADDONS = { cni: 'none' as const, kubeProxy: false, coreDns: false };
+
 function renders(version: string) {
   const labels = { 'topology.kubernetes.io/zone': 'rack-1', team: 'infra' };
   const taints = [{ key: 'dedicated', value: 'infra', effect: 'NoExecute' as const }];
   const master = agentConfig({ kubernetes: { version, cloudProvider: 'external' }, labels, taints });
   const worker = agentConfig({ kubernetes: { version }, role: 'worker', pool: 'workers', labels });
   const discovery = { endpoint: '10.10.0.100:6443', token: TOKEN, caCertHash: CA_HASH };
+  const site = agentConfig({ kubernetes: { version, ...SITE }, addons: NO_KUBEADM_ADDONS });
+  const siteWorker = agentConfig({ kubernetes: { version, ...SITE }, role: 'worker', pool: 'workers' });
   return {
     init: renderInitConfig({ config: master, node: { ...node, biosUuid: '4237c1d6-0000-1111-2222-333344445555' }, bootstrapToken: { token: TOKEN, ttlSeconds: 7200 } }),
     'control-plane join': renderJoinConfig({ config: master, node, discovery }),
     'worker join': renderJoinConfig({ config: worker, node, discovery }),
+    'site init': renderInitConfig({ config: site, node, bootstrapToken: { token: TOKEN, ttlSeconds: 7200 } }),
+    'site worker join': renderJoinConfig({ config: siteWorker, node, discovery }),
   };
 }
 
@@ -67,6 +75,17 @@ describe.each(KUBERNETES_RELEASES)('real kubeadm v$version', (release) => {
     expect(stdout).toContain(`registry.k8s.io/etcd:${release.etcd}-0`);
     expect(stdout).toContain(`registry.k8s.io/pause:${release.pause}`);
     expect(stdout).toContain(`registry.k8s.io/kube-apiserver:v${release.version}`);
+  });
+
+  it.skipIf(!binaries.available)('pulls its images from the site\'s mirror and none for kube-proxy or CoreDNS when they are off', async () => {
+    const file = path.join(scratch, `${release.version}-site-images.yaml`);
+    writeFileSync(file, renders(release.version)['site init']);
+    const { exitCode, stdout, stderr } = await kubeadm(kubeadmPath, ['config', 'images', 'list', '--config', file]);
+    expect(exitCode, stderr).toBe(0);
+    const images = stdout.trim().split('\n');
+    expect(images).toContain(`registry.example.net/k8s/kube-apiserver:v${release.version}`);
+    expect(images).toContain(`registry.example.net/k8s/etcd:${release.etcd}-0`);
+    expect(images.filter((image) => /kube-proxy|coredns/.test(image))).toEqual([]);
   });
 
   it.skipIf(!binaries.available)('refuses what the kubeadm stand-in refuses, with the stand-in\'s words', async () => {

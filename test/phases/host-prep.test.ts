@@ -62,6 +62,14 @@ describe('host-prep', () => {
     expect((await node.host.readText('/proc/sys/net/bridge/bridge-nf-call-iptables'))?.trim()).toBe('1');
   });
 
+  it('takes a module built into the kernel without parameters (no /sys/module entry) by the sysctls it brings', async () => {
+    await node.host.ensureDir('/sys/module/overlay');
+    for (const key of ['iptables', 'ip6tables']) await node.host.writeFile(`/proc/sys/net/bridge/bridge-nf-call-${key}`, '0\n');
+    await hostPrepPhase.run(context());
+    expect(node.calls('modprobe')).toEqual([]);
+    expect((await node.host.readText('/proc/sys/net/bridge/bridge-nf-call-iptables'))?.trim()).toBe('1');
+  });
+
   it('fails naming the setting when the kernel does not have it', async () => {
     // br_netfilter counts as loaded, yet its settings are not there: nothing creates them.
     await node.host.ensureDir('/sys/module/overlay');

@@ -1,6 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import type { GlobalArgs } from '../context.ts';
-import { CNI_PLUGINS, type CniPlugin } from '../../addons/catalog.ts';
+import { CNI_CHOICES } from '../../addons/catalog.ts';
 
 /**
  * `pke-agent controller ...`: flags only. Each handler reaches controller code through
@@ -38,8 +38,11 @@ export interface ClusterCreateArgs extends ConnectionArgs {
   'service-cidr'?: string;
   'token-ttl'?: string;
   'lease-ttl'?: string;
-  cni?: CniPlugin;
+  cni?: (typeof CNI_CHOICES)[number];
   'metallb-address'?: string[];
+  'cgroup-driver'?: 'systemd' | 'cgroupfs';
+  'allow-cgroup-v1'?: boolean;
+  'image-repository'?: string;
   file?: string;
 }
 
@@ -105,8 +108,11 @@ const clusterCreateCommand: CommandModule<GlobalArgs, ClusterCreateArgs> = {
       .option('service-cidr', { type: 'string', describe: 'default 10.96.0.0/12' })
       .option('token-ttl', { type: 'string', describe: 'Lifetime of node tokens in node configs, e.g. 24h (default)' })
       .option('lease-ttl', { type: 'string', describe: 'Leader lease TTL, e.g. 30s (default)' })
-      .option('cni', { choices: CNI_PLUGINS, describe: 'The pod network the leader installs (default calico)' })
+      .option('cni', { choices: CNI_CHOICES, describe: 'The pod network the leader installs (default calico; none: the site brings its own)' })
       .option('metallb-address', { type: 'string', array: true, describe: 'MetalLB layer-2 pool: a CIDR or FIRST-LAST range (repeatable; none: no MetalLB)' })
+      .option('cgroup-driver', { choices: ['systemd', 'cgroupfs'] as const, describe: 'How the nodes\' kubelet and containerd manage cgroups (default systemd; cgroupfs where systemd is not PID 1)' })
+      .option('allow-cgroup-v1', { type: 'boolean', describe: 'Let kubelets from 1.35 run on cgroup v1 hosts' })
+      .option('image-repository', { type: 'string', describe: 'Where kubeadm pulls its images instead of registry.k8s.io (an air-gapped mirror)' })
       .option('file', { type: 'string', describe: 'A YAML or JSON cluster spec (the API body); flags override its fields' }),
   handler: async (args) => (await import('./controller/cluster.ts')).createCluster(args),
 };

@@ -23,6 +23,9 @@ const SPEC_FLAGS: Record<string, string> = {
   leaseTtlSeconds: '--lease-ttl',
   'addons.cni': '--cni',
   'addons.metallb': '--metallb-address',
+  cgroupDriver: '--cgroup-driver',
+  allowCgroupV1: '--allow-cgroup-v1',
+  imageRepository: '--image-repository',
 };
 
 /** The flag of a spec field, or of its nearest parent that has one (`addons.metallb.addresses.0` → --metallb-address). */
@@ -132,6 +135,9 @@ async function clusterSpec(args: ClusterCreateArgs): Promise<ClusterSpecInput> {
   set('serviceCidr', args['service-cidr']);
   set('nodeTokenTtlSeconds', args['token-ttl'] === undefined ? undefined : parseDuration('--token-ttl', args['token-ttl']));
   set('leaseTtlSeconds', args['lease-ttl'] === undefined ? undefined : parseDuration('--lease-ttl', args['lease-ttl']));
+  set('cgroupDriver', args['cgroup-driver']);
+  set('allowCgroupV1', args['allow-cgroup-v1']);
+  set('imageRepository', args['image-repository']);
   if (args.cni !== undefined || args['metallb-address'] !== undefined) {
     const addons = { ...(base.addons ?? {}) };
     if (args.cni !== undefined) addons.cni = args.cni;
@@ -169,7 +175,9 @@ async function readSpecFile(file: string): Promise<Partial<ClusterSpecInput>> {
 }
 
 function describeAddons(addons: ClusterSummary['spec']['addons']): string {
-  const parts: string[] = [addons.cni];
+  const parts: string[] = [addons.cni === 'none' ? 'no CNI (the site brings its own)' : addons.cni];
+  if (!addons.kubeProxy) parts.push('no kube-proxy');
+  if (!addons.coreDns) parts.push('no CoreDNS');
   if (addons.metallb) parts.push(`metallb ${addons.metallb.addresses.join(' ')}`);
   if (addons.vsphere) parts.push(`vsphere-cpi, vsphere-csi${addons.vsphere.storagePolicy ? ` (storage policy ${addons.vsphere.storagePolicy})` : ''}`);
   return parts.join(', ');
@@ -186,6 +194,7 @@ function describeCluster(cluster: ClusterSummary): string {
     ['pools', spec.pools.map((p) => p.name).join(', ')],
     ['pod / service CIDR', `${spec.podCidr} / ${spec.serviceCidr}`],
     ['add-ons', describeAddons(spec.addons)],
+    ['node runtime', `${spec.cgroupDriver} cgroup driver${spec.allowCgroupV1 ? ', cgroup v1 hosts allowed' : ''}; images from ${spec.imageRepository ?? 'registry.k8s.io'}`],
     ['node token TTL', `${spec.nodeTokenTtlSeconds} s`],
     ['leader lease TTL', `${spec.leaseTtlSeconds} s`],
     ['virtual_router_id', cluster.virtualRouterId],

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Installs what the tests, the lab and the benchmarks need: the npm packages (with Node 24
-# among them) and, when running as root, the Debian packages that are missing.
+# among them), when running as root the Debian packages that are missing, and the real
+# Kubernetes binaries and images, built from their Go modules when missing (a cold build takes
+# some twenty minutes on two cores; the caches live outside the clone and are reused).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -19,6 +21,11 @@ NEEDED="openssl:openssl ip:iproute2 keepalived:keepalived cloud-init:cloud-init 
 # sources, the Debian chroot the provisioning scripts run in, and the scripts' linter.
 NEEDED="$NEEDED packer:packer debootstrap:debootstrap shellcheck:shellcheck dpkg-deb:dpkg"
 NEEDED="$NEEDED /usr/lib/go-1.19/bin/go:golang-1.19-go /usr/share/gocode/src/github.com/vmware/govmomi/simulator:golang-github-vmware-govmomi-dev"
+# The real Kubernetes tier (scripts/kubernetes, scripts/lab): containerd and runc, the CNI plugins,
+# what makes the images (umoci, skopeo, a C compiler and libc for pause), and what kubeadm's
+# preflight and the agent's require of a node (conntrack, modprobe).
+NEEDED="$NEEDED containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins umoci:umoci skopeo:skopeo"
+NEEDED="$NEEDED cc:gcc /usr/include/stdio.h:libc6-dev conntrack:conntrack modprobe:kmod"
 missing=""
 for pair in $NEEDED; do
   cmd=${pair%%:*}
@@ -40,3 +47,7 @@ if [ -n "$missing" ]; then
     echo "setup: missing Debian packages:$missing (not root, so not installing them; tests that need them skip)" >&2
   fi
 fi
+
+# The real Kubernetes tier's binaries and images; without them (no Go, no module proxy) its tests
+# skip naming the reason, which the build keeps in its cache's last-build-error file.
+node scripts/kubernetes/build.ts || echo "setup: the real Kubernetes tier is not available (above); its tests will skip" >&2

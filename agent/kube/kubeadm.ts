@@ -116,7 +116,8 @@ const TRANSIENT = [
   /etcdserver: leader changed/i,
   /etcdserver: no leader/i,
   /etcdserver: request timed out/i,
-  /there is no JWS signed token in the cluster-info ConfigMap/i,
+  // The token is not (or no longer) signed into cluster-info: kubeadm polls until its discovery timeout, then says so.
+  /could not find a JWS signature in the cluster-info ConfigMap/i,
 ];
 
 export function isTransientKubeadmError(error: unknown): boolean {

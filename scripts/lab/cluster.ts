@@ -174,8 +174,35 @@ export class Lab {
     node.guestinfo = JSON.parse(await this.controllerCli(args));
   }
 
+  /**
+   * A power cut on a real-tier VM: every process it ran is killed and its /run is gone; its disk
+   * (the overlays' upper directories) stays. The VIP, if it held it, goes with it.
+   */
+  async powerOff(node: LabNode): Promise<void> {
+    if (!node.vm) throw new Error(`VM ${node.name}: powerOff is for the real tier`);
+    await node.vm.destroy();
+    node.vm = undefined;
+  }
+
+  /** Boots a powered-off real-tier VM from its disk: the units enabled on it start, as systemd would start them. */
+  async powerOn(node: LabNode): Promise<void> {
+    if (node.vm) return;
+    node.vm = await LabVm.boot(this.vmSpec(node));
+    const boot = [
+      // Which units were active is runtime state, gone with the power.
+      `rm -f ${STATE_DIR}/systemd/*.active`,
+      'for unit in containerd kubelet keepalived; do if systemctl is-enabled -q $unit; then systemctl start $unit; fi; done',
+    ].join('\n');
+    const result = await node.vm.run('sh', ['-c', boot], { env: this.nodeEnvironment(node), reject: false, all: true });
+    if (result.exitCode !== 0) throw new Error(`VM ${node.name}: booting from its disk failed (exit ${result.exitCode}): ${String(result.all).trim()}`);
+  }
+
+  private vmSpec(node: LabNode) {
+    return { name: node.name, namespace: node.host.namespace, dir: node.root, cgroup: `${this.options.prefix}${node.name}` };
+  }
+
   private async bootRealVm(node: LabNode, release: KubernetesRelease): Promise<void> {
-    node.vm = await LabVm.boot({ name: node.name, namespace: node.host.namespace, dir: node.root, cgroup: `${this.options.prefix}${node.name}` });
+    node.vm = await LabVm.boot(this.vmSpec(node));
     const index = this.nodes.indexOf(node);
     await bootClone({
       vm: node.vm,
@@ -245,6 +272,7 @@ export class Lab {
   /** A command run on a VM: in its namespaces (and, on the real tier, its mounts and cgroup). */
   private runOn(node: LabNode, command: string, args: string[], options: { env: Record<string, string>; buffer?: boolean; cwd?: string }): ResultPromise {
     if (node.vm) return node.vm.run(command, args, { ...options, reject: false, stdin: 'ignore' });
+    if (this.options.real) throw new Error(`VM ${node.name} is powered off`);
     return execa('ip', ['netns', 'exec', node.host.namespace, command, ...args], { ...options, extendEnv: false, reject: false, stdin: 'ignore' });
   }
 

@@ -6,7 +6,7 @@
 // VM owns a cgroup subtree (`pke-lab/NAME` in every v1 hierarchy): its processes, the kubelet's
 // pods (the kubelet's --cgroup-root) and the containers under them, so that destroying the VM
 // stops every process it started, by PID, and nothing else.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type Options, type ResultPromise } from 'execa';
@@ -51,6 +51,8 @@ export class LabVm {
       mkdirSync(path.join(spec.dir, dir), { recursive: true });
     }
     const pidFile = path.join(spec.dir, 'holder.pid');
+    // Left by the VM's previous boot, if it had one.
+    rmSync(pidFile, { force: true });
     const overlays = OVERLAID.map(
       (d) => `mount -t overlay overlay -o lowerdir=/${d},upperdir=${spec.dir}/${d}-upper,workdir=${spec.dir}/${d}-work /${d}`,
     );
@@ -151,6 +153,16 @@ async function killCgroup(cgroup: string, label: string): Promise<void> {
     await sleep(50);
   }
   removeCgroups(cgroup);
+}
+
+/**
+ * Where a file the VM wrote under one of its copy-on-write trees lies on this machine (the
+ * overlay's upper directory, the VM's "disk"): `/var/lib/x` of the VM is DIR/var-upper/lib/x.
+ */
+export function fileOnDisk(vmDir: string, file: string): string {
+  const [, top = '', ...rest] = file.split('/');
+  if (!OVERLAID.includes(top)) throw new Error(`${file}: not on a VM's disk (only ${OVERLAID.map((d) => `/${d}`).join(', ')} are)`);
+  return path.join(vmDir, `${top}-upper`, ...rest);
 }
 
 /** Shell lines that move the current shell into the VM's cgroup in every hierarchy. */

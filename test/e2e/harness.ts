@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterEach } from 'vitest';
 import { Lab, type AgentLogLine, type LabNode, type LabOptions } from '../../scripts/lab/cluster.ts';
 import { dropAddress, namespacePids, namespacesAvailable } from '../../scripts/lab/network.ts';
+import { fileOnDisk } from '../../scripts/lab/vm.ts';
 import { ensureBuilt } from '../helpers/build.ts';
 import { REPO } from '../helpers/cli.ts';
 
@@ -22,7 +23,11 @@ export interface ScenarioLab {
   node(name: string): LabNode;
   /** The stand-ins' call log of a node: one entry per call. */
   calls(node: LabNode, tool?: string): { time: string; tool: string; argv: string[] }[];
-  /** Acts out a power cut: every process in the VM's namespace is killed, and the VIP, if the VM held it, is gone from its NIC. */
+  /**
+   * Acts out a power cut: every process in the VM's namespace (on the real tier: its cgroup) is
+   * killed, and the VIP, if the VM held it, is gone from its NIC. A real-tier VM then stays off
+   * until `lab.powerOn`.
+   */
   powerCut(node: LabNode): Promise<void>;
   /**
    * SIGKILLs the agent and the commands it runs (as systemd stopping its unit would), but not
@@ -87,6 +92,12 @@ export async function scenarioLab(name: string, options: Partial<LabOptions> & {
         .filter((call) => tool === undefined || call.tool === tool);
     },
     powerCut: async (node) => {
+      if (node.vm) {
+        await lab.powerOff(node);
+        await node.bootstrap?.catch(() => undefined);
+        await dropAddress(node.host, lab.network.vip);
+        return;
+      }
       for (const pid of await namespacePids(node.host.namespace)) {
         try {
           process.kill(pid, 'SIGKILL');
@@ -128,9 +139,10 @@ export function destroyedAfterEach(): (lab: ScenarioLab) => ScenarioLab {
   };
 }
 
-/** The journal of a node, as the agent wrote it. */
+/** The journal of a node, as the agent wrote it (a real-tier VM's is on its disk). */
 export function journalOf(node: LabNode): { phases: Record<string, { state: string; attempts: number; startedAt?: string; endedAt?: string; lastError?: { message: string } }> } {
-  return JSON.parse(readFileSync(path.join(node.root, 'var/lib/pke-agent/journal.json'), 'utf8'));
+  const file = '/var/lib/pke-agent/journal.json';
+  return JSON.parse(readFileSync(existsSync(path.join(node.root, 'var-upper')) ? fileOnDisk(node.root, file) : path.join(node.root, file), 'utf8'));
 }
 
 /** Every process below `pid` in the process tree (from /proc), children first found first. */

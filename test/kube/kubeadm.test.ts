@@ -13,7 +13,7 @@ describe('kubeadm errors', () => {
     'error execution phase preflight: couldn\'t validate the identity of the API Server: Get "https://10.10.0.100:6443/...": dial tcp 10.10.0.100:6443: connect: no route to host',
     'error execution phase control-plane-join/etcd: error creating local etcd static pod manifest file: etcdserver: leader changed',
     'error execution phase kubelet-start: timed out waiting for the condition',
-    'error execution phase preflight: couldn\'t validate the identity of the API Server: there is no JWS signed token in the cluster-info ConfigMap. This token id "abcdef" is invalid for this cluster or it has expired.',
+    'error execution phase preflight: couldn\'t validate the identity of the API Server: could not find a JWS signature in the cluster-info ConfigMap for token ID "abcdef"',
   ])('retries %s', (stderr) => {
     expect(isTransientKubeadmError(joinFailure(stderr))).toBe(true);
   });

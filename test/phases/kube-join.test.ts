@@ -126,7 +126,7 @@ describe('kube-join', () => {
     expect(controller.joinRequests).toHaveLength(2);
     // Discovery fails in kubeadm's preflight, which leaves nothing to reset.
     expect(commandLines(node.calls('kubeadm'))).toEqual(['kubeadm join', 'kubeadm join']);
-    expect(node.logLines.find((l) => l.event === 'kube-join.retry')?.error).toContain('there is no JWS signed token in the cluster-info ConfigMap. This token id "zzzzzz"');
+    expect(node.logLines.find((l) => l.event === 'kube-join.retry')?.error).toContain('could not find a JWS signature in the cluster-info ConfigMap for token ID "zzzzzz"');
     expect(JSON.stringify(node.logLines)).not.toContain('0123456789abcdef');
   });
 

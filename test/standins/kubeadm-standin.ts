@@ -601,7 +601,7 @@ async function discover(endpoint: string, token: string, controlPlane: boolean):
   const stored = answer.status === 200 ? ((JSON.parse(answer.body) as { data?: Record<string, string> }).data ?? {}) : {};
   if (Buffer.from(stored['token-secret'] ?? '', 'base64').toString('utf8') !== secret) {
     throw new KubeadmError(
-      `error execution phase preflight: couldn't validate the identity of the API Server: there is no JWS signed token in the cluster-info ConfigMap. This token id "${id}" is invalid for this cluster or it has expired. Use "kubeadm token create" on the control-plane node to create a new valid token`,
+      `error execution phase preflight: couldn't validate the identity of the API Server: could not find a JWS signature in the cluster-info ConfigMap for token ID "${id}"`,
     );
   }
   const gitVersion = versionAnswer.status === 200 ? str((JSON.parse(versionAnswer.body) as Doc).gitVersion) : undefined;

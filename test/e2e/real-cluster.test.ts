@@ -1,0 +1,163 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { CommandError } from '../../agent/core/errors.ts';
+import { isTransientKubeadmError } from '../../agent/kube/kubeadm.ts';
+import { listNamespaces } from '../../scripts/lab/network.ts';
+import { NEWEST_RELEASE } from '../../scripts/kubernetes/releases.ts';
+import { realBinaries } from '../helpers/real-kubernetes.ts';
+import { journalOf, namespaceSkipReason, scenarioLab, type ScenarioLab } from './harness.ts';
+
+/**
+ * The real tier: clusters formed by the agent with real kubeadm, kubelet, containerd, etcd and
+ * control plane, built from their Go modules (scripts/kubernetes/build.ts), in lab VMs with their
+ * own network, mount, UTS namespaces and cgroups. Only systemctl stands in (no systemd here).
+ */
+const binaries = realBinaries(NEWEST_RELEASE, ['kubeadm', 'kubelet', 'kubectl', 'kube-apiserver', 'etcd']);
+const skip = (await namespaceSkipReason()) ?? (binaries.available ? undefined : binaries.reason);
+if (skip) console.warn(`real-tier e2e tests skipped: ${skip}`);
+
+type Json = Record<string, any>;
+
+describe.skipIf(skip)(`real Kubernetes v${NEWEST_RELEASE.version}: 1 control-plane and 1 worker node`, () => {
+  let s: ScenarioLab;
+  let exitCodes: number[];
+  const kubectlJson = async (...args: string[]): Promise<Json> => JSON.parse(await s.lab.kubectl(s.node('m1'), [...args, '-o', 'json']));
+
+  beforeAll(async () => {
+    s = await scenarioLab('real1', { masters: 1, workers: 2, real: NEWEST_RELEASE });
+    exitCodes = await Promise.all([s.boot(s.node('m1')), s.boot(s.node('w1'))]);
+  }, 300_000);
+  afterAll(() => s?.destroy(), 60_000);
+
+  it('brings both nodes to Ready in the real API, at the built version', async () => {
+    expect(exitCodes).toEqual([0, 0]);
+    const nodes = (await kubectlJson('get', 'nodes')).items as Json[];
+    expect(nodes.map((n) => n.metadata.name).sort()).toEqual(['m1', 'w1']);
+    for (const node of nodes) {
+      expect(node.status.nodeInfo.kubeletVersion).toBe(`v${NEWEST_RELEASE.version}`);
+      expect(node.status.conditions.find((c: Json) => c.type === 'Ready')?.status).toBe('True');
+      expect(node.status.addresses).toContainEqual({ type: 'InternalIP', address: s.node(node.metadata.name).host.ip });
+    }
+    const m1 = nodes.find((n) => n.metadata.name === 'm1')!;
+    expect(m1.spec.taints).toContainEqual({ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' });
+  });
+
+  it('runs the control plane as static pods of the real kubelet', async () => {
+    const pods = ((await kubectlJson('get', 'pods', '-n', 'kube-system')).items as Json[]).map((p) => p.metadata.name).sort();
+    expect(pods).toEqual(['etcd-m1', 'kube-apiserver-m1', 'kube-controller-manager-m1', 'kube-scheduler-m1']);
+  });
+
+  it('joined the worker with a bootstrap token the controller minted through the real API, signed into cluster-info by the real signer', async () => {
+    const join = journalOf(s.node('w1')).phases['kube-join'];
+    expect(join?.state).toBe('done');
+    const tokens = ((await kubectlJson('get', 'secrets', '-n', 'kube-system', '--field-selector', 'type=bootstrap.kubernetes.io/token')).items as Json[]).map((t) =>
+      Buffer.from(t.data['token-id'], 'base64').toString(),
+    );
+    expect(tokens.length).toBeGreaterThanOrEqual(2);
+    const clusterInfo = (await kubectlJson('get', 'configmap', 'cluster-info', '-n', 'kube-public')).data as Record<string, string>;
+    for (const id of tokens) expect(clusterInfo).toHaveProperty(`jws-kubeconfig-${id}`);
+    // The worker's kubelet got its client certificate through a CSR that the real controller-manager approved and signed.
+    const csrs = (await kubectlJson('get', 'csr')).items as Json[];
+    const workerCsr = csrs.find((c) => c.spec.signerName === 'kubernetes.io/kube-apiserver-client-kubelet' && /^system:bootstrap:/.test(c.spec.username));
+    expect(workerCsr?.status.conditions?.map((c: Json) => c.type)).toContain('Approved');
+    expect(workerCsr?.status.certificate).toBeTruthy();
+  });
+
+  it('classifies real kubeadm\'s answer to an unknown token as transient (the stand-in prints the same line)', async () => {
+    const w2 = s.node('w2');
+    const joinConfig = await unknownTokenJoinConfig(s);
+    const result = await runInVm(s, w2, ['sh', '-c', `echo 1 > /proc/sys/net/ipv4/ip_forward\ncat > /tmp/join.yaml <<'EOF'\n${joinConfig}EOF\nkubeadm join --config /tmp/join.yaml`]);
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toContain(`couldn't validate the identity of the API Server: could not find a JWS signature in the cluster-info ConfigMap for token ID "zzzzzz"`);
+    expect(isTransientKubeadmError(new CommandError('kubeadm join', result.exitCode, result.stderr))).toBe(true);
+  }, 120_000);
+
+  it('leaves nothing behind: no process of a VM, no cgroup, no namespace', async () => {
+    await s.destroy();
+    expect(await listNamespaces(s.lab.options.prefix)).toEqual([]);
+    expect(readdirSync('/sys/fs/cgroup/pids').filter((name) => name.startsWith(s.lab.options.prefix))).toEqual([]);
+    expect(existsSync(s.lab.options.workDir)).toBe(false);
+  }, 60_000);
+});
+
+describe.skipIf(skip)(`real Kubernetes v${NEWEST_RELEASE.version}: 3 control-plane nodes, the leader's power cut in the middle of kubeadm init`, () => {
+  let s: ScenarioLab;
+  afterAll(() => s?.destroy(), 60_000);
+
+  it('has another node take the lease and init, the third join, and the old leader reset its half-done init and join when it is back', async () => {
+    s = await scenarioLab('real3', { masters: 3, workers: 0, real: NEWEST_RELEASE, leaseTtl: '5s' });
+    const initStarted = await new Promise<string>((resolve) => {
+      for (const node of s.lab.nodes) {
+        void s.bootUntil(node, (line) => line.event === 'phase.start' && line.phase === 'kube-init').then((run) => {
+          if (run.matched) resolve(node.name);
+        });
+      }
+    });
+    const oldLeader = s.node(initStarted);
+    // Long enough for kubeadm to have written certificates, kubeconfigs and static pods.
+    await new Promise((r) => setTimeout(r, 4000));
+    await s.powerCut(oldLeader);
+
+    const others = s.lab.nodes.filter((n) => n !== oldLeader);
+    expect(await Promise.all(others.map((n) => n.bootstrap!.then((r) => r.exitCode)))).toEqual([0, 0]);
+    const status = (await s.lab.clusterStatus()) as { leader: { holder?: string; epoch: number; initialized: boolean } };
+    expect(status.leader.initialized).toBe(true);
+    expect(status.leader.holder).not.toBe(oldLeader.name);
+    expect(status.leader.epoch).toBeGreaterThanOrEqual(2);
+
+    await s.lab.powerOn(oldLeader);
+    expect(await s.boot(oldLeader)).toBe(0);
+    const logs = s.logs.get(oldLeader.name) ?? [];
+    expect(logs.some((l) => l.event === 'kube-init.reset')).toBe(true);
+    expect(journalOf(oldLeader).phases['kube-join']?.state).toBe('done');
+
+    const survivor = others[0]!;
+    const nodes = JSON.parse(await s.lab.kubectl(survivor, ['get', 'nodes', '-o', 'json'])).items as Json[];
+    expect(nodes.map((n) => n.metadata.name).sort()).toEqual(['m1', 'm2', 'm3']);
+    expect(nodes.every((n) => n.status.conditions.find((c: Json) => c.type === 'Ready')?.status === 'True')).toBe(true);
+    // One etcd cluster of three voting members: the old leader's half-made one is gone.
+    const members = await etcdMembers(s, survivor);
+    expect(members.map((m) => m.name).sort()).toEqual(['m1', 'm2', 'm3']);
+    expect(members.every((m) => !m.isLearner)).toBe(true);
+  }, 600_000);
+});
+
+async function runInVm(s: ScenarioLab, node: ReturnType<ScenarioLab['node']>, argv: string[]) {
+  const result = await node.vm!.run(argv[0]!, argv.slice(1), { env: s.lab.nodeEnvironment(node), reject: false });
+  return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
+}
+
+/** A worker join config for w2 as the agent writes it, with a token the cluster never issued and a 10 s discovery. */
+async function unknownTokenJoinConfig(s: ScenarioLab): Promise<string> {
+  const pin = await runInVm(s, s.node('m1'), ['sh', '-c', 'openssl x509 -pubkey -noout -in /etc/kubernetes/pki/ca.crt | openssl pkey -pubin -outform der | sha256sum']);
+  const caHash = `sha256:${pin.stdout.split(' ')[0]}`;
+  return stringify({
+    apiVersion: 'kubeadm.k8s.io/v1beta4',
+      kind: 'JoinConfiguration',
+      nodeRegistration: { name: 'w2', criSocket: 'unix:///run/containerd/containerd.sock', ignorePreflightErrors: ['SystemVerification'] },
+      discovery: { bootstrapToken: { apiServerEndpoint: `${s.lab.network.vip}:6443`, token: 'zzzzzz.0123456789abcdef', caCertHashes: [caHash] } },
+    timeouts: { discovery: '10s' },
+  });
+}
+
+async function etcdMembers(s: ScenarioLab, node: ReturnType<ScenarioLab['node']>): Promise<{ name: string; isLearner?: boolean }[]> {
+  const pki = '/etc/kubernetes/pki/etcd';
+  const result = await runInVm(s, node, [
+    'etcdctl',
+    '--endpoints',
+    'https://127.0.0.1:2379',
+    '--cacert',
+    `${pki}/ca.crt`,
+    '--cert',
+    `${pki}/healthcheck-client.crt`,
+    '--key',
+    `${pki}/healthcheck-client.key`,
+    'member',
+    'list',
+    '-w',
+    'json',
+  ]);
+  if (result.exitCode !== 0) throw new Error(`etcdctl member list exited ${result.exitCode}: ${result.stderr}`);
+  return (JSON.parse(result.stdout) as { members: { name: string; isLearner?: boolean }[] }).members;
+}

@@ -8,9 +8,10 @@ import type { Logger } from '../core/log.ts';
 import { MAX_WAIT_SECONDS } from '../protocol/api.ts';
 import { DataDir } from './data-dir.ts';
 import { caCertHash, issueCertificate } from './pki.ts';
-import type { Route } from './route.ts';
+import type { BoundRoute } from './route.ts';
 import { createClusterRoute, listClustersRoute, showClusterRoute } from './routes/clusters.ts';
 import { joinRoute } from './routes/join.ts';
+import { livezRoute } from './routes/livez.ts';
 import { claimLeaderRoute, leaderStateRoute } from './routes/leader.ts';
 import { nodeConfigRoute, revokeRoute } from './routes/node-config.ts';
 import { controlPlaneRoute, eventsRoute, joinedRoute, pkiRoute, readyRoute, registerRoute } from './routes/nodes.ts';
@@ -26,7 +27,8 @@ import { TokenAuthority } from './tokens.ts';
 /** How long requests in flight may take to finish once the controller is asked to stop. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
-const ROUTES: Route[] = [
+const ROUTES: BoundRoute[] = [
+  livezRoute,
   createClusterRoute,
   listClustersRoute,
   showClusterRoute,

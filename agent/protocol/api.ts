@@ -5,37 +5,13 @@ import { ROLES, addonsSchema, agentConfigSchema, cidr, ipv4, kubernetesVersion }
 /**
  * The controller's HTTP API, shared by the controller (validates requests, shapes answers)
  * and the agent's client (builds requests, validates answers). JSON over HTTPS; every route
- * takes a bearer JWT. Paths are built only through `routes`.
+ * but /livez takes a bearer JWT. The routes that carry these are declared in routes.ts.
  */
 
-export const API_PREFIX = '/v1';
 /** Request bodies above this are refused with 413. */
 export const MAX_BODY_BYTES = 256 * 1024;
 /** The longest long-poll a client may ask for (`?wait=`), in seconds. */
 export const MAX_WAIT_SECONDS = 300;
-
-export const routes = {
-  clusters: () => `${API_PREFIX}/clusters`,
-  cluster: (cluster: string) => `${API_PREFIX}/clusters/${enc(cluster)}`,
-  /** Admin: mint a node token and render the node's guestinfo. */
-  nodeConfig: (cluster: string) => `${API_PREFIX}/clusters/${enc(cluster)}/nodes`,
-  register: (cluster: string, node: string) => `${API_PREFIX}/clusters/${enc(cluster)}/nodes/${enc(node)}/register`,
-  events: (cluster: string, node: string) => `${API_PREFIX}/clusters/${enc(cluster)}/nodes/${enc(node)}/events`,
-  joined: (cluster: string, node: string) => `${API_PREFIX}/clusters/${enc(cluster)}/nodes/${enc(node)}/joined`,
-  ready: (cluster: string, node: string) => `${API_PREFIX}/clusters/${enc(cluster)}/nodes/${enc(node)}/ready`,
-  leader: (cluster: string) => `${API_PREFIX}/clusters/${enc(cluster)}/leader`,
-  pki: (cluster: string) => `${API_PREFIX}/clusters/${enc(cluster)}/pki`,
-  join: (cluster: string) => `${API_PREFIX}/clusters/${enc(cluster)}/join`,
-  controlPlane: (cluster: string) => `${API_PREFIX}/clusters/${enc(cluster)}/control-plane`,
-  status: (cluster: string) => `${API_PREFIX}/clusters/${enc(cluster)}/status`,
-  revoke: (cluster: string) => `${API_PREFIX}/clusters/${enc(cluster)}/revocations`,
-  /** Admin sets (POST), the leader reads (GET) the vCenter connection for the vSphere CPI and CSI. */
-  vsphere: (cluster: string) => `${API_PREFIX}/clusters/${enc(cluster)}/vsphere`,
-} as const;
-
-function enc(segment: string): string {
-  return encodeURIComponent(segment);
-}
 
 /** Error codes the controller answers with; clients branch on these, never on messages. */
 export const API_ERROR_CODES = [

@@ -1,11 +1,12 @@
-import type { z } from 'zod';
-import { joinRequestSchema, waitQuerySchema, type JoinGrant, type JoinRequest } from '../../protocol/api.ts';
+import type { JoinGrant } from '../../protocol/api.ts';
+import { API } from '../../protocol/routes.ts';
 import { bootstrapTokenSecret, generateBootstrapToken } from '../bootstrap-tokens.ts';
 import { errorMessage } from '../../core/errors.ts';
 import { liveSlot, takeSlot } from '../join-slots.ts';
 import { assertEpoch, leaseHolder } from '../lease.ts';
 import { ApiProblem } from '../problem.ts';
-import { asNode, clusterRoute, type ClusterRouteContext } from '../route.ts';
+import { bind, type HandlerContext } from '../route.ts';
+import type { ControllerRuntime } from '../runtime.ts';
 import type { ClusterState, JoinSlot } from '../state.ts';
 import type { NodePrincipal } from '../tokens.ts';
 
@@ -15,33 +16,24 @@ import type { NodePrincipal } from '../tokens.ts';
  * the controller creates a fresh bootstrap token in the cluster through its API.
  */
 
-type WaitQuery = z.infer<typeof waitQuerySchema>;
-type JoinContext = ClusterRouteContext<JoinRequest, WaitQuery>;
+type JoinContext = HandlerContext<typeof API.join>;
 
-export const joinRoute = clusterRoute<JoinRequest, WaitQuery>({
-  method: 'POST',
-  pattern: '/v1/clusters/{c}/join',
-  access: 'node',
-  body: joinRequestSchema,
-  query: waitQuerySchema,
-  async handle(context): Promise<JoinGrant> {
-    const { cluster, body } = context;
-    const me = asNode(context.principal);
-    if (body.epoch !== undefined) assertEpoch(cluster, me.node, body.epoch, Date.now());
-    if (me.role === 'master' && leaseHolder(cluster, Date.now()) === me.node) return initGrant(context);
-    const slot = await waitForTurn(context, me);
-    if (me.role !== 'master') {
-      await context.runtime.afterControlPlaneGrant(cluster.id);
-      return mintJoinGrant(context, me, slot);
-    }
-    const grant = mintJoinGrant(context, me, slot);
-    context.runtime.makingControlPlaneGrant(cluster.id, grant);
-    return grant;
-  },
+export const joinRoute = bind(API.join, async (context) => {
+  const { cluster, body, principal: me } = context;
+  if (body.epoch !== undefined) assertEpoch(cluster, me.node, body.epoch, Date.now());
+  if (me.role === 'master' && leaseHolder(cluster, Date.now()) === me.node) return initGrant(cluster, context.runtime);
+  const slot = await waitForTurn(context, me);
+  if (me.role !== 'master') {
+  await context.runtime.afterControlPlaneGrant(cluster.id);
+  return mintJoinGrant(context, me, slot);
+  }
+  const grant = mintJoinGrant(context, me, slot);
+  context.runtime.makingControlPlaneGrant(cluster.id, grant);
+  return grant;
 });
 
 /** The lease holder's init material: also in its claim answer (routes/leader.ts). */
-export function initGrant({ cluster, runtime }: Pick<ClusterRouteContext<unknown, unknown>, 'cluster' | 'runtime'>): JoinGrant {
+export function initGrant(cluster: ClusterState, runtime: ControllerRuntime): JoinGrant {
   const init = runtime.store.mutate((_, touch) => {
     const now = Date.now();
     touch.cluster(cluster.id);

@@ -30,8 +30,7 @@ export async function adminClient(args: ConnectionArgs): Promise<AdminClient> {
  */
 export function asInputError(error: unknown, flags: Record<string, string> = {}): unknown {
   if (!(error instanceof ControllerRequestError) || error.context.status !== 400) return error;
-  const field = /\(field ([^)]+)\)$/.exec(error.message)?.[1];
-  const flag = field === undefined ? undefined : flags[field];
+  const flag = error.field === undefined ? undefined : flags[error.field];
   return new InputError(flag ? `${flag}: ${error.message}` : error.message, error.context);
 }
 

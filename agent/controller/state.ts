@@ -34,6 +34,8 @@ const nodeStateSchema = z.object({
   phaseState: z.enum(['running', 'done', 'failed']).optional(),
   phaseAt: epochMs.optional(),
   lastError: z.string().optional(),
+  /** What the controller granted this node (its init or join material); only such a node reports joined. */
+  granted: z.enum(['init', 'join']).optional(),
   /** When the node reported its kubeadm init or join done. */
   joinedAt: epochMs.optional(),
   readyAt: epochMs.optional(),

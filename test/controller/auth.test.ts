@@ -109,8 +109,9 @@ const ROWS: Row[] = [
     allowed: { master: 204, worker: 204 },
     clusterScoped: true,
   },
-  { name: 'joined', method: 'POST', path: (who) => `/v1/clusters/${clusterA}/nodes/${selfName[who]}/joined`, body: () => ({}), allowed: { master: 204, worker: 204 }, clusterScoped: true },
-  { name: 'ready', method: 'POST', path: (who) => `/v1/clusters/${clusterA}/nodes/${selfName[who]}/ready`, body: () => ({}), allowed: { master: 204, worker: 204 }, clusterScoped: true },
+  // Neither node was granted init or join: both pass authorization and are refused by the route.
+  { name: 'joined', method: 'POST', path: (who) => `/v1/clusters/${clusterA}/nodes/${selfName[who]}/joined`, body: () => ({}), allowed: { master: 409, worker: 409 }, clusterScoped: true },
+  { name: 'ready', method: 'POST', path: (who) => `/v1/clusters/${clusterA}/nodes/${selfName[who]}/ready`, body: () => ({}), allowed: { master: 409, worker: 409 }, clusterScoped: true },
   { name: 'claim leader', method: 'POST', path: () => `/v1/clusters/${clusterA}/leader`, body: () => ({}), allowed: { master: 200 }, clusterScoped: true },
   { name: 'leader state', method: 'GET', path: () => `/v1/clusters/${clusterA}/leader`, allowed: { master: 200 }, clusterScoped: true },
   { name: 'pki', method: 'GET', path: () => `/v1/clusters/${clusterA}/pki`, allowed: { master: 200 }, clusterScoped: true },

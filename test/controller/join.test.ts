@@ -197,3 +197,17 @@ describe('join once the cluster is initialized', () => {
     expect(error.message).toMatch(/ECONNREFUSED|connect/);
   });
 });
+
+describe('joined and ready', () => {
+  it('refuses both from a node never granted init or join, and status never shows it ready', async () => {
+    const cluster = (await createCluster(t.admin)).id;
+    const worker = await node(cluster, 'w1', 'worker');
+    const joined = await rejection(worker.client.joined({}));
+    expect({ status: joined.context.status, code: joined.code }).toEqual({ status: 409, code: 'conflict' });
+    expect(joined.message).toContain('never granted');
+    expect((await rejection(worker.client.ready({}))).context.status).toBe(409);
+    const shown = (await t.admin.status(cluster)).nodes.find((n) => n.name === 'w1');
+    expect(shown?.state).not.toBe('ready');
+    expect(shown?.joinedAt).toBeUndefined();
+  });
+});

@@ -7,6 +7,7 @@ import { assertEpoch, leaseHolder } from '../lease.ts';
 import { ApiProblem } from '../problem.ts';
 import { bind, type HandlerContext } from '../route.ts';
 import type { ControllerRuntime } from '../runtime.ts';
+import { nodeOf } from './nodes.ts';
 import type { ClusterState, JoinSlot } from '../state.ts';
 import type { NodePrincipal } from '../tokens.ts';
 
@@ -21,7 +22,7 @@ type JoinContext = HandlerContext<typeof API.join>;
 export const joinRoute = bind(API.join, async (context) => {
   const { cluster, body, principal: me } = context;
   if (body.epoch !== undefined) assertEpoch(cluster, me.node, body.epoch, Date.now());
-  if (me.role === 'master' && leaseHolder(cluster, Date.now()) === me.node) return initGrant(cluster, context.runtime);
+  if (me.role === 'master' && leaseHolder(cluster, Date.now()) === me.node) return initGrant(cluster, context.runtime, me);
   const slot = await waitForTurn(context, me);
   if (me.role !== 'master') {
   await context.runtime.afterControlPlaneGrant(cluster.id);
@@ -33,7 +34,7 @@ export const joinRoute = bind(API.join, async (context) => {
 });
 
 /** The lease holder's init material: also in its claim answer (routes/leader.ts). */
-export function initGrant(cluster: ClusterState, runtime: ControllerRuntime): JoinGrant {
+export function initGrant(cluster: ClusterState, runtime: ControllerRuntime, me: NodePrincipal): JoinGrant {
   const init = runtime.store.mutate((_, touch) => {
     const now = Date.now();
     touch.cluster(cluster.id);
@@ -43,6 +44,8 @@ export function initGrant(cluster: ClusterState, runtime: ControllerRuntime): Jo
       const token = generateBootstrapToken(ttl, now);
       cluster.initToken = { token: token.token, expiresAt: token.expiresAt };
     }
+    nodeOf(cluster, me).granted = 'init';
+    touch.node(cluster.id, me.node);
     return cluster.initToken;
   });
   return { mode: 'init', token: init.token, tokenExpiresAt: new Date(init.expiresAt).toISOString(), caCertHash: cluster.caCertHash, endpoint: endpoint(cluster) };
@@ -89,12 +92,11 @@ async function mintJoinGrant({ cluster, runtime, signal }: JoinContext, me: Node
     throw new ApiProblem(503, 'cluster-api-unavailable', `could not create the bootstrap token through the cluster API (${api.server}): ${errorMessage(error)}; retry`);
   }
   runtime.store.mutate((_, touch) => {
-    const record = cluster.nodes[me.node];
-    if (record) {
-      record.joinTokenId = token.id;
-      record.joinTokenIssuedAt = Date.now();
-      touch.node(cluster.id, me.node);
-    }
+    const record = nodeOf(cluster, me);
+    record.granted = 'join';
+    record.joinTokenId = token.id;
+    record.joinTokenIssuedAt = Date.now();
+    touch.node(cluster.id, me.node);
   });
   return {
     mode: 'join',

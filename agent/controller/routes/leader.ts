@@ -16,7 +16,7 @@ export const claimLeaderRoute = bind(API.claimLeader, ({ cluster, principal: me,
   if (cluster.leader.epoch !== before) runtime.log.info('leader.elected', { cluster: cluster.id, node: me.node, epoch: cluster.leader.epoch });
   runtime.changed(cluster);
   const answer: LeaderClaimResponse = { ...leaderView(cluster, Date.now()), granted };
-  if (granted && !cluster.leader.initialized) answer.init = initGrant(cluster, runtime);
+  if (granted && !cluster.leader.initialized) answer.init = initGrant(cluster, runtime, me);
   return answer;
 });
 

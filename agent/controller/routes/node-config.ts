@@ -58,6 +58,7 @@ export const revokeRoute = bind(API.revoke, ({ cluster, body, runtime }) => {
       node.revokedAt = now;
       // The VM is gone or untrusted: a replacement may register the name with its own UUID.
       node.registration = undefined;
+      node.granted = undefined;
       releaseSlot(cluster, node.name);
       touch.node(cluster.id, node.name);
       touch.cluster(cluster.id);

@@ -54,6 +54,9 @@ export const joinedRoute = bind(API.joined, async ({ cluster, principal: me, bod
     if (body.epoch !== undefined) assertEpoch(cluster, me.node, body.epoch, Date.now());
   };
   checkLease();
+  if (body.adminKubeconfig === undefined && cluster.nodes[me.node]?.granted === undefined) {
+    throw conflict(`node ${me.node} reports joined, but the controller never granted it init or join material`);
+  }
   if (body.adminKubeconfig !== undefined) {
     if (!isHolder()) {
       if (cluster.leader.holder === me.node) throw fenced(cluster, me.node, body.epoch ?? cluster.leader.epoch, Date.now());
@@ -112,7 +115,7 @@ export const controlPlaneRoute = bind(API.controlPlane, ({ cluster }) => {
 });
 
 /** The node's record; made from its token when the state has none (its config predates the state). */
-function nodeOf(cluster: ClusterState, principal: NodePrincipal): NodeState {
+export function nodeOf(cluster: ClusterState, principal: NodePrincipal): NodeState {
   let record = cluster.nodes[principal.node];
   if (!record) {
     record = { name: principal.node, role: principal.role, pool: principal.pool, tokens: [] };

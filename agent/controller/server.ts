@@ -132,6 +132,9 @@ async function authenticate(req: IncomingMessage, runtime: ControllerRuntime): P
   if (principal.kind === 'admin' && principal.jti !== runtime.store.state.adminTokenId) {
     throw new ApiProblem(401, 'unauthorized', 'this admin token has been replaced; use the current admin.token');
   }
+  if (principal.kind === 'node' && runtime.store.state.clusters[principal.cluster]?.revokedTokens[principal.jti] !== undefined) {
+    throw new ApiProblem(401, 'token-revoked', `this node token (jti ${principal.jti}) has been revoked`);
+  }
   return principal;
 }
 
@@ -142,7 +145,6 @@ function authorize(route: RouteSpec, principal: Principal, params: Record<string
     if (params.c === undefined || !cluster || cluster.id !== principal.cluster) {
       throw forbidden(`this node token belongs to cluster ${principal.cluster}${params.c === undefined ? '; cluster management needs the admin token' : `, not ${params.c}`}`);
     }
-    if (cluster.revokedTokens[principal.jti] !== undefined) throw new ApiProblem(401, 'token-revoked', `this node token (jti ${principal.jti}) has been revoked`);
     if (route.access === 'admin') throw forbidden(`${route.method} ${route.path} needs the admin token`);
     if (route.access === 'control-plane' && principal.role !== 'master') {
       throw forbidden(`${route.method} ${route.path} is for control-plane nodes; ${principal.node} is a ${principal.role}`);

@@ -79,7 +79,8 @@ export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime)
         return;
       }
       runtime.log.error('request.failed', { method: req.method, route: log.route, error: errorMessage(error) });
-      finish(500, { error: { code: 'internal', message: `internal error: ${errorMessage(error)}` } } satisfies ApiError);
+      // What went wrong inside is for the operator's log, not for whoever asked.
+      finish(500, { error: { code: 'internal', message: 'internal error; the controller log has the details' } } satisfies ApiError);
     });
   };
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ownValue } from '../core/records.ts';
 import {
   clusterListSchema,
   clusterSpecSchema,
@@ -104,7 +105,7 @@ export type PathParams<Path extends string> = Path extends `${string}{${infer Na
 export function routePath<Path extends string>(spec: RouteSpec<Path>, params: PathParams<Path>): string {
   const values = params as Record<string, string>;
   return spec.path.replace(/\{(\w+)\}/g, (_, name: string) => {
-    const value = values[name];
+    const value = ownValue(values, name);
     if (value === undefined) throw new Error(`${spec.path} needs {${name}}`);
     return encodeURIComponent(value);
   });

@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { request } from '../net/undici.ts';
 import { errorMessage } from '../core/errors.ts';
 import { kubeApiConnection, statusMessage } from '../kube/api-client.ts';
@@ -16,7 +17,15 @@ export interface ClusterApi {
   close(): Promise<void>;
 }
 
-export class ClusterApiError extends Error {}
+export class ClusterApiError extends Error {
+  /** What the cluster's API answered, bounded: for the operator's log, never for a node. */
+  readonly detail: string | undefined;
+
+  constructor(message: string, detail?: string) {
+    super(message);
+    this.detail = detail;
+  }
+}
 
 /** admin.conf's server and credentials, its CA always given. */
 export type AdminKubeconfig = KubeconfigAccess & { caPem: string };
@@ -45,7 +54,34 @@ export function parseAdminKubeconfig(text: string): AdminKubeconfig {
   };
 }
 
+/**
+ * The leader's admin.conf is for this cluster: its CA is the cluster CA the controller made,
+ * its server the cluster's endpoint (`https://VIP:port`). The controller sends requests there
+ * with every join, so it takes no other server and trusts no other CA.
+ */
+export function assertClusterKubeconfig(kubeconfig: AdminKubeconfig, cluster: { caCertPem: string; endpoint: string }): void {
+  let ca: X509Certificate;
+  try {
+    ca = new X509Certificate(kubeconfig.caPem);
+  } catch {
+    throw new ClusterApiError('its certificate-authority-data is not a PEM certificate');
+  }
+  if (!ca.raw.equals(new X509Certificate(cluster.caCertPem).raw)) throw new ClusterApiError("its certificate-authority-data is not this cluster's CA");
+  const wanted = new URL(`https://${cluster.endpoint}`).origin;
+  let server: URL | undefined;
+  try {
+    server = new URL(kubeconfig.server);
+  } catch {
+    server = undefined;
+  }
+  if (server?.origin !== wanted || server.username !== '' || server.password !== '' || server.pathname !== '/' || server.search !== '') {
+    throw new ClusterApiError(`its server is not the cluster's endpoint ${wanted}`);
+  }
+}
+
 const REQUEST_TIMEOUT_MS = 10_000;
+/** How much of a cluster API's refusal the controller logs; none of it goes to nodes. */
+const DETAIL_CHARS = 200;
 
 /** The ClusterApi over HTTPS with undici, trusting only the kubeconfig's CA. */
 export function httpsClusterApi(kubeconfig: AdminKubeconfig): ClusterApi {
@@ -64,7 +100,7 @@ export function httpsClusterApi(kubeconfig: AdminKubeconfig): ClusterApi {
       }
       const text = await answer.body.text();
       if (answer.statusCode !== 201) {
-        throw new ClusterApiError(`POST ${url} answered ${answer.statusCode}: ${statusMessage(text)}`);
+        throw new ClusterApiError(`POST ${url} answered ${answer.statusCode}`, statusMessage(text).slice(0, DETAIL_CHARS));
       }
     },
     close: () => dispatcher.close(),

@@ -34,6 +34,12 @@ export function newClusterState(id: string, spec: ClusterSpec, caCertHash: strin
   };
 }
 
+/** The cluster's API endpoint, `VIP:port`: where every node and the controller reach its API. */
+export function clusterEndpoint(cluster: ClusterState): string {
+  const { vip, port } = cluster.spec.controlPlaneEndpoint;
+  return `${vip}:${port}`;
+}
+
 export function clusterSummary(cluster: ClusterState): ClusterSummary {
   return {
     id: cluster.id,

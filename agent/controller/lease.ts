@@ -1,4 +1,5 @@
 import type { LeaderState } from '../protocol/api.ts';
+import { clusterEndpoint } from './clusters.ts';
 import { ApiProblem } from './problem.ts';
 import type { ClusterState } from './state.ts';
 
@@ -58,14 +59,13 @@ export function markInitialized(cluster: ClusterState, now: number): void {
 
 export function leaderView(cluster: ClusterState, now: number): LeaderState {
   const holder = leaseHolder(cluster, now);
-  const { vip, port } = cluster.spec.controlPlaneEndpoint;
   return {
     holder,
     epoch: cluster.leader.epoch,
     leaseExpiresAt: holder !== undefined && !cluster.leader.initialized && cluster.leader.expiresAt !== undefined ? new Date(cluster.leader.expiresAt).toISOString() : undefined,
     leaseTtlSeconds: cluster.spec.leaseTtlSeconds,
     initialized: cluster.leader.initialized,
-    endpoint: `${vip}:${port}`,
+    endpoint: clusterEndpoint(cluster),
   };
 }
 

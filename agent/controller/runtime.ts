@@ -1,8 +1,10 @@
 import type { Logger } from '../core/log.ts';
 import type { PkiFile } from '../protocol/api.ts';
-import { httpsClusterApi, parseAdminKubeconfig, type ClusterApi } from './cluster-api.ts';
+import { ClusterApiError, assertClusterKubeconfig, httpsClusterApi, parseAdminKubeconfig, type ClusterApi } from './cluster-api.ts';
+import { clusterEndpoint } from './clusters.ts';
 import type { DataDir } from './data-dir.ts';
 import { leaseDeadline } from './lease.ts';
+import { badRequest, conflict } from './problem.ts';
 import { slotDeadline } from './join-slots.ts';
 import type { ClusterSignals } from './signals.ts';
 import type { ClusterState } from './state.ts';
@@ -60,12 +62,32 @@ export class ControllerRuntime {
     return api;
   }
 
-  /** Stores the leader's admin.conf (0600) and points the cluster's API client at it. */
-  async replaceAdminKubeconfig(cluster: string, text: string): Promise<void> {
-    const api = httpsClusterApi(parseAdminKubeconfig(text));
-    await this.dataDir.writeAdminKubeconfig(cluster, text);
-    const previous = this.clusterApis.get(cluster);
-    this.clusterApis.set(cluster, api);
+  /**
+   * Takes the admin.conf of the leader that initializes the cluster: checked against the
+   * cluster (its CA, its endpoint), stored (0600), and the cluster's API client pointed at it.
+   * Once the cluster is initialized it is set: the same text again changes nothing (a rerun of
+   * the leader), any other is refused.
+   */
+  async acceptAdminKubeconfig(cluster: ClusterState, text: string): Promise<void> {
+    if (cluster.leader.initialized) {
+      const stored = await this.dataDir.readAdminKubeconfig(cluster.id);
+      if (stored === text) return;
+      if (stored !== undefined) throw conflict(`cluster ${cluster.id} is initialized and its admin kubeconfig is set; it is not replaced`);
+    }
+    let api: ClusterApi;
+    try {
+      const kubeconfig = parseAdminKubeconfig(text);
+      const caCertPem = this.pki.get(cluster.id)?.['ca.crt'];
+      if (caCertPem === undefined) throw new Error(`the PKI of cluster ${cluster.id} is not loaded`);
+      assertClusterKubeconfig(kubeconfig, { caCertPem, endpoint: clusterEndpoint(cluster) });
+      api = httpsClusterApi(kubeconfig);
+    } catch (error) {
+      if (error instanceof ClusterApiError) throw badRequest(`adminKubeconfig: ${error.message}`, 'adminKubeconfig');
+      throw error;
+    }
+    await this.dataDir.writeAdminKubeconfig(cluster.id, text);
+    const previous = this.clusterApis.get(cluster.id);
+    this.clusterApis.set(cluster.id, api);
     await previous?.close();
   }
 

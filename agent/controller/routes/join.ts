@@ -1,7 +1,9 @@
 import type { JoinGrant } from '../../protocol/api.ts';
 import { API } from '../../protocol/routes.ts';
 import { bootstrapTokenSecret, generateBootstrapToken } from '../bootstrap-tokens.ts';
+import { ClusterApiError } from '../cluster-api.ts';
 import { errorMessage } from '../../core/errors.ts';
+import { clusterEndpoint } from '../clusters.ts';
 import { liveSlot, takeSlot } from '../join-slots.ts';
 import { assertEpoch, leaseHolder } from '../lease.ts';
 import { ApiProblem } from '../problem.ts';
@@ -48,7 +50,7 @@ export function initGrant(cluster: ClusterState, runtime: ControllerRuntime, me:
     touch.node(cluster.id, me.node);
     return cluster.initToken;
   });
-  return { mode: 'init', token: init.token, tokenExpiresAt: new Date(init.expiresAt).toISOString(), caCertHash: cluster.caCertHash, endpoint: endpoint(cluster) };
+  return { mode: 'init', token: init.token, tokenExpiresAt: new Date(init.expiresAt).toISOString(), caCertHash: cluster.caCertHash, endpoint: clusterEndpoint(cluster) };
 }
 
 /** Waits (up to `?wait=`) for an initialized cluster and, for control plane, the join slot. */
@@ -88,7 +90,7 @@ async function mintJoinGrant({ cluster, runtime, signal }: JoinContext, me: Node
   try {
     await api.createBootstrapTokenSecret(bootstrapTokenSecret(token, `pke-agent controller: join token for ${me.node}`));
   } catch (error) {
-    runtime.log.warn('join.token.failed', { cluster: cluster.id, node: me.node, error: errorMessage(error) });
+    runtime.log.warn('join.token.failed', { cluster: cluster.id, node: me.node, error: errorMessage(error), answer: error instanceof ClusterApiError ? error.detail : undefined });
     throw new ApiProblem(503, 'cluster-api-unavailable', `could not create the bootstrap token through the cluster API (${api.server}): ${errorMessage(error)}; retry`);
   }
   runtime.store.mutate((_, touch) => {
@@ -103,7 +105,7 @@ async function mintJoinGrant({ cluster, runtime, signal }: JoinContext, me: Node
     token: token.token,
     tokenExpiresAt: new Date(token.expiresAt).toISOString(),
     caCertHash: cluster.caCertHash,
-    endpoint: endpoint(cluster),
+    endpoint: clusterEndpoint(cluster),
     ...(slot ? { slot: { holder: slot.holder, expiresAt: new Date(slot.expiresAt).toISOString() } } : {}),
   };
 }
@@ -115,9 +117,4 @@ function waitEnded(cluster: ClusterState, blocked: 'not-initialized' | 'slot-bus
   }
   const slot = liveSlot(cluster, Date.now());
   return new ApiProblem(409, 'slot-busy', `the control-plane join slot of cluster ${cluster.id} is held by ${slot?.holder ?? 'another node'} until ${slot ? new Date(slot.expiresAt).toISOString() : 'it is freed'}; ask again`);
-}
-
-function endpoint(cluster: ClusterState): string {
-  const { vip, port } = cluster.spec.controlPlaneEndpoint;
-  return `${vip}:${port}`;
 }

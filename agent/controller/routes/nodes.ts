@@ -1,6 +1,5 @@
 import { virtualRouterId, type PhaseEvent } from '../../protocol/api.ts';
 import { API } from '../../protocol/routes.ts';
-import { ClusterApiError, parseAdminKubeconfig } from '../cluster-api.ts';
 import { releaseSlot } from '../join-slots.ts';
 import { assertEpoch, fenced, leaseHolder, markInitialized } from '../lease.ts';
 import { badRequest, conflict, forbidden } from '../problem.ts';
@@ -62,13 +61,7 @@ export const joinedRoute = bind(API.joined, async ({ cluster, principal: me, bod
       if (cluster.leader.holder === me.node) throw fenced(cluster, me.node, body.epoch ?? cluster.leader.epoch, Date.now());
       throw forbidden(`only the leader may upload the admin kubeconfig; ${me.node} does not hold the lease`);
     }
-    try {
-      parseAdminKubeconfig(body.adminKubeconfig);
-    } catch (error) {
-      if (error instanceof ClusterApiError) throw badRequest(`adminKubeconfig: ${error.message}`, 'adminKubeconfig');
-      throw error;
-    }
-    await runtime.replaceAdminKubeconfig(cluster.id, body.adminKubeconfig);
+    await runtime.acceptAdminKubeconfig(cluster, body.adminKubeconfig);
     // The lease may have ended while the file was written.
     checkLease();
     if (!isHolder()) throw fenced(cluster, me.node, body.epoch ?? cluster.leader.epoch, Date.now());

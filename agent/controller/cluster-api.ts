@@ -6,14 +6,16 @@ import { parseKubeconfig, type KubeconfigAccess, type KubeconfigMaterial } from 
 import type { BootstrapTokenSecret } from './bootstrap-tokens.ts';
 
 /**
- * What the controller asks of a running cluster's API: only to create bootstrap-token
- * Secrets. One interface, one HTTPS implementation driven by the leader's admin.conf, so the
+ * What the controller asks of a running cluster's API: only to create and delete
+ * bootstrap-token Secrets. One interface, one HTTPS implementation driven by the leader's admin.conf, so the
  * lab and the tests point it at the API server stand-in simply through the kubeconfig.
  */
 export interface ClusterApi {
   /** The API server URL, for messages. */
   readonly server: string;
   createBootstrapTokenSecret(secret: BootstrapTokenSecret): Promise<void>;
+  /** Removes the Secret of bootstrap token `id` (kubeadm's `bootstrap-token-<id>`); one that is gone already is fine. */
+  deleteBootstrapTokenSecret(id: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -88,21 +90,24 @@ export function httpsClusterApi(kubeconfig: AdminKubeconfig): ClusterApi {
   const { dispatcher, headers: auth } = kubeApiConnection(kubeconfig, { timeoutMs: REQUEST_TIMEOUT_MS, connections: 16 });
   const headers = { ...auth, 'content-type': 'application/json' };
 
+  const secrets = `${kubeconfig.server}/api/v1/namespaces/kube-system/secrets`;
+  const send = async (method: 'POST' | 'DELETE', url: string, accepted: number[], body?: unknown): Promise<void> => {
+    let answer;
+    try {
+      answer = await request(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), dispatcher });
+    } catch (error) {
+      throw new ClusterApiError(`${method} ${url} failed: ${errorMessage(error)}`);
+    }
+    const text = await answer.body.text();
+    if (!accepted.includes(answer.statusCode)) {
+      throw new ClusterApiError(`${method} ${url} answered ${answer.statusCode}`, statusMessage(text).slice(0, DETAIL_CHARS));
+    }
+  };
+
   return {
     server: kubeconfig.server,
-    async createBootstrapTokenSecret(secret) {
-      const url = `${kubeconfig.server}/api/v1/namespaces/kube-system/secrets`;
-      let answer;
-      try {
-        answer = await request(url, { method: 'POST', headers, body: JSON.stringify(secret), dispatcher });
-      } catch (error) {
-        throw new ClusterApiError(`POST ${url} failed: ${errorMessage(error)}`);
-      }
-      const text = await answer.body.text();
-      if (answer.statusCode !== 201) {
-        throw new ClusterApiError(`POST ${url} answered ${answer.statusCode}`, statusMessage(text).slice(0, DETAIL_CHARS));
-      }
-    },
+    createBootstrapTokenSecret: (secret) => send('POST', secrets, [201], secret),
+    deleteBootstrapTokenSecret: (id) => send('DELETE', `${secrets}/bootstrap-token-${encodeURIComponent(id)}`, [200, 202, 404]),
     close: () => dispatcher.close(),
   };
 }

@@ -50,6 +50,16 @@ export function fenced(cluster: ClusterState, node: string, epoch: number, now: 
   return new ApiProblem(409, 'fenced', `the lease of epoch ${epoch} has ended for ${node} (now: ${current}); claim again`);
 }
 
+/**
+ * Ends the lease of `node` (revoked) unless the cluster is initialized: a lease that ends after
+ * init would let a second node run kubeadm init. The epoch stays; the next claim starts a new one.
+ */
+export function endLeaseOf(cluster: ClusterState, node: string): void {
+  if (cluster.leader.holder !== node || cluster.leader.initialized) return;
+  cluster.leader.holder = undefined;
+  cluster.leader.expiresAt = undefined;
+}
+
 /** The holder reported its kubeadm init done: the lease stops expiring and the joins open. */
 export function markInitialized(cluster: ClusterState, now: number): void {
   cluster.leader.initialized = true;

@@ -71,8 +71,12 @@ const clusterStateSchema = z.object({
   registrations: z.number().int().nonnegative(),
   leader: leaderLeaseSchema,
   joinSlot: joinSlotSchema.optional(),
-  /** The leader's init token; kept so that a rerun of the leader gets the same one back. */
-  initToken: z.object({ token: z.string(), expiresAt: epochMs }).optional(),
+  /**
+   * The init token of the lease of `epoch`, handed to its holder `node`; kept so that a rerun of
+   * that leader gets the same one back. A new epoch gets a new token (absent: from before epochs
+   * were recorded, never reused).
+   */
+  initToken: z.object({ token: z.string(), expiresAt: epochMs, epoch: z.number().int().optional(), node: z.string().optional() }).optional(),
   /** Revoked node-token ids, each kept until the token would have expired anyway. */
   revokedTokens: byName(epochMs),
 });

@@ -243,7 +243,8 @@ export type VsphereCredentialsInput = z.input<typeof vsphereCredentialsSchema>;
 // --- join ----------------------------------------------------------------------------------
 /**
  * POST join?wait=SECONDS. For the lease holder: the init material (`mode: init`, a token with
- * the cluster's initTokenTtlSeconds; the same token again while it has an hour left). For
+ * the cluster's initTokenTtlSeconds; within the same lease epoch, the same token again while
+ * half its lifetime is left; a new epoch gets a new token). For
  * others: waits until the cluster is initialized (and, for control-plane nodes, the join slot
  * is free or already theirs), then answers with a freshly minted token; 409 `not-initialized` /
  * `slot-busy` when the wait ends first.

@@ -211,3 +211,29 @@ describe('joined and ready', () => {
     expect(shown?.joinedAt).toBeUndefined();
   });
 });
+
+describe('revocation and the lease epoch', () => {
+  it('gives a new lease epoch a new init token, and ends the revoked holder lease at once', async () => {
+    const cluster = (await createCluster(t.admin)).id;
+    const [m1, m2] = [await node(cluster, 'm1', 'master'), await node(cluster, 'm2', 'master')];
+    const first = await m1.client.claimLeader({});
+    expect(first.init?.token).toMatch(TOKEN);
+    await t.admin.revoke(cluster, { node: 'm1' });
+    const second = await m2.client.claimLeader({});
+    expect({ granted: second.granted, epoch: second.epoch }).toEqual({ granted: true, epoch: first.epoch + 1 });
+    expect(second.init?.token).toMatch(TOKEN);
+    expect(second.init?.token).not.toBe(first.init?.token);
+    // The new holder asking again within its epoch (a rerun) gets its own token back.
+    expect((await m2.client.join({ epoch: second.epoch })).token).toBe(second.init?.token);
+  });
+
+  it('deletes the join token it minted for a node revoked by name', async () => {
+    const { cluster, api } = await initializedCluster();
+    const worker = await node(cluster, 'w1', 'worker');
+    const grant = await worker.client.join({});
+    const secret = `bootstrap-token-${grant.token.split('.')[0]}`;
+    expect(Object.keys(storedSecrets(api))).toContain(secret);
+    await t.admin.revoke(cluster, { node: 'w1' });
+    expect(Object.keys(storedSecrets(api))).not.toContain(secret);
+  });
+});

@@ -41,14 +41,17 @@ export function initGrant(cluster: ClusterState, runtime: ControllerRuntime, me:
     const now = Date.now();
     touch.cluster(cluster.id);
     const ttl = cluster.spec.initTokenTtlSeconds;
-    // A rerun of the leader gets the same token back while half its lifetime is left.
-    if (!cluster.initToken || cluster.initToken.expiresAt - now < (ttl * 1000) / 2) {
+    const { epoch } = cluster.leader;
+    // The holder asking again within its lease (a rerun) gets the same token back while half its lifetime is left.
+    let current = cluster.initToken;
+    if (!current || current.epoch !== epoch || current.node !== me.node || current.expiresAt - now < (ttl * 1000) / 2) {
       const token = generateBootstrapToken(ttl, now);
-      cluster.initToken = { token: token.token, expiresAt: token.expiresAt };
+      current = { token: token.token, expiresAt: token.expiresAt, epoch, node: me.node };
+      cluster.initToken = current;
     }
     nodeOf(cluster, me).granted = 'init';
     touch.node(cluster.id, me.node);
-    return cluster.initToken;
+    return current;
   });
   return { mode: 'init', token: init.token, tokenExpiresAt: new Date(init.expiresAt).toISOString(), caCertHash: cluster.caCertHash, endpoint: clusterEndpoint(cluster) };
 }

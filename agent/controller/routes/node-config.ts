@@ -1,6 +1,10 @@
 import { CONTROL_PLANE_POOL, type NodeConfigRequest } from '../../protocol/api.ts';
 import { API } from '../../protocol/routes.ts';
+import { errorMessage } from '../../core/errors.ts';
+import { ClusterApiError } from '../cluster-api.ts';
 import { releaseSlot } from '../join-slots.ts';
+import { endLeaseOf } from '../lease.ts';
+import type { ControllerRuntime } from '../runtime.ts';
 import { badRequest, conflict, notFound } from '../problem.ts';
 import { encodedSize, renderGuestinfo } from '../render.ts';
 import { bind } from '../route.ts';
@@ -46,7 +50,13 @@ export const nodeConfigRoute = bind(API.nodeConfig, async ({ cluster, body, runt
   };
 });
 
-export const revokeRoute = bind(API.revoke, ({ cluster, body, runtime }) => {
+/**
+ * Revokes node tokens by id, or every token of a node by name. A node revoked by name loses
+ * all that was minted for it: its join slot, its lease (before init), the init token of that
+ * lease, and its last kubeadm join token, whose Secret is deleted from the cluster.
+ */
+export const revokeRoute = bind(API.revoke, async ({ cluster, body, runtime }) => {
+  let joinTokenId: string | undefined;
   const revoked = runtime.store.mutate((_, touch) => {
     const now = Date.now();
     if (body.node !== undefined) {
@@ -59,7 +69,11 @@ export const revokeRoute = bind(API.revoke, ({ cluster, body, runtime }) => {
       // The VM is gone or untrusted: a replacement may register the name with its own UUID.
       node.registration = undefined;
       node.granted = undefined;
+      joinTokenId = node.joinTokenId;
+      node.joinTokenId = undefined;
       releaseSlot(cluster, node.name);
+      endLeaseOf(cluster, node.name);
+      if (cluster.initToken?.node === node.name) cluster.initToken = undefined;
       touch.node(cluster.id, node.name);
       touch.cluster(cluster.id);
       return jtis;
@@ -76,8 +90,19 @@ export const revokeRoute = bind(API.revoke, ({ cluster, body, runtime }) => {
   });
   runtime.log.info('token.revoked', { cluster: cluster.id, node: body.node, jti: revoked.join(',') });
   runtime.changed(cluster);
+  if (joinTokenId !== undefined) await deleteJoinToken(cluster, joinTokenId, runtime);
   return { revoked };
 });
+
+/** Best effort: the token also expires on its own (bootstrapTokenTtlSeconds); a failure is logged for the operator. */
+async function deleteJoinToken(cluster: ClusterState, id: string, runtime: ControllerRuntime): Promise<void> {
+  try {
+    await (await runtime.clusterApi(cluster.id))?.deleteBootstrapTokenSecret(id);
+    runtime.log.info('join.token.deleted', { cluster: cluster.id, bootstrapId: id });
+  } catch (error) {
+    runtime.log.warn('join.token.delete-failed', { cluster: cluster.id, bootstrapId: id, error: errorMessage(error), answer: error instanceof ClusterApiError ? error.detail : undefined });
+  }
+}
 
 function nodePool(cluster: ClusterState, request: NodeConfigRequest): string {
   if (request.role === 'master') {

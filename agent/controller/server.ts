@@ -55,7 +55,6 @@ export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime)
       const { route, params } = match;
       const { spec } = route;
       log.route = spec.path;
-      log.cluster = params.c;
 
       const principal = spec.access === 'anyone' ? undefined : await authenticate(req, runtime);
       const cluster = principal === undefined ? undefined : authorize(spec, principal, params, runtime);

@@ -88,5 +88,6 @@ describe('the leader admin.conf', () => {
     const logged = logs.find((line) => line.includes('join.token.failed')) ?? '';
     expect(logged).toContain('internal-detail-xxx');
     expect(logged).not.toContain('x'.repeat(300));
+    expect(logged).not.toContain('\u001b');
   });
 });

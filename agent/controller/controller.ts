@@ -1,12 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
 import { PkeError, errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import { MAX_WAIT_SECONDS } from '../protocol/api.ts';
 import { DataDir } from './data-dir.ts';
+import { DEFAULT_LIMITS, LoadGate, type ControllerLimits } from './limits.ts';
 import { caCertHash, issueCertificate } from './pki.ts';
 import type { BoundRoute } from './route.ts';
 import { createClusterRoute, listClustersRoute, showClusterRoute } from './routes/clusters.ts';
@@ -26,6 +26,8 @@ import { TokenAuthority } from './tokens.ts';
 
 /** How long requests in flight may take to finish once the controller is asked to stop. */
 const SHUTDOWN_GRACE_MS = 10_000;
+/** The time a client has to send a whole request (at most MAX_BODY_BYTES): a slow one holds a connection no longer. */
+const REQUEST_TIMEOUT_MS = 30_000;
 
 const ROUTES: BoundRoute[] = [
   livezRoute,
@@ -60,6 +62,8 @@ export interface ControllerOptions {
   log: Logger;
   /** Check after every state write that each mutation touched what it changed (tests). */
   verifyStateTouches?: boolean;
+  /** Caps on connections and long-polls; DEFAULT_LIMITS where not given. */
+  limits?: Partial<ControllerLimits>;
 }
 
 export interface RunningController {
@@ -98,18 +102,23 @@ async function serve(dataDir: DataDir, options: ControllerOptions): Promise<Runn
   const server = createServer({
     key: serving.keyPem,
     cert: serving.certPem,
-    // Long-polls may last MAX_WAIT_SECONDS; headers must come quickly.
-    requestTimeout: (MAX_WAIT_SECONDS + 30) * 1000,
-    headersTimeout: 30_000,
+    // Both bound receiving a request, not answering it: a long-poll waits after its request is in.
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    headersTimeout: REQUEST_TIMEOUT_MS,
     keepAliveTimeout: 30_000,
   });
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const gate = new LoadGate(limits);
+  // Past the cap a connection's requests are answered 503; past twice the cap it is dropped unanswered.
+  server.maxConnections = 2 * limits.connections;
+  server.on('connection', (socket: Socket) => socket.once('close', gate.connectionOpened()));
   const port = await listen(server, options.host, options.port);
   const advertiseUrl = options.advertiseUrl ?? `https://${urlHost(defaultAdvertiseHost(options.host))}:${port}`;
 
   const runtime = new ControllerRuntime({ store, signals: new ClusterSignals(), tokens, dataDir, log: options.log, advertiseUrl, caCertPem: ca.certPem });
   for (const id of Object.keys(store.state.clusters)) runtime.pki.set(id, await dataDir.readClusterPki(id));
   for (const cluster of Object.values(store.state.clusters)) runtime.armDeadlines(cluster);
-  const handle = requestHandler(ROUTES, runtime);
+  const handle = requestHandler(ROUTES, runtime, gate);
   const inFlight = new Set<Promise<void>>();
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const done = new Promise<void>((resolve) => res.once('close', () => resolve()));

@@ -5,6 +5,7 @@ import { MAX_BODY_BYTES, type ApiError } from '../protocol/api.ts';
 import { findCluster } from './clusters.ts';
 import { ApiProblem, badRequest, forbidden, notFound } from './problem.ts';
 import { API, type RouteSpec } from '../protocol/routes.ts';
+import type { LoadGate } from './limits.ts';
 import type { BoundRoute, HandlerContext } from './route.ts';
 import type { ControllerRuntime } from './runtime.ts';
 import type { ClusterState } from './state.ts';
@@ -16,7 +17,7 @@ import { TokenRejected, type Principal } from './tokens.ts';
  * handler, waits until the state behind the answer is on disk, and logs one line per request.
  * `routes` binds a handler to every route of the table, each once.
  */
-export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime) {
+export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime, gate: LoadGate) {
   assertEveryRouteBound(routes);
   const table = routes.map((route) => ({ route, segments: route.spec.path.split('/') }));
 
@@ -49,6 +50,7 @@ export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime)
     };
 
     const serve = async () => {
+      gate.checkConnections();
       const url = new URL(req.url ?? '/', 'https://controller');
       const match = matchRoute(table, req.method ?? 'GET', url.pathname);
       if (!match.route) throw match.methodMismatch ? new ApiProblem(405, 'bad-request', `${req.method} is not allowed on ${url.pathname}`) : notFound(`no route ${req.method} ${url.pathname}`);
@@ -64,7 +66,13 @@ export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime)
       const body = spec.body ? validate(spec.body, req.method === 'POST' ? ((await readJson(req)) ?? {}) : {}, '') : undefined;
       const query = spec.query ? validate(spec.query, Object.fromEntries(url.searchParams), 'query.') : undefined;
       const context = { principal, params, cluster, body, query, signal: aborter.signal, runtime } as HandlerContext<RouteSpec>;
-      const answer = await route.handle(context);
+      const release = spec.longPoll && principal?.kind === 'node' ? gate.enterLongPoll(`${principal.cluster}/${principal.node}`) : undefined;
+      let answer;
+      try {
+        answer = await route.handle(context);
+      } finally {
+        release?.();
+      }
       // Every 2xx answer reflects state that is on disk (group commit: see store.ts).
       await runtime.store.durable();
       finish(spec.status, spec.status === 204 ? undefined : answer);
@@ -74,7 +82,9 @@ export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime)
       if (res.headersSent) return;
       if (error instanceof ApiProblem) {
         const body: ApiError = { error: { code: error.code, message: error.message, ...(error.field === undefined ? {} : { field: error.field }) } };
-        finish(error.status, body, error.status === 413 ? { connection: 'close' } : {});
+        // A refusal before the body is in (401, 403, 413) does not wait for the rest of it, and an overloaded controller sheds the connection.
+        const close = !req.complete || error.code === 'overloaded';
+        finish(error.status, body, close ? { connection: 'close' } : {});
         return;
       }
       runtime.log.error('request.failed', { method: req.method, route: log.route, error: errorMessage(error) });

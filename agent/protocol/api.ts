@@ -31,6 +31,8 @@ export const API_ERROR_CODES = [
   'body-too-large',
   /** The controller could not reach the cluster's API to mint a bootstrap token; retry. */
   'cluster-api-unavailable',
+  /** Too many connections or long-polls at once (in all, or of this node); retry later. */
+  'overloaded',
   'internal',
 ] as const;
 export type ApiErrorCode = (typeof API_ERROR_CODES)[number];

@@ -26,7 +26,7 @@ export interface TestController {
 }
 
 /** A controller in this process on 127.0.0.1 and a free port, with its own data dir. */
-export async function startTestController(options: Partial<Pick<ControllerOptions, 'log' | 'sans'>> = {}): Promise<TestController> {
+export async function startTestController(options: Partial<Pick<ControllerOptions, 'log' | 'sans' | 'limits'>> = {}): Promise<TestController> {
   const data = scratchDir('controller');
   const controller = await startController({ dataDir: data.dir, host: '127.0.0.1', port: 0, log: silentLogger, verifyStateTouches: true, ...options });
   const admin = new AdminClient({

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { AddressInfo, Socket } from 'node:net';
-import { hostname, networkInterfaces } from 'node:os';
+import { networkInterfaces } from 'node:os';
 import { PkeError, errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { DataDir } from './data-dir.ts';
@@ -23,6 +23,16 @@ import { ClusterSignals } from './signals.ts';
 import { emptyState } from './state.ts';
 import { StateStore } from './store.ts';
 import { TokenAuthority } from './tokens.ts';
+
+/** TLS 1.3's suites and TLS 1.2's AEAD suites for the ECDSA serving key: nothing with CBC or SHA-1 MACs. */
+const AEAD_CIPHERS = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+].join(':');
 
 /** How long requests in flight may take to finish once the controller is asked to stop. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -97,11 +107,14 @@ async function serve(dataDir: DataDir, options: ControllerOptions): Promise<Runn
   const store = await StateStore.open(dataDir.stateFile, () => emptyState(''), { verifyTouches: options.verifyStateTouches });
   await ensureAdminToken(dataDir, store, tokens);
 
-  const sans = servingNames(options);
+  const advertiseHost = options.advertiseUrl ? new URL(options.advertiseUrl).hostname.replace(/^\[|\]$/g, '') : defaultAdvertiseHost(options.host);
+  const sans = servingNames(advertiseHost, options.sans ?? []);
   const serving = await issueCertificate(ca, { keyType: 'ecdsa', commonName: 'pke-controller', altNames: sans, usage: 'server', validDays: 365 });
   const server = createServer({
     key: serving.keyPem,
     cert: serving.certPem,
+    minVersion: 'TLSv1.2',
+    ciphers: AEAD_CIPHERS,
     // Both bound receiving a request, not answering it: a long-poll waits after its request is in.
     requestTimeout: REQUEST_TIMEOUT_MS,
     headersTimeout: REQUEST_TIMEOUT_MS,
@@ -113,7 +126,7 @@ async function serve(dataDir: DataDir, options: ControllerOptions): Promise<Runn
   server.maxConnections = 2 * limits.connections;
   server.on('connection', (socket: Socket) => socket.once('close', gate.connectionOpened()));
   const port = await listen(server, options.host, options.port);
-  const advertiseUrl = options.advertiseUrl ?? `https://${urlHost(defaultAdvertiseHost(options.host))}:${port}`;
+  const advertiseUrl = options.advertiseUrl ?? `https://${urlHost(advertiseHost)}:${port}`;
 
   const runtime = new ControllerRuntime({ store, signals: new ClusterSignals(), tokens, dataDir, log: options.log, advertiseUrl, caCertPem: ca.certPem });
   for (const id of Object.keys(store.state.clusters)) runtime.pki.set(id, await dataDir.readClusterPki(id));
@@ -181,16 +194,9 @@ function listen(server: Server, host: string, port: number): Promise<number> {
   });
 }
 
-/** Every name a node might use for this controller, so that the pinned CA verifies it. */
-function servingNames(options: ControllerOptions): string[] {
-  const names = new Set(['localhost', hostname(), '127.0.0.1', '::1']);
-  for (const addresses of Object.values(networkInterfaces())) {
-    for (const address of addresses ?? []) names.add(address.address.replace(/%.*$/, ''));
-  }
-  if (options.host !== '0.0.0.0' && options.host !== '::') names.add(options.host);
-  if (options.advertiseUrl) names.add(new URL(options.advertiseUrl).hostname.replace(/^\[|\]$/g, ''));
-  for (const name of options.sans ?? []) names.add(name);
-  return [...names].filter(Boolean);
+/** The names the controller is reached by: loopback (the CLI on its host), the address node configs carry, and the operator's --san values. */
+function servingNames(advertiseHost: string, sans: string[]): string[] {
+  return [...new Set(['localhost', '127.0.0.1', '::1', advertiseHost, ...sans])].filter(Boolean);
 }
 
 function defaultAdvertiseHost(listenHost: string): string {

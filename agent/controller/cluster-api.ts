@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { request } from '../net/undici.ts';
+import { request } from '../net/https.ts';
 import { errorMessage } from '../core/errors.ts';
 import { kubeApiConnection, statusMessage } from '../kube/api-client.ts';
 import { parseKubeconfig, type KubeconfigAccess, type KubeconfigMaterial } from '../kube/kubeconfig.ts';
@@ -85,22 +85,21 @@ const REQUEST_TIMEOUT_MS = 10_000;
 /** How much of a cluster API's refusal the controller logs; none of it goes to nodes. */
 const DETAIL_CHARS = 200;
 
-/** The ClusterApi over HTTPS with undici, trusting only the kubeconfig's CA. */
+/** The ClusterApi over HTTPS, trusting only the kubeconfig's CA. */
 export function httpsClusterApi(kubeconfig: AdminKubeconfig): ClusterApi {
-  const { dispatcher, headers: auth } = kubeApiConnection(kubeconfig, { timeoutMs: REQUEST_TIMEOUT_MS, connections: 16 });
+  const { pool, headers: auth } = kubeApiConnection(kubeconfig, { connections: 16 });
   const headers = { ...auth, 'content-type': 'application/json' };
 
   const secrets = `${kubeconfig.server}/api/v1/namespaces/kube-system/secrets`;
   const send = async (method: 'POST' | 'DELETE', url: string, accepted: number[], body?: unknown): Promise<void> => {
     let answer;
     try {
-      answer = await request(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), dispatcher });
+      answer = await request(url, { pool, method, headers, body: body === undefined ? undefined : JSON.stringify(body), timeoutMs: REQUEST_TIMEOUT_MS });
     } catch (error) {
       throw new ClusterApiError(`${method} ${url} failed: ${errorMessage(error)}`);
     }
-    const text = await answer.body.text();
     if (!accepted.includes(answer.statusCode)) {
-      throw new ClusterApiError(`${method} ${url} answered ${answer.statusCode}`, statusMessage(text).slice(0, DETAIL_CHARS));
+      throw new ClusterApiError(`${method} ${url} answered ${answer.statusCode}`, statusMessage(answer.text).slice(0, DETAIL_CHARS));
     }
   };
 
@@ -108,6 +107,6 @@ export function httpsClusterApi(kubeconfig: AdminKubeconfig): ClusterApi {
     server: kubeconfig.server,
     createBootstrapTokenSecret: (secret) => send('POST', secrets, [201], secret),
     deleteBootstrapTokenSecret: (id) => send('DELETE', `${secrets}/bootstrap-token-${encodeURIComponent(id)}`, [200, 202, 404]),
-    close: () => dispatcher.close(),
+    close: () => pool.close(),
   };
 }

@@ -1,6 +1,6 @@
 import { createSecureContext, type SecureContext } from 'node:tls';
 import pRetry from 'p-retry';
-import { Agent, request } from '../net/undici.ts';
+import { ConnectionPool, request } from '../net/https.ts';
 import { nodeName } from '../config/node-name.ts';
 import type { AgentConfig } from '../config/schema.ts';
 import { errorMessage } from '../core/errors.ts';
@@ -73,7 +73,7 @@ interface CallOptions<Body> {
 export class ControllerTransport {
   readonly baseUrl: string;
   private readonly token: string;
-  private readonly dispatcher: Agent;
+  private readonly pool: ConnectionPool;
   private readonly log: Logger;
   private readonly retry: RetryOptions;
   private readonly timeoutMs: number;
@@ -82,7 +82,7 @@ export class ControllerTransport {
   constructor(options: ClientOptions) {
     this.baseUrl = options.url.replace(/\/+$/, '');
     this.token = options.token;
-    this.dispatcher = new Agent({ connect: { secureContext: secureContextFor(options.caCert) }, keepAliveTimeout: 10_000 });
+    this.pool = new ConnectionPool({ secureContext: secureContextFor(options.caCert) });
     this.log = options.log ?? silentLogger;
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -124,7 +124,7 @@ export class ControllerTransport {
   }
 
   close(): Promise<void> {
-    return this.dispatcher.close();
+    return this.pool.close();
   }
 
   private async once<R extends RouteSpec>(route: R, path: string, options: CallOptions<unknown>): Promise<SchemaOutput<R['answer']>> {
@@ -136,21 +136,20 @@ export class ControllerTransport {
     try {
       answer = await request(`${this.baseUrl}${path}${search}`, {
         method,
-        dispatcher: this.dispatcher,
+        pool: this.pool,
         headers: {
           authorization: `Bearer ${this.token}`,
           accept: 'application/json',
           ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
         },
         body: options.body === undefined ? undefined : JSON.stringify(options.body),
-        headersTimeout: timeout,
-        bodyTimeout: timeout,
+        timeoutMs: timeout,
         signal: this.signal,
       });
     } catch (error) {
       throw new ControllerRequestError(method, path, undefined, undefined, `no answer from ${this.baseUrl}: ${errorMessage(error)}`, { cause: error });
     }
-    const text = await answer.body.text();
+    const { text } = answer;
     if (answer.statusCode >= 200 && answer.statusCode < 300) {
       if (!route.answer) return undefined as SchemaOutput<R['answer']>;
       const parsed = route.answer.safeParse(text === '' ? undefined : safeJson(text));

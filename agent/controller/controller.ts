@@ -19,7 +19,7 @@ import { getVsphereRoute, setVsphereRoute } from './routes/vsphere.ts';
 import { statusRoute } from './routes/status.ts';
 import { ControllerRuntime } from './runtime.ts';
 import { requestHandler } from './server.ts';
-import { ClusterSignals } from './signals.ts';
+import { LongPollWakeups } from './long-poll-wakeups.ts';
 import { emptyState } from './state.ts';
 import { StateStore } from './store.ts';
 import { TokenAuthority } from './tokens.ts';
@@ -128,7 +128,7 @@ async function serve(dataDir: DataDir, options: ControllerOptions): Promise<Runn
   const port = await listen(server, options.host, options.port);
   const advertiseUrl = options.advertiseUrl ?? `https://${urlHost(advertiseHost)}:${port}`;
 
-  const runtime = new ControllerRuntime({ store, signals: new ClusterSignals(), tokens, dataDir, log: options.log, advertiseUrl, caCertPem: ca.certPem });
+  const runtime = new ControllerRuntime({ store, wakeups: new LongPollWakeups(), tokens, dataDir, log: options.log, advertiseUrl, caCertPem: ca.certPem });
   for (const id of Object.keys(store.state.clusters)) runtime.pki.set(id, await dataDir.readClusterPki(id));
   for (const cluster of Object.values(store.state.clusters)) runtime.armDeadlines(cluster);
   const handle = requestHandler(ROUTES, runtime, gate);

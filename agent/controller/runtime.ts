@@ -6,7 +6,7 @@ import type { DataDir } from './data-dir.ts';
 import { leaseDeadline } from './lease.ts';
 import { badRequest, conflict } from './problem.ts';
 import { slotDeadline } from './join-slots.ts';
-import type { ClusterSignals } from './signals.ts';
+import type { LongPollWakeups } from './long-poll-wakeups.ts';
 import type { ClusterState } from './state.ts';
 import type { StateStore } from './store.ts';
 import type { TokenAuthority } from './tokens.ts';
@@ -14,7 +14,7 @@ import type { TokenAuthority } from './tokens.ts';
 /** What every route handler works with: the one instance of each part of a running controller. */
 export class ControllerRuntime {
   readonly store: StateStore;
-  readonly signals: ClusterSignals;
+  readonly wakeups: LongPollWakeups;
   readonly tokens: TokenAuthority;
   readonly dataDir: DataDir;
   readonly log: Logger;
@@ -30,7 +30,7 @@ export class ControllerRuntime {
 
   constructor(parts: {
     store: StateStore;
-    signals: ClusterSignals;
+    wakeups: LongPollWakeups;
     tokens: TokenAuthority;
     dataDir: DataDir;
     log: Logger;
@@ -38,7 +38,7 @@ export class ControllerRuntime {
     caCertPem: string;
   }) {
     this.store = parts.store;
-    this.signals = parts.signals;
+    this.wakeups = parts.wakeups;
     this.tokens = parts.tokens;
     this.dataDir = parts.dataDir;
     this.log = parts.log;
@@ -122,19 +122,19 @@ export class ControllerRuntime {
   /** Wakes the cluster's long-polls and arms a wake-up at its next lease or slot expiry. */
   changed(cluster: ClusterState): void {
     this.armDeadlines(cluster);
-    this.signals.changed(cluster.id);
+    this.wakeups.changed(cluster.id);
   }
 
   armDeadlines(cluster: ClusterState): void {
     const now = Date.now();
     for (const at of [leaseDeadline(cluster, now), slotDeadline(cluster, now)]) {
-      if (at !== undefined) this.signals.expiresAt(cluster.id, at);
+      if (at !== undefined) this.wakeups.expiresAt(cluster.id, at);
     }
   }
 
   async close(): Promise<void> {
     this.closing = true;
-    this.signals.close();
+    this.wakeups.close();
     await Promise.all([...this.clusterApis.values()].map((api) => api.close()));
     this.clusterApis.clear();
   }

@@ -11,7 +11,7 @@ import { ROLES, addonsSchema, agentConfigSchema, cidr, ipv4, kubernetesVersion }
 /** Request bodies above this are refused with 413. */
 export const MAX_BODY_BYTES = 256 * 1024;
 /** The longest long-poll a client may ask for (`?wait=`), in seconds. */
-export const MAX_WAIT_SECONDS = 300;
+const MAX_WAIT_SECONDS = 300;
 
 /** Error codes the controller answers with; clients branch on these, never on messages. */
 export const API_ERROR_CODES = [
@@ -63,13 +63,12 @@ export function virtualRouterId(clusterId: string): number {
 }
 
 // --- clusters (admin) ------------------------------------------------------------------------
-export const poolSpecSchema = z.strictObject({
+const poolSpecSchema = z.strictObject({
   name: dnsLabel,
   /** Node labels and taints of the pool's nodes, validated as the agent config validates them. */
   labels: agentConfigSchema.shape.labels,
   taints: agentConfigSchema.shape.taints,
 });
-export type PoolSpec = z.infer<typeof poolSpecSchema>;
 
 /** The pool name control-plane nodes carry in their agent config. */
 export const CONTROL_PLANE_POOL = 'control-plane';
@@ -136,7 +135,7 @@ export const nodeConfigRequestSchema = z.strictObject({
 export type NodeConfigRequest = z.infer<typeof nodeConfigRequestSchema>;
 
 /** The guestinfo keys one VM needs, each value as it goes into ExtraConfig. */
-export const guestinfoSchema = z.record(z.string(), z.string());
+const guestinfoSchema = z.record(z.string(), z.string());
 export type Guestinfo = z.infer<typeof guestinfoSchema>;
 
 export const nodeConfigResponseSchema = z.object({

@@ -95,8 +95,7 @@ export const API = {
   status: route({ method: 'GET', path: `${CLUSTER}/status`, access: 'admin-or-node', status: 200, answer: clusterStatusSchema }),
 } as const;
 
-export type Api = typeof API;
-export type RouteName = keyof Api;
+export type RouteName = keyof typeof API;
 
 /** The path parameters a pattern names: `{ c: string; n: string }` for `.../{c}/nodes/{n}/...`. */
 export type PathParams<Path extends string> = Path extends `${string}{${infer Name}}${infer Rest}` ? { [K in Name]: string } & PathParams<Rest> : unknown;

@@ -81,7 +81,7 @@ async function waitForTurn({ cluster, query, signal, runtime }: JoinContext, me:
     if (Date.now() >= deadline || signal.aborted) throw waitEnded(cluster, blocked, query.wait);
     if (runtime.isClosing) throw new ApiProblem(503, 'internal', 'the controller is shutting down; ask again');
     runtime.armDeadlines(cluster);
-    await runtime.signals.next(cluster.id, deadline - Date.now(), signal);
+    await runtime.wakeups.next(cluster.id, deadline - Date.now(), signal);
   }
 }
 

@@ -29,6 +29,6 @@ export const leaderStateRoute = bind(API.leaderState, async ({ cluster, query, s
     if (differs || Date.now() >= deadline || signal.aborted) return view;
     if (runtime.isClosing) throw new ApiProblem(503, 'internal', 'the controller is shutting down; ask again');
     runtime.armDeadlines(cluster);
-    await runtime.signals.next(cluster.id, deadline - Date.now(), signal);
+    await runtime.wakeups.next(cluster.id, deadline - Date.now(), signal);
   }
 });

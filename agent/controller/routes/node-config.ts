@@ -6,7 +6,7 @@ import { releaseSlot } from '../join-slots.ts';
 import { endLeaseOf } from '../lease.ts';
 import type { ControllerRuntime } from '../runtime.ts';
 import { badRequest, conflict, notFound } from '../problem.ts';
-import { encodedSize, renderGuestinfo } from '../render.ts';
+import { encodedSize, renderGuestinfo } from '../guestinfo.ts';
 import { bind } from '../route.ts';
 import type { ClusterState, NodeState } from '../state.ts';
 

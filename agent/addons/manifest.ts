@@ -1,5 +1,6 @@
 import { parseAllDocuments } from 'yaml';
 import { PkeError } from '../core/errors.ts';
+import { ownValue } from '../core/records.ts';
 
 /** What the agent fills into a bundle's manifests: `{{ podCidr }}` and the like, inside quoted YAML strings. */
 export type ManifestValues = Record<string, string>;
@@ -21,7 +22,7 @@ export interface KubeObject {
 /** Replaces each `{{ name }}`; a placeholder without a value is a broken bundle, never left in. */
 export function renderManifest(text: string, values: ManifestValues, file: string): string {
   return text.replace(/\{\{\s*(\w+)\s*\}\}/g, (_, name: string) => {
-    const value = values[name];
+    const value = ownValue(values, name);
     if (value === undefined) throw new PkeError(`${file}: placeholder {{ ${name} }} has no value; the agent fills in ${Object.keys(values).join(', ')}`, { context: { path: file } });
     return value;
   });

@@ -27,7 +27,7 @@ export function summarizeConfig(config: AgentConfig): ConfigSummary {
     role: config.role,
     pool: config.pool,
     nodeName: config.nodeName,
-    controllerUrl: config.controller.url,
+    controllerUrl: maskCredentials(config.controller.url),
     controllerCaSha256: certificateFingerprint(config.controller.caCert),
     token: describeToken(config.controller.token),
     kubernetesVersion: config.kubernetes.version,
@@ -51,6 +51,15 @@ export function describeToken(token: string, now = Date.now()): string {
     parts.push(claims.exp * 1000 < now ? `EXPIRED at ${expires}` : `expires ${expires}`);
   }
   return parts.join(', ');
+}
+
+/** The URL with its user and password, if it has them, shown as `***`. */
+function maskCredentials(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.username === '' && parsed.password === '') return url;
+  parsed.username = parsed.username && '***';
+  parsed.password = parsed.password && '***';
+  return parsed.toString();
 }
 
 /** SHA-256 of the certificate's DER bytes, as `openssl x509 -fingerprint -sha256` shows it (without colons). */

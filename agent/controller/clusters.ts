@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { virtualRouterId, type ClusterSpec, type ClusterSummary } from '../protocol/api.ts';
+import { nameRecord, ownValue } from '../core/records.ts';
 import type { ClusterState, ControllerState } from './state.ts';
 
 /** Cluster records: ids, lookup, and the summary admins see. */
@@ -16,7 +17,7 @@ export function newClusterId(name: string): string {
 
 /** By id, or by name (names are unique too). */
 export function findCluster(state: Readonly<ControllerState>, idOrName: string): ClusterState | undefined {
-  return state.clusters[idOrName] ?? Object.values(state.clusters).find((c) => c.name === idOrName);
+  return ownValue(state.clusters, idOrName) ?? Object.values(state.clusters).find((c) => c.name === idOrName);
 }
 
 export function newClusterState(id: string, spec: ClusterSpec, caCertHash: string, now: number): ClusterState {
@@ -26,11 +27,17 @@ export function newClusterState(id: string, spec: ClusterSpec, caCertHash: strin
     createdAt: now,
     spec,
     caCertHash,
-    nodes: {},
+    nodes: nameRecord(),
     registrations: 0,
     leader: { epoch: 0, initialized: false },
-    revokedTokens: {},
+    revokedTokens: nameRecord(),
   };
+}
+
+/** The cluster's API endpoint, `VIP:port`: where every node and the controller reach its API. */
+export function clusterEndpoint(cluster: ClusterState): string {
+  const { vip, port } = cluster.spec.controlPlaneEndpoint;
+  return `${vip}:${port}`;
 }
 
 export function clusterSummary(cluster: ClusterState): ClusterSummary {

@@ -1,16 +1,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { AddressInfo } from 'node:net';
-import { hostname, networkInterfaces } from 'node:os';
+import type { AddressInfo, Socket } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { PkeError, errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import { MAX_WAIT_SECONDS } from '../protocol/api.ts';
 import { DataDir } from './data-dir.ts';
+import { DEFAULT_LIMITS, LoadGate, type ControllerLimits } from './limits.ts';
 import { caCertHash, issueCertificate } from './pki.ts';
-import type { Route } from './route.ts';
+import type { BoundRoute } from './route.ts';
 import { createClusterRoute, listClustersRoute, showClusterRoute } from './routes/clusters.ts';
 import { joinRoute } from './routes/join.ts';
+import { livezRoute } from './routes/livez.ts';
 import { claimLeaderRoute, leaderStateRoute } from './routes/leader.ts';
 import { nodeConfigRoute, revokeRoute } from './routes/node-config.ts';
 import { controlPlaneRoute, eventsRoute, joinedRoute, pkiRoute, readyRoute, registerRoute } from './routes/nodes.ts';
@@ -18,15 +19,28 @@ import { getVsphereRoute, setVsphereRoute } from './routes/vsphere.ts';
 import { statusRoute } from './routes/status.ts';
 import { ControllerRuntime } from './runtime.ts';
 import { requestHandler } from './server.ts';
-import { ClusterSignals } from './signals.ts';
+import { LongPollWakeups } from './long-poll-wakeups.ts';
 import { emptyState } from './state.ts';
 import { StateStore } from './store.ts';
 import { TokenAuthority } from './tokens.ts';
 
+/** TLS 1.3's suites and TLS 1.2's AEAD suites for the ECDSA serving key: nothing with CBC or SHA-1 MACs. */
+const AEAD_CIPHERS = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+].join(':');
+
 /** How long requests in flight may take to finish once the controller is asked to stop. */
 const SHUTDOWN_GRACE_MS = 10_000;
+/** The time a client has to send a whole request (at most MAX_BODY_BYTES): a slow one holds a connection no longer. */
+const REQUEST_TIMEOUT_MS = 30_000;
 
-const ROUTES: Route[] = [
+const ROUTES: BoundRoute[] = [
+  livezRoute,
   createClusterRoute,
   listClustersRoute,
   showClusterRoute,
@@ -58,6 +72,8 @@ export interface ControllerOptions {
   log: Logger;
   /** Check after every state write that each mutation touched what it changed (tests). */
   verifyStateTouches?: boolean;
+  /** Caps on connections and long-polls; DEFAULT_LIMITS where not given. */
+  limits?: Partial<ControllerLimits>;
 }
 
 export interface RunningController {
@@ -91,23 +107,31 @@ async function serve(dataDir: DataDir, options: ControllerOptions): Promise<Runn
   const store = await StateStore.open(dataDir.stateFile, () => emptyState(''), { verifyTouches: options.verifyStateTouches });
   await ensureAdminToken(dataDir, store, tokens);
 
-  const sans = servingNames(options);
+  const advertiseHost = options.advertiseUrl ? new URL(options.advertiseUrl).hostname.replace(/^\[|\]$/g, '') : defaultAdvertiseHost(options.host);
+  const sans = servingNames(advertiseHost, options.sans ?? []);
   const serving = await issueCertificate(ca, { keyType: 'ecdsa', commonName: 'pke-controller', altNames: sans, usage: 'server', validDays: 365 });
   const server = createServer({
     key: serving.keyPem,
     cert: serving.certPem,
-    // Long-polls may last MAX_WAIT_SECONDS; headers must come quickly.
-    requestTimeout: (MAX_WAIT_SECONDS + 30) * 1000,
-    headersTimeout: 30_000,
+    minVersion: 'TLSv1.2',
+    ciphers: AEAD_CIPHERS,
+    // Both bound receiving a request, not answering it: a long-poll waits after its request is in.
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    headersTimeout: REQUEST_TIMEOUT_MS,
     keepAliveTimeout: 30_000,
   });
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const gate = new LoadGate(limits);
+  // Past the cap a connection's requests are answered 503; past twice the cap it is dropped unanswered.
+  server.maxConnections = 2 * limits.connections;
+  server.on('connection', (socket: Socket) => socket.once('close', gate.connectionOpened()));
   const port = await listen(server, options.host, options.port);
-  const advertiseUrl = options.advertiseUrl ?? `https://${urlHost(defaultAdvertiseHost(options.host))}:${port}`;
+  const advertiseUrl = options.advertiseUrl ?? `https://${urlHost(advertiseHost)}:${port}`;
 
-  const runtime = new ControllerRuntime({ store, signals: new ClusterSignals(), tokens, dataDir, log: options.log, advertiseUrl, caCertPem: ca.certPem });
+  const runtime = new ControllerRuntime({ store, wakeups: new LongPollWakeups(), tokens, dataDir, log: options.log, advertiseUrl, caCertPem: ca.certPem });
   for (const id of Object.keys(store.state.clusters)) runtime.pki.set(id, await dataDir.readClusterPki(id));
   for (const cluster of Object.values(store.state.clusters)) runtime.armDeadlines(cluster);
-  const handle = requestHandler(ROUTES, runtime);
+  const handle = requestHandler(ROUTES, runtime, gate);
   const inFlight = new Set<Promise<void>>();
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const done = new Promise<void>((resolve) => res.once('close', () => resolve()));
@@ -170,16 +194,9 @@ function listen(server: Server, host: string, port: number): Promise<number> {
   });
 }
 
-/** Every name a node might use for this controller, so that the pinned CA verifies it. */
-function servingNames(options: ControllerOptions): string[] {
-  const names = new Set(['localhost', hostname(), '127.0.0.1', '::1']);
-  for (const addresses of Object.values(networkInterfaces())) {
-    for (const address of addresses ?? []) names.add(address.address.replace(/%.*$/, ''));
-  }
-  if (options.host !== '0.0.0.0' && options.host !== '::') names.add(options.host);
-  if (options.advertiseUrl) names.add(new URL(options.advertiseUrl).hostname.replace(/^\[|\]$/g, ''));
-  for (const name of options.sans ?? []) names.add(name);
-  return [...names].filter(Boolean);
+/** The names the controller is reached by: loopback (the CLI on its host), the address node configs carry, and the operator's --san values. */
+function servingNames(advertiseHost: string, sans: string[]): string[] {
+  return [...new Set(['localhost', '127.0.0.1', '::1', advertiseHost, ...sans])].filter(Boolean);
 }
 
 function defaultAdvertiseHost(listenHost: string): string {

@@ -1,4 +1,5 @@
 import type { LeaderState } from '../protocol/api.ts';
+import { clusterEndpoint } from './clusters.ts';
 import { ApiProblem } from './problem.ts';
 import type { ClusterState } from './state.ts';
 
@@ -49,6 +50,16 @@ export function fenced(cluster: ClusterState, node: string, epoch: number, now: 
   return new ApiProblem(409, 'fenced', `the lease of epoch ${epoch} has ended for ${node} (now: ${current}); claim again`);
 }
 
+/**
+ * Ends the lease of `node` (revoked) unless the cluster is initialized: a lease that ends after
+ * init would let a second node run kubeadm init. The epoch stays; the next claim starts a new one.
+ */
+export function endLeaseOf(cluster: ClusterState, node: string): void {
+  if (cluster.leader.holder !== node || cluster.leader.initialized) return;
+  cluster.leader.holder = undefined;
+  cluster.leader.expiresAt = undefined;
+}
+
 /** The holder reported its kubeadm init done: the lease stops expiring and the joins open. */
 export function markInitialized(cluster: ClusterState, now: number): void {
   cluster.leader.initialized = true;
@@ -58,14 +69,13 @@ export function markInitialized(cluster: ClusterState, now: number): void {
 
 export function leaderView(cluster: ClusterState, now: number): LeaderState {
   const holder = leaseHolder(cluster, now);
-  const { vip, port } = cluster.spec.controlPlaneEndpoint;
   return {
     holder,
     epoch: cluster.leader.epoch,
     leaseExpiresAt: holder !== undefined && !cluster.leader.initialized && cluster.leader.expiresAt !== undefined ? new Date(cluster.leader.expiresAt).toISOString() : undefined,
     leaseTtlSeconds: cluster.spec.leaseTtlSeconds,
     initialized: cluster.leader.initialized,
-    endpoint: `${vip}:${port}`,
+    endpoint: clusterEndpoint(cluster),
   };
 }
 

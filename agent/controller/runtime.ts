@@ -1,10 +1,12 @@
 import type { Logger } from '../core/log.ts';
 import type { PkiFile } from '../protocol/api.ts';
-import { httpsClusterApi, parseAdminKubeconfig, type ClusterApi } from './cluster-api.ts';
+import { ClusterApiError, assertClusterKubeconfig, httpsClusterApi, parseAdminKubeconfig, type ClusterApi } from './cluster-api.ts';
+import { clusterEndpoint } from './clusters.ts';
 import type { DataDir } from './data-dir.ts';
 import { leaseDeadline } from './lease.ts';
+import { badRequest, conflict } from './problem.ts';
 import { slotDeadline } from './join-slots.ts';
-import type { ClusterSignals } from './signals.ts';
+import type { LongPollWakeups } from './long-poll-wakeups.ts';
 import type { ClusterState } from './state.ts';
 import type { StateStore } from './store.ts';
 import type { TokenAuthority } from './tokens.ts';
@@ -12,7 +14,7 @@ import type { TokenAuthority } from './tokens.ts';
 /** What every route handler works with: the one instance of each part of a running controller. */
 export class ControllerRuntime {
   readonly store: StateStore;
-  readonly signals: ClusterSignals;
+  readonly wakeups: LongPollWakeups;
   readonly tokens: TokenAuthority;
   readonly dataDir: DataDir;
   readonly log: Logger;
@@ -28,7 +30,7 @@ export class ControllerRuntime {
 
   constructor(parts: {
     store: StateStore;
-    signals: ClusterSignals;
+    wakeups: LongPollWakeups;
     tokens: TokenAuthority;
     dataDir: DataDir;
     log: Logger;
@@ -36,7 +38,7 @@ export class ControllerRuntime {
     caCertPem: string;
   }) {
     this.store = parts.store;
-    this.signals = parts.signals;
+    this.wakeups = parts.wakeups;
     this.tokens = parts.tokens;
     this.dataDir = parts.dataDir;
     this.log = parts.log;
@@ -60,12 +62,32 @@ export class ControllerRuntime {
     return api;
   }
 
-  /** Stores the leader's admin.conf (0600) and points the cluster's API client at it. */
-  async replaceAdminKubeconfig(cluster: string, text: string): Promise<void> {
-    const api = httpsClusterApi(parseAdminKubeconfig(text));
-    await this.dataDir.writeAdminKubeconfig(cluster, text);
-    const previous = this.clusterApis.get(cluster);
-    this.clusterApis.set(cluster, api);
+  /**
+   * Takes the admin.conf of the leader that initializes the cluster: checked against the
+   * cluster (its CA, its endpoint), stored (0600), and the cluster's API client pointed at it.
+   * Once the cluster is initialized it is set: the same text again changes nothing (a rerun of
+   * the leader), any other is refused.
+   */
+  async acceptAdminKubeconfig(cluster: ClusterState, text: string): Promise<void> {
+    if (cluster.leader.initialized) {
+      const stored = await this.dataDir.readAdminKubeconfig(cluster.id);
+      if (stored === text) return;
+      if (stored !== undefined) throw conflict(`cluster ${cluster.id} is initialized and its admin kubeconfig is set; it is not replaced`);
+    }
+    let api: ClusterApi;
+    try {
+      const kubeconfig = parseAdminKubeconfig(text);
+      const caCertPem = this.pki.get(cluster.id)?.['ca.crt'];
+      if (caCertPem === undefined) throw new Error(`the PKI of cluster ${cluster.id} is not loaded`);
+      assertClusterKubeconfig(kubeconfig, { caCertPem, endpoint: clusterEndpoint(cluster) });
+      api = httpsClusterApi(kubeconfig);
+    } catch (error) {
+      if (error instanceof ClusterApiError) throw badRequest(`adminKubeconfig: ${error.message}`, 'adminKubeconfig');
+      throw error;
+    }
+    await this.dataDir.writeAdminKubeconfig(cluster.id, text);
+    const previous = this.clusterApis.get(cluster.id);
+    this.clusterApis.set(cluster.id, api);
     await previous?.close();
   }
 
@@ -100,19 +122,19 @@ export class ControllerRuntime {
   /** Wakes the cluster's long-polls and arms a wake-up at its next lease or slot expiry. */
   changed(cluster: ClusterState): void {
     this.armDeadlines(cluster);
-    this.signals.changed(cluster.id);
+    this.wakeups.changed(cluster.id);
   }
 
   armDeadlines(cluster: ClusterState): void {
     const now = Date.now();
     for (const at of [leaseDeadline(cluster, now), slotDeadline(cluster, now)]) {
-      if (at !== undefined) this.signals.expiresAt(cluster.id, at);
+      if (at !== undefined) this.wakeups.expiresAt(cluster.id, at);
     }
   }
 
   async close(): Promise<void> {
     this.closing = true;
-    this.signals.close();
+    this.wakeups.close();
     await Promise.all([...this.clusterApis.values()].map((api) => api.close()));
     this.clusterApis.clear();
   }

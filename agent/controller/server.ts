@@ -4,7 +4,9 @@ import { errorMessage } from '../core/errors.ts';
 import { MAX_BODY_BYTES, type ApiError } from '../protocol/api.ts';
 import { findCluster } from './clusters.ts';
 import { ApiProblem, badRequest, forbidden, notFound } from './problem.ts';
-import type { Route } from './route.ts';
+import { API, type RouteSpec } from '../protocol/routes.ts';
+import type { LoadGate } from './limits.ts';
+import type { BoundRoute, HandlerContext } from './route.ts';
 import type { ControllerRuntime } from './runtime.ts';
 import type { ClusterState } from './state.ts';
 import { TokenRejected, type Principal } from './tokens.ts';
@@ -13,9 +15,11 @@ import { TokenRejected, type Principal } from './tokens.ts';
  * The HTTP side of the controller: matches a route, authenticates the bearer token, authorizes
  * it for the route and the path's cluster and node, reads and validates the body, runs the
  * handler, waits until the state behind the answer is on disk, and logs one line per request.
+ * `routes` binds a handler to every route of the table, each once.
  */
-export function requestHandler(routes: Route[], runtime: ControllerRuntime) {
-  const table = routes.map((route) => ({ route, segments: route.pattern.split('/') }));
+export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime, gate: LoadGate) {
+  assertEveryRouteBound(routes);
+  const table = routes.map((route) => ({ route, segments: route.spec.path.split('/') }));
 
   return (req: IncomingMessage, res: ServerResponse): void => {
     const started = performance.now();
@@ -46,49 +50,63 @@ export function requestHandler(routes: Route[], runtime: ControllerRuntime) {
     };
 
     const serve = async () => {
+      gate.checkConnections();
       const url = new URL(req.url ?? '/', 'https://controller');
-      // The one route without a token: liveness, for `pke-agent status --probe` and load balancers. It says nothing else.
-      if (req.method === 'GET' && url.pathname === '/livez') {
-        log.route = '/livez';
-        finish(200, { status: 'ok' });
-        return;
-      }
       const match = matchRoute(table, req.method ?? 'GET', url.pathname);
-      log.route = match.route?.pattern ?? '(none)';
       if (!match.route) throw match.methodMismatch ? new ApiProblem(405, 'bad-request', `${req.method} is not allowed on ${url.pathname}`) : notFound(`no route ${req.method} ${url.pathname}`);
       const { route, params } = match;
-      log.cluster = params.c;
+      const { spec } = route;
+      log.route = spec.path;
 
-      const principal = await authenticate(req, runtime);
-      log.node = principal.kind === 'node' ? principal.node : 'admin';
-      const cluster = authorize(route, principal, params, runtime);
+      const principal = spec.access === 'anyone' ? undefined : await authenticate(req, runtime);
+      const cluster = principal === undefined ? undefined : authorize(spec, principal, params, runtime);
+      if (principal) log.node = principal.kind === 'node' ? principal.node : 'admin';
       if (cluster) log.cluster = cluster.id;
 
-      const body = route.body ? validate(route.body, req.method === 'GET' ? {} : ((await readJson(req)) ?? {}), '') : undefined;
-      const query = route.query ? validate(route.query, Object.fromEntries(url.searchParams), 'query.') : undefined;
-      const answer = await route.handle({ principal, params, cluster, body, query, signal: aborter.signal, runtime });
+      const body = spec.body ? validate(spec.body, req.method === 'POST' ? ((await readJson(req)) ?? {}) : {}, '') : undefined;
+      const query = spec.query ? validate(spec.query, Object.fromEntries(url.searchParams), 'query.') : undefined;
+      const context = { principal, params, cluster, body, query, signal: aborter.signal, runtime } as HandlerContext<RouteSpec>;
+      const release = spec.longPoll && principal?.kind === 'node' ? gate.enterLongPoll(`${principal.cluster}/${principal.node}`) : undefined;
+      let answer;
+      try {
+        answer = await route.handle(context);
+      } finally {
+        release?.();
+      }
       // Every 2xx answer reflects state that is on disk (group commit: see store.ts).
       await runtime.store.durable();
-      const status = route.status ?? 200;
-      finish(status, status === 204 ? undefined : answer);
+      finish(spec.status, spec.status === 204 ? undefined : answer);
     };
 
     serve().catch((error: unknown) => {
       if (res.headersSent) return;
       if (error instanceof ApiProblem) {
         const body: ApiError = { error: { code: error.code, message: error.message, ...(error.field === undefined ? {} : { field: error.field }) } };
-        finish(error.status, body, error.status === 413 ? { connection: 'close' } : {});
+        // A refusal before the body is in (401, 403, 413) does not wait for the rest of it, and an overloaded controller sheds the connection.
+        const close = !req.complete || error.code === 'overloaded';
+        finish(error.status, body, close ? { connection: 'close' } : {});
         return;
       }
       runtime.log.error('request.failed', { method: req.method, route: log.route, error: errorMessage(error) });
-      finish(500, { error: { code: 'internal', message: `internal error: ${errorMessage(error)}` } } satisfies ApiError);
+      // What went wrong inside is for the operator's log, not for whoever asked.
+      finish(500, { error: { code: 'internal', message: 'internal error; the controller log has the details' } } satisfies ApiError);
     });
   };
 }
 
-type Match = { route: Route; params: Record<string, string>; methodMismatch?: undefined } | { route?: undefined; methodMismatch: boolean };
+type Match = { route: BoundRoute; params: Record<string, string>; methodMismatch?: undefined } | { route?: undefined; methodMismatch: boolean };
 
-function matchRoute(table: { route: Route; segments: string[] }[], method: string, pathname: string): Match {
+/** Fails at start when a route of the table has no handler, or two. */
+function assertEveryRouteBound(routes: BoundRoute[]): void {
+  for (const [name, spec] of Object.entries(API)) {
+    const bound = routes.filter((route) => route.spec === spec).length;
+    if (bound !== 1) throw new Error(`route ${name} (${spec.method} ${spec.path}) has ${bound} handlers; it needs one`);
+  }
+}
+
+/** HEAD is GET without the body (node:http leaves the body out of a HEAD answer). */
+function matchRoute(table: { route: BoundRoute; segments: string[] }[], method: string, pathname: string): Match {
+  const wanted = method === 'HEAD' ? 'GET' : method;
   const parts = pathname.split('/');
   let methodMismatch = false;
   for (const { route, segments } of table) {
@@ -104,7 +122,7 @@ function matchRoute(table: { route: Route; segments: string[] }[], method: strin
       } else matched = segment === part;
     }
     if (!matched) continue;
-    if (route.method === method) return { route, params };
+    if (route.spec.method === wanted) return { route, params };
     methodMismatch = true;
   }
   return { methodMismatch };
@@ -124,26 +142,28 @@ async function authenticate(req: IncomingMessage, runtime: ControllerRuntime): P
   if (principal.kind === 'admin' && principal.jti !== runtime.store.state.adminTokenId) {
     throw new ApiProblem(401, 'unauthorized', 'this admin token has been replaced; use the current admin.token');
   }
+  if (principal.kind === 'node' && runtime.store.state.clusters[principal.cluster]?.revokedTokens[principal.jti] !== undefined) {
+    throw new ApiProblem(401, 'token-revoked', `this node token (jti ${principal.jti}) has been revoked`);
+  }
   return principal;
 }
 
 /** Returns the path's cluster once the principal may act on it through this route. */
-function authorize(route: Route, principal: Principal, params: Record<string, string>, runtime: ControllerRuntime): ClusterState | undefined {
+function authorize(route: RouteSpec, principal: Principal, params: Record<string, string>, runtime: ControllerRuntime): ClusterState | undefined {
   const cluster = params.c === undefined ? undefined : findCluster(runtime.store.state, params.c);
   if (principal.kind === 'node') {
     if (params.c === undefined || !cluster || cluster.id !== principal.cluster) {
       throw forbidden(`this node token belongs to cluster ${principal.cluster}${params.c === undefined ? '; cluster management needs the admin token' : `, not ${params.c}`}`);
     }
-    if (cluster.revokedTokens[principal.jti] !== undefined) throw new ApiProblem(401, 'token-revoked', `this node token (jti ${principal.jti}) has been revoked`);
-    if (route.access === 'admin') throw forbidden(`${route.method} ${route.pattern} needs the admin token`);
+    if (route.access === 'admin') throw forbidden(`${route.method} ${route.path} needs the admin token`);
     if (route.access === 'control-plane' && principal.role !== 'master') {
-      throw forbidden(`${route.method} ${route.pattern} is for control-plane nodes; ${principal.node} is a ${principal.role}`);
+      throw forbidden(`${route.method} ${route.path} is for control-plane nodes; ${principal.node} is a ${principal.role}`);
     }
     if (params.n !== undefined && params.n !== principal.node) throw forbidden(`this token is for node ${principal.node}, not ${params.n}`);
     return cluster;
   }
   if (route.access === 'node' || route.access === 'control-plane') {
-    throw forbidden(`${route.method} ${route.pattern} is for nodes; the admin token cannot act as a node`);
+    throw forbidden(`${route.method} ${route.path} is for nodes; the admin token cannot act as a node`);
   }
   if (params.c !== undefined && !cluster) throw notFound(`no cluster ${params.c}`);
   return cluster;

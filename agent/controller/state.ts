@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { nameRecord } from '../core/records.ts';
 import { clusterSpecSchema, roleSchema } from '../protocol/api.ts';
 
 /**
@@ -8,6 +9,9 @@ import { clusterSpecSchema, roleSchema } from '../protocol/api.ts';
  */
 
 const epochMs = z.number().int().nonnegative();
+
+/** A record keyed by names (cluster ids, node names, token ids), read into an object with no prototype. */
+const byName = <V extends z.ZodType>(value: V) => z.record(z.string(), value).transform((record) => nameRecord(record));
 
 const issuedTokenSchema = z.object({ jti: z.string(), expiresAt: epochMs });
 
@@ -34,6 +38,8 @@ const nodeStateSchema = z.object({
   phaseState: z.enum(['running', 'done', 'failed']).optional(),
   phaseAt: epochMs.optional(),
   lastError: z.string().optional(),
+  /** What the controller granted this node (its init or join material); only such a node reports joined. */
+  granted: z.enum(['init', 'join']).optional(),
   /** When the node reported its kubeadm init or join done. */
   joinedAt: epochMs.optional(),
   readyAt: epochMs.optional(),
@@ -61,14 +67,18 @@ const clusterStateSchema = z.object({
   createdAt: epochMs,
   spec: clusterSpecSchema,
   caCertHash: z.string(),
-  nodes: z.record(z.string(), nodeStateSchema),
+  nodes: byName(nodeStateSchema),
   registrations: z.number().int().nonnegative(),
   leader: leaderLeaseSchema,
   joinSlot: joinSlotSchema.optional(),
-  /** The leader's init token; kept so that a rerun of the leader gets the same one back. */
-  initToken: z.object({ token: z.string(), expiresAt: epochMs }).optional(),
+  /**
+   * The init token of the lease of `epoch`, handed to its holder `node`; kept so that a rerun of
+   * that leader gets the same one back. A new epoch gets a new token (absent: from before epochs
+   * were recorded, never reused).
+   */
+  initToken: z.object({ token: z.string(), expiresAt: epochMs, epoch: z.number().int().optional(), node: z.string().optional() }).optional(),
   /** Revoked node-token ids, each kept until the token would have expired anyway. */
-  revokedTokens: z.record(z.string(), epochMs),
+  revokedTokens: byName(epochMs),
 });
 export type ClusterState = z.infer<typeof clusterStateSchema>;
 
@@ -79,10 +89,10 @@ export const controllerStateSchema = z.object({
   format: z.literal(STATE_FORMAT),
   /** The `jti` of the only admin token that is valid; a new admin.token replaces it. */
   adminTokenId: z.string(),
-  clusters: z.record(z.string(), clusterStateSchema),
+  clusters: byName(clusterStateSchema),
 });
 export type ControllerState = z.infer<typeof controllerStateSchema>;
 
 export function emptyState(adminTokenId: string): ControllerState {
-  return { format: STATE_FORMAT, adminTokenId, clusters: {} };
+  return { format: STATE_FORMAT, adminTokenId, clusters: nameRecord() };
 }

@@ -1,6 +1,7 @@
 import { constants as fs } from 'node:fs';
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { PkeError, errorMessage } from '../core/errors.ts';
+import { nameRecord } from '../core/records.ts';
 import { writeDurably } from './durable-file.ts';
 import { STATE_FORMAT, controllerStateSchema, type ClusterState, type ControllerState, type NodeState } from './state.ts';
 
@@ -278,7 +279,7 @@ function applyRecord(state: ControllerState, record: JournalRecord, missingClust
       return;
     case 'cluster':
       if (record.v === null) delete state.clusters[record.c];
-      else state.clusters[record.c] = { ...record.v, nodes: state.clusters[record.c]?.nodes ?? {} };
+      else state.clusters[record.c] = { ...record.v, nodes: state.clusters[record.c]?.nodes ?? nameRecord() };
       return;
     case 'node': {
       const cluster = state.clusters[record.c];

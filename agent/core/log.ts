@@ -1,3 +1,5 @@
+import { escapeControl } from './escape.ts';
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFields = Record<string, string | number | boolean | undefined | null>;
 
@@ -21,7 +23,8 @@ const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error:
 
 /**
  * Field names whose values are never written, whatever the caller passes: a last line of
- * defence so that a token or key handed to a log call by mistake still does not leak.
+ * defence so that a token or key handed to a log call by mistake still does not leak. The
+ * values written have their control characters escaped (escape.ts).
  */
 const SECRET_FIELD = /token|secret|password|passwd|private|key$|payload|kubeconfig|^authorization$/i;
 
@@ -29,7 +32,7 @@ export function maskSecrets(fields: LogFields): LogFields {
   const out: LogFields = {};
   for (const [name, value] of Object.entries(fields)) {
     if (value === undefined) continue;
-    out[name] = SECRET_FIELD.test(name) && value !== null && value !== '' ? '[redacted]' : value;
+    out[name] = SECRET_FIELD.test(name) && value !== null && value !== '' ? '[redacted]' : typeof value === 'string' ? escapeControl(value) : value;
   }
   return out;
 }
@@ -44,6 +47,7 @@ export function createLogger(options: LoggerOptions, bound: LogFields = {}): Log
     if (LEVELS[level] < threshold) return;
     const safe = maskSecrets({ ...bound, ...fields });
     const time = now().toISOString();
+    event = escapeControl(event);
     if (options.json) {
       write(JSON.stringify({ time, level, event, ...safe }));
       return;

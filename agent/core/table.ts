@@ -1,6 +1,8 @@
-/** A plain text table: a header row, columns padded to their widest cell, two spaces apart. */
+import { escapeControl } from './escape.ts';
+
+/** A plain text table: a header row, columns padded to their widest cell, two spaces apart; control characters escaped. */
 export function renderTable(header: string[], rows: (string | number | undefined)[][]): string {
-  const cells = [header, ...rows.map((row) => row.map((cell) => (cell === undefined ? '' : String(cell))))];
+  const cells = [header, ...rows.map((row) => row.map((cell) => (cell === undefined ? '' : escapeControl(String(cell)))))];
   const widths = header.map((_, column) => Math.max(...cells.map((row) => (row[column] ?? '').length)));
   return cells
     .map((row) =>
@@ -21,5 +23,5 @@ export function formatDuration(ms: number | undefined): string {
 
 /** `name  value` lines, the values in one column: a record shown to a person. */
 export function renderFields(rows: [string, string | number][]): string {
-  return rows.map(([name, value]) => `${name.padEnd(20)}${value}`).join('\n');
+  return rows.map(([name, value]) => `${name.padEnd(20)}${escapeControl(String(value))}`).join('\n');
 }

@@ -1,6 +1,6 @@
 import { PkeError } from '../core/errors.ts';
 import type { Host } from '../host/host.ts';
-import { request, requestErrorDetail } from '../net/undici.ts';
+import { request, requestErrorDetail } from '../net/https.ts';
 import { kubeApiConnection, statusMessage } from './api-client.ts';
 import { KubeconfigError, loadKubeconfig } from './kubeconfig.ts';
 
@@ -31,22 +31,22 @@ export async function nodeReadiness(host: Host, kubeconfig: string): Promise<Nod
     if (error instanceof KubeconfigError) throw new PkeError(error.message, { context: { path: kubeconfig }, cause: error });
     throw error;
   }
-  const { dispatcher, headers } = kubeApiConnection(access, { timeoutMs: REQUEST_TIMEOUT_MS });
+  const { pool, headers } = kubeApiConnection(access);
   return {
     async check(nodeName) {
       const url = `${access.server}/api/v1/nodes/${encodeURIComponent(nodeName)}`;
       let answer;
       try {
-        answer = await request(url, { dispatcher, headers, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+        answer = await request(url, { pool, headers, timeoutMs: REQUEST_TIMEOUT_MS });
       } catch (error) {
         return { ready: false, detail: `GET ${url}: ${requestErrorDetail(error)}` };
       }
-      const text = await answer.body.text();
+      const { text } = answer;
       if (answer.statusCode !== 200) return { ready: false, detail: `HTTP ${answer.statusCode}: ${statusMessage(text)}` };
       const status = readyStatus(text);
       return { ready: status === 'True', detail: `Ready=${status ?? '(no condition yet)'}` };
     },
-    close: () => dispatcher.close(),
+    close: () => pool.close(),
   };
 }
 

@@ -1,4 +1,4 @@
-import { Agent, request, requestErrorDetail } from './undici.ts';
+import { ConnectionPool, request, requestErrorDetail } from './https.ts';
 
 export interface ProbeResult {
   ok: boolean;
@@ -15,19 +15,15 @@ export interface ProbeResult {
  */
 export async function probeHttps(url: string, options: { ca?: string; timeoutMs?: number; headers?: Record<string, string> } = {}): Promise<ProbeResult> {
   const timeout = options.timeoutMs ?? 2000;
-  const dispatcher = new Agent({
-    connect: { ca: options.ca, rejectUnauthorized: options.ca !== undefined, timeout },
-    headersTimeout: timeout,
-    bodyTimeout: timeout,
-  });
+  const pool = new ConnectionPool({ ca: options.ca, rejectUnauthorized: options.ca !== undefined });
   const started = performance.now();
   try {
-    const response = await request(url, { dispatcher, headers: options.headers, signal: AbortSignal.timeout(timeout) });
-    const body = (await response.body.text()).trim().split('\n')[0] ?? '';
+    const response = await request(url, { pool, headers: options.headers, timeoutMs: timeout });
+    const body = response.text.trim().split('\n')[0] ?? '';
     return { ok: response.statusCode === 200, status: response.statusCode, detail: body.slice(0, 200), ms: Math.round(performance.now() - started) };
   } catch (error) {
     return { ok: false, detail: requestErrorDetail(error), ms: Math.round(performance.now() - started) };
   } finally {
-    await dispatcher.close();
+    await pool.close();
   }
 }

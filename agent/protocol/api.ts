@@ -5,37 +5,13 @@ import { ROLES, addonsSchema, agentConfigSchema, cgroupDriver, cidr, imageReposi
 /**
  * The controller's HTTP API, shared by the controller (validates requests, shapes answers)
  * and the agent's client (builds requests, validates answers). JSON over HTTPS; every route
- * takes a bearer JWT. Paths are built only through `routes`.
+ * but /livez takes a bearer JWT. The routes that carry these are declared in routes.ts.
  */
 
-export const API_PREFIX = '/v1';
 /** Request bodies above this are refused with 413. */
 export const MAX_BODY_BYTES = 256 * 1024;
 /** The longest long-poll a client may ask for (`?wait=`), in seconds. */
-export const MAX_WAIT_SECONDS = 300;
-
-export const routes = {
-  clusters: () => `${API_PREFIX}/clusters`,
-  cluster: (cluster: string) => `${API_PREFIX}/clusters/${enc(cluster)}`,
-  /** Admin: mint a node token and render the node's guestinfo. */
-  nodeConfig: (cluster: string) => `${API_PREFIX}/clusters/${enc(cluster)}/nodes`,
-  register: (cluster: string, node: string) => `${API_PREFIX}/clusters/${enc(cluster)}/nodes/${enc(node)}/register`,
-  events: (cluster: string, node: string) => `${API_PREFIX}/clusters/${enc(cluster)}/nodes/${enc(node)}/events`,
-  joined: (cluster: string, node: string) => `${API_PREFIX}/clusters/${enc(cluster)}/nodes/${enc(node)}/joined`,
-  ready: (cluster: string, node: string) => `${API_PREFIX}/clusters/${enc(cluster)}/nodes/${enc(node)}/ready`,
-  leader: (cluster: string) => `${API_PREFIX}/clusters/${enc(cluster)}/leader`,
-  pki: (cluster: string) => `${API_PREFIX}/clusters/${enc(cluster)}/pki`,
-  join: (cluster: string) => `${API_PREFIX}/clusters/${enc(cluster)}/join`,
-  controlPlane: (cluster: string) => `${API_PREFIX}/clusters/${enc(cluster)}/control-plane`,
-  status: (cluster: string) => `${API_PREFIX}/clusters/${enc(cluster)}/status`,
-  revoke: (cluster: string) => `${API_PREFIX}/clusters/${enc(cluster)}/revocations`,
-  /** Admin sets (POST), the leader reads (GET) the vCenter connection for the vSphere CPI and CSI. */
-  vsphere: (cluster: string) => `${API_PREFIX}/clusters/${enc(cluster)}/vsphere`,
-} as const;
-
-function enc(segment: string): string {
-  return encodeURIComponent(segment);
-}
+const MAX_WAIT_SECONDS = 300;
 
 /** Error codes the controller answers with; clients branch on these, never on messages. */
 export const API_ERROR_CODES = [
@@ -55,6 +31,8 @@ export const API_ERROR_CODES = [
   'body-too-large',
   /** The controller could not reach the cluster's API to mint a bootstrap token; retry. */
   'cluster-api-unavailable',
+  /** Too many connections or long-polls at once (in all, or of this node); retry later. */
+  'overloaded',
   'internal',
 ] as const;
 export type ApiErrorCode = (typeof API_ERROR_CODES)[number];
@@ -85,13 +63,12 @@ export function virtualRouterId(clusterId: string): number {
 }
 
 // --- clusters (admin) ------------------------------------------------------------------------
-export const poolSpecSchema = z.strictObject({
+const poolSpecSchema = z.strictObject({
   name: dnsLabel,
   /** Node labels and taints of the pool's nodes, validated as the agent config validates them. */
   labels: agentConfigSchema.shape.labels,
   taints: agentConfigSchema.shape.taints,
 });
-export type PoolSpec = z.infer<typeof poolSpecSchema>;
 
 /** The pool name control-plane nodes carry in their agent config. */
 export const CONTROL_PLANE_POOL = 'control-plane';
@@ -162,7 +139,7 @@ export const nodeConfigRequestSchema = z.strictObject({
 export type NodeConfigRequest = z.infer<typeof nodeConfigRequestSchema>;
 
 /** The guestinfo keys one VM needs, each value as it goes into ExtraConfig. */
-export const guestinfoSchema = z.record(z.string(), z.string());
+const guestinfoSchema = z.record(z.string(), z.string());
 export type Guestinfo = z.infer<typeof guestinfoSchema>;
 
 export const nodeConfigResponseSchema = z.object({
@@ -271,7 +248,8 @@ export type VsphereCredentialsInput = z.input<typeof vsphereCredentialsSchema>;
 // --- join ----------------------------------------------------------------------------------
 /**
  * POST join?wait=SECONDS. For the lease holder: the init material (`mode: init`, a token with
- * the cluster's initTokenTtlSeconds; the same token again while it has an hour left). For
+ * the cluster's initTokenTtlSeconds; within the same lease epoch, the same token again while
+ * half its lifetime is left; a new epoch gets a new token). For
  * others: waits until the cluster is initialized (and, for control-plane nodes, the join slot
  * is free or already theirs), then answers with a freshly minted token; 409 `not-initialized` /
  * `slot-busy` when the wait ends first.

@@ -1,27 +1,13 @@
 import { createSecureContext, type SecureContext } from 'node:tls';
 import pRetry from 'p-retry';
-import { Agent, request } from '../net/undici.ts';
-import type { z } from 'zod';
+import { ConnectionPool, request } from '../net/https.ts';
 import { nodeName } from '../config/node-name.ts';
 import type { AgentConfig } from '../config/schema.ts';
 import { errorMessage } from '../core/errors.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
-import { ControllerRequestError } from './errors.ts';
+import { ControllerRequestError, knownErrorCode } from './errors.ts';
 import {
   apiErrorSchema,
-  clusterListSchema,
-  clusterStatusSchema,
-  clusterSummarySchema,
-  controlPlaneViewSchema,
-  joinGrantSchema,
-  leaderClaimResponseSchema,
-  leaderStateSchema,
-  nodeConfigResponseSchema,
-  nodeStatusSchema,
-  pkiBundleSchema,
-  vsphereCredentialsSchema,
-  revocationResponseSchema,
-  routes,
   type ClusterList,
   type ClusterSpecInput,
   type ClusterStatus,
@@ -45,6 +31,7 @@ import {
   type VsphereCredentials,
   type VsphereCredentialsInput,
 } from './api.ts';
+import { API, routePath, type PathParams, type RouteSpec, type SchemaInput, type SchemaOutput } from './routes.ts';
 import type { NodeApi } from './node-api.ts';
 
 /**
@@ -76,10 +63,9 @@ export interface ClientOptions {
 const DEFAULT_RETRY: RetryOptions = { retries: 6, minDelayMs: 250, maxDelayMs: 10_000 };
 const DEFAULT_TIMEOUT_MS = 30_000;
 
-interface CallOptions<T> {
-  body?: unknown;
+interface CallOptions<Body> {
+  body?: Body;
   query?: Record<string, string | number | boolean | undefined>;
-  schema?: z.ZodType<T>;
   /** Long-poll wait in seconds: the request may take that long before the answer starts. */
   waitSeconds?: number;
 }
@@ -87,7 +73,7 @@ interface CallOptions<T> {
 export class ControllerTransport {
   readonly baseUrl: string;
   private readonly token: string;
-  private readonly dispatcher: Agent;
+  private readonly pool: ConnectionPool;
   private readonly log: Logger;
   private readonly retry: RetryOptions;
   private readonly timeoutMs: number;
@@ -96,20 +82,23 @@ export class ControllerTransport {
   constructor(options: ClientOptions) {
     this.baseUrl = options.url.replace(/\/+$/, '');
     this.token = options.token;
-    this.dispatcher = new Agent({ connect: { secureContext: secureContextFor(options.caCert) }, keepAliveTimeout: 10_000 });
+    this.pool = new ConnectionPool({ secureContext: secureContextFor(options.caCert) });
     this.log = options.log ?? silentLogger;
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.signal = options.signal;
   }
 
-  async call<T>(method: 'GET' | 'POST', path: string, options: CallOptions<T> = {}): Promise<T> {
+  /** Calls `route` with its path parameters; the answer is validated against the route's answer schema. */
+  async call<R extends RouteSpec>(route: R, params: PathParams<R['path']>, options: CallOptions<SchemaInput<R['body']>> = {}): Promise<SchemaOutput<R['answer']>> {
+    const path = routePath(route, params);
+    const { method } = route;
     let attempts = 0;
     try {
       return await pRetry(
         () => {
           attempts += 1;
-          return this.once(method, path, options);
+          return this.once(route, path, options);
         },
         {
           retries: this.retry.retries,
@@ -135,10 +124,11 @@ export class ControllerTransport {
   }
 
   close(): Promise<void> {
-    return this.dispatcher.close();
+    return this.pool.close();
   }
 
-  private async once<T>(method: 'GET' | 'POST', path: string, options: CallOptions<T>): Promise<T> {
+  private async once<R extends RouteSpec>(route: R, path: string, options: CallOptions<unknown>): Promise<SchemaOutput<R['answer']>> {
+    const { method } = route;
     const query = Object.entries(options.query ?? {}).filter((entry): entry is [string, string | number | boolean] => entry[1] !== undefined);
     const search = query.length > 0 ? `?${new URLSearchParams(query.map(([k, v]): [string, string] => [k, String(v)])).toString()}` : '';
     const timeout = this.timeoutMs + (options.waitSeconds ?? 0) * 1000;
@@ -146,34 +136,33 @@ export class ControllerTransport {
     try {
       answer = await request(`${this.baseUrl}${path}${search}`, {
         method,
-        dispatcher: this.dispatcher,
+        pool: this.pool,
         headers: {
           authorization: `Bearer ${this.token}`,
           accept: 'application/json',
           ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
         },
         body: options.body === undefined ? undefined : JSON.stringify(options.body),
-        headersTimeout: timeout,
-        bodyTimeout: timeout,
+        timeoutMs: timeout,
         signal: this.signal,
       });
     } catch (error) {
-      throw new ControllerRequestError(method, path, undefined, undefined, `no answer from ${this.baseUrl}: ${errorMessage(error)}`, error);
+      throw new ControllerRequestError(method, path, undefined, undefined, `no answer from ${this.baseUrl}: ${errorMessage(error)}`, { cause: error });
     }
-    const text = await answer.body.text();
+    const { text } = answer;
     if (answer.statusCode >= 200 && answer.statusCode < 300) {
-      if (!options.schema) return undefined as T;
-      const parsed = options.schema.safeParse(text === '' ? undefined : safeJson(text));
+      if (!route.answer) return undefined as SchemaOutput<R['answer']>;
+      const parsed = route.answer.safeParse(text === '' ? undefined : safeJson(text));
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
         throw new ControllerRequestError(method, path, answer.statusCode, undefined, `unexpected answer (${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'})`);
       }
-      return parsed.data;
+      return parsed.data as SchemaOutput<R['answer']>;
     }
     const problem = apiErrorSchema.safeParse(safeJson(text));
     if (problem.success) {
       const { code, message, field } = problem.data.error;
-      throw new ControllerRequestError(method, path, answer.statusCode, code, field ? `${message} (field ${field})` : message);
+      throw new ControllerRequestError(method, path, answer.statusCode, knownErrorCode(code), message, { field });
     }
     throw new ControllerRequestError(method, path, answer.statusCode, undefined, text.slice(0, 200) || '(empty body)');
   }
@@ -217,63 +206,67 @@ export class NodeClient implements NodeApi {
   readonly cluster: string;
   readonly node: string;
 
+  /** The path parameters of this node's requests: its cluster, and the node itself. */
+  private readonly at: { c: string };
+  private readonly self: { c: string; n: string };
+
   constructor(transport: ControllerTransport, cluster: string, node: string) {
     this.transport = transport;
     this.cluster = cluster;
     this.node = node;
+    this.at = { c: cluster };
+    this.self = { c: cluster, n: node };
   }
 
   register(request: RegisterRequest): Promise<NodeStatus> {
-    return this.transport.call('POST', routes.register(this.cluster, this.node), { body: request, schema: nodeStatusSchema });
+    return this.transport.call(API.register, this.self, { body: request });
   }
 
   claimLeader(request: LeaderClaimRequest): Promise<LeaderClaimResponse> {
-    return this.transport.call('POST', routes.leader(this.cluster), { body: request, schema: leaderClaimResponseSchema });
+    return this.transport.call(API.claimLeader, this.at, { body: request });
   }
 
   leaderState(options: { waitSeconds?: number; known?: { epoch: number; initialized: boolean } } = {}): Promise<LeaderState> {
-    return this.transport.call('GET', routes.leader(this.cluster), {
+    return this.transport.call(API.leaderState, this.at, {
       query: { wait: options.waitSeconds, epoch: options.known?.epoch, initialized: options.known?.initialized },
       waitSeconds: options.waitSeconds,
-      schema: leaderStateSchema,
     });
   }
 
   pki(): Promise<PkiBundle> {
-    return this.transport.call('GET', routes.pki(this.cluster), { schema: pkiBundleSchema });
+    return this.transport.call(API.pki, this.at);
   }
 
   vsphere(): Promise<VsphereCredentials> {
-    return this.transport.call('GET', routes.vsphere(this.cluster), { schema: vsphereCredentialsSchema });
+    return this.transport.call(API.getVsphere, this.at);
   }
 
   join(request: JoinRequest, options: { waitSeconds?: number } = {}): Promise<JoinGrant> {
-    return this.transport.call('POST', routes.join(this.cluster), {
+    return this.transport.call(API.join, this.at, {
       body: request,
       query: { wait: options.waitSeconds },
       waitSeconds: options.waitSeconds,
-      schema: joinGrantSchema,
     });
   }
 
   controlPlane(): Promise<ControlPlaneView> {
-    return this.transport.call('GET', routes.controlPlane(this.cluster), { schema: controlPlaneViewSchema });
+    return this.transport.call(API.controlPlane, this.at);
   }
 
   events(request: EventsRequest): Promise<void> {
-    return this.transport.call('POST', routes.events(this.cluster, this.node), { body: request });
+    return this.transport.call(API.events, this.self, { body: request });
   }
 
   joined(request: JoinedRequest): Promise<void> {
-    return this.transport.call('POST', routes.joined(this.cluster, this.node), { body: request });
+    return this.transport.call(API.joined, this.self, { body: request });
   }
 
   ready(request: ReadyRequest): Promise<void> {
-    return this.transport.call('POST', routes.ready(this.cluster, this.node), { body: request });
+    return this.transport.call(API.ready, this.self, { body: request });
   }
 
   status(): Promise<ClusterStatus> {
-    return this.transport.call('GET', routes.status(this.cluster), { schema: clusterStatusSchema });
+    return this.transport.call(API.status, this.at);
   }
 
   close(): Promise<void> {
@@ -296,35 +289,35 @@ export class AdminClient {
   }
 
   createCluster(spec: ClusterSpecInput): Promise<ClusterSummary> {
-    return this.transport.call('POST', routes.clusters(), { body: spec, schema: clusterSummarySchema });
+    return this.transport.call(API.createCluster, {}, { body: spec });
   }
 
   listClusters(): Promise<ClusterList> {
-    return this.transport.call('GET', routes.clusters(), { schema: clusterListSchema });
+    return this.transport.call(API.listClusters, {});
   }
 
   showCluster(cluster: string): Promise<ClusterSummary> {
-    return this.transport.call('GET', routes.cluster(cluster), { schema: clusterSummarySchema });
+    return this.transport.call(API.showCluster, { c: cluster });
   }
 
   nodeConfig(cluster: string, request: NodeConfigRequest): Promise<NodeConfigResponse> {
-    return this.transport.call('POST', routes.nodeConfig(cluster), { body: request, schema: nodeConfigResponseSchema });
+    return this.transport.call(API.nodeConfig, { c: cluster }, { body: request });
   }
 
   setVsphere(cluster: string, credentials: VsphereCredentialsInput): Promise<void> {
-    return this.transport.call('POST', routes.vsphere(cluster), { body: credentials });
+    return this.transport.call(API.setVsphere, { c: cluster }, { body: credentials });
   }
 
   revoke(cluster: string, request: RevocationRequest): Promise<RevocationResponse> {
-    return this.transport.call('POST', routes.revoke(cluster), { body: request, schema: revocationResponseSchema });
+    return this.transport.call(API.revoke, { c: cluster }, { body: request });
   }
 
   status(cluster: string): Promise<ClusterStatus> {
-    return this.transport.call('GET', routes.status(cluster), { schema: clusterStatusSchema });
+    return this.transport.call(API.status, { c: cluster });
   }
 
   controlPlane(cluster: string): Promise<ControlPlaneView> {
-    return this.transport.call('GET', routes.controlPlane(cluster), { schema: controlPlaneViewSchema });
+    return this.transport.call(API.controlPlane, { c: cluster });
   }
 
   close(): Promise<void> {

@@ -21,6 +21,7 @@ import type { PhaseEvent } from '../../agent/protocol/api.ts';
 import { AdminClient, createNodeClient, type NodeClient } from '../../agent/protocol/client.ts';
 import { ControllerRequestError } from '../../agent/protocol/errors.ts';
 import { adminKubeconfig, apiServerCredentials } from '../../test/standins/apiserver-standin.ts';
+import { freePort } from '../../test/controller/helpers.ts';
 import type { BenchMetric, BenchSection } from '../bench.ts';
 
 const repo = path.resolve(import.meta.dirname, '../..');
@@ -67,7 +68,8 @@ export async function benchController(): Promise<BenchSection> {
       caCert: readFileSync(listening.caCertFile, 'utf8'),
       token: readFileSync(listening.adminTokenFile, 'utf8').trim(),
     });
-    const cluster = await admin.createCluster({ name: 'bench', kubernetesVersion: '1.31.2', controlPlaneEndpoint: { vip: '10.99.0.10' } });
+    // The cluster's endpoint is where its API server stand-in listens: the controller takes admin.conf for that endpoint only.
+    const cluster = await admin.createCluster({ name: 'bench', kubernetesVersion: '1.31.2', controlPlaneEndpoint: { vip: '127.0.0.1', port: await freePort() } });
 
     // Operator side, not timed with the nodes: render every node's guestinfo.
     const names = Array.from({ length: NODES }, (_, i) => (i < MASTERS ? `master-${i + 1}` : `worker-${String(i - MASTERS + 1).padStart(4, '0')}`));
@@ -339,7 +341,7 @@ async function startClusterApi(master: AgentConfig | undefined, work: string) {
   const stateDir = path.join(work, 'apiserver');
   const args = [
     path.join(repo, 'test/standins/apiserver-standin.ts'),
-    '--listen', '127.0.0.1:0',
+    '--listen', `${master.controlPlaneEndpoint.vip}:${master.controlPlaneEndpoint.port}`,
     '--cert', file('apiserver.crt', serving.certPem),
     '--key', file('apiserver.key', serving.keyPem),
     '--client-ca', file('ca.crt', ca.certPem),

@@ -91,6 +91,10 @@ describe('the add-on bundle in addons/', () => {
     );
   });
 
+  it('refuses a placeholder named after an object built-in', () => {
+    expect(() => renderManifest('value: "{{ constructor }}"', { podCidr: '10.244.0.0/16' }, 'a.yaml')).toThrow('placeholder {{ constructor }} has no value');
+  });
+
   it('renders the MetalLB layer-2 pool from the configured addresses', () => {
     const objects = parseObjects(renderMetallbPool(['198.51.100.240/28', '198.51.100.10-198.51.100.20']), 'pool');
     expect(objects.map((o) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`)).toEqual([

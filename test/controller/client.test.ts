@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../agent/core/log.ts';
 import { createCa, issueCertificate, type CertifiedKey } from '../../agent/controller/pki.ts';
-import { routes } from '../../agent/protocol/api.ts';
+import { API, routePath } from '../../agent/protocol/routes.ts';
 import { ControllerTransport, NodeClient } from '../../agent/protocol/client.ts';
 import { ControllerRequestError } from '../../agent/protocol/errors.ts';
 
@@ -89,8 +89,8 @@ describe('controller client', () => {
     const c = client(url);
     const error = await failure(c.register({ uuid: 'u', hostname: 'w1', ips: [], primaryIp: '10.0.0.2', agentVersion: 't' }));
     expect(requests).toHaveLength(1);
-    expect(error.message).toBe(`controller POST ${routes.register('demo-abcde', 'w1')}: 401 token-expired: the token has expired; render a new node config`);
-    expect(error.context).toMatchObject({ status: 401, url: routes.register('demo-abcde', 'w1') });
+    expect(error.message).toBe(`controller POST ${routePath(API.register, { c: 'demo-abcde', n: 'w1' })}: 401 token-expired: the token has expired; render a new node config`);
+    expect(error.context).toMatchObject({ status: 401, url: routePath(API.register, { c: 'demo-abcde', n: 'w1' }) });
     expect(error.code).toBe('token-expired');
     expect(error.message).not.toContain(TOKEN);
     await c.close();
@@ -101,8 +101,17 @@ describe('controller client', () => {
     const c = client(url);
     const error = await failure(c.join({}, { waitSeconds: 1 }));
     expect(requests).toHaveLength(1);
-    expect(requests[0]?.url).toBe(`${routes.join('demo-abcde')}?wait=1`);
+    expect(requests[0]?.url).toBe(`${routePath(API.join, { c: 'demo-abcde' })}?wait=1`);
     expect(error.code).toBe('not-initialized');
+    await c.close();
+  });
+
+  it('keeps the field the controller names on a 400, and the code', async () => {
+    const url = await serve((_req, res) => json(res, 400, { error: { code: 'bad-request', message: 'cluster x has no pool gpu', field: 'pool' } }));
+    const c = client(url);
+    const error = await failure(c.events({ events: [{ phase: 'p', type: 'start', at: 'now', attempt: 1 }] }));
+    expect({ code: error.code, field: error.field }).toEqual({ code: 'bad-request', field: 'pool' });
+    expect(error.message).toContain('(field pool)');
     await c.close();
   });
 
@@ -112,7 +121,7 @@ describe('controller client', () => {
     server = undefined;
     const c = client(url);
     const error = await failure(c.controlPlane());
-    expect(error.message).toMatch(new RegExp(`^controller GET ${routes.controlPlane('demo-abcde')}: no answer from ${url}: .*ECONNREFUSED.* \\(gave up after 5 attempts\\)$`));
+    expect(error.message).toMatch(new RegExp(`^controller GET ${routePath(API.controlPlane, { c: 'demo-abcde' })}: no answer from ${url}: .*ECONNREFUSED.* \\(gave up after 5 attempts\\)$`));
     await c.close();
   });
 
@@ -132,7 +141,7 @@ describe('controller client', () => {
     const url = await serve((_req, res) => setTimeout(() => json(res, 200, { epoch: 1, leaseTtlSeconds: 30, initialized: true, endpoint: '10.0.0.1:6443' }), 1500));
     const c = new NodeClient(new ControllerTransport({ url, caCert: ca.certPem, token: TOKEN, retry: { retries: 0 }, timeoutMs: 500 }), 'demo-abcde', 'm1');
     expect(await c.leaderState({ waitSeconds: 2, known: { epoch: 1, initialized: false } })).toMatchObject({ initialized: true });
-    expect(requests[0]?.url).toBe(`${routes.leader('demo-abcde')}?wait=2&epoch=1&initialized=false`);
+    expect(requests[0]?.url).toBe(`${routePath(API.leaderState, { c: 'demo-abcde' })}?wait=2&epoch=1&initialized=false`);
     await c.close();
   });
 

@@ -1,13 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { execa } from 'execa';
 import YAML from 'yaml';
 import { agentConfigSchema, type AgentConfig } from '../../agent/config/schema.ts';
 import { silentLogger } from '../../agent/core/log.ts';
-import { startController, type RunningController } from '../../agent/controller/controller.ts';
-import type { ClusterSpecInput, ClusterSummary, Guestinfo, NodeConfigResponse, PkiBundle } from '../../agent/protocol/api.ts';
+import { startController, type ControllerOptions, type RunningController } from '../../agent/controller/controller.ts';
+import type { ClusterSpecInput, ClusterSummary, Guestinfo, NodeConfigResponse } from '../../agent/protocol/api.ts';
 import { AdminClient, createNodeClient, type NodeClient, type RetryOptions } from '../../agent/protocol/client.ts';
 import { ControllerRequestError } from '../../agent/protocol/errors.ts';
 import { AGENT_ENTRY, scratchDir } from '../helpers/cli.ts';
@@ -25,9 +26,9 @@ export interface TestController {
 }
 
 /** A controller in this process on 127.0.0.1 and a free port, with its own data dir. */
-export async function startTestController(): Promise<TestController> {
+export async function startTestController(options: Partial<Pick<ControllerOptions, 'log' | 'sans' | 'limits'>> = {}): Promise<TestController> {
   const data = scratchDir('controller');
-  const controller = await startController({ dataDir: data.dir, host: '127.0.0.1', port: 0, log: silentLogger, verifyStateTouches: true });
+  const controller = await startController({ dataDir: data.dir, host: '127.0.0.1', port: 0, log: silentLogger, verifyStateTouches: true, ...options });
   const admin = new AdminClient({
     url: controller.url,
     caCert: controller.caCertPem,
@@ -107,15 +108,38 @@ export interface ClusterApiStandin {
   close(): Promise<void>;
 }
 
+/** A TCP port on 127.0.0.1 that was free a moment ago: a cluster's endpoint before its API server listens there. */
+export async function freePort(): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** A cluster whose endpoint is 127.0.0.1 on a free port, where its API server stand-in will listen. */
+export async function createLocalCluster(admin: AdminClient, spec: Partial<ClusterSpecInput> = {}): Promise<ClusterSummary> {
+  return createCluster(admin, { ...spec, controlPlaneEndpoint: { vip: '127.0.0.1', port: await freePort() } });
+}
+
+/** An admin.conf the controller accepts from the leader (the cluster CA, the cluster endpoint), for tests that never mint tokens through it. */
+export async function acceptedKubeconfig(leader: TestNode): Promise<string> {
+  const { vip, port } = leader.config.controlPlaneEndpoint;
+  return adminKubeconfig(`https://${vip}:${port}`, (await leader.client.pki()).files['ca.crt'] ?? '', { certPem: 'cert', keyPem: 'key' });
+}
+
 /**
- * The API server stand-in with certificates made from the cluster CA the way kubeadm makes
- * them (apiserver serving cert; kubernetes-admin client cert in system:masters).
+ * The API server stand-in at the cluster's endpoint (a cluster from createLocalCluster), with
+ * certificates made from the cluster CA the way kubeadm makes them (apiserver serving cert;
+ * kubernetes-admin client cert in system:masters).
  */
-export async function startClusterApi(pki: PkiBundle, version = 'v1.31.2'): Promise<ClusterApiStandin> {
+export async function startClusterApi(leader: TestNode, version = 'v1.31.2'): Promise<ClusterApiStandin> {
+  const pki = await leader.client.pki();
   const ca = { certPem: pki.files['ca.crt'] ?? '', keyPem: pki.files['ca.key'] ?? '' };
   const { serving, admin } = await apiServerCredentials(ca);
   const state = scratchDir('apiserver');
-  const standin = await startApiServerStandin({ host: '127.0.0.1', port: 0, cert: serving.certPem, key: serving.keyPem, clientCa: ca.certPem, stateDir: state.dir, nodesDir: path.join(state.dir, 'nodes'), version });
+  const { vip, port } = leader.config.controlPlaneEndpoint;
+  const standin = await startApiServerStandin({ host: vip, port, cert: serving.certPem, key: serving.keyPem, clientCa: ca.certPem, stateDir: state.dir, nodesDir: path.join(state.dir, 'nodes'), version });
   return {
     standin,
     stateDir: state.dir,

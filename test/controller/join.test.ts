@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addNode, type ClusterApiStandin, createCluster, opensslCaHash, rejection, startClusterApi, startTestController, type TestController, type TestNode } from './helpers.ts';
+import { addNode, type ClusterApiStandin, createCluster, createLocalCluster, opensslCaHash, rejection, startClusterApi, startTestController, type TestController, type TestNode } from './helpers.ts';
 
 const TOKEN = /^[a-z0-9]{6}\.[a-z0-9]{16}$/;
 
@@ -28,11 +28,11 @@ async function node(cluster: string, name: string, role: 'master' | 'worker'): P
 
 /** A cluster whose leader has run init against the API server stand-in and reported joined. */
 async function initializedCluster(spec: Parameters<typeof createCluster>[1] = {}) {
-  const cluster = (await createCluster(t.admin, spec)).id;
+  const cluster = (await createLocalCluster(t.admin, spec)).id;
   const leader = await node(cluster, 'm1', 'master');
   const { epoch } = await leader.client.claimLeader({});
   const init = await leader.client.join({ epoch });
-  const api = await startClusterApi(await leader.client.pki());
+  const api = await startClusterApi(leader);
   standins.push(api);
   await leader.client.joined({ epoch, adminKubeconfig: api.kubeconfig });
   return { cluster, leader, init, api };
@@ -112,14 +112,14 @@ describe('join once the cluster is initialized', () => {
   });
 
   it('wakes workers waiting on join when the leader reports joined', async () => {
-    const cluster = (await createCluster(t.admin)).id;
+    const cluster = (await createLocalCluster(t.admin)).id;
     const leader = await node(cluster, 'm1', 'master');
     const workers = await Promise.all(['w1', 'w2', 'w3', 'w4', 'w5'].map((name) => node(cluster, name, 'worker')));
     const { epoch } = await leader.client.claimLeader({});
     await leader.client.join({ epoch });
     const waiting = workers.map((w) => w.client.join({}, { waitSeconds: 30 }).then((grant) => ({ grant, at: performance.now() })));
     await sleep(300);
-    const api = await startClusterApi(await leader.client.pki());
+    const api = await startClusterApi(leader);
     standins.push(api);
     await leader.client.joined({ epoch, adminKubeconfig: api.kubeconfig });
     const initializedAt = performance.now();
@@ -131,7 +131,7 @@ describe('join once the cluster is initialized', () => {
   });
 
   it('mints the waiting control-plane node its token before the workers woken with it', async () => {
-    const cluster = (await createCluster(t.admin)).id;
+    const cluster = (await createLocalCluster(t.admin)).id;
     const leader = await node(cluster, 'm1', 'master');
     const workers = await Promise.all(['w1', 'w2', 'w3', 'w4', 'w5', 'w6'].map((name) => node(cluster, name, 'worker')));
     const m2 = await node(cluster, 'm2', 'master');
@@ -143,7 +143,7 @@ describe('join once the cluster is initialized', () => {
     await sleep(200);
     const m2Granted = arrival(m2.client.join({}, { waitSeconds: 30 }));
     await sleep(300);
-    const api = await startClusterApi(await leader.client.pki());
+    const api = await startClusterApi(leader);
     standins.push(api);
     await leader.client.joined({ epoch, adminKubeconfig: api.kubeconfig });
     const [m2At, ...workerAts] = await Promise.all([m2Granted, ...workersGranted]);
@@ -195,5 +195,45 @@ describe('join once the cluster is initialized', () => {
     expect(error.code).toBe('cluster-api-unavailable');
     expect(error.message).toContain(api.standin.url);
     expect(error.message).toMatch(/ECONNREFUSED|connect/);
+  });
+});
+
+describe('joined and ready', () => {
+  it('refuses both from a node never granted init or join, and status never shows it ready', async () => {
+    const cluster = (await createCluster(t.admin)).id;
+    const worker = await node(cluster, 'w1', 'worker');
+    const joined = await rejection(worker.client.joined({}));
+    expect({ status: joined.context.status, code: joined.code }).toEqual({ status: 409, code: 'conflict' });
+    expect(joined.message).toContain('never granted');
+    expect((await rejection(worker.client.ready({}))).context.status).toBe(409);
+    const shown = (await t.admin.status(cluster)).nodes.find((n) => n.name === 'w1');
+    expect(shown?.state).not.toBe('ready');
+    expect(shown?.joinedAt).toBeUndefined();
+  });
+});
+
+describe('revocation and the lease epoch', () => {
+  it('gives a new lease epoch a new init token, and ends the revoked holder lease at once', async () => {
+    const cluster = (await createCluster(t.admin)).id;
+    const [m1, m2] = [await node(cluster, 'm1', 'master'), await node(cluster, 'm2', 'master')];
+    const first = await m1.client.claimLeader({});
+    expect(first.init?.token).toMatch(TOKEN);
+    await t.admin.revoke(cluster, { node: 'm1' });
+    const second = await m2.client.claimLeader({});
+    expect({ granted: second.granted, epoch: second.epoch }).toEqual({ granted: true, epoch: first.epoch + 1 });
+    expect(second.init?.token).toMatch(TOKEN);
+    expect(second.init?.token).not.toBe(first.init?.token);
+    // The new holder asking again within its epoch (a rerun) gets its own token back.
+    expect((await m2.client.join({ epoch: second.epoch })).token).toBe(second.init?.token);
+  });
+
+  it('deletes the join token it minted for a node revoked by name', async () => {
+    const { cluster, api } = await initializedCluster();
+    const worker = await node(cluster, 'w1', 'worker');
+    const grant = await worker.client.join({});
+    const secret = `bootstrap-token-${grant.token.split('.')[0]}`;
+    expect(Object.keys(storedSecrets(api))).toContain(secret);
+    await t.admin.revoke(cluster, { node: 'w1' });
+    expect(Object.keys(storedSecrets(api))).not.toContain(secret);
   });
 });

@@ -1,8 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { virtualRouterId } from '../../agent/protocol/api.ts';
-import { adminKubeconfig } from '../standins/apiserver-standin.ts';
-import { addNode, createCluster, rejection, startTestController, type TestController, type TestNode } from './helpers.ts';
+import { acceptedKubeconfig, addNode, createCluster, rejection, startTestController, type TestController, type TestNode } from './helpers.ts';
 
 let t: TestController;
 const opened: TestNode[] = [];
@@ -27,8 +26,6 @@ async function masters(cluster: string, count: number, prefix = 'm'): Promise<Te
   return nodes;
 }
 
-/** Any admin.conf the controller will accept; these tests never mint tokens through it. */
-const KUBECONFIG = adminKubeconfig('https://127.0.0.1:1', 'ca', { certPem: 'cert', keyPem: 'key' });
 
 describe('leader election', () => {
   it('gives exactly one of 200 concurrent claims the lease', async () => {
@@ -57,10 +54,11 @@ describe('leader election', () => {
 
     await sleep(1200);
     expect(await second.client.claimLeader({})).toMatchObject({ granted: true, epoch: 2, holder: second.name });
+    const kubeconfig = await acceptedKubeconfig(first);
     for (const attempt of [
       first.client.claimLeader({ epoch: 1 }),
       first.client.join({ epoch: 1 }),
-      first.client.joined({ epoch: 1, adminKubeconfig: KUBECONFIG }),
+      first.client.joined({ epoch: 1, adminKubeconfig: kubeconfig }),
     ]) {
       const error = await rejection(attempt);
       expect(error.context.status).toBe(409);
@@ -68,7 +66,7 @@ describe('leader election', () => {
       expect(error.message).toContain('epoch 1');
     }
     // The expired holder cannot hand in the admin kubeconfig without an epoch either.
-    expect((await rejection(first.client.joined({ adminKubeconfig: KUBECONFIG }))).context.status).toBe(403);
+    expect((await rejection(first.client.joined({ adminKubeconfig: kubeconfig }))).context.status).toBe(403);
   });
 
   it('fences an epoch whose lease expired even when nobody else has claimed yet', async () => {
@@ -92,7 +90,7 @@ describe('leader election', () => {
     const lost = await second.client.claimLeader({});
     expect(lost.granted).toBe(false);
     expect(lost.init).toBeUndefined();
-    await first.client.joined({ adminKubeconfig: KUBECONFIG });
+    await first.client.joined({ adminKubeconfig: await acceptedKubeconfig(first) });
     const renewed = await first.client.claimLeader({ epoch: won.epoch });
     expect(renewed.granted).toBe(true);
     expect(renewed.init).toBeUndefined();
@@ -112,7 +110,7 @@ describe('leader election', () => {
     const [leader, other] = await masters(cluster, 2);
     if (!leader || !other) throw new Error('two masters');
     await leader.client.claimLeader({});
-    await leader.client.joined({ adminKubeconfig: KUBECONFIG });
+    await leader.client.joined({ adminKubeconfig: await acceptedKubeconfig(leader) });
     await sleep(1300);
     const state = await other.client.leaderState();
     expect(state).toMatchObject({ holder: leader.name, initialized: true, epoch: 1 });
@@ -130,13 +128,13 @@ describe('leader election', () => {
     expect(missing.message).toContain('adminKubeconfig');
     const notYaml = await rejection(leader.client.joined({ adminKubeconfig: 'clusters: [' }));
     expect(notYaml.context.status).toBe(400);
-    expect((await rejection(other.client.joined({ adminKubeconfig: KUBECONFIG }))).context.status).toBe(403);
+    expect((await rejection(other.client.joined({ adminKubeconfig: await acceptedKubeconfig(leader) }))).context.status).toBe(403);
     const early = await rejection(leader.client.ready({}));
     expect(early.context.status).toBe(409);
     expect(early.message).toContain('before it reported joined');
     expect((await t.admin.status(cluster)).leader.initialized).toBe(false);
 
-    await leader.client.joined({ adminKubeconfig: KUBECONFIG });
+    await leader.client.joined({ adminKubeconfig: await acceptedKubeconfig(leader) });
     await leader.client.ready({});
     const status = await t.admin.status(cluster);
     expect(status.leader.initialized).toBe(true);
@@ -164,7 +162,7 @@ describe('leader long-poll', () => {
     const woken = waiters.map((w) => w.client.leaderState({ waitSeconds: 30, known: { epoch, initialized: false } }).then((state) => ({ state, at: performance.now() })));
     // Let every long-poll reach the controller and start waiting.
     await sleep(500);
-    await leader.client.joined({ adminKubeconfig: KUBECONFIG });
+    await leader.client.joined({ adminKubeconfig: await acceptedKubeconfig(leader) });
     const initializedAt = performance.now();
     const results = await Promise.all(woken);
     for (const { state } of results) expect(state).toMatchObject({ initialized: true, holder: leader.name });

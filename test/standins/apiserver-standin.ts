@@ -135,14 +135,17 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: ApiSer
     json(res, 201, stored);
     return;
   }
-  if (req.method === 'GET' && url.pathname.startsWith(`${SECRETS_PATH}/`)) {
+  if ((req.method === 'GET' || req.method === 'DELETE') && url.pathname.startsWith(`${SECRETS_PATH}/`)) {
     const name = decodeURIComponent(url.pathname.slice(SECRETS_PATH.length + 1));
     const file = path.join(secretsDir, `${path.basename(name)}.json`);
     if (!existsSync(file)) {
       status(res, 404, 'NotFound', `secrets "${name}" not found`);
       return;
     }
-    json(res, 200, JSON.parse(readFileSync(file, 'utf8')));
+    const secret = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+    // As the API does: a DELETE answers with the object it removed.
+    if (req.method === 'DELETE') rmSync(file);
+    json(res, 200, secret);
     return;
   }
   status(res, 405, 'MethodNotAllowed', `${req.method} is not supported on ${url.pathname}`);

@@ -1,11 +1,15 @@
-import type { z } from 'zod';
-import { joinRequestSchema, waitQuerySchema, type JoinGrant, type JoinRequest } from '../../protocol/api.ts';
+import type { JoinGrant } from '../../protocol/api.ts';
+import { API } from '../../protocol/routes.ts';
 import { bootstrapTokenSecret, generateBootstrapToken } from '../bootstrap-tokens.ts';
+import { ClusterApiError } from '../cluster-api.ts';
 import { errorMessage } from '../../core/errors.ts';
+import { clusterEndpoint } from '../clusters.ts';
 import { liveSlot, takeSlot } from '../join-slots.ts';
 import { assertEpoch, leaseHolder } from '../lease.ts';
 import { ApiProblem } from '../problem.ts';
-import { asNode, clusterRoute, type ClusterRouteContext } from '../route.ts';
+import { bind, type HandlerContext } from '../route.ts';
+import type { ControllerRuntime } from '../runtime.ts';
+import { nodeOf } from './nodes.ts';
 import type { ClusterState, JoinSlot } from '../state.ts';
 import type { NodePrincipal } from '../tokens.ts';
 
@@ -15,45 +19,41 @@ import type { NodePrincipal } from '../tokens.ts';
  * the controller creates a fresh bootstrap token in the cluster through its API.
  */
 
-type WaitQuery = z.infer<typeof waitQuerySchema>;
-type JoinContext = ClusterRouteContext<JoinRequest, WaitQuery>;
+type JoinContext = HandlerContext<typeof API.join>;
 
-export const joinRoute = clusterRoute<JoinRequest, WaitQuery>({
-  method: 'POST',
-  pattern: '/v1/clusters/{c}/join',
-  access: 'node',
-  body: joinRequestSchema,
-  query: waitQuerySchema,
-  async handle(context): Promise<JoinGrant> {
-    const { cluster, body } = context;
-    const me = asNode(context.principal);
-    if (body.epoch !== undefined) assertEpoch(cluster, me.node, body.epoch, Date.now());
-    if (me.role === 'master' && leaseHolder(cluster, Date.now()) === me.node) return initGrant(context);
-    const slot = await waitForTurn(context, me);
-    if (me.role !== 'master') {
-      await context.runtime.afterControlPlaneGrant(cluster.id);
-      return mintJoinGrant(context, me, slot);
-    }
-    const grant = mintJoinGrant(context, me, slot);
-    context.runtime.makingControlPlaneGrant(cluster.id, grant);
-    return grant;
-  },
+export const joinRoute = bind(API.join, async (context) => {
+  const { cluster, body, principal: me } = context;
+  if (body.epoch !== undefined) assertEpoch(cluster, me.node, body.epoch, Date.now());
+  if (me.role === 'master' && leaseHolder(cluster, Date.now()) === me.node) return initGrant(cluster, context.runtime, me);
+  const slot = await waitForTurn(context, me);
+  if (me.role !== 'master') {
+  await context.runtime.afterControlPlaneGrant(cluster.id);
+  return mintJoinGrant(context, me, slot);
+  }
+  const grant = mintJoinGrant(context, me, slot);
+  context.runtime.makingControlPlaneGrant(cluster.id, grant);
+  return grant;
 });
 
 /** The lease holder's init material: also in its claim answer (routes/leader.ts). */
-export function initGrant({ cluster, runtime }: Pick<ClusterRouteContext<unknown, unknown>, 'cluster' | 'runtime'>): JoinGrant {
+export function initGrant(cluster: ClusterState, runtime: ControllerRuntime, me: NodePrincipal): JoinGrant {
   const init = runtime.store.mutate((_, touch) => {
     const now = Date.now();
     touch.cluster(cluster.id);
     const ttl = cluster.spec.initTokenTtlSeconds;
-    // A rerun of the leader gets the same token back while half its lifetime is left.
-    if (!cluster.initToken || cluster.initToken.expiresAt - now < (ttl * 1000) / 2) {
+    const { epoch } = cluster.leader;
+    // The holder asking again within its lease (a rerun) gets the same token back while half its lifetime is left.
+    let current = cluster.initToken;
+    if (!current || current.epoch !== epoch || current.node !== me.node || current.expiresAt - now < (ttl * 1000) / 2) {
       const token = generateBootstrapToken(ttl, now);
-      cluster.initToken = { token: token.token, expiresAt: token.expiresAt };
+      current = { token: token.token, expiresAt: token.expiresAt, epoch, node: me.node };
+      cluster.initToken = current;
     }
-    return cluster.initToken;
+    nodeOf(cluster, me).granted = 'init';
+    touch.node(cluster.id, me.node);
+    return current;
   });
-  return { mode: 'init', token: init.token, tokenExpiresAt: new Date(init.expiresAt).toISOString(), caCertHash: cluster.caCertHash, endpoint: endpoint(cluster) };
+  return { mode: 'init', token: init.token, tokenExpiresAt: new Date(init.expiresAt).toISOString(), caCertHash: cluster.caCertHash, endpoint: clusterEndpoint(cluster) };
 }
 
 /** Waits (up to `?wait=`) for an initialized cluster and, for control plane, the join slot. */
@@ -81,7 +81,7 @@ async function waitForTurn({ cluster, query, signal, runtime }: JoinContext, me:
     if (Date.now() >= deadline || signal.aborted) throw waitEnded(cluster, blocked, query.wait);
     if (runtime.isClosing) throw new ApiProblem(503, 'internal', 'the controller is shutting down; ask again');
     runtime.armDeadlines(cluster);
-    await runtime.signals.next(cluster.id, deadline - Date.now(), signal);
+    await runtime.wakeups.next(cluster.id, deadline - Date.now(), signal);
   }
 }
 
@@ -93,23 +93,22 @@ async function mintJoinGrant({ cluster, runtime, signal }: JoinContext, me: Node
   try {
     await api.createBootstrapTokenSecret(bootstrapTokenSecret(token, `pke-agent controller: join token for ${me.node}`));
   } catch (error) {
-    runtime.log.warn('join.token.failed', { cluster: cluster.id, node: me.node, error: errorMessage(error) });
+    runtime.log.warn('join.token.failed', { cluster: cluster.id, node: me.node, error: errorMessage(error), answer: error instanceof ClusterApiError ? error.detail : undefined });
     throw new ApiProblem(503, 'cluster-api-unavailable', `could not create the bootstrap token through the cluster API (${api.server}): ${errorMessage(error)}; retry`);
   }
   runtime.store.mutate((_, touch) => {
-    const record = cluster.nodes[me.node];
-    if (record) {
-      record.joinTokenId = token.id;
-      record.joinTokenIssuedAt = Date.now();
-      touch.node(cluster.id, me.node);
-    }
+    const record = nodeOf(cluster, me);
+    record.granted = 'join';
+    record.joinTokenId = token.id;
+    record.joinTokenIssuedAt = Date.now();
+    touch.node(cluster.id, me.node);
   });
   return {
     mode: 'join',
     token: token.token,
     tokenExpiresAt: new Date(token.expiresAt).toISOString(),
     caCertHash: cluster.caCertHash,
-    endpoint: endpoint(cluster),
+    endpoint: clusterEndpoint(cluster),
     ...(slot ? { slot: { holder: slot.holder, expiresAt: new Date(slot.expiresAt).toISOString() } } : {}),
   };
 }
@@ -121,9 +120,4 @@ function waitEnded(cluster: ClusterState, blocked: 'not-initialized' | 'slot-bus
   }
   const slot = liveSlot(cluster, Date.now());
   return new ApiProblem(409, 'slot-busy', `the control-plane join slot of cluster ${cluster.id} is held by ${slot?.holder ?? 'another node'} until ${slot ? new Date(slot.expiresAt).toISOString() : 'it is freed'}; ask again`);
-}
-
-function endpoint(cluster: ClusterState): string {
-  const { vip, port } = cluster.spec.controlPlaneEndpoint;
-  return `${vip}:${port}`;
 }

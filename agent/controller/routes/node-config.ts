@@ -1,102 +1,108 @@
-import {
-  CONTROL_PLANE_POOL,
-  nodeConfigRequestSchema,
-  revocationRequestSchema,
-  type NodeConfigRequest,
-  type NodeConfigResponse,
-  type RevocationRequest,
-  type RevocationResponse,
-} from '../../protocol/api.ts';
+import { CONTROL_PLANE_POOL, type NodeConfigRequest } from '../../protocol/api.ts';
+import { API } from '../../protocol/routes.ts';
+import { errorMessage } from '../../core/errors.ts';
+import { ClusterApiError } from '../cluster-api.ts';
 import { releaseSlot } from '../join-slots.ts';
+import { endLeaseOf } from '../lease.ts';
+import type { ControllerRuntime } from '../runtime.ts';
 import { badRequest, conflict, notFound } from '../problem.ts';
-import { encodedSize, renderGuestinfo } from '../render.ts';
-import { clusterRoute } from '../route.ts';
+import { encodedSize, renderGuestinfo } from '../guestinfo.ts';
+import { bind } from '../route.ts';
 import type { ClusterState, NodeState } from '../state.ts';
 
 /** Node configs (admin): mint a node token and render the node's guestinfo; revoke tokens. */
 
-export const nodeConfigRoute = clusterRoute<NodeConfigRequest>({
-  method: 'POST',
-  pattern: '/v1/clusters/{c}/nodes',
-  access: 'admin',
-  status: 201,
-  body: nodeConfigRequestSchema,
-  async handle({ cluster, body, runtime }): Promise<NodeConfigResponse> {
-    const pool = nodePool(cluster, body);
-    assertSameIdentity(cluster.nodes[body.name], body.role, pool);
-    const ttlSeconds = body.tokenTtlSeconds ?? cluster.spec.nodeTokenTtlSeconds;
-    const minted = await runtime.tokens.mintNodeToken({ cluster: cluster.id, node: body.name, role: body.role, pool, ttlSeconds });
-    runtime.store.mutate((_, touch) => {
-      const now = Date.now();
-      const existing = cluster.nodes[body.name];
-      // Checked again: another request may have claimed the name while the token was signed.
-      assertSameIdentity(existing, body.role, pool);
-      // A revoked name starts over: it may come back as another role, on another VM.
-      const node: NodeState = existing && existing.revokedAt === undefined ? existing : { name: body.name, role: body.role, pool, tokens: [] };
-      node.tokens = [...node.tokens.filter((t) => t.expiresAt > now), { jti: minted.jti, expiresAt: minted.expiresAt }];
-      cluster.nodes[body.name] = node;
-      pruneRevocations(cluster, now);
-      touch.node(cluster.id, body.name);
-      touch.cluster(cluster.id);
-    });
-    const guestinfo = renderGuestinfo({
-      cluster: { id: cluster.id, name: cluster.name, spec: cluster.spec },
-      node: body.name,
-      role: body.role,
-      pool,
-      controller: { url: runtime.advertiseUrl, caCert: runtime.caCertPem, token: minted.token },
-    });
-    runtime.log.info('node.config', { cluster: cluster.id, node: body.name, role: body.role, pool, jti: minted.jti });
-    return {
-      cluster: { id: cluster.id, name: cluster.name },
-      node: body.name,
-      role: body.role,
-      pool,
-      tokenId: minted.jti,
-      tokenExpiresAt: new Date(minted.expiresAt).toISOString(),
-      guestinfo,
-      encodedBytes: encodedSize(guestinfo),
-    };
-  },
+export const nodeConfigRoute = bind(API.nodeConfig, async ({ cluster, body, runtime }) => {
+  const pool = nodePool(cluster, body);
+  assertSameIdentity(cluster.nodes[body.name], body.role, pool);
+  const ttlSeconds = body.tokenTtlSeconds ?? cluster.spec.nodeTokenTtlSeconds;
+  const minted = await runtime.tokens.mintNodeToken({ cluster: cluster.id, node: body.name, role: body.role, pool, ttlSeconds });
+  runtime.store.mutate((_, touch) => {
+    const now = Date.now();
+    const existing = cluster.nodes[body.name];
+    // Checked again: another request may have claimed the name while the token was signed.
+    assertSameIdentity(existing, body.role, pool);
+    // A revoked name starts over: it may come back as another role, on another VM.
+    const node: NodeState = existing && existing.revokedAt === undefined ? existing : { name: body.name, role: body.role, pool, tokens: [] };
+    node.tokens = [...node.tokens.filter((t) => t.expiresAt > now), { jti: minted.jti, expiresAt: minted.expiresAt }];
+    cluster.nodes[body.name] = node;
+    pruneRevocations(cluster, now);
+    touch.node(cluster.id, body.name);
+    touch.cluster(cluster.id);
+  });
+  const guestinfo = renderGuestinfo({
+    cluster: { id: cluster.id, name: cluster.name, spec: cluster.spec },
+    node: body.name,
+    role: body.role,
+    pool,
+    controller: { url: runtime.advertiseUrl, caCert: runtime.caCertPem, token: minted.token },
+  });
+  runtime.log.info('node.config', { cluster: cluster.id, node: body.name, role: body.role, pool, jti: minted.jti });
+  return {
+    cluster: { id: cluster.id, name: cluster.name },
+    node: body.name,
+    role: body.role,
+    pool,
+    tokenId: minted.jti,
+    tokenExpiresAt: new Date(minted.expiresAt).toISOString(),
+    guestinfo,
+    encodedBytes: encodedSize(guestinfo),
+  };
 });
 
-export const revokeRoute = clusterRoute<RevocationRequest>({
-  method: 'POST',
-  pattern: '/v1/clusters/{c}/revocations',
-  access: 'admin',
-  body: revocationRequestSchema,
-  handle({ cluster, body, runtime }): RevocationResponse {
-    const revoked = runtime.store.mutate((_, touch) => {
-      const now = Date.now();
-      if (body.node !== undefined) {
-        const node = cluster.nodes[body.node];
-        if (!node) throw notFound(`cluster ${cluster.id} has no node ${body.node}`);
-        const jtis = node.tokens.map((t) => t.jti);
-        for (const t of node.tokens) cluster.revokedTokens[t.jti] = t.expiresAt;
-        node.tokens = [];
-        node.revokedAt = now;
-        // The VM is gone or untrusted: a replacement may register the name with its own UUID.
-        node.registration = undefined;
-        releaseSlot(cluster, node.name);
-        touch.node(cluster.id, node.name);
-        touch.cluster(cluster.id);
-        return jtis;
-      }
-      const jti = body.jti ?? '';
-      const owner = Object.values(cluster.nodes).find((n) => n.tokens.some((t) => t.jti === jti));
-      const token = owner?.tokens.find((t) => t.jti === jti);
-      if (!owner || !token) throw notFound(`cluster ${cluster.id} has no live token with jti ${jti}`);
-      cluster.revokedTokens[jti] = token.expiresAt;
-      owner.tokens = owner.tokens.filter((t) => t.jti !== jti);
-      touch.node(cluster.id, owner.name);
+/**
+ * Revokes node tokens by id, or every token of a node by name. A node revoked by name loses
+ * all that was minted for it: its join slot, its lease (before init), the init token of that
+ * lease, and its last kubeadm join token, whose Secret is deleted from the cluster.
+ */
+export const revokeRoute = bind(API.revoke, async ({ cluster, body, runtime }) => {
+  let joinTokenId: string | undefined;
+  const revoked = runtime.store.mutate((_, touch) => {
+    const now = Date.now();
+    if (body.node !== undefined) {
+      const node = cluster.nodes[body.node];
+      if (!node) throw notFound(`cluster ${cluster.id} has no node ${body.node}`);
+      const jtis = node.tokens.map((t) => t.jti);
+      for (const t of node.tokens) cluster.revokedTokens[t.jti] = t.expiresAt;
+      node.tokens = [];
+      node.revokedAt = now;
+      // The VM is gone or untrusted: a replacement may register the name with its own UUID.
+      node.registration = undefined;
+      node.granted = undefined;
+      joinTokenId = node.joinTokenId;
+      node.joinTokenId = undefined;
+      releaseSlot(cluster, node.name);
+      endLeaseOf(cluster, node.name);
+      if (cluster.initToken?.node === node.name) cluster.initToken = undefined;
+      touch.node(cluster.id, node.name);
       touch.cluster(cluster.id);
-      return [jti];
-    });
-    runtime.log.info('token.revoked', { cluster: cluster.id, node: body.node, jti: revoked.join(',') });
-    runtime.changed(cluster);
-    return { revoked };
-  },
+      return jtis;
+    }
+    const jti = body.jti ?? '';
+    const owner = Object.values(cluster.nodes).find((n) => n.tokens.some((t) => t.jti === jti));
+    const token = owner?.tokens.find((t) => t.jti === jti);
+    if (!owner || !token) throw notFound(`cluster ${cluster.id} has no live token with jti ${jti}`);
+    cluster.revokedTokens[jti] = token.expiresAt;
+    owner.tokens = owner.tokens.filter((t) => t.jti !== jti);
+    touch.node(cluster.id, owner.name);
+    touch.cluster(cluster.id);
+    return [jti];
+  });
+  runtime.log.info('token.revoked', { cluster: cluster.id, node: body.node, jti: revoked.join(',') });
+  runtime.changed(cluster);
+  if (joinTokenId !== undefined) await deleteJoinToken(cluster, joinTokenId, runtime);
+  return { revoked };
 });
+
+/** Best effort: the token also expires on its own (bootstrapTokenTtlSeconds); a failure is logged for the operator. */
+async function deleteJoinToken(cluster: ClusterState, id: string, runtime: ControllerRuntime): Promise<void> {
+  try {
+    await (await runtime.clusterApi(cluster.id))?.deleteBootstrapTokenSecret(id);
+    runtime.log.info('join.token.deleted', { cluster: cluster.id, bootstrapId: id });
+  } catch (error) {
+    runtime.log.warn('join.token.delete-failed', { cluster: cluster.id, bootstrapId: id, error: errorMessage(error), answer: error instanceof ClusterApiError ? error.detail : undefined });
+  }
+}
 
 function nodePool(cluster: ClusterState, request: NodeConfigRequest): string {
   if (request.role === 'master') {

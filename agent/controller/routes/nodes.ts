@@ -1,72 +1,45 @@
-import {
-  eventsRequestSchema,
-  joinedRequestSchema,
-  readyRequestSchema,
-  registerRequestSchema,
-  virtualRouterId,
-  type ControlPlaneView,
-  type EventsRequest,
-  type JoinedRequest,
-  type NodeStatus,
-  type PhaseEvent,
-  type PkiBundle,
-  type ReadyRequest,
-  type RegisterRequest,
-} from '../../protocol/api.ts';
-import { ClusterApiError, parseAdminKubeconfig } from '../cluster-api.ts';
+import { virtualRouterId, type PhaseEvent } from '../../protocol/api.ts';
+import { API } from '../../protocol/routes.ts';
 import { releaseSlot } from '../join-slots.ts';
 import { assertEpoch, fenced, leaseHolder, markInitialized } from '../lease.ts';
 import { badRequest, conflict, forbidden } from '../problem.ts';
-import { asNode, clusterRoute } from '../route.ts';
+import { bind } from '../route.ts';
 import { nodeStatus } from './status.ts';
 import type { ClusterState, NodeState } from '../state.ts';
 import type { NodePrincipal } from '../tokens.ts';
 
 /** What a node tells the controller about itself, and the shared views it reads. */
 
-export const registerRoute = clusterRoute<RegisterRequest>({
-  method: 'POST',
-  pattern: '/v1/clusters/{c}/nodes/{n}/register',
-  access: 'node',
-  body: registerRequestSchema,
-  handle({ cluster, principal, body, runtime }): NodeStatus {
-    const node = runtime.store.mutate((_, touch) => {
-      const record = nodeOf(cluster, asNode(principal));
-      const previous = record.registration;
-      if (previous && previous.uuid !== body.uuid) {
-        throw conflict(`node ${record.name} is registered already by the VM with BIOS UUID ${previous.uuid}; this VM has ${body.uuid}. Two VMs claim the same name`);
-      }
-      record.registration = {
-        ...body,
-        registeredAt: previous?.registeredAt ?? Date.now(),
-        seq: previous?.seq ?? cluster.registrations++,
-      };
-      touch.node(cluster.id, record.name);
-      touch.cluster(cluster.id);
-      return record;
-    });
-    return nodeStatus(node);
-  },
+export const registerRoute = bind(API.register, ({ cluster, principal, body, runtime }) => {
+  const node = runtime.store.mutate((_, touch) => {
+    const record = nodeOf(cluster, principal);
+    const previous = record.registration;
+    if (previous && previous.uuid !== body.uuid) {
+      throw conflict(`node ${record.name} is registered already by the VM with BIOS UUID ${previous.uuid}; this VM has ${body.uuid}. Two VMs claim the same name`);
+    }
+    record.registration = {
+      ...body,
+      registeredAt: previous?.registeredAt ?? Date.now(),
+      seq: previous?.seq ?? cluster.registrations++,
+    };
+    touch.node(cluster.id, record.name);
+    touch.cluster(cluster.id);
+    return record;
+  });
+  return nodeStatus(node);
 });
 
-export const eventsRoute = clusterRoute<EventsRequest>({
-  method: 'POST',
-  pattern: '/v1/clusters/{c}/nodes/{n}/events',
-  access: 'node',
-  status: 204,
-  body: eventsRequestSchema,
-  handle({ cluster, principal, body, runtime }): void {
-    runtime.store.mutate((_, touch) => {
-      const record = nodeOf(cluster, asNode(principal));
-      for (const event of body.events) applyEvent(record, event);
-      touch.node(cluster.id, record.name);
-    });
-    for (const event of body.events) {
-      if (event.type === 'fail') {
-        runtime.log.warn('node.phase.failed', { cluster: cluster.id, node: asNode(principal).node, phase: event.phase, attempt: event.attempt, error: event.message });
-      }
+export const eventsRoute = bind(API.events, ({ cluster, principal, body, runtime }) => {
+  runtime.store.mutate((_, touch) => {
+    const record = nodeOf(cluster, principal);
+    for (const event of body.events) applyEvent(record, event);
+    touch.node(cluster.id, record.name);
+  });
+  for (const event of body.events) {
+    if (event.type === 'fail') {
+      runtime.log.warn('node.phase.failed', { cluster: cluster.id, node: principal.node, phase: event.phase, attempt: event.attempt, error: event.message });
     }
-  },
+  }
 });
 
 /**
@@ -74,97 +47,68 @@ export const eventsRoute = clusterRoute<EventsRequest>({
  * initialized (the lease stops expiring, the joins open); any node's report frees the join slot
  * it holds.
  */
-export const joinedRoute = clusterRoute<JoinedRequest>({
-  method: 'POST',
-  pattern: '/v1/clusters/{c}/nodes/{n}/joined',
-  access: 'node',
-  status: 204,
-  body: joinedRequestSchema,
-  async handle({ cluster, principal, body, runtime }): Promise<void> {
-    const me = asNode(principal);
-    const isHolder = () => leaseHolder(cluster, Date.now()) === me.node;
-    const checkLease = () => {
-      if (body.epoch !== undefined) assertEpoch(cluster, me.node, body.epoch, Date.now());
-    };
-    checkLease();
-    if (body.adminKubeconfig !== undefined) {
-      if (!isHolder()) {
-        if (cluster.leader.holder === me.node) throw fenced(cluster, me.node, body.epoch ?? cluster.leader.epoch, Date.now());
-        throw forbidden(`only the leader may upload the admin kubeconfig; ${me.node} does not hold the lease`);
-      }
-      try {
-        parseAdminKubeconfig(body.adminKubeconfig);
-      } catch (error) {
-        if (error instanceof ClusterApiError) throw badRequest(`adminKubeconfig: ${error.message}`, 'adminKubeconfig');
-        throw error;
-      }
-      await runtime.replaceAdminKubeconfig(cluster.id, body.adminKubeconfig);
-      // The lease may have ended while the file was written.
-      checkLease();
-      if (!isHolder()) throw fenced(cluster, me.node, body.epoch ?? cluster.leader.epoch, Date.now());
-    } else if (isHolder() && !cluster.leader.initialized) {
-      throw badRequest('the leader reports joined with the admin kubeconfig (admin.conf), so that the controller can mint join tokens', 'adminKubeconfig');
+export const joinedRoute = bind(API.joined, async ({ cluster, principal: me, body, runtime }) => {
+  const isHolder = () => leaseHolder(cluster, Date.now()) === me.node;
+  const checkLease = () => {
+    if (body.epoch !== undefined) assertEpoch(cluster, me.node, body.epoch, Date.now());
+  };
+  checkLease();
+  if (body.adminKubeconfig === undefined && cluster.nodes[me.node]?.granted === undefined) {
+    throw conflict(`node ${me.node} reports joined, but the controller never granted it init or join material`);
+  }
+  if (body.adminKubeconfig !== undefined) {
+    if (!isHolder()) {
+      if (cluster.leader.holder === me.node) throw fenced(cluster, me.node, body.epoch ?? cluster.leader.epoch, Date.now());
+      throw forbidden(`only the leader may upload the admin kubeconfig; ${me.node} does not hold the lease`);
     }
-    runtime.store.mutate((_, touch) => {
-      const now = Date.now();
-      if (body.adminKubeconfig !== undefined) markInitialized(cluster, now);
-      const record = nodeOf(cluster, me);
-      record.joinedAt ??= now;
-      releaseSlot(cluster, me.node);
-      touch.node(cluster.id, me.node);
-      touch.cluster(cluster.id);
-    });
-    runtime.log.info('node.joined', { cluster: cluster.id, node: me.node, initialized: body.adminKubeconfig !== undefined });
-    runtime.changed(cluster);
-  },
+    await runtime.acceptAdminKubeconfig(cluster, body.adminKubeconfig);
+    // The lease may have ended while the file was written.
+    checkLease();
+    if (!isHolder()) throw fenced(cluster, me.node, body.epoch ?? cluster.leader.epoch, Date.now());
+  } else if (isHolder() && !cluster.leader.initialized) {
+    throw badRequest('the leader reports joined with the admin kubeconfig (admin.conf), so that the controller can mint join tokens', 'adminKubeconfig');
+  }
+  runtime.store.mutate((_, touch) => {
+    const now = Date.now();
+    if (body.adminKubeconfig !== undefined) markInitialized(cluster, now);
+    const record = nodeOf(cluster, me);
+    record.joinedAt ??= now;
+    releaseSlot(cluster, me.node);
+    touch.node(cluster.id, me.node);
+    touch.cluster(cluster.id);
+  });
+  runtime.log.info('node.joined', { cluster: cluster.id, node: me.node, initialized: body.adminKubeconfig !== undefined });
+  runtime.changed(cluster);
 });
 
 /** The node's kubelet is Ready and its bootstrap is done. */
-export const readyRoute = clusterRoute<ReadyRequest>({
-  method: 'POST',
-  pattern: '/v1/clusters/{c}/nodes/{n}/ready',
-  access: 'node',
-  status: 204,
-  body: readyRequestSchema,
-  handle({ cluster, principal, runtime }): void {
-    const me = asNode(principal);
-    if (cluster.nodes[me.node]?.joinedAt === undefined) throw conflict(`node ${me.node} reports ready before it reported joined (its kubeadm init or join)`);
-    runtime.store.mutate((_, touch) => {
-      nodeOf(cluster, me).readyAt ??= Date.now();
-      touch.node(cluster.id, me.node);
-    });
-    runtime.log.info('node.ready', { cluster: cluster.id, node: me.node });
-    runtime.changed(cluster);
-  },
+export const readyRoute = bind(API.ready, ({ cluster, principal: me, runtime }) => {
+  if (cluster.nodes[me.node]?.joinedAt === undefined) throw conflict(`node ${me.node} reports ready before it reported joined (its kubeadm init or join)`);
+  runtime.store.mutate((_, touch) => {
+    nodeOf(cluster, me).readyAt ??= Date.now();
+    touch.node(cluster.id, me.node);
+  });
+  runtime.log.info('node.ready', { cluster: cluster.id, node: me.node });
+  runtime.changed(cluster);
 });
 
-export const pkiRoute = clusterRoute({
-  method: 'GET',
-  pattern: '/v1/clusters/{c}/pki',
-  access: 'control-plane',
-  handle({ cluster, runtime }): PkiBundle {
-    const files = runtime.pki.get(cluster.id);
-    if (!files) throw new Error(`the PKI of cluster ${cluster.id} is not loaded`);
-    return { files };
-  },
+export const pkiRoute = bind(API.pki, ({ cluster, runtime }) => {
+  const files = runtime.pki.get(cluster.id);
+  if (!files) throw new Error(`the PKI of cluster ${cluster.id} is not loaded`);
+  return { files };
 });
 
-export const controlPlaneRoute = clusterRoute({
-  method: 'GET',
-  pattern: '/v1/clusters/{c}/control-plane',
-  access: 'admin-or-node',
-  handle({ cluster }): ControlPlaneView {
-    const nodes = Object.values(cluster.nodes)
-      .filter((n) => n.role === 'master' && n.registration !== undefined)
-      .sort((a, b) => (a.registration?.seq ?? 0) - (b.registration?.seq ?? 0))
-      .map((n) => ({ name: n.name, primaryIp: n.registration?.primaryIp ?? '' }));
-    const { vip, port } = cluster.spec.controlPlaneEndpoint;
-    return { vip, port, virtualRouterId: virtualRouterId(cluster.id), leader: leaseHolder(cluster, Date.now()), nodes };
-  },
+export const controlPlaneRoute = bind(API.controlPlane, ({ cluster }) => {
+  const nodes = Object.values(cluster.nodes)
+    .filter((n) => n.role === 'master' && n.registration !== undefined)
+    .sort((a, b) => (a.registration?.seq ?? 0) - (b.registration?.seq ?? 0))
+    .map((n) => ({ name: n.name, primaryIp: n.registration?.primaryIp ?? '' }));
+  const { vip, port } = cluster.spec.controlPlaneEndpoint;
+  return { vip, port, virtualRouterId: virtualRouterId(cluster.id), leader: leaseHolder(cluster, Date.now()), nodes };
 });
 
 /** The node's record; made from its token when the state has none (its config predates the state). */
-function nodeOf(cluster: ClusterState, principal: NodePrincipal): NodeState {
+export function nodeOf(cluster: ClusterState, principal: NodePrincipal): NodeState {
   let record = cluster.nodes[principal.node];
   if (!record) {
     record = { name: principal.node, role: principal.role, pool: principal.pool, tokens: [] };

@@ -1,16 +1,12 @@
 import { virtualRouterId, type ClusterStatus, type NodeStatus } from '../../protocol/api.ts';
 import { liveSlot } from '../join-slots.ts';
 import { leaderView } from '../lease.ts';
-import { clusterRoute } from '../route.ts';
+import { API } from '../../protocol/routes.ts';
+import { bind } from '../route.ts';
 import type { ClusterState, NodeState } from '../state.ts';
 
 /** The cluster as the controller sees it, for the admin and for any node of the cluster. */
-export const statusRoute = clusterRoute({
-  method: 'GET',
-  pattern: '/v1/clusters/{c}/status',
-  access: 'admin-or-node',
-  handle: ({ cluster }): ClusterStatus => clusterStatus(cluster, Date.now()),
-});
+export const statusRoute = bind(API.status, ({ cluster }) => clusterStatus(cluster, Date.now()));
 
 function clusterStatus(cluster: ClusterState, now: number): ClusterStatus {
   const view = leaderView(cluster, now);

@@ -1,7 +1,8 @@
-import { vsphereCredentialsSchema, type VsphereCredentials } from '../../protocol/api.ts';
+import { vsphereCredentialsSchema } from '../../protocol/api.ts';
+import { API } from '../../protocol/routes.ts';
 import { leaseHolder } from '../lease.ts';
 import { forbidden, notFound } from '../problem.ts';
-import { asNode, clusterRoute } from '../route.ts';
+import { bind } from '../route.ts';
 
 /**
  * The vCenter connection of a cluster's vSphere CPI and CSI: set by the admin, read only by the
@@ -9,27 +10,14 @@ import { asNode, clusterRoute } from '../route.ts';
  * with mode 0600 and never in the state, so it reaches no status answer, snapshot or log.
  */
 
-export const setVsphereRoute = clusterRoute<VsphereCredentials>({
-  method: 'POST',
-  pattern: '/v1/clusters/{c}/vsphere',
-  access: 'admin',
-  status: 204,
-  body: vsphereCredentialsSchema,
-  async handle({ cluster, body, runtime }): Promise<void> {
-    await runtime.dataDir.writeVsphereCredentials(cluster.id, `${JSON.stringify(body)}\n`);
-    runtime.log.info('cluster.vsphere-set', { cluster: cluster.id, server: body.server });
-  },
+export const setVsphereRoute = bind(API.setVsphere, async ({ cluster, body, runtime }) => {
+  await runtime.dataDir.writeVsphereCredentials(cluster.id, `${JSON.stringify(body)}\n`);
+  runtime.log.info('cluster.vsphere-set', { cluster: cluster.id, server: body.server });
 });
 
-export const getVsphereRoute = clusterRoute({
-  method: 'GET',
-  pattern: '/v1/clusters/{c}/vsphere',
-  access: 'control-plane',
-  async handle({ cluster, principal, runtime }): Promise<VsphereCredentials> {
-    const me = asNode(principal);
-    if (leaseHolder(cluster, Date.now()) !== me.node) throw forbidden(`only the leader reads the vCenter connection; ${me.node} does not hold the lease`);
-    const text = await runtime.dataDir.readVsphereCredentials(cluster.id);
-    if (text === undefined) throw notFound(`no vCenter connection is set for cluster ${cluster.name}: set it with \`pke-agent controller cluster vsphere\``);
-    return vsphereCredentialsSchema.parse(JSON.parse(text));
-  },
+export const getVsphereRoute = bind(API.getVsphere, async ({ cluster, principal: me, runtime }) => {
+  if (leaseHolder(cluster, Date.now()) !== me.node) throw forbidden(`only the leader reads the vCenter connection; ${me.node} does not hold the lease`);
+  const text = await runtime.dataDir.readVsphereCredentials(cluster.id);
+  if (text === undefined) throw notFound(`no vCenter connection is set for cluster ${cluster.name}: set it with \`pke-agent controller cluster vsphere\``);
+  return vsphereCredentialsSchema.parse(JSON.parse(text));
 });

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import YAML from 'yaml';
 import { InputError, errorMessage } from '../../../core/errors.ts';
+import { ownValue } from '../../../core/records.ts';
 import { renderFields, renderTable } from '../../../core/table.ts';
 import { clusterSpecSchema, vsphereCredentialsSchema, type ClusterSpecInput, type ClusterSummary } from '../../../protocol/api.ts';
 import { commandContext } from '../../context.ts';
@@ -31,7 +32,7 @@ const SPEC_FLAGS: Record<string, string> = {
 /** The flag of a spec field, or of its nearest parent that has one (`addons.metallb.addresses.0` → --metallb-address). */
 function flagOf(field: string): string | undefined {
   for (let parts = field.split('.'); parts.length > 0; parts = parts.slice(0, -1)) {
-    const flag = SPEC_FLAGS[parts.join('.')];
+    const flag = ownValue(SPEC_FLAGS, parts.join('.'));
     if (flag) return flag;
   }
   return undefined;
@@ -95,7 +96,7 @@ export async function setVsphere(args: ClusterVsphereArgs): Promise<void> {
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const field = String(issue?.path[0] ?? '');
-    throw new InputError(`${VSPHERE_FLAGS[field] ?? field}: ${issue?.message ?? 'invalid'}`);
+    throw new InputError(`${ownValue(VSPHERE_FLAGS, field) ?? field}: ${issue?.message ?? 'invalid'}`);
   }
   const client = await adminClient(args);
   try {

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { InputError, errorMessage } from '../../../core/errors.ts';
+import { ownValue } from '../../../core/records.ts';
 import { AdminClient } from '../../../protocol/client.ts';
 import { ControllerRequestError } from '../../../protocol/errors.ts';
 import type { ConnectionArgs } from '../controller.ts';
@@ -30,8 +31,7 @@ export async function adminClient(args: ConnectionArgs): Promise<AdminClient> {
  */
 export function asInputError(error: unknown, flags: Record<string, string> = {}): unknown {
   if (!(error instanceof ControllerRequestError) || error.context.status !== 400) return error;
-  const field = /\(field ([^)]+)\)$/.exec(error.message)?.[1];
-  const flag = field === undefined ? undefined : flags[field];
+  const flag = error.field === undefined ? undefined : ownValue(flags, error.field);
   return new InputError(flag ? `${flag}: ${error.message}` : error.message, error.context);
 }
 

@@ -1,3 +1,4 @@
+import { escapeControl } from '../../../core/escape.ts';
 import { renderTable } from '../../../core/table.ts';
 import type { ClusterStatus } from '../../../protocol/api.ts';
 import { commandContext } from '../../context.ts';
@@ -42,5 +43,5 @@ function statusText(status: ClusterStatus): string {
     n.readyAt ?? '-',
     n.lastError ?? '',
   ]);
-  return [...header, '', renderTable(['NODE', 'ROLE', 'POOL', 'STATE', 'PRIMARY IP', 'PHASE', 'JOINED AT', 'READY AT', 'LAST ERROR'], rows)].join('\n');
+  return [...header.map(escapeControl), '', renderTable(['NODE', 'ROLE', 'POOL', 'STATE', 'PRIMARY IP', 'PHASE', 'JOINED AT', 'READY AT', 'LAST ERROR'], rows)].join('\n');
 }

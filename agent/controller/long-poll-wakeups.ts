@@ -4,7 +4,7 @@
  * cluster for the earliest of them, so that waiters learn of an expiry the moment it happens
  * rather than on a polling tick.
  */
-export class ClusterSignals {
+export class LongPollWakeups {
   private readonly waiters = new Map<string, Set<() => void>>();
   private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
 

@@ -3,6 +3,7 @@ import { metaDataTemplate } from '../../cloud-init/templates/meta-data.ts';
 import { userDataTemplate } from '../../cloud-init/templates/user-data.ts';
 import type { AgentConfigInput, Role } from '../config/schema.ts';
 import type { ClusterSpec, Guestinfo } from '../protocol/api.ts';
+import { ownValue } from '../core/records.ts';
 
 /** Everything one VM needs in guestinfo: cloud-init metadata, user-data, and the agent's config. */
 
@@ -61,7 +62,7 @@ export function encodedSize(guestinfo: Guestinfo): number {
 /** Replaces each `{{ name }}` with the value as a JSON string, which is also a valid YAML scalar. */
 function renderTemplate(template: string, values: Record<string, string>): string {
   return template.replace(/\{\{\s*(\w+)\s*\}\}/g, (_, name: string) => {
-    const value = values[name];
+    const value = ownValue(values, name);
     if (value === undefined) throw new Error(`template placeholder {{ ${name} }} has no value`);
     return JSON.stringify(value);
   });

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { renderTable } from '../agent/core/table.ts';
 import { benchController } from './bench/controller.ts';
 import { benchLab } from './bench/lab.ts';
+import { benchRealLab } from './bench/real-lab.ts';
 import { benchStartup } from './bench/startup.ts';
 
 export interface BenchMetric {
@@ -31,6 +32,7 @@ const SECTIONS: Record<string, () => Promise<BenchSection>> = {
   startup: benchStartup,
   controller: benchController,
   lab: benchLab,
+  'real-lab': benchRealLab,
 };
 
 const repo = path.resolve(import.meta.dirname, '..');

@@ -65,12 +65,20 @@ describe.skipIf(skip)(`real Kubernetes v${NEWEST_RELEASE.version}: 1 control-pla
   });
 
   it('classifies real kubeadm\'s answer to an unknown token as transient (the stand-in prints the same line)', async () => {
-    const w2 = s.node('w2');
-    const joinConfig = await unknownTokenJoinConfig(s);
-    const result = await runInVm(s, w2, ['sh', '-c', `echo 1 > /proc/sys/net/ipv4/ip_forward\ncat > /tmp/join.yaml <<'EOF'\n${joinConfig}EOF\nkubeadm join --config /tmp/join.yaml`]);
+    const result = await kubeadmJoinOnW2(s, 'zzzzzz.0123456789abcdef', await clusterCaPin(s));
     expect(result.exitCode).toBe(1);
     expect(result.stderr).toContain(`couldn't validate the identity of the API Server: could not find a JWS signature in the cluster-info ConfigMap for token ID "zzzzzz"`);
     expect(isTransientKubeadmError(new CommandError('kubeadm join', result.exitCode, result.stderr))).toBe(true);
+  }, 120_000);
+
+  it('fails a join whose CA pin is not the cluster\'s for good, with the line the stand-in prints', async () => {
+    const token = (await runInVm(s, s.node('m1'), ['kubeadm', 'token', 'create', '--kubeconfig', '/etc/kubernetes/admin.conf', '--ttl', '10m'])).stdout.trim();
+    const wrongPin = `sha256:${'0'.repeat(64)}`;
+    const result = await kubeadmJoinOnW2(s, token, wrongPin);
+    expect(result.exitCode).toBe(1);
+    // It names the key it found, the one the join should have pinned.
+    expect(result.stderr).toContain(`couldn't validate the identity of the API Server: cluster CA found in cluster-info ConfigMap is invalid: none of the public keys "${await clusterCaPin(s)}" are pinned`);
+    expect(isTransientKubeadmError(new CommandError('kubeadm join', result.exitCode, result.stderr))).toBe(false);
   }, 120_000);
 
   it('leaves nothing behind: no process of a VM, no cgroup, no namespace', async () => {
@@ -128,17 +136,24 @@ async function runInVm(s: ScenarioLab, node: ReturnType<ScenarioLab['node']>, ar
   return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
 }
 
-/** A worker join config for w2 as the agent writes it, with a token the cluster never issued and a 10 s discovery. */
-async function unknownTokenJoinConfig(s: ScenarioLab): Promise<string> {
+/** The cluster CA's pin, as `controller node-config` hands it out: sha256 of its DER public key. */
+async function clusterCaPin(s: ScenarioLab): Promise<string> {
   const pin = await runInVm(s, s.node('m1'), ['sh', '-c', 'openssl x509 -pubkey -noout -in /etc/kubernetes/pki/ca.crt | openssl pkey -pubin -outform der | sha256sum']);
-  const caHash = `sha256:${pin.stdout.split(' ')[0]}`;
-  return stringify({
+  return `sha256:${pin.stdout.split(' ')[0]}`;
+}
+
+/** Real `kubeadm join` on w2 (a VM the agent never ran on) with a worker config as the agent writes it and a 10 s discovery. */
+async function kubeadmJoinOnW2(s: ScenarioLab, token: string, caHash: string) {
+  const config = stringify({
     apiVersion: 'kubeadm.k8s.io/v1beta4',
-      kind: 'JoinConfiguration',
-      nodeRegistration: { name: 'w2', criSocket: 'unix:///run/containerd/containerd.sock', ignorePreflightErrors: ['SystemVerification'] },
-      discovery: { bootstrapToken: { apiServerEndpoint: `${s.lab.network.vip}:6443`, token: 'zzzzzz.0123456789abcdef', caCertHashes: [caHash] } },
+    kind: 'JoinConfiguration',
+    nodeRegistration: { name: 'w2', criSocket: 'unix:///run/containerd/containerd.sock', ignorePreflightErrors: ['SystemVerification'] },
+    discovery: { bootstrapToken: { apiServerEndpoint: `${s.lab.network.vip}:6443`, token, caCertHashes: [caHash] } },
     timeouts: { discovery: '10s' },
   });
+  // What host-prep would have set; kubeadm's preflight checks it before discovery.
+  const script = `echo 1 > /proc/sys/net/ipv4/ip_forward\ncat > /tmp/join.yaml <<'EOF'\n${config}EOF\nkubeadm join --config /tmp/join.yaml`;
+  return runInVm(s, s.node('w2'), ['sh', '-c', script]);
 }
 
 async function etcdMembers(s: ScenarioLab, node: ReturnType<ScenarioLab['node']>): Promise<{ name: string; isLearner?: boolean }[]> {

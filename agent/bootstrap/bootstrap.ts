@@ -10,7 +10,7 @@ import type { LeaderClaimResponse } from '../protocol/api.ts';
 import { ControllerRequestError } from '../protocol/errors.ts';
 import type { NodeApi } from '../protocol/node-api.ts';
 import { LeaseKeeper } from './lease-keeper.ts';
-import { acquireBootstrapLock } from './lock.ts';
+import { acquireBootstrapLock } from '../journal/lock.ts';
 import { OutboxReporter } from './outbox.ts';
 import { runPhases, type RunSummary } from './runner.ts';
 import { stepDownBeforeInit } from './step-down.ts';
@@ -100,9 +100,8 @@ export async function bootstrap(options: BootstrapOptions): Promise<RunSummary> 
  * then joins).
  */
 async function resumeLeadership(host: Host, journal: Journal, api: NodeApi, lease: LeaseKeeper, log: Logger): Promise<void> {
-  const elect = journal.record('elect');
-  const won = elect.output as { leader?: boolean; epoch?: number } | undefined;
-  if (elect.state !== 'done' || !won?.leader || won.epoch === undefined || journal.record('signal-joined').state === 'done') return;
+  const won = journal.outputs().elect;
+  if (!won?.leader || won.epoch === undefined || journal.record('signal-joined').state === 'done') return;
   let renewal: LeaderClaimResponse | undefined;
   try {
     renewal = await api.claimLeader({ epoch: won.epoch });

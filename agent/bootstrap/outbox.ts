@@ -2,12 +2,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
+import { OUTBOX_PATH } from '../core/state-paths.ts';
 import type { Host } from '../host/host.ts';
 import { phaseEventSchema, type PhaseEvent } from '../protocol/api.ts';
 import type { NodeApi } from '../protocol/node-api.ts';
 import type { PhaseReporter } from './runner.ts';
 
-export const OUTBOX_PATH = '/var/lib/pke-agent/outbox.json';
 const BATCH = 100;
 const RETRY_DELAY_MS = { first: 500, max: 10_000 };
 /**

@@ -2,7 +2,7 @@ import pRetry from 'p-retry';
 import { InputError, PkeError, errorMessage, inPhase } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { Journal } from '../journal/journal.ts';
-import type { Phase, PhaseContext, PhaseOutputs } from '../phases/phase.ts';
+import type { Phase, PhaseContext } from '../phases/phase.ts';
 import type { PhaseEvent } from '../protocol/api.ts';
 
 /** Where phase starts, ends and failures go besides the journal (the controller, via an outbox). */
@@ -47,7 +47,7 @@ export async function runPhases(options: RunPhasesOptions): Promise<RunSummary> 
 
   for (const phase of phases) {
     if (options.only !== undefined && phase.name !== options.only) continue;
-    const ctx: PhaseContext = { ...options.context, outputs: journal.outputs() as PhaseOutputs };
+    const ctx: PhaseContext = { ...options.context, outputs: journal.outputs() };
     const plog = log.child({ phase: phase.name });
     const record = journal.record(phase.name);
 
@@ -58,7 +58,7 @@ export async function runPhases(options: RunPhasesOptions): Promise<RunSummary> 
       continue;
     }
     if (phase.appliesTo && !phase.appliesTo(ctx)) {
-      await journal.skip(phase.name, `not for a ${ctx.config.role} node${ctx.outputs.elect?.leader === false ? ' that is not the leader' : ''}`);
+      await journal.skip(phase.name, phase.skipNote?.(ctx) ?? `not for a ${ctx.config.role} node`);
       summary.skipped.push(phase.name);
       plog.info('phase.skipped', { reason: journal.record(phase.name).note });
       continue;
@@ -123,8 +123,9 @@ async function runOne(phase: Phase, ctx: PhaseContext, journal: Journal, reporte
     randomize: true,
     signal: ctx.signal,
     shouldRetry: ({ error }) => policy.retryable(error),
-    onFailedAttempt: ({ retriesLeft }) => {
+    onFailedAttempt: async ({ error, retriesLeft }) => {
       if (retriesLeft > 0) log.info('phase.retry', { retriesLeft });
+      if (retriesLeft > 0 && policy.retryable(error)) await policy.beforeRetry?.(ctx, error);
     },
   }).catch((error: unknown) => {
     throw error instanceof PkeError ? error : new PkeError(errorMessage(error), { context: { phase: phase.name }, cause: error });

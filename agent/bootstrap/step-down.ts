@@ -1,6 +1,6 @@
 import type { Logger } from '../core/log.ts';
 import type { Host } from '../host/host.ts';
-import { resetUnfinishedInit } from '../kube/kubeadm.ts';
+import { resetUnfinishedInit } from '../kube/init-marker.ts';
 
 /**
  * Undoes what a leader began before its kubeadm init finished, once another node may lead: the

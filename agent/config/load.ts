@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import YAML from 'yaml';
 import type { z } from 'zod';
 import { InputError, PkeError } from '../core/errors.ts';
+import { SAVED_CONFIG_PATH } from '../core/state-paths.ts';
 import type { Host } from '../host/host.ts';
 import { decodeValue, parseEncoding, GUESTINFO_VALUE_LIMIT } from './encoding.ts';
 import { environmentTransport, lookupGuestinfo, vmwareTransports, type GuestinfoTransport } from './guestinfo.ts';
@@ -9,8 +10,6 @@ import { agentConfigSchema, type AgentConfig } from './schema.ts';
 
 /** The guestinfo key (after `guestinfo.`) that carries the agent config. */
 export const CONFIG_KEY = 'pke.config';
-/** Where the validated config is kept for reruns, since guestinfo is redacted after the first read. */
-export const SAVED_CONFIG_PATH = '/var/lib/pke-agent/config.json';
 
 export type ConfigSource =
   | { kind: 'file'; path: string }

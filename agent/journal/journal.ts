@@ -1,12 +1,13 @@
 import { z } from 'zod';
 import { PkeError, type ErrorContext } from '../core/errors.ts';
+import { JOURNAL_PATH } from '../core/state-paths.ts';
 import type { Host } from '../host/host.ts';
+import type { PhaseOutputs } from './phase-outputs.ts';
 
 /**
  * The on-disk record of a bootstrap: one entry per phase, rewritten atomically (fsync, rename)
  * at every change, so that a rerun after a crash or reboot knows exactly where it stopped.
  */
-export const JOURNAL_PATH = '/var/lib/pke-agent/journal.json';
 
 export const PHASE_STATES = ['pending', 'running', 'done', 'failed', 'skipped'] as const;
 export type PhaseState = (typeof PHASE_STATES)[number];
@@ -82,12 +83,8 @@ export class Journal {
     return this.data.phases[phase] ?? { state: 'pending', attempts: 0 };
   }
 
-  outputs(): Record<string, unknown> {
-    const out: Record<string, unknown> = {};
-    for (const [name, record] of Object.entries(this.data.phases)) {
-      if (record.state === 'done' && record.output !== undefined) out[name] = record.output;
-    }
-    return out;
+  outputs(): PhaseOutputs {
+    return phaseOutputs(this.data);
   }
 
   async start(phase: string): Promise<PhaseRecord> {
@@ -147,6 +144,19 @@ export class Journal {
   private stamp(): string {
     return this.now().toISOString();
   }
+}
+
+/**
+ * The outputs of the phases that are done, by phase name. The journal holds whatever each phase
+ * returned, and only the runner writes it, from the phase of that name: so each key has the
+ * type PhaseOutputs gives it.
+ */
+export function phaseOutputs(data: JournalData): PhaseOutputs {
+  const outputs: PhaseOutputs = {};
+  for (const [name, record] of Object.entries(data.phases)) {
+    if (record.state === 'done' && record.output !== undefined) outputs[name] = record.output;
+  }
+  return outputs;
 }
 
 function corrupt(host: Host, reason: string): PkeError {

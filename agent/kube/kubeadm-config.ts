@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { stringify } from 'yaml';
 import type { AgentConfig, Taint } from '../config/schema.ts';
 import { InputError } from '../core/errors.ts';
-import type { RegisterOutput } from '../phases/phase.ts';
+import type { RegisterOutput } from '../journal/phase-outputs.ts';
 
 /**
  * kubeadm's config files, rendered for the cluster's Kubernetes version: `kubeadm.k8s.io/v1beta3`

@@ -2,7 +2,7 @@ import { CommandError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { Host } from '../host/host.ts';
 import { PKI_FILES } from '../protocol/api.ts';
-import { INIT_STARTED_MARKER, PKI_DIR } from './paths.ts';
+import { PKI_DIR } from './paths.ts';
 
 /**
  * kubeadm, run through the host: output streamed to the log line by line, bootstrap tokens and
@@ -18,8 +18,9 @@ export async function kubeadmInit(host: Host, configPath: string, log: Logger, s
   await runKubeadm(host, ['init', '--config', configPath, '--skip-token-print'], log, INIT_TIMEOUT_MS, signal);
 }
 
-export async function kubeadmJoin(host: Host, configPath: string, log: Logger): Promise<void> {
-  await runKubeadm(host, ['join', '--config', configPath], log, JOIN_TIMEOUT_MS);
+/** `kubeadm join --config FILE`. Aborting `signal` stops it. */
+export async function kubeadmJoin(host: Host, configPath: string, log: Logger, signal?: AbortSignal): Promise<void> {
+  await runKubeadm(host, ['join', '--config', configPath], log, JOIN_TIMEOUT_MS, signal);
 }
 
 /**
@@ -40,18 +41,6 @@ export async function kubeadmReset(host: Host, log: Logger, options: { keepShare
   await runKubeadm(host, ['reset', '-f'], log, RESET_TIMEOUT_MS);
   for (const [file, { data, mode }] of kept) await host.writeFile(file, data, { mode });
   if (kept.size > 0) log.info('kubeadm.reset-kept-shared-pki', { files: kept.size });
-}
-
-/**
- * Resets an init this node began and never finished (its init-started marker is there), keeping
- * the shared CAs, and removes the marker: what that init left behind would fail the next init
- * or join on this node. Does nothing when there is no marker.
- */
-export async function resetUnfinishedInit(host: Host, log: Logger, reason: string): Promise<void> {
-  if (!(await host.exists(INIT_STARTED_MARKER))) return;
-  log.warn('kube-init.reset', { reason, marker: INIT_STARTED_MARKER });
-  await kubeadmReset(host, log, { keepSharedPki: true });
-  await host.remove(INIT_STARTED_MARKER);
 }
 
 /** kubeadm's preflight checks change nothing: a failure there leaves nothing to reset. */

@@ -1,4 +1,4 @@
-/** Where kubeadm, the kubelet and this agent keep their files on a node (paths below the host root). */
+/** Where kubeadm and the kubelet keep their files on a node, and the agent its kubeadm configs (paths below the host root). */
 
 export const KUBERNETES_DIR = '/etc/kubernetes';
 export const ADMIN_KUBECONFIG = '/etc/kubernetes/admin.conf';
@@ -16,10 +16,3 @@ export const CONTROL_PLANE_MANIFESTS = ['kube-apiserver.yaml', 'kube-controller-
 export const KUBEADM_INIT_CONFIG = '/etc/kubernetes/pke/kubeadm-init.yaml';
 export const KUBEADM_JOIN_CONFIG = '/etc/kubernetes/pke/kubeadm-join.yaml';
 
-/**
- * Evidence on disk of what this node itself started: kube-init and kube-join reset only what
- * their own marker shows they began, never files someone else left.
- */
-export const INIT_STARTED_MARKER = '/var/lib/pke-agent/init-started';
-export const INIT_DONE_MARKER = '/var/lib/pke-agent/init-done';
-export const JOIN_STARTED_MARKER = '/var/lib/pke-agent/join-started';

@@ -1,5 +1,5 @@
 import { installAddons, type AddonResult } from '../addons/install.ts';
-import type { Phase } from './phase.ts';
+import { LEADER_ONLY, type Phase } from './phase.ts';
 
 export interface AddonsOptions {
   /** How long each workload's rollout may take (`kubectl rollout status --timeout`). */
@@ -22,7 +22,7 @@ export function createAddonsPhase(options: AddonsOptions = {}): Phase<AddonsOutp
     name: 'addons',
     summary: 'The leader applies the CNI, MetalLB and the vSphere CPI/CSI from the image bundle and waits for their rollout',
     needs: ['kube-init', 'vip'],
-    appliesTo: ({ config, outputs }) => config.role === 'master' && outputs.elect?.leader === true,
+    ...LEADER_ONLY,
     run: async ({ config, host, log, controller }) => ({ addons: await installAddons({ host, log, config, controller, rolloutTimeoutSeconds }) }),
   };
 }

@@ -1,5 +1,6 @@
 import { PkeError } from '../core/errors.ts';
-import type { ElectOutput, Phase } from './phase.ts';
+import type { ElectOutput } from '../journal/phase-outputs.ts';
+import type { Phase } from './phase.ts';
 
 /** How long a control-plane node waits for a leader to initialize the cluster before the phase fails. */
 const ELECTION_DEADLINE_MS = 60 * 60 * 1000;

@@ -1,16 +1,11 @@
 import { PkeError } from '../core/errors.ts';
 import type { Host } from '../host/host.ts';
 import { kubeadmApiVersion, renderInitConfig, type KubeadmApiVersion } from '../kube/kubeadm-config.ts';
-import { failedInPreflight, isTransientKubeadmError, kubeadmInit, resetUnfinishedInit } from '../kube/kubeadm.ts';
-import {
-  ADMIN_KUBECONFIG,
-  CONTROL_PLANE_MANIFESTS,
-  INIT_DONE_MARKER,
-  INIT_STARTED_MARKER,
-  KUBEADM_INIT_CONFIG,
-} from '../kube/paths.ts';
+import { forgetInitStarted, initDoneEvidence, markInitDone, markInitStarted, resetUnfinishedInit } from '../kube/init-marker.ts';
+import { failedInPreflight, isTransientKubeadmError, kubeadmInit } from '../kube/kubeadm.ts';
+import { KUBEADM_INIT_CONFIG } from '../kube/paths.ts';
 import { applyKeepalived } from '../vip/apply-keepalived.ts';
-import type { Phase } from './phase.ts';
+import { LEADER_ONLY, type Phase } from './phase.ts';
 
 export interface KubeInitOutput {
   kubernetesVersion: string;
@@ -29,14 +24,15 @@ export const kubeInitPhase: Phase<KubeInitOutput> = {
   name: 'kube-init',
   summary: 'kubeadm init on the leader: the first control-plane node, behind the VIP',
   needs: ['register', 'elect', 'certs', 'host-prep'],
-  appliesTo: ({ config, outputs }) => config.role === 'master' && outputs.elect?.leader === true,
-  isDone: ({ host }) => initDone(host),
+  ...LEADER_ONLY,
+  isDone: async ({ host }) => (await initDoneEvidence(host)) !== undefined,
   retry: { attempts: 2, initialDelayMs: 10_000, maxDelayMs: 10_000, retryable: isTransientKubeadmError },
   run: async (ctx) => {
     const { config, host, log, controller, outputs } = ctx;
     const output = { kubernetesVersion: config.kubernetes.version, kubeadmApiVersion: kubeadmApiVersion(config.kubernetes.version) };
-    if (await initDone(host)) {
-      log.info('kube-init.already-done', { evidence: (await host.exists(INIT_DONE_MARKER)) ? INIT_DONE_MARKER : ADMIN_KUBECONFIG });
+    const evidence = await initDoneEvidence(host);
+    if (evidence) {
+      log.info('kube-init.already-done', { evidence });
       return output;
     }
     const node = outputs.register;
@@ -54,7 +50,7 @@ export const kubeInitPhase: Phase<KubeInitOutput> = {
     }
     await host.writeFile(KUBEADM_INIT_CONFIG, renderInitConfig({ config, node, bootstrapToken: { token: grant.token, ttlSeconds } }), { mode: 0o600 });
 
-    await host.writeFile(INIT_STARTED_MARKER, `${JSON.stringify({ startedAt: new Date().toISOString(), epoch })}\n`);
+    await markInitStarted(host, epoch);
     // kubeadm's kubeconfigs and the kubelet talk to the VIP, but only once the control plane's
     // static pods run, well into the init: keepalived starts while kubeadm begins, and takes the
     // VIP at once. If it cannot start, the init is stopped and undone. An end of the run (the
@@ -64,7 +60,8 @@ export const kubeInitPhase: Phase<KubeInitOutput> = {
     const init = kubeadmInit(host, KUBEADM_INIT_CONFIG, log, AbortSignal.any([ctx.signal, stopInit.signal]));
     init.catch(() => undefined);
     try {
-      await applyKeepalived(ctx, { beforeInit: true });
+      const view = await controller.controlPlane();
+      await applyKeepalived(host, log, { endpoint: config.controlPlaneEndpoint, node, isLeader: true, view, beforeInit: true });
     } catch (error) {
       stopInit.abort();
       await init.catch(() => undefined);
@@ -74,22 +71,10 @@ export const kubeInitPhase: Phase<KubeInitOutput> = {
     try {
       await init;
     } catch (error) {
-      if (failedInPreflight(error)) await host.remove(INIT_STARTED_MARKER);
+      if (failedInPreflight(error)) await forgetInitStarted(host);
       throw ctx.signal.aborted ? ctx.signal.reason : error;
     }
-    await host.writeFile(INIT_DONE_MARKER, `${JSON.stringify({ doneAt: new Date().toISOString(), epoch })}\n`);
-    await host.remove(INIT_STARTED_MARKER);
+    await markInitDone(host, epoch);
     return output;
   },
 };
-
-/**
- * Done when this agent recorded it, or when kubeadm's results are there and no init of ours is
- * unfinished (an init that failed halfway leaves admin.conf and manifests behind).
- */
-async function initDone(host: Host): Promise<boolean> {
-  if (await host.exists(INIT_DONE_MARKER)) return true;
-  if (await host.exists(INIT_STARTED_MARKER)) return false;
-  for (const file of [ADMIN_KUBECONFIG, ...CONTROL_PLANE_MANIFESTS]) if (!(await host.exists(file))) return false;
-  return true;
-}

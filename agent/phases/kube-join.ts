@@ -1,18 +1,16 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import pRetry from 'p-retry';
 import { errorMessage, PkeError } from '../core/errors.ts';
-import type { Host } from '../host/host.ts';
 import type { JoinGrant } from '../protocol/api.ts';
 import { ControllerRequestError } from '../protocol/errors.ts';
 import { renderJoinConfig } from '../kube/kubeadm-config.ts';
-import { failedInPreflight, isTransientKubeadmError, kubeadmJoin, kubeadmReset } from '../kube/kubeadm.ts';
-import { CONTROL_PLANE_MANIFESTS, JOIN_STARTED_MARKER, KUBEADM_JOIN_CONFIG, KUBELET_KUBECONFIG } from '../kube/paths.ts';
+import { registeredNode } from '../journal/phase-outputs.ts';
+import { forgetJoinStarted, joinDone, markJoinStarted, resetUnfinishedJoin } from '../kube/join-marker.ts';
+import { failedInPreflight, isTransientKubeadmError, kubeadmJoin } from '../kube/kubeadm.ts';
+import { KUBEADM_JOIN_CONFIG, KUBELET_KUBECONFIG } from '../kube/paths.ts';
 import type { Phase, PhaseContext } from './phase.ts';
 
 export interface KubeJoinOutput {
   controlPlane: boolean;
-  /** kubeadm join runs it took, the successful one included. */
-  attempts: number;
 }
 
 export interface KubeJoinOptions {
@@ -20,7 +18,7 @@ export interface KubeJoinOptions {
   grantWaitMs?: number;
   /** Seconds each join request may be held by the controller (long-poll). */
   grantPollSeconds?: number;
-  /** kubeadm join runs within one phase run, the first included. */
+  /** kubeadm join runs within one bootstrap run, the first included. */
   attempts?: number;
   initialDelayMs?: number;
   maxDelayMs?: number;
@@ -53,40 +51,27 @@ export function createKubeJoinPhase(options: KubeJoinOptions = {}): Phase<KubeJo
     needs: ['register', 'elect', 'certs', 'host-prep'],
     appliesTo: ({ config, outputs }) => !(config.role === 'master' && outputs.elect?.leader === true),
     isDone: ({ host, config }) => joinDone(host, config.role === 'master'),
+    retry: {
+      attempts: settings.attempts,
+      initialDelayMs: settings.initialDelayMs,
+      maxDelayMs: settings.maxDelayMs,
+      retryable: isTransientKubeadmError,
+      beforeRetry: async ({ host, log, config }, error) => {
+        log.warn('kube-join.retry', { error: errorMessage(error) });
+        // Nothing to reset when kubeadm stopped in preflight: that removed the marker.
+        await resetUnfinishedJoin(host, log, 'the join attempt failed', { controlPlane: config.role === 'master' });
+      },
+    },
     run: async (ctx) => {
       const { config, host, log } = ctx;
       const controlPlane = config.role === 'master';
       if (await joinDone(host, controlPlane)) {
         log.info('kube-join.already-done', { evidence: KUBELET_KUBECONFIG });
-        return { controlPlane, attempts: 0 };
+        return { controlPlane };
       }
-      if (await host.exists(JOIN_STARTED_MARKER)) {
-        log.warn('kube-join.reset', { reason: 'an earlier kubeadm join on this node did not finish', marker: JOIN_STARTED_MARKER });
-        await resetJoin(host, ctx);
-      }
-
-      let attempts = 0;
-      await pRetry(
-        async () => {
-          attempts += 1;
-          await joinOnce(ctx, settings);
-        },
-        {
-          retries: settings.attempts - 1,
-          factor: 2,
-          minTimeout: settings.initialDelayMs,
-          maxTimeout: settings.maxDelayMs,
-          signal: ctx.signal,
-          shouldRetry: ({ error }) => isTransientKubeadmError(error),
-          onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
-            if (!isTransientKubeadmError(error) || retriesLeft === 0) return;
-            log.warn('kube-join.retry', { attempt: attemptNumber, retriesLeft, error: errorMessage(error) });
-            // The marker is gone when kubeadm stopped in preflight, which changes nothing.
-            if (await host.exists(JOIN_STARTED_MARKER)) await resetJoin(host, ctx);
-          },
-        },
-      );
-      return { controlPlane, attempts };
+      await resetUnfinishedJoin(host, log, 'an earlier kubeadm join on this node did not finish', { controlPlane });
+      await joinOnce(ctx, settings);
+      return { controlPlane };
     },
   };
 }
@@ -94,21 +79,20 @@ export function createKubeJoinPhase(options: KubeJoinOptions = {}): Phase<KubeJo
 export const kubeJoinPhase = createKubeJoinPhase();
 
 async function joinOnce(ctx: PhaseContext, settings: Required<KubeJoinOptions>): Promise<void> {
-  const { config, host, log, outputs } = ctx;
-  const node = outputs.register;
-  if (!node) throw new PkeError('kube-join needs the register output');
+  const { config, host, log, outputs, signal } = ctx;
+  const node = registeredNode(outputs, 'kube-join');
   const grant = await waitForGrant(ctx, settings);
   if (grant.mode !== 'join') throw new PkeError(`the controller answered with ${grant.mode} material to a node that is not the leader`);
   const discovery = { endpoint: grant.endpoint, token: grant.token, caCertHash: grant.caCertHash };
   await host.writeFile(KUBEADM_JOIN_CONFIG, renderJoinConfig({ config, node, discovery }), { mode: 0o600 });
-  await host.writeFile(JOIN_STARTED_MARKER, `${JSON.stringify({ startedAt: new Date().toISOString(), endpoint: grant.endpoint })}\n`);
+  await markJoinStarted(host, grant.endpoint);
   try {
-    await kubeadmJoin(host, KUBEADM_JOIN_CONFIG, log);
+    await kubeadmJoin(host, KUBEADM_JOIN_CONFIG, log, signal);
   } catch (error) {
-    if (failedInPreflight(error)) await host.remove(JOIN_STARTED_MARKER);
-    throw error;
+    if (failedInPreflight(error)) await forgetJoinStarted(host);
+    throw signal.aborted ? signal.reason : error;
   }
-  await host.remove(JOIN_STARTED_MARKER);
+  await forgetJoinStarted(host);
 }
 
 async function waitForGrant(ctx: PhaseContext, settings: Required<KubeJoinOptions>): Promise<JoinGrant> {
@@ -134,17 +118,4 @@ async function waitForGrant(ctx: PhaseContext, settings: Required<KubeJoinOption
 /** The controller's "not yet" to a join request: the cluster is not initialized, or another node holds the join slot. */
 export function isJoinNotYet(error: unknown): boolean {
   return error instanceof ControllerRequestError && (error.code === 'not-initialized' || error.code === 'slot-busy');
-}
-
-async function resetJoin(host: Host, { log, config }: PhaseContext): Promise<void> {
-  await kubeadmReset(host, log, { keepSharedPki: config.role === 'master' });
-  await host.remove(JOIN_STARTED_MARKER);
-}
-
-/** kubelet.conf (and on control plane the static pods), with no join of ours left unfinished. */
-async function joinDone(host: Host, controlPlane: boolean): Promise<boolean> {
-  if (await host.exists(JOIN_STARTED_MARKER)) return false;
-  const files = controlPlane ? [KUBELET_KUBECONFIG, ...CONTROL_PLANE_MANIFESTS] : [KUBELET_KUBECONFIG];
-  for (const file of files) if (!(await host.exists(file))) return false;
-  return true;
 }

@@ -1,38 +1,10 @@
 import type { AgentConfig } from '../config/schema.ts';
 import type { Logger } from '../core/log.ts';
 import type { Host } from '../host/host.ts';
+import type { PhaseOutputs } from '../journal/phase-outputs.ts';
 import type { NodeFacts } from '../node/facts.ts';
 import type { JoinGrant } from '../protocol/api.ts';
 import type { NodeApi } from '../protocol/node-api.ts';
-
-/**
- * What phases hand to later phases (and to later runs: the journal keeps it). Each phase that
- * produces something adds its own key here, so readers get a typed value.
- */
-export interface PhaseOutputs {
-  register?: RegisterOutput;
-  elect?: ElectOutput;
-  [phase: string]: unknown;
-}
-
-/** What `register` learned about this node and told the controller. */
-export interface RegisterOutput {
-  nodeName: string;
-  /** The IPv4 address on the VIP's network: API advertise address and keepalived source. */
-  primaryIp: string;
-  /** The interface that carries primaryIp (and the VIP on control-plane nodes). */
-  interface: string;
-  ips: string[];
-  /** The VM's BIOS UUID, as vSphere knows it (the kubelet's providerID with an external cloud provider). */
-  biosUuid?: string;
-}
-
-/** The election's outcome. Workers do not take part: `leader` is false and `epoch` absent. */
-export interface ElectOutput {
-  leader: boolean;
-  /** The lease epoch this node holds, when it is the leader. */
-  epoch?: number;
-}
 
 /** Everything a phase may use. Phases never import each other; they share data only through `outputs`. */
 export interface PhaseContext {
@@ -70,6 +42,8 @@ export interface RetryPolicy {
   maxDelayMs: number;
   /** Only errors for which this returns true are retried; the rest fail at once. */
   retryable: (error: unknown) => boolean;
+  /** Runs after a failed attempt that will be retried, before the wait: undoes what the attempt left behind. */
+  beforeRetry?: (ctx: PhaseContext, error: unknown) => Promise<void>;
 }
 
 /** One bootstrap step, in the spirit of kubeadm's phase workflow: a plain value the runner walks. */
@@ -80,8 +54,16 @@ export interface Phase<Output = unknown> {
   needs: string[];
   /** Whether this phase applies to this node at all (for example, control-plane only). */
   appliesTo?: (ctx: PhaseContext) => boolean;
+  /** The journal's note on a node appliesTo excludes; by default `not for a <role> node`. */
+  skipNote?: (ctx: PhaseContext) => string;
   /** Checks the host for the phase's effect, so that work done before the journal knew of it is not repeated. */
   isDone?: (ctx: PhaseContext) => Promise<boolean>;
   run: (ctx: PhaseContext) => Promise<Output>;
   retry?: RetryPolicy;
 }
+
+/** For the phases only the elected leader runs. */
+export const LEADER_ONLY: Required<Pick<Phase, 'appliesTo' | 'skipNote'>> = {
+  appliesTo: ({ config, outputs }) => config.role === 'master' && outputs.elect?.leader === true,
+  skipNote: ({ config, outputs }) => `not for a ${config.role} node${outputs.elect?.leader === false ? ' that is not the leader' : ''}`,
+};

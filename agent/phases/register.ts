@@ -2,7 +2,8 @@ import { nodeName } from '../config/node-name.ts';
 import { PkeError } from '../core/errors.ts';
 import { AGENT_VERSION } from '../core/version.ts';
 import { primaryAddress, subnetContains } from '../node/facts.ts';
-import type { Phase, RegisterOutput } from './phase.ts';
+import type { RegisterOutput } from '../journal/phase-outputs.ts';
+import type { Phase } from './phase.ts';
 
 export const registerPhase: Phase<RegisterOutput> = {
   name: 'register',

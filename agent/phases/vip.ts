@@ -1,3 +1,4 @@
+import { registeredNode } from '../journal/phase-outputs.ts';
 import { applyKeepalived, type KeepalivedState } from '../vip/apply-keepalived.ts';
 import type { Phase } from './phase.ts';
 
@@ -12,5 +13,12 @@ export const vipPhase: Phase<KeepalivedState> = {
   summary: 'keepalived holds the API server VIP; peers are the other control-plane nodes',
   needs: ['register', 'elect', 'kube-init', 'kube-join'],
   appliesTo: ({ config }) => config.role === 'master',
-  run: (ctx) => applyKeepalived(ctx, { beforeInit: false }),
+  run: async ({ config, host, log, controller, outputs }) =>
+    applyKeepalived(host, log, {
+      endpoint: config.controlPlaneEndpoint,
+      node: registeredNode(outputs, 'vip'),
+      isLeader: outputs.elect?.leader === true,
+      view: await controller.controlPlane(),
+      beforeInit: false,
+    }),
 };

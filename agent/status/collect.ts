@@ -1,10 +1,11 @@
 import { X509Certificate } from 'node:crypto';
 import { summarizeConfig, type ConfigSummary } from '../config/summary.ts';
-import { parseConfig, SAVED_CONFIG_PATH } from '../config/load.ts';
+import { parseConfig } from '../config/load.ts';
 import type { AgentConfig } from '../config/schema.ts';
 import { errorMessage } from '../core/errors.ts';
+import { SAVED_CONFIG_PATH } from '../core/state-paths.ts';
 import type { Host } from '../host/host.ts';
-import { Journal, type PhaseRecord } from '../journal/journal.ts';
+import { Journal, phaseOutputs, type PhaseRecord } from '../journal/journal.ts';
 import { ADMIN_KUBECONFIG, CLUSTER_CA_CERT, KUBEADM_INIT_CONFIG, KUBEADM_JOIN_CONFIG, KUBELET_KUBECONFIG, PKI_DIR } from '../kube/paths.ts';
 import { probeHttps, type ProbeResult } from '../net/https-probe.ts';
 import { gatherFacts, type NodeFacts } from '../node/facts.ts';
@@ -102,7 +103,7 @@ export async function collectStatus(host: Host, phases: readonly Phase[], option
     files,
   };
   if (options.probe && config) {
-    const register = journal?.phases.register?.output as { primaryIp?: string } | undefined;
+    const register = journal ? phaseOutputs(journal).register : undefined;
     report.probes = await runProbes(host, config, register?.primaryIp);
   }
   return report;

@@ -1,5 +1,9 @@
+import type { AgentConfig } from '../config/schema.ts';
 import { CommandError, PkeError } from '../core/errors.ts';
-import type { PhaseContext } from '../phases/phase.ts';
+import type { Logger } from '../core/log.ts';
+import type { Host } from '../host/host.ts';
+import type { RegisterOutput } from '../journal/phase-outputs.ts';
+import type { ControlPlaneView } from '../protocol/api.ts';
 import { KEEPALIVED_CONFIG, configuredPriority, renderKeepalivedConfig, unicastPeers, type KeepalivedInput } from './keepalived.ts';
 
 export interface KeepalivedState {
@@ -13,36 +17,44 @@ export interface KeepalivedState {
   virtualRouterId: number;
 }
 
+export interface ApplyKeepalivedInput {
+  endpoint: AgentConfig['controlPlaneEndpoint'];
+  /** This node, as register recorded it. */
+  node: Pick<RegisterOutput, 'nodeName' | 'primaryIp' | 'interface'>;
+  /** This node won the election. */
+  isLeader: boolean;
+  /** The controller's view of the control plane now. */
+  view: ControlPlaneView;
+  /** The leader's config before kubeadm init (see KeepalivedInput). */
+  beforeInit: boolean;
+}
+
 const CHECK_COPY = `${KEEPALIVED_CONFIG}.pke-check`;
 
 /**
  * Brings keepalived in line with the controller's control-plane view: renders the config, has
  * the real `keepalived -t` check it before it replaces the live file, enables the service
  * (except before init), starts it when stopped and reloads it when the config changed. Used by
- * the vip phase and, on the leader, alongside `kubeadm init` (whose kubeconfigs point at the VIP).
+ * the vip phase, `vip sync` and, on the leader, alongside `kubeadm init` (whose kubeconfigs
+ * point at the VIP).
  */
-export async function applyKeepalived(ctx: PhaseContext, options: { beforeInit: boolean }): Promise<KeepalivedState> {
-  const { config, host, log, controller } = ctx;
-  const node = ctx.outputs.register;
-  if (!node) throw new PkeError('the register phase has not recorded this node yet');
-  const view = await controller.controlPlane();
-  const isLeader = ctx.outputs.elect?.leader === true;
-  const networkInterface = config.controlPlaneEndpoint.interface ?? node.interface;
+export async function applyKeepalived(host: Host, log: Logger, { endpoint, node, isLeader, view, beforeInit }: ApplyKeepalivedInput): Promise<KeepalivedState> {
+  const networkInterface = endpoint.interface ?? node.interface;
   const input: KeepalivedInput = {
     nodeName: node.nodeName,
     primaryIp: node.primaryIp,
     interface: networkInterface,
-    vip: config.controlPlaneEndpoint.vip,
-    apiPort: config.controlPlaneEndpoint.port,
+    vip: endpoint.vip,
+    apiPort: endpoint.port,
     view,
     isLeader,
-    beforeInit: options.beforeInit,
+    beforeInit,
   };
   const text = renderKeepalivedConfig(input);
 
   const changed = (await host.readText(KEEPALIVED_CONFIG)) !== text;
   if (changed) {
-    await checkConfig(ctx, text);
+    await checkConfig(host, log, text);
     await host.writeFile(KEEPALIVED_CONFIG, text, { mode: 0o644 });
   }
 
@@ -51,11 +63,11 @@ export async function applyKeepalived(ctx: PhaseContext, options: { beforeInit: 
   // The config before init is only ever run, never enabled: at boot, keepalived comes back only
   // with a node's final config (the image leaves keepalived disabled).
   if (!keepalived.active) {
-    if (options.beforeInit) await host.service.start('keepalived');
+    if (beforeInit) await host.service.start('keepalived');
     else await host.service.enableNow('keepalived');
     started = true;
   } else {
-    if (!options.beforeInit && !keepalived.enabled) await host.service.enable('keepalived');
+    if (!beforeInit && !keepalived.enabled) await host.service.enable('keepalived');
     if (changed) await host.service.reloadOrRestart('keepalived');
   }
 
@@ -72,7 +84,7 @@ export async function applyKeepalived(ctx: PhaseContext, options: { beforeInit: 
 }
 
 /** `keepalived -t` on a copy next to the live file, so a rejected config never replaces a working one. */
-async function checkConfig({ host, log }: PhaseContext, text: string): Promise<void> {
+async function checkConfig(host: Host, log: Logger, text: string): Promise<void> {
   if (!(await host.which('keepalived'))) {
     log.warn('vip.keepalived-check-skipped', { reason: 'keepalived is not on PATH' });
     return;

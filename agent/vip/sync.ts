@@ -1,13 +1,12 @@
-import { parseConfig, SAVED_CONFIG_PATH } from '../config/load.ts';
+import { parseConfig } from '../config/load.ts';
 import type { AgentConfig } from '../config/schema.ts';
 import { PkeError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
+import { SAVED_CONFIG_PATH } from '../core/state-paths.ts';
 import type { Host } from '../host/host.ts';
-import { Journal } from '../journal/journal.ts';
-import { factsOnce } from '../node/facts.ts';
-import { NO_LEASE } from '../bootstrap/lease-keeper.ts';
-import { acquireBootstrapLock } from '../bootstrap/lock.ts';
-import type { PhaseOutputs } from '../phases/phase.ts';
+import { Journal, phaseOutputs } from '../journal/journal.ts';
+import { acquireBootstrapLock } from '../journal/lock.ts';
+import { registeredNode } from '../journal/phase-outputs.ts';
 import type { NodeApi } from '../protocol/node-api.ts';
 import { applyKeepalived, type KeepalivedState } from './apply-keepalived.ts';
 
@@ -36,11 +35,14 @@ export async function syncVip(options: { host: Host; log: Logger; connect: (conf
   }
   const controller = options.connect(config);
   try {
-    const outputs: PhaseOutputs = Object.fromEntries(Object.entries(journal.phases).map(([name, record]) => [name, record.output]));
-    const synced = await applyKeepalived(
-      { config, host, log, controller, outputs, signal: new AbortController().signal, lease: NO_LEASE, facts: factsOnce(host) },
-      { beforeInit: false },
-    );
+    const outputs = phaseOutputs(journal);
+    const synced = await applyKeepalived(host, log, {
+      endpoint: config.controlPlaneEndpoint,
+      node: registeredNode(outputs, 'vip sync'),
+      isLeader: outputs.elect?.leader === true,
+      view: await controller.controlPlane(),
+      beforeInit: false,
+    });
     return { synced };
   } finally {
     await controller.close?.();

@@ -1,7 +1,8 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LOCK_PATH, acquireBootstrapLock } from '../../agent/bootstrap/lock.ts';
+import { LOCK_PATH } from '../../agent/core/state-paths.ts';
+import { acquireBootstrapLock } from '../../agent/journal/lock.ts';
 import { PkeError } from '../../agent/core/errors.ts';
 import { scratchHost, type ScratchHost } from '../helpers/cli.ts';
 

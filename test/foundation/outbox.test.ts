@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { OUTBOX_PATH, OutboxReporter } from '../../agent/bootstrap/outbox.ts';
+import { OutboxReporter } from '../../agent/bootstrap/outbox.ts';
+import { OUTBOX_PATH } from '../../agent/core/state-paths.ts';
 import { silentLogger } from '../../agent/core/log.ts';
 import type { PhaseEvent } from '../../agent/protocol/api.ts';
 import { scratchHost, type ScratchHost } from '../helpers/cli.ts';

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { stepDownBeforeInit } from '../../agent/bootstrap/step-down.ts';
-import { INIT_STARTED_MARKER } from '../../agent/kube/paths.ts';
+import { INIT_STARTED_MARKER } from '../../agent/core/state-paths.ts';
 import { commandLines, createStandinNode, type StandinNode } from '../helpers/standins.ts';
 
 describe('a leader stepping down before its init finished', () => {

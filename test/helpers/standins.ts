@@ -4,10 +4,13 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { NO_LEASE } from '../../agent/bootstrap/lease-keeper.ts';
+import { runPhases } from '../../agent/bootstrap/runner.ts';
 import { agentConfigSchema, type AgentConfig, type AgentConfigInput } from '../../agent/config/schema.ts';
 import { createLogger, type Logger } from '../../agent/core/log.ts';
 import { Host } from '../../agent/host/host.ts';
-import type { PhaseContext, PhaseOutputs } from '../../agent/phases/phase.ts';
+import type { PhaseOutputs } from '../../agent/journal/phase-outputs.ts';
+import { Journal, type PhaseRecord } from '../../agent/journal/journal.ts';
+import type { Phase, PhaseContext } from '../../agent/phases/phase.ts';
 import type { ControlPlaneView, JoinGrant, VsphereCredentials } from '../../agent/protocol/api.ts';
 import type { NodeApi } from '../../agent/protocol/node-api.ts';
 import { renderInitConfig } from '../../agent/kube/kubeadm-config.ts';
@@ -202,6 +205,20 @@ export function fakeController(options: FakeControllerOptions): NodeApi & { join
     ready: unexpected('ready'),
     status: unexpected('status'),
   };
+}
+
+/**
+ * Runs one phase through the real runner (its retry policy included), as a bootstrap reaches it:
+ * the phases it needs are done in the journal, with the outputs the context gives them.
+ */
+export async function runThroughRunner(phase: Phase, ctx: PhaseContext): Promise<PhaseRecord> {
+  const journal = await Journal.open(ctx.host);
+  for (const need of phase.needs) {
+    await journal.start(need);
+    await journal.finish(need, ctx.outputs[need]);
+  }
+  await runPhases({ phases: [phase], journal, context: ctx, reporter: { report: () => {} }, log: ctx.log });
+  return journal.record(phase.name);
 }
 
 export function phaseContext(node: StandinNode, config: AgentConfig, controller: NodeApi, outputs: PhaseOutputs): PhaseContext {

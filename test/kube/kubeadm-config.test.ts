@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { CommandError, InputError } from '../../agent/core/errors.ts';
 import { kubeadmApiVersion, nodeTaints, renderInitConfig, renderJoinConfig } from '../../agent/kube/kubeadm-config.ts';
-import type { RegisterOutput } from '../../agent/phases/phase.ts';
+import type { RegisterOutput } from '../../agent/journal/phase-outputs.ts';
 import { agentConfig, createStandinNode, type StandinNode } from '../helpers/standins.ts';
 
 const TOKEN = 'abcdef.0123456789abcdef';

@@ -2,10 +2,10 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parse } from 'yaml';
 import { caCertHash, createClusterPki } from '../../agent/controller/pki.ts';
-import { CommandError } from '../../agent/core/errors.ts';
+import { CommandError, PkeError } from '../../agent/core/errors.ts';
 import { createKubeJoinPhase } from '../../agent/phases/kube-join.ts';
 import type { JoinGrant } from '../../agent/protocol/api.ts';
 import { ControllerRequestError } from '../../agent/protocol/errors.ts';
@@ -18,6 +18,7 @@ import {
   initLeader,
   markHostPrepared,
   phaseContext,
+  runThroughRunner,
   withEnv,
   writeSharedPki,
   type Leader,
@@ -78,9 +79,9 @@ describe('kube-join', () => {
       PKE_STANDIN_APISERVER_LISTEN: `127.0.0.1:${await freePort()}`,
       PKE_STANDIN_CLUSTER_DIR: clusterDir,
     };
-    const output = await withEnv(env, () => phase.run(ctx));
+    const record = await withEnv(env, () => runThroughRunner(phase, ctx));
 
-    expect(output).toEqual({ controlPlane: true, attempts: 3 });
+    expect(record).toMatchObject({ state: 'done', attempts: 3, output: { controlPlane: true } });
     const kubeadm = node.calls('kubeadm');
     expect(commandLines(kubeadm)).toEqual(['kubeadm join', 'kubeadm reset', 'kubeadm join', 'kubeadm reset', 'kubeadm join']);
     // One "not yet" from the controller, then a fresh grant for each of the three attempts.
@@ -103,7 +104,7 @@ describe('kube-join', () => {
     const { node, config, outputs } = await joiner('worker', 'w-1');
     const phase = createKubeJoinPhase();
     const ctx = phaseContext(node, config, fakeController({ joins: [grant()] }), outputs);
-    expect(await withEnv({ PKE_STANDIN_CLUSTER_DIR: clusterDir }, () => phase.run(ctx))).toEqual({ controlPlane: false, attempts: 1 });
+    expect(await withEnv({ PKE_STANDIN_CLUSTER_DIR: clusterDir }, () => phase.run(ctx))).toEqual({ controlPlane: false });
 
     const kubelet = parse((await node.host.readText('/etc/kubernetes/kubelet.conf')) ?? '') as { clusters: { cluster: { server: string } }[]; users: { user: Record<string, string> }[] };
     expect(kubelet.clusters[0]?.cluster.server).toBe(`https://127.0.0.1:${leader.port}`);
@@ -122,7 +123,8 @@ describe('kube-join', () => {
     const controller = fakeController({ joins: [grant({ token: 'zzzzzz.0123456789abcdef' }), grant()] });
     const phase = createKubeJoinPhase({ initialDelayMs: 50 });
     const ctx = phaseContext(node, config, controller, outputs);
-    expect(await withEnv({ PKE_STANDIN_CLUSTER_DIR: clusterDir }, () => phase.run(ctx))).toEqual({ controlPlane: false, attempts: 2 });
+    const record = await withEnv({ PKE_STANDIN_CLUSTER_DIR: clusterDir }, () => runThroughRunner(phase, ctx));
+    expect(record).toMatchObject({ state: 'done', attempts: 2, output: { controlPlane: false } });
     expect(controller.joinRequests).toHaveLength(2);
     // Discovery fails in kubeadm's preflight, which leaves nothing to reset.
     expect(commandLines(node.calls('kubeadm'))).toEqual(['kubeadm join', 'kubeadm join']);
@@ -136,7 +138,7 @@ describe('kube-join', () => {
     const wrongPin = `sha256:${'0'.repeat(64)}`;
     const ctx = phaseContext(node, config, fakeController({ joins: [grant({ caCertHash: wrongPin })] }), outputs);
 
-    const error = await withEnv({ PKE_STANDIN_CLUSTER_DIR: clusterDir }, () => phase.run(ctx)).catch((e: unknown) => e);
+    const error = await withEnv({ PKE_STANDIN_CLUSTER_DIR: clusterDir }, () => runThroughRunner(phase, ctx)).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CommandError);
     const { context } = error as CommandError;
     expect(context.command).toBe('kubeadm join --config /etc/kubernetes/pke/kubeadm-join.yaml');
@@ -144,6 +146,19 @@ describe('kube-join', () => {
     expect(context.stderrTail).toContain('cluster CA found in cluster-info ConfigMap is invalid: none of the public keys');
     expect(node.calls('kubeadm')).toHaveLength(1);
     expect(await phase.isDone?.(ctx)).toBe(false);
+  });
+
+  it('stops kubeadm join when the run ends, leaving its marker for the reset', async () => {
+    const { node, config, outputs } = await joiner('worker', 'w-5');
+    const run = new AbortController();
+    const ctx = { ...phaseContext(node, config, fakeController({ joins: [grant()] }), outputs), signal: run.signal };
+    const running = withEnv({ PKE_STANDIN_CLUSTER_DIR: clusterDir, PKE_STANDIN_KUBEADM_JOIN_MS: '8000' }, () => createKubeJoinPhase().run(ctx)).catch((e: unknown) => e);
+    await vi.waitFor(() => expect(node.calls('kubeadm').length).toBe(1), { timeout: 5000, interval: 50 });
+    run.abort(new PkeError('bootstrap interrupted by SIGTERM'));
+    const failure = await running;
+    expect((failure as PkeError).message).toBe('bootstrap interrupted by SIGTERM');
+    expect(await node.host.exists('/etc/kubernetes/kubelet.conf')).toBe(false);
+    expect(await node.host.exists('/var/lib/pke-agent/join-started')).toBe(true);
   });
 
   it('gives up waiting for a grant after its bound, saying what the controller said', async () => {

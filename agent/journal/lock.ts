@@ -1,8 +1,7 @@
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { PkeError } from '../core/errors.ts';
+import { LOCK_PATH, STATE_DIR } from '../core/state-paths.ts';
 import type { Host } from '../host/host.ts';
-
-export const LOCK_PATH = '/var/lib/pke-agent/bootstrap.lock';
 
 /**
  * One bootstrap at a time per node: cloud-init, a rerun by hand and a systemd retry must not
@@ -11,7 +10,7 @@ export const LOCK_PATH = '/var/lib/pke-agent/bootstrap.lock';
  */
 export async function acquireBootstrapLock(host: Host): Promise<() => Promise<void>> {
   const file = host.file(LOCK_PATH);
-  await host.ensureDir('/var/lib/pke-agent', 0o700);
+  await host.ensureDir(STATE_DIR, 0o700);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(file, 'wx', 0o600);

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import YAML from 'yaml';
-import type { z } from 'zod';
 import { InputError, PkeError } from '../core/errors.ts';
+import { formatIssues } from '../core/schema-issues.ts';
 import { SAVED_CONFIG_PATH } from '../core/state-paths.ts';
 import type { Host } from '../host/host.ts';
 import { decodeValue, parseEncoding, GUESTINFO_VALUE_LIMIT } from './encoding.ts';
@@ -96,43 +96,6 @@ export function parseConfig(sourceName: string, text: string): AgentConfig {
   const parsed = agentConfigSchema.safeParse(document);
   if (!parsed.success) throw new InputError(`${sourceName}: ${formatIssues(parsed.error.issues, document)}`);
   return parsed.data;
-}
-
-/**
- * One line: `a.b: what is wrong; c: unknown key`. Whether a key is missing, and what type it
- * had, is read from the document itself, so the message does not depend on zod's wording.
- */
-export function formatIssues(issues: z.core.$ZodIssue[], document: unknown): string {
-  const lines: string[] = [];
-  for (const issue of issues) {
-    const at = issue.path.map(String).join('.');
-    if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) lines.push(`${at ? `${at}.` : ''}${key}: unknown key`);
-      continue;
-    }
-    const value = valueAt(document, issue.path);
-    let what: string;
-    if (!value.present) what = 'is required';
-    else if (issue.code === 'invalid_type') what = `expected ${issue.expected}, got ${typeName(value.value)}`;
-    else what = issue.message;
-    lines.push(`${at || '(top level)'}: ${what}`);
-  }
-  return lines.join('; ');
-}
-
-function valueAt(document: unknown, path: PropertyKey[]): { present: boolean; value?: unknown } {
-  let current: unknown = document;
-  for (const key of path) {
-    if (current === null || typeof current !== 'object' || !(String(key) in current)) return { present: false };
-    current = (current as Record<string, unknown>)[String(key)];
-  }
-  return { present: current !== undefined, value: current };
-}
-
-function typeName(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'a list';
-  return typeof value;
 }
 
 /** Keeps the validated config for reruns (guestinfo is redacted after the first read). */

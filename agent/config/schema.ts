@@ -1,6 +1,9 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { CNI_CHOICES } from '../addons/catalog.ts';
+import { kubernetesVersion } from './kubernetes-version.ts';
+import { tokenNodeName } from './node-name.ts';
+import { nodeLabels, taint } from './node-labels.ts';
 
 /**
  * The agent's own config: what `controller node-config` renders into `guestinfo.pke.config`
@@ -10,16 +13,9 @@ import { CNI_CHOICES } from '../addons/catalog.ts';
 export const ROLES = ['master', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
 
-const dnsLabel = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+export const dnsLabel = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'expected a lower-case DNS label (a-z, 0-9, -)');
 const dnsSubdomain = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const labelKey = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
-const labelValue = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
 const pemCertificate = /^-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\s*$/;
-
-export const kubernetesVersion = z
-  .string()
-  .regex(/^v?1\.(\d{2})\.\d+$/, 'expected a Kubernetes version such as 1.31.2')
-  .refine((v) => Number(v.replace(/^v/, '').split('.')[1]) >= 22, 'Kubernetes versions before 1.22 are not supported');
 
 export const ipv4 = z.string().refine((v) => isIP(v) === 4, 'expected an IPv4 address');
 
@@ -30,12 +26,16 @@ export const cidr = z.string().refine((v) => {
   return (isIP(address) === 4 && bits <= 32) || (isIP(address) === 6 && bits <= 128);
 }, 'expected a CIDR such as 10.244.0.0/16');
 
-export const taint = z.strictObject({
-  key: z.string().regex(labelKey, 'expected a taint key'),
-  value: z.string().regex(labelValue, 'expected a taint value').optional(),
-  effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']),
+/** kubeadm's defaults for the pod and service networks. */
+export const podCidr = cidr.default('10.244.0.0/16');
+export const serviceCidr = cidr.default('10.96.0.0/12');
+
+export const controlPlaneEndpoint = z.strictObject({
+  vip: ipv4,
+  port: z.number().int().min(1).max(65535).default(6443),
+  /** The interface that carries the VIP; default: the one on the VIP's network, else the default route's. */
+  interface: z.string().regex(/^[A-Za-z0-9_.:@-]{1,15}$/, 'expected a network interface name').optional(),
 });
-export type Taint = z.infer<typeof taint>;
 
 /** A MetalLB pool entry: a CIDR or a `FIRST-LAST` IPv4 range. */
 const addressPoolEntry = z.string().refine((v) => {
@@ -77,11 +77,11 @@ export type AddonsConfig = z.infer<typeof addonsSchema>;
 
 export const agentConfigSchema = z.strictObject({
   cluster: z.strictObject({
-    id: z.string().regex(dnsLabel, 'expected a lower-case DNS label (a-z, 0-9, -)'),
-    name: z.string().regex(dnsLabel, 'expected a lower-case DNS label (a-z, 0-9, -)'),
+    id: dnsLabel,
+    name: dnsLabel,
   }),
   role: z.enum(ROLES),
-  pool: z.string().regex(dnsLabel, 'expected a lower-case DNS label (a-z, 0-9, -)'),
+  pool: dnsLabel,
   nodeName: z.string().regex(dnsSubdomain, 'expected a lower-case DNS name').optional(),
   controller: z.strictObject({
     url: z.url({ protocol: /^https$/, error: 'expected an https:// URL' }),
@@ -90,8 +90,8 @@ export const agentConfigSchema = z.strictObject({
   }),
   kubernetes: z.strictObject({
     version: kubernetesVersion,
-    podCidr: cidr.default('10.244.0.0/16'),
-    serviceCidr: cidr.default('10.96.0.0/12'),
+    podCidr,
+    serviceCidr,
     /** `external` when a cloud controller (the vSphere CPI) initializes the nodes: every kubelet runs with --cloud-provider=external. */
     cloudProvider: z.enum(['external']).optional(),
     cgroupDriver: cgroupDriver.default('systemd'),
@@ -102,17 +102,13 @@ export const agentConfigSchema = z.strictObject({
     allowCgroupV1: z.boolean().default(false),
     imageRepository: imageRepository.optional(),
   }),
-  controlPlaneEndpoint: z.strictObject({
-    vip: ipv4,
-    port: z.number().int().min(1).max(65535).default(6443),
-    /** The interface that carries the VIP; default: the interface of the default route. */
-    interface: z.string().regex(/^[A-Za-z0-9_.:@-]{1,15}$/, 'expected a network interface name').optional(),
-  }),
-  labels: z
-    .record(z.string().regex(labelKey, 'expected a label key'), z.string().regex(labelValue, 'expected a label value'))
-    .default({}),
+  controlPlaneEndpoint,
+  labels: nodeLabels,
   taints: z.array(taint).default([]),
   addons: addonsSchema,
+}).refine((config) => config.nodeName !== undefined || tokenNodeName(config.controller.token) !== undefined, {
+  path: ['controller', 'token'],
+  message: 'the token names no node (no sub claim) and there is no nodeName: set nodeName',
 });
 
 export type AgentConfig = z.infer<typeof agentConfigSchema>;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { PkeError, type ErrorContext } from '../core/errors.ts';
+import { formatIssues } from '../core/schema-issues.ts';
 import { JOURNAL_PATH } from '../core/state-paths.ts';
 import type { Host } from '../host/host.ts';
 import type { PhaseOutputs } from './phase-outputs.ts';
@@ -64,7 +65,7 @@ export class Journal {
       throw corrupt(host, (error as Error).message);
     }
     const result = journalSchema.safeParse(parsed);
-    if (!result.success) throw corrupt(host, result.error.issues[0]?.message ?? 'unexpected content');
+    if (!result.success) throw corrupt(host, formatIssues(result.error.issues, parsed));
     return result.data;
   }
 

@@ -1,7 +1,8 @@
 import { isIP } from 'node:net';
 import { stringify } from 'yaml';
-import type { AgentConfig, Taint } from '../config/schema.ts';
-import { InputError } from '../core/errors.ts';
+import { kubernetesMinor, supportedKubernetesMinor } from '../config/kubernetes-version.ts';
+import type { Taint } from '../config/node-labels.ts';
+import type { AgentConfig } from '../config/schema.ts';
 import type { RegisterOutput } from '../journal/phase-outputs.ts';
 
 /**
@@ -34,17 +35,8 @@ export interface JoinConfigInput {
   discovery: { endpoint: string; token: string; caCertHash: string };
 }
 
-/** The minor version of a Kubernetes version such as `1.31.2` or `v1.30.4`. */
-export function kubernetesMinor(version: string): number {
-  const match = /^v?1\.(\d+)\.\d+$/.exec(version);
-  if (!match) throw new InputError(`not a Kubernetes version: ${version}`);
-  return Number(match[1]);
-}
-
 export function kubeadmApiVersion(kubernetesVersion: string): KubeadmApiVersion {
-  const minor = kubernetesMinor(kubernetesVersion);
-  if (minor < 22) throw new InputError(`Kubernetes ${kubernetesVersion} is older than 1.22, which this agent does not support`);
-  return minor >= 31 ? KUBEADM_V1BETA4 : KUBEADM_V1BETA3;
+  return supportedKubernetesMinor(kubernetesVersion) >= 31 ? KUBEADM_V1BETA4 : KUBEADM_V1BETA3;
 }
 
 /** InitConfiguration, ClusterConfiguration and KubeletConfiguration for `kubeadm init` on the leader. */
@@ -132,7 +124,6 @@ function kubeletConfiguration(config: AgentConfig): Record<string, unknown> {
 }
 
 function nodeRegistration(config: AgentConfig, node: RegisterOutput, v1beta4: boolean): Record<string, unknown> {
-  assertKubeletMaySetLabels(config.labels);
   // node-ip pins the kubelet to the VIP's network on VMs with several NICs.
   const args: [string, string][] = [['node-ip', node.primaryIp]];
   const labels = Object.entries(config.labels).sort(([a], [b]) => a.localeCompare(b));
@@ -166,44 +157,6 @@ export function nodeTaints(config: AgentConfig): Taint[] {
     if (!taints.some((t) => t.key === taint.key && t.effect === taint.effect)) taints.push(taint);
   }
   return taints.map(({ key, value, effect }) => (value === undefined ? { key, effect } : { key, value, effect }));
-}
-
-/**
- * The kubelet refuses to start when `--node-labels` holds a kubernetes.io or k8s.io label it may
- * not set itself (NodeRestriction); better to say so now than to find a dead kubelet later.
- */
-export function assertKubeletMaySetLabels(labels: Record<string, string>): void {
-  for (const key of Object.keys(labels)) {
-    const slash = key.indexOf('/');
-    if (slash < 0) continue;
-    const prefix = key.slice(0, slash);
-    const restricted = ['kubernetes.io', 'k8s.io'].some((ns) => prefix === ns || prefix.endsWith(`.${ns}`));
-    if (restricted && !isKubeletLabel(key, prefix)) {
-      throw new InputError(
-        `label ${key}: the kubelet may not set labels under kubernetes.io or k8s.io itself (except kubelet.kubernetes.io/, node.kubernetes.io/ and the well-known topology labels); set it through the API after the node joined`,
-        { path: `labels.${key}` },
-      );
-    }
-  }
-}
-
-const KUBELET_LABELS = new Set([
-  'kubernetes.io/hostname',
-  'kubernetes.io/os',
-  'kubernetes.io/arch',
-  'beta.kubernetes.io/os',
-  'beta.kubernetes.io/arch',
-  'beta.kubernetes.io/instance-type',
-  'node.kubernetes.io/instance-type',
-  'topology.kubernetes.io/zone',
-  'topology.kubernetes.io/region',
-  'failure-domain.beta.kubernetes.io/zone',
-  'failure-domain.beta.kubernetes.io/region',
-]);
-
-function isKubeletLabel(key: string, prefix: string): boolean {
-  if (KUBELET_LABELS.has(key)) return true;
-  return ['kubelet.kubernetes.io', 'node.kubernetes.io'].some((ns) => prefix === ns || prefix.endsWith(`.${ns}`));
 }
 
 function documents(...docs: object[]): string {

@@ -2,6 +2,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { errorMessage } from '../core/errors.ts';
+import { issuePath } from '../core/schema-issues.ts';
 
 /**
  * A certificate, key or CA as a kubeconfig gives it: inline (`*-data`, base64 of the PEM) or as
@@ -64,7 +65,7 @@ export function parseKubeconfig(text: string): KubeconfigEntry {
   const parsed = kubeconfigSchema.safeParse(document);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new KubeconfigError(`the kubeconfig lacks ${issue ? issue.path.join('.') : 'required fields'}${issue ? `: ${issue.message}` : ''}`);
+    throw new KubeconfigError(`the kubeconfig lacks ${issue ? issuePath(issue) : 'required fields'}${issue ? `: ${issue.message}` : ''}`);
   }
   const config = parsed.data;
   const context = config.contexts.find((c) => c.name === config['current-context'])?.context;

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { bundleProblem } from '../addons/bundle.ts';
 import { ADDONS_BUNDLE_DIR, ADDON_NAMES, ADDON_VERSIONS } from '../addons/catalog.ts';
 import { errorMessage } from '../core/errors.ts';
+import { formatIssues } from '../core/schema-issues.ts';
 import type { Host } from '../host/host.ts';
 import type { CheckResult } from './check.ts';
 
@@ -113,8 +114,7 @@ async function readManifest(host: Host): Promise<{ check: CheckResult; manifest?
   }
   const parsed = imageManifestSchema.safeParse(json);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(top)'}: ${issue.message}`).join('; ');
-    return { check: fail(name, `${IMAGE_MANIFEST_PATH} does not validate: ${problems}`) };
+    return { check: fail(name, `${IMAGE_MANIFEST_PATH} does not validate: ${formatIssues(parsed.error.issues, json)}`) };
   }
   const v = parsed.data.versions;
   return {

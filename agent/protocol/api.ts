@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { ROLES, addonsSchema, agentConfigSchema, cgroupDriver, cidr, imageRepository, ipv4, kubernetesVersion } from '../config/schema.ts';
+import { kubernetesVersion } from '../config/kubernetes-version.ts';
+import { ROLES, addonsSchema, agentConfigSchema, cgroupDriver, controlPlaneEndpoint, dnsLabel, imageRepository, ipv4, podCidr, serviceCidr } from '../config/schema.ts';
 
 /**
  * The controller's HTTP API, shared by the controller (validates requests, shapes answers)
@@ -45,7 +46,6 @@ export type ApiError = z.infer<typeof apiErrorSchema>;
 
 export const roleSchema = z.enum(ROLES);
 
-const dnsLabel = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'expected a lower-case DNS label (a-z, 0-9, -)');
 const nodeName = z
   .string()
   .regex(
@@ -76,11 +76,7 @@ export const CONTROL_PLANE_POOL = 'control-plane';
 export const clusterSpecSchema = z.strictObject({
   name: dnsLabel.max(40, 'at most 40 characters (the cluster id adds a suffix)'),
   kubernetesVersion,
-  controlPlaneEndpoint: z.strictObject({
-    vip: ipv4,
-    port: z.number().int().min(1).max(65535).default(6443),
-    interface: z.string().regex(/^[A-Za-z0-9_.:@-]{1,15}$/, 'expected a network interface name').optional(),
-  }),
+  controlPlaneEndpoint,
   /** How many control-plane nodes the cluster is meant to have (shown in status). */
   controlPlaneNodes: z.number().int().min(1).max(9).default(3),
   pools: z
@@ -89,8 +85,8 @@ export const clusterSpecSchema = z.strictObject({
     .default([{ name: 'workers', labels: {}, taints: [] }])
     .refine((pools) => new Set(pools.map((p) => p.name)).size === pools.length, 'pool names must be unique')
     .refine((pools) => pools.every((p) => p.name !== CONTROL_PLANE_POOL), `"${CONTROL_PLANE_POOL}" is reserved for control-plane nodes`),
-  podCidr: cidr.default('10.244.0.0/16'),
-  serviceCidr: cidr.default('10.96.0.0/12'),
+  podCidr,
+  serviceCidr,
   /** Installed by the leader after init: the CNI (its pod CIDR is podCidr) and MetalLB. */
   addons: addonsSchema,
   /** How this site's hosts run containers (see the agent config's kubernetes block). */

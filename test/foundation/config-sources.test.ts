@@ -187,6 +187,11 @@ describe('bad config: exit 2, the key named, nothing written', () => {
     ['bad version', () => setKey('pke.config', toYaml({ ...base, kubernetes: { version: '1.31' } })), /kubernetes\.version: expected a Kubernetes version such as 1\.31\.2/],
     ['unknown key at the top', () => setKey('pke.config', toYaml({ ...base, colour: 'blue' })), /colour: unknown key/],
     ['unknown nested key', () => setKey('pke.config', toYaml({ ...base, cluster: { ...base.cluster, region: 'eu' } })), /cluster\.region: unknown key/],
+    [
+      'a node label the kubelet may not set',
+      () => setKey('pke.config', toYaml({ ...base, labels: { 'node-role.kubernetes.io/control-plane': '' } })),
+      /labels\.node-role\.kubernetes\.io\/control-plane: the kubelet may not set labels under kubernetes\.io or k8s\.io itself/,
+    ],
     ['bad CIDR', () => setKey('pke.config', toYaml({ ...base, kubernetes: { version: '1.31.2', podCidr: '10.244.0.0/33' } })), /kubernetes\.podCidr: expected a CIDR/],
     ['not an https controller', () => setKey('pke.config', toYaml({ ...base, controller: { ...base.controller, url: 'http://c:9443' } })), /controller\.url: expected an https:\/\/ URL/],
     ['oversized value', () => setKey('pke.config', `# ${'x'.repeat(70 * 1024)}\n${toYaml(base)}`), /guestinfo\.pke\.config: value is \d+ bytes, over the guestinfo limit of 65536/],

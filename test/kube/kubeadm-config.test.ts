@@ -111,11 +111,6 @@ describe('init config', () => {
     expect(taints('1.31.2').map((t) => t.key)).toEqual(['node-role.kubernetes.io/control-plane', 'dedicated']);
     expect(nodeTaints(agentConfig({ role: 'worker', pool: 'workers' }))).toEqual([]);
   });
-
-  it('refuses node labels the kubelet may not set itself', () => {
-    expect(() => initFor('1.31.2', { labels: { 'node-role.kubernetes.io/worker': '' } })).toThrow(/node-role.kubernetes.io\/worker: the kubelet may not set/);
-    expect(() => initFor('1.31.2', { labels: { 'node.kubernetes.io/pool': 'a', 'example.com/x': 'y' } })).not.toThrow();
-  });
 });
 
 describe('join config', () => {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { renderInitConfig, renderJoinConfig } from '../../agent/kube/kubeadm-config.ts';
-import type { RegisterOutput } from '../../agent/phases/phase.ts';
+import type { RegisterOutput } from '../../agent/journal/phase-outputs.ts';
 import { KUBERNETES_RELEASES } from '../../scripts/kubernetes/releases.ts';
 import { realBinaries } from '../helpers/real-kubernetes.ts';
 import { agentConfig } from '../helpers/standins.ts';

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import YAML from 'yaml';
 import { InputError, errorMessage } from '../../../core/errors.ts';
 import { ownValue } from '../../../core/records.ts';
+import { issuePath } from '../../../core/schema-issues.ts';
 import { renderFields, renderTable } from '../../../core/table.ts';
 import { clusterSpecSchema, vsphereCredentialsSchema, type ClusterSpecInput, type ClusterSummary } from '../../../protocol/api.ts';
 import { commandContext } from '../../context.ts';
@@ -149,7 +150,7 @@ async function clusterSpec(args: ClusterCreateArgs): Promise<ClusterSpecInput> {
   const parsed = clusterSpecSchema.safeParse(spec);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    const field = issue?.path.map(String).join('.') ?? '';
+    const field = issue ? issuePath(issue) : '';
     const flag = flagOf(field);
     const missing = issue?.code === 'invalid_type' && issue.input === undefined;
     const where = flag ?? (args.file ? `${args.file}: ${field}` : field);

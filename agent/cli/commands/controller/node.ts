@@ -1,5 +1,6 @@
 import { InputError } from '../../../core/errors.ts';
 import { ownValue } from '../../../core/records.ts';
+import { issuePath } from '../../../core/schema-issues.ts';
 import { formatGuestinfo } from '../../../controller/guestinfo-formats.ts';
 import { nodeConfigRequestSchema, type NodeConfigRequest } from '../../../protocol/api.ts';
 import { commandContext } from '../../context.ts';
@@ -21,7 +22,7 @@ export async function nodeConfig(args: NodeConfigArgs): Promise<void> {
   const parsed = nodeConfigRequestSchema.safeParse(request);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    const field = issue?.path.map(String).join('.') ?? '';
+    const field = issue ? issuePath(issue) : '';
     throw new InputError(`${ownValue(NODE_FLAGS, field) ?? field}: ${issue?.message ?? 'invalid'}`);
   }
   const client = await adminClient(args);

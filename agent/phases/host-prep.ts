@@ -3,6 +3,7 @@ import { errorMessage, PkeError } from '../core/errors.ts';
 import type { Host } from '../host/host.ts';
 import type { UnitState } from '../host/unit-state.ts';
 import { CONTAINERD_CONFIG, containerdConfigFitsKubernetes, parseContainerdMajor, renderContainerdConfig } from '../kube/containerd-config.ts';
+import { KERNEL_MODULES, MODULES_LOAD_FILE, MODULES_LOAD_TEXT, SYSCTL_FILE, SYSCTL_TEXT, SYSCTLS, sysctlPath } from '../node/kernel.ts';
 import type { Phase, PhaseContext } from './phase.ts';
 
 /**
@@ -35,20 +36,6 @@ interface Step {
   inPlace: (pass: Pass) => Promise<boolean>;
   apply: (pass: Pass) => Promise<void>;
 }
-
-const MODULES = ['overlay', 'br_netfilter'];
-const MODULES_LOAD_FILE = '/etc/modules-load.d/pke.conf';
-const MODULES_LOAD_TEXT = `# Written by pke-agent: kernel modules Kubernetes networking needs.\n${MODULES.join('\n')}\n`;
-
-const SYSCTLS: Record<string, string> = {
-  'net.bridge.bridge-nf-call-iptables': '1',
-  'net.bridge.bridge-nf-call-ip6tables': '1',
-  'net.ipv4.ip_forward': '1',
-};
-const SYSCTL_FILE = '/etc/sysctl.d/99-pke-kubernetes.conf';
-const SYSCTL_TEXT = `# Written by pke-agent: kernel settings Kubernetes networking needs.\n${Object.entries(SYSCTLS)
-  .map(([key, value]) => `${key} = ${value}`)
-  .join('\n')}\n`;
 
 const FSTAB = '/etc/fstab';
 const SWAP_COMMENT = '# swap disabled by pke-agent (the kubelet needs swap off): ';
@@ -154,7 +141,7 @@ const MODULE_EVIDENCE: ReadonlyMap<string, string> = new Map([['br_netfilter', '
 /** Neither loaded nor built into the kernel. */
 async function missingModules(host: Host): Promise<string[]> {
   const missing: string[] = [];
-  for (const module of MODULES) {
+  for (const module of KERNEL_MODULES) {
     const evidence = MODULE_EVIDENCE.get(module);
     if (await host.exists(`/sys/module/${module}`)) continue;
     if (evidence !== undefined && (await host.exists(evidence))) continue;
@@ -180,10 +167,6 @@ async function writeSysctl(host: Host, key: string, value: string): Promise<void
   } catch (error) {
     throw new PkeError(`cannot set ${key} = ${value} through ${file}: ${errorMessage(error)}`, { context: { path: file }, cause: error });
   }
-}
-
-function sysctlPath(key: string): string {
-  return `/proc/sys/${key.replaceAll('.', '/')}`;
 }
 
 /** /proc/swaps: a header line, then one line per active swap area. */

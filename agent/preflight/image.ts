@@ -7,6 +7,7 @@ import { ADDONS_BUNDLE_DIR, ADDON_NAMES, ADDON_VERSIONS } from '../addons/catalo
 import { errorMessage } from '../core/errors.ts';
 import { formatIssues } from '../core/schema-issues.ts';
 import type { Host } from '../host/host.ts';
+import { KERNEL_MODULES, SYSCTLS } from '../node/kernel.ts';
 import type { CheckResult } from './check.ts';
 
 /** Written by packer/scripts/90-manifest.sh; the versions every node of this image runs. */
@@ -65,12 +66,6 @@ const PINNED_BINARIES: BinarySpec[] = [
   { command: 'pke-agent', args: ['version'], pin: 'agent' },
 ];
 
-const REQUIRED_MODULES = ['overlay', 'br_netfilter'];
-const REQUIRED_SYSCTLS: Record<string, string> = {
-  'net.bridge.bridge-nf-call-iptables': '1',
-  'net.bridge.bridge-nf-call-ip6tables': '1',
-  'net.ipv4.ip_forward': '1',
-};
 const DATASOURCE_LIST = ['VMware', 'None'];
 
 /**
@@ -248,10 +243,10 @@ async function confLines(host: Host, dir: string): Promise<{ line: string; file:
 
 async function kernelModulesCheck(host: Host): Promise<CheckResult> {
   const listed = new Set((await confLines(host, '/etc/modules-load.d')).map((l) => l.line));
-  const missing = REQUIRED_MODULES.filter((m) => !listed.has(m));
+  const missing = KERNEL_MODULES.filter((m) => !listed.has(m));
   return missing.length > 0
-    ? fail('kernel modules', `${missing.join(', ')} not listed in /etc/modules-load.d/*.conf; expected ${REQUIRED_MODULES.join(', ')} loaded at boot`)
-    : pass('kernel modules', `${REQUIRED_MODULES.join(', ')} load at boot`);
+    ? fail('kernel modules', `${missing.join(', ')} not listed in /etc/modules-load.d/*.conf; expected ${KERNEL_MODULES.join(', ')} loaded at boot`)
+    : pass('kernel modules', `${KERNEL_MODULES.join(', ')} load at boot`);
 }
 
 async function sysctlCheck(host: Host): Promise<CheckResult> {
@@ -262,7 +257,7 @@ async function sysctlCheck(host: Host): Promise<CheckResult> {
     const key = line.slice(0, eq).trim().replace(/^-/, '').replaceAll('/', '.');
     effective.set(key, { value: line.slice(eq + 1).trim(), file });
   }
-  const wrong = Object.entries(REQUIRED_SYSCTLS)
+  const wrong = Object.entries(SYSCTLS)
     .filter(([key, want]) => effective.get(key)?.value !== want)
     .map(([key, want]) => {
       const have = effective.get(key);
@@ -270,7 +265,7 @@ async function sysctlCheck(host: Host): Promise<CheckResult> {
     });
   return wrong.length > 0
     ? fail('sysctl', `${wrong.join('; ')} (in /etc/sysctl.d/*.conf)`)
-    : pass('sysctl', Object.entries(REQUIRED_SYSCTLS).map(([k, v]) => `${k} = ${v}`).join(', '));
+    : pass('sysctl', Object.entries(SYSCTLS).map(([k, v]) => `${k} = ${v}`).join(', '));
 }
 
 async function machineIdCheck(host: Host): Promise<CheckResult> {

@@ -10,6 +10,7 @@ import { cpSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync,
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
+import { KERNEL_MODULES, MODULES_LOAD_FILE, MODULES_LOAD_TEXT, SYSCTL_FILE, SYSCTL_TEXT, SYSCTLS, sysctlPath } from '../../agent/node/kernel.ts';
 import { STATE_DIR } from '../../test/standins/standin-common.ts';
 import type { KubernetesRelease } from '../kubernetes/releases.ts';
 import { createNetwork, holderOf, removeNamespaces, type LabHost, type LabNetwork } from './network.ts';
@@ -227,12 +228,14 @@ export class Lab {
     write('proc/swaps', 'Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/swapfile                               file\t\t2097148\t\t0\t\t-2\n');
     // A clone of the template as it boots, in the stand-ins' terms. The image build (packer/scripts)
     // writes containerd's config (60-containerd.sh), enables containerd and the kubelet (60, 70),
-    // and lists the kernel modules and sysctls (50-kernel.sh), which the boot loads and applies.
+    // and installs the kernel modules' and sysctls' files (50-kernel.sh), which the boot loads and applies.
     // Swap is the agent's to turn off.
     write('etc/containerd/config.toml', (this.templateContainerdConfig ??= imageContainerdConfig(path.join(this.options.workDir, 'template'))));
     for (const unit of ['containerd.service.enabled', 'containerd.service.active', 'kubelet.service.enabled']) write(`${STATE_DIR}/systemd/${unit}`, 'image\n');
-    for (const module of ['overlay', 'br_netfilter']) mkdirSync(path.join(node.root, 'sys/module', module), { recursive: true });
-    for (const key of ['net/ipv4/ip_forward', 'net/bridge/bridge-nf-call-iptables', 'net/bridge/bridge-nf-call-ip6tables']) write(`proc/sys/${key}`, '1\n');
+    write(MODULES_LOAD_FILE, MODULES_LOAD_TEXT);
+    write(SYSCTL_FILE, SYSCTL_TEXT);
+    for (const module of KERNEL_MODULES) mkdirSync(path.join(node.root, 'sys/module', module), { recursive: true });
+    for (const [key, value] of Object.entries(SYSCTLS)) write(sysctlPath(key), `${value}\n`);
     // What the template's image build stages (packer/scripts/75-addons.sh).
     cpSync(path.join(REPO, 'addons'), path.join(node.root, 'opt/pke/addons'), { recursive: true });
   }

@@ -33,7 +33,7 @@ describe('host-prep', () => {
       'systemctl enable --now containerd',
       'systemctl enable kubelet',
     ]);
-    expect(await node.host.readText('/etc/modules-load.d/pke.conf')).toMatch(/^overlay\nbr_netfilter\n$/m);
+    expect(await node.host.readText('/etc/modules-load.d/pke-kubernetes.conf')).toMatch(/^overlay\nbr_netfilter\n$/m);
     for (const key of ['net/bridge/bridge-nf-call-iptables', 'net/bridge/bridge-nf-call-ip6tables', 'net/ipv4/ip_forward']) {
       expect((await node.host.readText(`/proc/sys/${key}`))?.trim()).toBe('1');
     }

@@ -4,8 +4,8 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { execa } from 'execa';
-import { ensureBuilt } from '../test/helpers/build.ts';
-import { realBinaries } from '../test/helpers/real-kubernetes.ts';
+import { ensureBuilt } from './ensure-built.ts';
+import { realBinaries } from './kubernetes/real-binaries.ts';
 import { NEWEST_RELEASE, findRelease, type KubernetesRelease } from './kubernetes/releases.ts';
 import { Lab, REPO, type LabNode } from './lab/cluster.ts';
 import { namespacesAvailable } from './lab/network.ts';

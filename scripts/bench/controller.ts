@@ -6,7 +6,7 @@
 // requests the same way is the baseline. The simulated nodes run on two worker threads, so
 // that the load generator's own event loop does not add its lag to the latencies measured.
 //   node scripts/bench/controller.ts
-import { ensureBuilt } from '../../test/helpers/build.ts';
+import { ensureBuilt } from '../ensure-built.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

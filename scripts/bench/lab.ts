@@ -5,7 +5,7 @@
 // Thirteen VMs share this machine's cores, so one formation varies by a second or more from the
 // next: the section forms the cluster three times, each on a fresh lab, and reports the median.
 import path from 'node:path';
-import { ensureBuilt } from '../../test/helpers/build.ts';
+import { ensureBuilt } from '../ensure-built.ts';
 import type { BenchSection } from '../bench.ts';
 import { Lab, REPO } from '../lab/cluster.ts';
 import { namespacesAvailable } from '../lab/network.ts';

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { BenchSection } from '../bench.ts';
-import { ensureBuilt } from '../../test/helpers/build.ts';
+import { ensureBuilt } from '../ensure-built.ts';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 

@@ -19,7 +19,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { withLockDir } from '../../test/helpers/build.ts';
+import { withLockDir } from '../ensure-built.ts';
 import { buildImages } from './images.ts';
 import {
   ETCD_COMMANDS,

@@ -3,8 +3,8 @@ import path from 'node:path';
 import { afterEach } from 'vitest';
 import { Lab, type AgentLogLine, type LabNode, type LabOptions } from '../../scripts/lab/cluster.ts';
 import { dropAddress, namespacePids, namespacesAvailable } from '../../scripts/lab/network.ts';
+import { ensureBuilt } from '../../scripts/ensure-built.ts';
 import { fileOnDisk } from '../../scripts/lab/vm.ts';
-import { ensureBuilt } from '../helpers/build.ts';
 import { REPO } from '../helpers/cli.ts';
 
 /** Why the namespace scenarios cannot run here, or undefined when they can. */

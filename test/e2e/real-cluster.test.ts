@@ -5,7 +5,7 @@ import { CommandError } from '../../agent/core/errors.ts';
 import { isTransientKubeadmError } from '../../agent/kube/kubeadm.ts';
 import { listNamespaces } from '../../scripts/lab/network.ts';
 import { NEWEST_RELEASE } from '../../scripts/kubernetes/releases.ts';
-import { realBinaries } from '../helpers/real-kubernetes.ts';
+import { realBinaries } from '../../scripts/kubernetes/real-binaries.ts';
 import { journalOf, namespaceSkipReason, scenarioLab, type ScenarioLab } from './harness.ts';
 
 /**

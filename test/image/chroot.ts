@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { withLockDir } from '../helpers/build.ts';
+import { withLockDir } from '../../scripts/ensure-built.ts';
 import { cacheDir, run, runOk, sha256, systemCommand } from './support.ts';
 
 const SUITE = 'bookworm';

@@ -3,7 +3,7 @@ import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, re
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { imageManifestSchema } from '../../agent/preflight/image.ts';
-import { ensureBuilt } from '../helpers/build.ts';
+import { ensureBuilt } from '../../scripts/ensure-built.ts';
 import { aptSources, chrootMissing, createChroot, ensureRootfs, type Chroot } from './chroot.ts';
 import { REPO } from '../helpers/cli.ts';
 import { runOk, tailOf, titled, type Ran } from './support.ts';

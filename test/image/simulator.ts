@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { withLockDir } from '../helpers/build.ts';
+import { withLockDir } from '../../scripts/ensure-built.ts';
 import { REPO } from '../helpers/cli.ts';
 import { cacheDir, findExecutable, run, runOk, sha256 } from './support.ts';
 

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { renderInitConfig, renderJoinConfig } from '../../agent/kube/kubeadm-config.ts';
 import type { RegisterOutput } from '../../agent/journal/phase-outputs.ts';
 import { KUBERNETES_RELEASES } from '../../scripts/kubernetes/releases.ts';
-import { realBinaries } from '../helpers/real-kubernetes.ts';
+import { realBinaries } from '../../scripts/kubernetes/real-binaries.ts';
 import { agentConfig } from '../helpers/standins.ts';
 
 /**

@@ -8,7 +8,7 @@ import {
   etcdBinDir,
   kubernetesBinDir,
   lastBuildErrorFile,
-} from '../../scripts/kubernetes/releases.ts';
+} from './releases.ts';
 
 /**
  * The real Kubernetes binaries that scripts/kubernetes/build.ts made (`npm test` runs it first),

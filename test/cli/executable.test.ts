@@ -3,7 +3,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toYaml, validConfig } from '../helpers/agent-config.ts';
-import { ensureBuilt } from '../helpers/build.ts';
+import { ensureBuilt } from '../../scripts/ensure-built.ts';
 import { scratchDir } from '../helpers/cli.ts';
 
 /** The built single executable, run with a PATH that holds no node: it must carry its own. */

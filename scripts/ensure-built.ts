@@ -4,7 +4,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 
-const REPO = path.resolve(import.meta.dirname, '../..');
+const REPO = path.resolve(import.meta.dirname, '..');
 const EXECUTABLE = path.join(REPO, 'dist/pke-agent');
 const LOCK = path.join(REPO, 'dist/.build.lock');
 /** What scripts/build.mjs reads: the agent, itself and its helper scripts, the package manifest. */

@@ -31,7 +31,7 @@ interface PlannedAddon {
  * The CNI first (nothing else schedules without it), then MetalLB when the cluster config gives
  * it addresses, then the vSphere CPI and CSI when the config asks for them.
  */
-export function planAddons(config: AgentConfig, vsphere: VsphereCredentials | undefined): PlannedAddon[] {
+function planAddons(config: AgentConfig, vsphere: VsphereCredentials | undefined): PlannedAddon[] {
   const { cni } = config.addons;
   const plan: PlannedAddon[] = cni === 'none' ? [] : [{ name: cni }];
   const { metallb } = config.addons;

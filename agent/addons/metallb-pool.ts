@@ -1,7 +1,7 @@
 import YAML from 'yaml';
 
-export const METALLB_NAMESPACE = 'metallb-system';
-export const METALLB_POOL_NAME = 'pke-default';
+const METALLB_NAMESPACE = 'metallb-system';
+const METALLB_POOL_NAME = 'pke-default';
 
 /**
  * The layer-2 address pool from the cluster config. Applied after MetalLB's controller is

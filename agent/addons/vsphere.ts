@@ -7,9 +7,9 @@ import type { VsphereCredentials } from '../protocol/api.ts';
  * password are applied through kubectl's stdin, never written to disk or logged.
  */
 
-export const CPI_NAMESPACE = 'kube-system';
-export const CSI_NAMESPACE = 'vmware-system-csi';
-export const STORAGE_CLASS_NAME = 'vsphere-csi';
+const CPI_NAMESPACE = 'kube-system';
+const CSI_NAMESPACE = 'vmware-system-csi';
+const STORAGE_CLASS_NAME = 'vsphere-csi';
 
 /** The CPI's vsphere.conf (ConfigMap) and the credentials Secret it names, both in kube-system. */
 export function renderCpiConfig(credentials: VsphereCredentials): string {

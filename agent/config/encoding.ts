@@ -10,7 +10,7 @@ import { InputError } from '../core/errors.ts';
 /** guestinfo caps a value at 64 KiB. */
 export const GUESTINFO_VALUE_LIMIT = 64 * 1024;
 /** A decoded config larger than this is refused (a gzip bomb guard; real configs are ~2 KiB). */
-export const DECODED_LIMIT = 1024 * 1024;
+const DECODED_LIMIT = 1024 * 1024;
 
 export type Encoding = 'plain' | 'base64' | 'gzip+base64';
 

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { InputError } from '../core/errors.ts';
 
 /** The oldest Kubernetes minor this agent bootstraps: kubeadm's v1beta3 config API begins there. */
-export const OLDEST_KUBERNETES_MINOR = 22;
+const OLDEST_KUBERNETES_MINOR = 22;
 
 const KUBERNETES_VERSION = /^v?1\.(\d+)\.\d+$/;
 

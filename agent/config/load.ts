@@ -9,7 +9,7 @@ import { environmentTransport, lookupGuestinfo, vmwareTransports, type Guestinfo
 import { agentConfigSchema, type AgentConfig } from './schema.ts';
 
 /** The guestinfo key (after `guestinfo.`) that carries the agent config. */
-export const CONFIG_KEY = 'pke.config';
+const CONFIG_KEY = 'pke.config';
 
 export type ConfigSource =
   | { kind: 'file'; path: string }

@@ -3,8 +3,8 @@ import { z } from 'zod';
 /** Node labels and taints as Kubernetes and the kubelet accept them. */
 
 /** A qualified name with an optional DNS-subdomain prefix: `example.com/gpu`, `team`. */
-export const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
-export const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
 
 /** Labels under kubernetes.io or k8s.io that the kubelet may set on its own Node (NodeRestriction). */
 const KUBELET_LABELS = new Set([
@@ -27,7 +27,7 @@ const RESTRICTED_NAMESPACES = ['kubernetes.io', 'k8s.io'];
  * The kubelet refuses to start when `--node-labels` holds a kubernetes.io or k8s.io label it may
  * not set itself, so such a label is refused with the config, before anything is written.
  */
-export function kubeletMaySet(key: string): boolean {
+function kubeletMaySet(key: string): boolean {
   const slash = key.indexOf('/');
   if (slash < 0) return true;
   const prefix = key.slice(0, slash);

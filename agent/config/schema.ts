@@ -73,7 +73,6 @@ export const addonsSchema = z
     vsphere: z.strictObject({ storagePolicy: z.string().min(1).max(256).optional() }).optional(),
   })
   .default({ cni: 'calico', kubeProxy: true, coreDns: true });
-export type AddonsConfig = z.infer<typeof addonsSchema>;
 
 export const agentConfigSchema = z.strictObject({
   cluster: z.strictObject({

@@ -41,7 +41,7 @@ export function summarizeConfig(config: AgentConfig): ConfigSummary {
 }
 
 /** Says whom the token is for and until when, from its claims; never the token itself. */
-export function describeToken(token: string, now = Date.now()): string {
+function describeToken(token: string, now = Date.now()): string {
   const claims = tokenClaims(token);
   if (!claims) return 'set (claims unreadable)';
   const parts = ['set'];

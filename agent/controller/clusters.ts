@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
-import { virtualRouterId, type ClusterSpec, type ClusterSummary } from '../protocol/api.ts';
+import type { ClusterSpec, ClusterSummary } from '../protocol/api.ts';
+import { virtualRouterId } from '../vip/keepalived.ts';
 import { nameRecord, ownValue } from '../core/records.ts';
 import type { ClusterState, ControllerState } from './state.ts';
 

@@ -10,8 +10,7 @@ import type { PhaseOutputs } from './phase-outputs.ts';
  * at every change, so that a rerun after a crash or reboot knows exactly where it stopped.
  */
 
-export const PHASE_STATES = ['pending', 'running', 'done', 'failed', 'skipped'] as const;
-export type PhaseState = (typeof PHASE_STATES)[number];
+const PHASE_STATES = ['pending', 'running', 'done', 'failed', 'skipped'] as const;
 
 const phaseErrorSchema = z.object({
   message: z.string(),
@@ -20,7 +19,6 @@ const phaseErrorSchema = z.object({
   exitCode: z.number().optional(),
   stderrTail: z.string().optional(),
 });
-export type PhaseError = z.infer<typeof phaseErrorSchema>;
 
 const phaseRecordSchema = z.object({
   state: z.enum(PHASE_STATES),

@@ -1,11 +1,10 @@
 /** Where kubeadm and the kubelet keep their files on a node, and the agent its kubeadm configs (paths below the host root). */
 
-export const KUBERNETES_DIR = '/etc/kubernetes';
 export const ADMIN_KUBECONFIG = '/etc/kubernetes/admin.conf';
 export const KUBELET_KUBECONFIG = '/etc/kubernetes/kubelet.conf';
 export const PKI_DIR = '/etc/kubernetes/pki';
 export const CLUSTER_CA_CERT = `${PKI_DIR}/ca.crt`;
-export const MANIFESTS_DIR = '/etc/kubernetes/manifests';
+const MANIFESTS_DIR = '/etc/kubernetes/manifests';
 
 /** The static pods of a stacked control-plane node, as kubeadm writes them. */
 export const CONTROL_PLANE_MANIFESTS = ['kube-apiserver.yaml', 'kube-controller-manager.yaml', 'kube-scheduler.yaml', 'etcd.yaml'].map(

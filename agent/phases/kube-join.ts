@@ -116,6 +116,6 @@ async function waitForGrant(ctx: PhaseContext, settings: Required<KubeJoinOption
 }
 
 /** The controller's "not yet" to a join request: the cluster is not initialized, or another node holds the join slot. */
-export function isJoinNotYet(error: unknown): boolean {
+function isJoinNotYet(error: unknown): boolean {
   return error instanceof ControllerRequestError && (error.code === 'not-initialized' || error.code === 'slot-busy');
 }

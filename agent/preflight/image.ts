@@ -11,7 +11,7 @@ import { KERNEL_MODULES, SYSCTLS } from '../node/kernel.ts';
 import type { CheckResult } from './check.ts';
 
 /** Written by packer/scripts/90-manifest.sh; the versions every node of this image runs. */
-export const IMAGE_MANIFEST_PATH = '/etc/pke-agent/image.json';
+const IMAGE_MANIFEST_PATH = '/etc/pke-agent/image.json';
 
 const version = z.string().regex(/^v?\d+\.\d+\.\d+[0-9A-Za-z.+~-]*$/, 'expected a version such as 1.31.2');
 

@@ -5,16 +5,16 @@ import type { NodeFacts } from '../node/facts.ts';
 import type { CheckResult } from './check.ts';
 
 /** kubeadm's own preflight minimums for a control-plane node. */
-export const CONTROL_PLANE_MIN_CPUS = 2;
-export const CONTROL_PLANE_MIN_MEMORY_MB = 1700;
+const CONTROL_PLANE_MIN_CPUS = 2;
+const CONTROL_PLANE_MIN_MEMORY_MB = 1700;
 
 /** Ports the node's components listen on; kubeadm refuses to start when one is taken. */
-export function requiredPorts(role: Role): number[] {
+function requiredPorts(role: Role): number[] {
   return role === 'master' ? [6443, 10250, 10257, 10259, 2379, 2380] : [10250];
 }
 
 /** Commands a node runs during bootstrap; without one, a later phase would fail halfway. */
-export function requiredBinaries(role: Role): string[] {
+function requiredBinaries(role: Role): string[] {
   const common = ['kubeadm', 'kubelet', 'kubectl', 'containerd', 'modprobe', 'swapoff', 'systemctl'];
   return role === 'master' ? [...common, 'keepalived', 'curl'] : common;
 }

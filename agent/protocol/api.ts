@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { kubernetesVersion } from '../config/kubernetes-version.ts';
 import { ROLES, addonsSchema, agentConfigSchema, cgroupDriver, controlPlaneEndpoint, dnsLabel, imageRepository, ipv4, podCidr, serviceCidr } from '../config/schema.ts';
@@ -53,14 +52,6 @@ const nodeName = z
     'expected a lower-case host name (a-z, 0-9, -, .), at most 63 characters',
   );
 const isoTime = z.string();
-
-/**
- * The keepalived `virtual_router_id` of a cluster's API VIP (1..255): the first four bytes of
- * SHA-256 of the cluster id, mod 255, plus 1. Every node derives the same value on its own.
- */
-export function virtualRouterId(clusterId: string): number {
-  return (createHash('sha256').update(clusterId).digest().readUInt32BE(0) % 255) + 1;
-}
 
 // --- clusters (admin) ------------------------------------------------------------------------
 const poolSpecSchema = z.strictObject({

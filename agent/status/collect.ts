@@ -14,7 +14,7 @@ import { PKI_FILES } from '../protocol/api.ts';
 import { KEEPALIVED_CONFIG } from '../vip/keepalived.ts';
 
 /** Files whose presence tells how far a node got; certificates also show their expiry. */
-export const KEY_FILES = [
+const KEY_FILES = [
   SAVED_CONFIG_PATH,
   ...PKI_FILES.map((name) => `${PKI_DIR}/${name}`),
   `${PKI_DIR}/apiserver.crt`,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { ControlPlaneView } from '../protocol/api.ts';
 
 /**
@@ -13,6 +14,14 @@ import type { ControlPlaneView } from '../protocol/api.ts';
  */
 
 export const KEEPALIVED_CONFIG = '/etc/keepalived/keepalived.conf';
+
+/**
+ * The keepalived `virtual_router_id` of a cluster's API VIP (1..255): the first four bytes of
+ * SHA-256 of the cluster id, mod 255, plus 1. The controller derives it for every node.
+ */
+export function virtualRouterId(clusterId: string): number {
+  return (createHash('sha256').update(clusterId).digest().readUInt32BE(0) % 255) + 1;
+}
 
 const LEADER_PRIORITY = 150;
 const ADDRESS_OWNER_PRIORITY = 255;

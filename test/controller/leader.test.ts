@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { virtualRouterId } from '../../agent/protocol/api.ts';
+import { virtualRouterId } from '../../agent/vip/keepalived.ts';
 import { acceptedKubeconfig, addNode, createCluster, rejection, startTestController, type TestController, type TestNode } from './helpers.ts';
 
 let t: TestController;

@@ -7,9 +7,9 @@ import { CNI_CHOICES } from '../../addons/catalog.ts';
  * `await import()`, so that other commands (and `version`) never load it.
  */
 
-export const DEFAULT_DATA_DIR = '/var/lib/pke-controller';
-export const DEFAULT_LISTEN = '0.0.0.0:9443';
-export const DEFAULT_URL = 'https://127.0.0.1:9443';
+const DEFAULT_DATA_DIR = '/var/lib/pke-controller';
+const DEFAULT_LISTEN = '0.0.0.0:9443';
+const DEFAULT_URL = 'https://127.0.0.1:9443';
 
 export interface ServeArgs extends GlobalArgs {
   'data-dir': string;

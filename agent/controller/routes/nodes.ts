@@ -1,5 +1,6 @@
-import { virtualRouterId, type PhaseEvent } from '../../protocol/api.ts';
+import type { PhaseEvent } from '../../protocol/api.ts';
 import { API } from '../../protocol/routes.ts';
+import { virtualRouterId } from '../../vip/keepalived.ts';
 import { releaseSlot } from '../join-slots.ts';
 import { assertEpoch, fenced, leaseHolder, markInitialized } from '../lease.ts';
 import { badRequest, conflict, forbidden } from '../problem.ts';

@@ -1,4 +1,5 @@
-import { virtualRouterId, type ClusterStatus, type NodeStatus } from '../../protocol/api.ts';
+import type { ClusterStatus, NodeStatus } from '../../protocol/api.ts';
+import { virtualRouterId } from '../../vip/keepalived.ts';
 import { liveSlot } from '../join-slots.ts';
 import { leaderView } from '../lease.ts';
 import { API } from '../../protocol/routes.ts';

@@ -4,16 +4,14 @@ import { PkeError, errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { Host } from '../host/host.ts';
 import { Journal } from '../journal/journal.ts';
+import { acquireBootstrapLock } from '../journal/lock.ts';
 import { factsOnce } from '../node/facts.ts';
 import { PHASES } from '../phases/index.ts';
-import type { LeaderClaimResponse } from '../protocol/api.ts';
-import { ControllerRequestError } from '../protocol/errors.ts';
+import { stepDownBeforeInit } from '../phases/step-down.ts';
 import type { NodeApi } from '../protocol/node-api.ts';
 import { LeaseKeeper } from './lease-keeper.ts';
-import { acquireBootstrapLock } from '../journal/lock.ts';
 import { OutboxReporter } from './outbox.ts';
 import { runPhases, type RunSummary } from './runner.ts';
-import { stepDownBeforeInit } from './step-down.ts';
 
 export interface BootstrapOptions extends LoadOptions {
   host: Host;
@@ -61,7 +59,6 @@ export async function bootstrap(options: BootstrapOptions): Promise<RunSummary> 
       leaseLost = true;
       stop.abort(new PkeError(`lost the leader lease: ${reason}`));
     });
-    await resumeLeadership(host, journal, api, lease, log);
 
     const summary = await runPhases({
       phases: PHASES,
@@ -91,31 +88,4 @@ export async function bootstrap(options: BootstrapOptions): Promise<RunSummary> 
     await api?.close?.().catch(() => undefined);
     await unlock().catch((error: unknown) => log.warn('lock.release-failed', { error: errorMessage(error) }));
   }
-}
-
-/**
- * A rerun of a node that won the election: keep renewing its lease; or, when the lease ended
- * while the node was down and init had not finished, step down (undo the init it began, stop
- * its keepalived) and take part in the election again (someone else may lead now; this node
- * then joins).
- */
-async function resumeLeadership(host: Host, journal: Journal, api: NodeApi, lease: LeaseKeeper, log: Logger): Promise<void> {
-  const won = journal.outputs().elect;
-  if (!won?.leader || won.epoch === undefined || journal.record('signal-joined').state === 'done') return;
-  let renewal: LeaderClaimResponse | undefined;
-  try {
-    renewal = await api.claimLeader({ epoch: won.epoch });
-  } catch (error) {
-    if (!(error instanceof ControllerRequestError && error.code === 'fenced')) throw error;
-  }
-  if (renewal?.granted) {
-    lease.hold(won.epoch, renewal.leaseTtlSeconds, renewal.init);
-    return;
-  }
-  if (journal.record('kube-init').state === 'done') {
-    throw new PkeError(`this node initialized the cluster as leader (epoch ${won.epoch}), but its lease has ended and the controller refuses to renew it; see \`pke-agent controller status\``);
-  }
-  log.warn('elect.fenced', { epoch: won.epoch, note: 'the lease ended while this node was down; electing again' });
-  await stepDownBeforeInit(host, log);
-  await journal.reset('elect');
 }

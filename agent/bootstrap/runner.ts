@@ -31,7 +31,8 @@ export interface RunSummary {
 }
 
 /**
- * Walks the ordered phase list: skips what does not apply or is done, journals every start,
+ * Walks the ordered phase list: lets the phases done in an earlier run take up what they keep
+ * going (or be done again), skips what does not apply or is done, journals every start,
  * end and failure, reports each to the controller, retries what a phase marks retryable, and
  * stops at the first failure. Phases never call each other.
  */
@@ -43,6 +44,12 @@ export async function runPhases(options: RunPhasesOptions): Promise<RunSummary> 
   if (options.redo && options.only === undefined) throw new InputError('--redo goes with --phase NAME');
   if (options.only !== undefined && !phases.some((p) => p.name === options.only)) {
     throw new InputError(`--phase ${options.only}: no such phase; the phases are ${phases.map((p) => p.name).join(', ')}`);
+  }
+
+  for (const phase of phases) {
+    if (!phase.resume || journal.record(phase.name).state !== 'done') continue;
+    const ctx: PhaseContext = { ...options.context, outputs: journal.outputs() };
+    if (!(await phase.resume(ctx))) await journal.reset(phase.name);
   }
 
   for (const phase of phases) {

@@ -8,6 +8,7 @@ import { PkeError } from '../core/errors.ts';
 export interface PhaseOutputs {
   register?: RegisterOutput;
   elect?: ElectOutput;
+  'signal-joined'?: SignalJoinedOutput;
   [phase: string]: unknown;
 }
 
@@ -28,6 +29,11 @@ export interface ElectOutput {
   leader: boolean;
   /** The lease epoch this node holds, when it is the leader. */
   epoch?: number;
+}
+
+/** The controller took this node's joined report: on the leader, the cluster is initialized and its lease no longer ends. */
+export interface SignalJoinedOutput {
+  joinedAt: string;
 }
 
 /** This node as register recorded it, for a step that cannot go on without it (named in the error). */

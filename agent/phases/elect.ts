@@ -1,6 +1,10 @@
 import { PkeError } from '../core/errors.ts';
 import type { ElectOutput } from '../journal/phase-outputs.ts';
-import type { Phase } from './phase.ts';
+import { initDoneEvidence } from '../kube/init-marker.ts';
+import type { LeaderClaimResponse } from '../protocol/api.ts';
+import { ControllerRequestError } from '../protocol/errors.ts';
+import type { Phase, PhaseContext } from './phase.ts';
+import { stepDownBeforeInit } from './step-down.ts';
 
 /** How long a control-plane node waits for a leader to initialize the cluster before the phase fails. */
 const ELECTION_DEADLINE_MS = 60 * 60 * 1000;
@@ -35,4 +39,32 @@ export const electPhase: Phase<ElectOutput> = {
     }
     throw new PkeError(`elect: no leader initialized the cluster within ${ELECTION_DEADLINE_MS / 60000} minutes`);
   },
+  resume: resumeLeadership,
 };
+
+/**
+ * A rerun of a node that won the election: keep renewing its lease; or, when the lease ended
+ * while the node was down and init had not finished, step down (undo the init it began, stop
+ * its keepalived) and take part in the election again (someone else may lead now; this node
+ * then joins). Once the leader's joined report is in, the lease no longer ends.
+ */
+async function resumeLeadership({ host, log, controller, lease, outputs }: PhaseContext): Promise<boolean> {
+  const won = outputs.elect;
+  if (!won?.leader || won.epoch === undefined || outputs['signal-joined'] !== undefined) return true;
+  let renewal: LeaderClaimResponse | undefined;
+  try {
+    renewal = await controller.claimLeader({ epoch: won.epoch });
+  } catch (error) {
+    if (!(error instanceof ControllerRequestError && error.code === 'fenced')) throw error;
+  }
+  if (renewal?.granted) {
+    lease.hold(won.epoch, renewal.leaseTtlSeconds, renewal.init);
+    return true;
+  }
+  if ((await initDoneEvidence(host)) !== undefined) {
+    throw new PkeError(`this node initialized the cluster as leader (epoch ${won.epoch}), but its lease has ended and the controller refuses to renew it; see \`pke-agent controller status\``);
+  }
+  log.warn('elect.fenced', { epoch: won.epoch, note: 'the lease ended while this node was down; electing again' });
+  await stepDownBeforeInit(host, log);
+  return false;
+}

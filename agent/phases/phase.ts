@@ -59,6 +59,12 @@ export interface Phase<Output = unknown> {
   /** Checks the host for the phase's effect, so that work done before the journal knew of it is not repeated. */
   isDone?: (ctx: PhaseContext) => Promise<boolean>;
   run: (ctx: PhaseContext) => Promise<Output>;
+  /**
+   * For a phase done in an earlier run, before this run walks the list: takes up what the phase
+   * keeps going across runs (the leader lease) and says whether its result still holds. false:
+   * the runner forgets the phase, which then runs again.
+   */
+  resume?: (ctx: PhaseContext) => Promise<boolean>;
   retry?: RetryPolicy;
 }
 

@@ -172,6 +172,25 @@ describe('the runner', () => {
     expect((await Journal.read(host))!.phases.b?.attempts).toBe(2);
   });
 
+  it('lets a phase done in an earlier run say its result no longer holds, --phase or not; it then runs again', async () => {
+    const host = new Host({ root: scratch.dir });
+    let holds = true;
+    const runs: string[] = [];
+    const phases: Phase[] = [
+      { name: 'lease', summary: '', needs: [], resume: async () => holds, run: async () => void runs.push('lease') },
+      { name: 'later', summary: '', needs: ['lease'], run: async () => void runs.push('later') },
+    ];
+    const run = (only?: string) => Journal.open(host).then((journal) => runPhases({ phases, journal, context: context(host), reporter: recorder(), log: silentLogger, only }));
+    await run();
+    await run();
+    expect(runs).toEqual(['lease', 'later']);
+    holds = false;
+    expect((await run('later')).alreadyDone).toEqual(['later']);
+    expect((await Journal.read(host))!.phases.lease).toBeUndefined();
+    await run();
+    expect(runs).toEqual(['lease', 'later', 'lease']);
+  });
+
   it('refuses a corrupt journal instead of starting over', async () => {
     mkdirSync(path.dirname(journalFile()), { recursive: true });
     writeFileSync(journalFile(), '{"version": 1, "phases": ');

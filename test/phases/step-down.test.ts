@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { stepDownBeforeInit } from '../../agent/bootstrap/step-down.ts';
+import { stepDownBeforeInit } from '../../agent/phases/step-down.ts';
 import { INIT_STARTED_MARKER } from '../../agent/core/state-paths.ts';
 import { commandLines, createStandinNode, type StandinNode } from '../helpers/standins.ts';
 

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ZodType } from 'zod';
 import { errorMessage } from '../core/errors.ts';
+import { issuePath } from '../core/schema-issues.ts';
 import { MAX_BODY_BYTES, type ApiError } from '../protocol/api.ts';
 import { findCluster } from './clusters.ts';
 import { ApiProblem, badRequest, forbidden, notFound } from './problem.ts';
@@ -191,7 +192,7 @@ function validate<T>(schema: ZodType<T>, value: unknown, prefix: string): T {
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
-  const path = issue?.path.map(String).join('.') ?? '';
+  const path = issue ? issuePath(issue) : '';
   const field = `${prefix}${path}`.replace(/\.$/, '');
   throw badRequest(`${field || 'body'}: ${issue?.message ?? 'invalid'}`, field || undefined);
 }

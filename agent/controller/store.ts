@@ -2,6 +2,7 @@ import { constants as fs } from 'node:fs';
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { PkeError, errorMessage } from '../core/errors.ts';
 import { nameRecord } from '../core/records.ts';
+import { issuePath, type SchemaIssue } from '../core/schema-issues.ts';
 import { writeDurably } from './durable-file.ts';
 import { STATE_FORMAT, controllerStateSchema, type ClusterState, type ControllerState, type NodeState } from './state.ts';
 
@@ -313,9 +314,9 @@ function parseSnapshot(file: string, text: string): Snapshot {
   return { journalSeq: snapshot.journalSeq, state: checked.data };
 }
 
-function describeIssue(issue: { path: PropertyKey[]; message: string } | undefined, prefix = ''): string {
+function describeIssue(issue: SchemaIssue | undefined, prefix = ''): string {
   if (!issue) return 'does not match the state schema';
-  return `${prefix}${issue.path.map(String).join('.') || '(top level)'}: ${issue.message}`;
+  return `${prefix}${issuePath(issue) || '(top level)'}: ${issue.message}`;
 }
 
 function corrupt(file: string, reason: string): PkeError {

@@ -5,6 +5,7 @@ import { nodeName } from '../config/node-name.ts';
 import type { AgentConfig } from '../config/schema.ts';
 import { errorMessage } from '../core/errors.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
+import { issuePath } from '../core/schema-issues.ts';
 import { ControllerRequestError, knownErrorCode } from './errors.ts';
 import {
   apiErrorSchema,
@@ -155,7 +156,7 @@ export class ControllerTransport {
       const parsed = route.answer.safeParse(text === '' ? undefined : safeJson(text));
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
-        throw new ControllerRequestError(method, path, answer.statusCode, undefined, `unexpected answer (${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'})`);
+        throw new ControllerRequestError(method, path, answer.statusCode, undefined, `unexpected answer (${(issue && issuePath(issue)) || 'body'}: ${issue?.message ?? 'invalid'})`);
       }
       return parsed.data as SchemaOutput<R['answer']>;
     }

@@ -2,16 +2,14 @@ import { existsSync, readFileSync, writeFileSync, mkdirSync, statSync } from 'no
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { NO_LEASE } from '../../agent/bootstrap/lease-keeper.ts';
 import { runPhases, type PhaseReporter } from '../../agent/bootstrap/runner.ts';
-import { agentConfigSchema } from '../../agent/config/schema.ts';
 import { CommandError } from '../../agent/core/errors.ts';
 import { silentLogger } from '../../agent/core/log.ts';
 import { Host } from '../../agent/host/host.ts';
 import { Journal } from '../../agent/journal/journal.ts';
-import type { Phase, PhaseContext } from '../../agent/phases/phase.ts';
+import type { Phase } from '../../agent/phases/phase.ts';
 import type { PhaseEvent } from '../../agent/protocol/api.ts';
-import { validConfig } from '../helpers/agent-config.ts';
+import { runContext } from '../helpers/run-context.ts';
 import { REPO, scratchDir } from '../helpers/cli.ts';
 
 let scratch: { dir: string; remove: () => void };
@@ -55,19 +53,6 @@ describe('resume after the process is killed in the middle of a phase', () => {
 });
 
 describe('the runner', () => {
-  const config = agentConfigSchema.parse(validConfig());
-  function context(host: Host, overrides: Partial<PhaseContext> = {}): Omit<PhaseContext, 'outputs'> {
-    return {
-      config,
-      host,
-      log: silentLogger,
-      controller: undefined as never,
-      signal: new AbortController().signal,
-      lease: NO_LEASE,
-      facts: undefined as never,
-      ...overrides,
-    };
-  }
   function recorder(): PhaseReporter & { events: PhaseEvent[] } {
     const events: PhaseEvent[] = [];
     return { events, report: (event) => events.push(event) };
@@ -86,7 +71,7 @@ describe('the runner', () => {
     const never: Phase = { name: 'after', summary: 'must not run', needs: ['failing'], run: async () => expect.unreachable() };
     const reporter = recorder();
     const journal = await Journal.open(host);
-    const error = await runPhases({ phases: [failing, never], journal, context: context(host), reporter, log: silentLogger }).catch((e: unknown) => e);
+    const error = await runPhases({ phases: [failing, never], journal, context: runContext(host), reporter, log: silentLogger }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CommandError);
     expect((error as CommandError).context).toMatchObject({ phase: 'failing', exitCode: 3 });
 
@@ -114,7 +99,7 @@ describe('the runner', () => {
       },
     };
     const reporter = recorder();
-    await runPhases({ phases: [flaky], journal: await Journal.open(host), context: context(host), reporter, log: silentLogger });
+    await runPhases({ phases: [flaky], journal: await Journal.open(host), context: runContext(host), reporter, log: silentLogger });
     const record = (await Journal.read(host))!.phases.flaky!;
     expect(record).toMatchObject({ state: 'done', attempts: 3, output: { calls: 3 } });
     expect(reporter.events.map((e) => `${e.type}#${e.attempt}`)).toEqual(['start#1', 'fail#1', 'start#2', 'fail#2', 'start#3', 'end#3']);
@@ -133,7 +118,7 @@ describe('the runner', () => {
         throw new Error('bad certificate');
       },
     };
-    await expect(runPhases({ phases: [phase], journal: await Journal.open(host), context: context(host), reporter: recorder(), log: silentLogger })).rejects.toThrow('bad certificate');
+    await expect(runPhases({ phases: [phase], journal: await Journal.open(host), context: runContext(host), reporter: recorder(), log: silentLogger })).rejects.toThrow('bad certificate');
     expect(calls).toBe(1);
   });
 
@@ -146,7 +131,7 @@ describe('the runner', () => {
       { name: 'already', summary: '', needs: [], isDone: async () => true, run: async () => expect.unreachable() },
       { name: 'consume', summary: '', needs: ['produce', 'masters-only', 'already'], run: async (ctx) => void seen.push(ctx.outputs.produce) },
     ];
-    const summary = await runPhases({ phases, journal: await Journal.open(host), context: context(host), reporter: recorder(), log: silentLogger });
+    const summary = await runPhases({ phases, journal: await Journal.open(host), context: runContext(host), reporter: recorder(), log: silentLogger });
     expect(summary.skipped).toEqual(['masters-only']);
     expect(seen).toEqual([{ value: 42 }]);
     const journal = (await Journal.read(host))!;
@@ -160,14 +145,14 @@ describe('the runner', () => {
       { name: 'a', summary: '', needs: [], run: async () => undefined },
       { name: 'b', summary: '', needs: ['a'], run: async () => undefined },
     ];
-    const run = (only: string) => Journal.open(host).then((journal) => runPhases({ phases, journal, context: context(host), reporter: recorder(), log: silentLogger, only }));
+    const run = (only: string) => Journal.open(host).then((journal) => runPhases({ phases, journal, context: runContext(host), reporter: recorder(), log: silentLogger, only }));
     await expect(run('b')).rejects.toThrow('phase b needs a first');
     await expect(run('c')).rejects.toThrow('--phase c: no such phase; the phases are a, b');
     expect((await run('a')).ran).toEqual(['a']);
     expect((await run('b')).ran).toEqual(['b']);
     expect((await run('b')).alreadyDone).toEqual(['b']);
 
-    const redo = await Journal.open(host).then((journal) => runPhases({ phases, journal, context: context(host), reporter: recorder(), log: silentLogger, only: 'b', redo: true }));
+    const redo = await Journal.open(host).then((journal) => runPhases({ phases, journal, context: runContext(host), reporter: recorder(), log: silentLogger, only: 'b', redo: true }));
     expect(redo.ran).toEqual(['b']);
     expect((await Journal.read(host))!.phases.b?.attempts).toBe(2);
   });
@@ -180,7 +165,7 @@ describe('the runner', () => {
       { name: 'lease', summary: '', needs: [], resume: async () => holds, run: async () => void runs.push('lease') },
       { name: 'later', summary: '', needs: ['lease'], run: async () => void runs.push('later') },
     ];
-    const run = (only?: string) => Journal.open(host).then((journal) => runPhases({ phases, journal, context: context(host), reporter: recorder(), log: silentLogger, only }));
+    const run = (only?: string) => Journal.open(host).then((journal) => runPhases({ phases, journal, context: runContext(host), reporter: recorder(), log: silentLogger, only }));
     await run();
     await run();
     expect(runs).toEqual(['lease', 'later']);

@@ -7,7 +7,7 @@ import { registeredNode } from '../journal/phase-outputs.ts';
 import { forgetJoinStarted, joinDone, markJoinStarted, resetUnfinishedJoin } from '../kube/join-marker.ts';
 import { failedInPreflight, isTransientKubeadmError, kubeadmJoin } from '../kube/kubeadm.ts';
 import { KUBEADM_JOIN_CONFIG, KUBELET_KUBECONFIG } from '../kube/paths.ts';
-import type { Phase, PhaseContext } from './phase.ts';
+import { LEADER_ONLY, type Phase, type PhaseContext } from './phase.ts';
 
 export interface KubeJoinOutput {
   controlPlane: boolean;
@@ -49,7 +49,7 @@ export function createKubeJoinPhase(options: KubeJoinOptions = {}): Phase<KubeJo
     name: 'kube-join',
     summary: 'kubeadm join with a grant from the controller (control-plane nodes one at a time)',
     needs: ['register', 'elect', 'certs', 'host-prep'],
-    appliesTo: ({ config, outputs }) => !(config.role === 'master' && outputs.elect?.leader === true),
+    appliesTo: (ctx) => !LEADER_ONLY.appliesTo(ctx),
     isDone: ({ host, config }) => joinDone(host, config.role === 'master'),
     retry: {
       attempts: settings.attempts,

@@ -5,8 +5,8 @@
 // cost this machine. One formation: each takes a minute or more on two cores.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ensureBuilt } from '../../test/helpers/build.ts';
-import { realBinaries } from '../../test/helpers/real-kubernetes.ts';
+import { ensureBuilt } from '../ensure-built.ts';
+import { realBinaries } from '../kubernetes/real-binaries.ts';
 import type { BenchSection } from '../bench.ts';
 import { NEWEST_RELEASE } from '../kubernetes/releases.ts';
 import { Lab, REPO } from '../lab/cluster.ts';

@@ -71,7 +71,6 @@ writeFileSync(
 );
 execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { stdio: ['ignore', 'ignore', 'inherit'] });
 
-
 // Made under a temporary name and renamed into place: a running lab or test never sees half an executable.
 const unfinished = `${executable}.${process.pid}.tmp`;
 copyFileSync(process.execPath, unfinished);

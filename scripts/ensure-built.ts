@@ -42,7 +42,9 @@ async function buildIfStale(): Promise<string> {
 
 function helperScripts(): string[] {
   try {
-    return readdirSync(path.join(REPO, 'scripts')).filter((f) => f.endsWith('.cjs')).map((f) => `scripts/${f}`);
+    return readdirSync(path.join(REPO, 'scripts'))
+      .filter((f) => f.endsWith('.cjs'))
+      .map((f) => `scripts/${f}`);
   } catch {
     return [];
   }
@@ -58,7 +60,9 @@ function isFresh(): boolean {
   }
   if (!SOURCES.every((source) => newestMtime(path.join(REPO, source)) <= built)) return false;
   try {
-    return execFileSync(EXECUTABLE, ['version'], { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'ignore'] }).startsWith('pke-agent ');
+    return execFileSync(EXECUTABLE, ['version'], { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'ignore'] }).startsWith(
+      'pke-agent ',
+    );
   } catch {
     return false;
   }

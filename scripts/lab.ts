@@ -23,7 +23,9 @@ const { values } = parseArgs({
   },
 });
 if (values.help) {
-  console.log(`usage: npm run lab [-- --masters N --workers M --failover --keep --standins --kubernetes-version ${NEWEST_RELEASE.version}]`);
+  console.log(
+    `usage: npm run lab [-- --masters N --workers M --failover --keep --standins --kubernetes-version ${NEWEST_RELEASE.version}]`,
+  );
   process.exit(0);
 }
 const masters = Number(values.masters);
@@ -48,7 +50,9 @@ async function cleanup(code: number): Promise<never> {
   cleaning = true;
   view.stop();
   if (lab) {
-    console.log(values.keep ? `\nstopping the lab; files kept in ${lab.options.workDir}` : '\nstopping the lab and removing its namespaces');
+    console.log(
+      values.keep ? `\nstopping the lab; files kept in ${lab.options.workDir}` : '\nstopping the lab and removing its namespaces',
+    );
     await lab.destroy({ keepFiles: values.keep }).catch((error: unknown) => console.error(`cleanup: ${String(error)}`));
   }
   process.exit(code);
@@ -60,7 +64,15 @@ try {
   const started = Date.now();
   view.note(`creating ${masters} control-plane and ${workers} worker VMs in network namespaces, a controller, and the cluster`);
   lab = await Lab.create(
-    { prefix: 'pke-lab-', workDir: path.join(REPO, '.cache/lab'), executable, masters, workers, kubernetesVersion: values['kubernetes-version'], real },
+    {
+      prefix: 'pke-lab-',
+      workDir: path.join(REPO, '.cache/lab'),
+      executable,
+      masters,
+      workers,
+      kubernetesVersion: values['kubernetes-version'],
+      real,
+    },
     (text) => view.note(text),
   );
   view.note(`controller ${lab.controllerUrl}, VIP ${lab.network.vip}; powering on every VM`);
@@ -78,7 +90,9 @@ try {
     console.log(await statusText(lab, broken));
     await cleanup(1);
   }
-  console.log(`\nall ${lab.nodes.length} nodes ready in ${seconds} s (lab set-up included: ${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  console.log(
+    `\nall ${lab.nodes.length} nodes ready in ${seconds} s (lab set-up included: ${((Date.now() - started) / 1000).toFixed(1)} s)`,
+  );
   const holder = await lab.vipHolder();
   console.log(`VIP ${lab.network.vip} is on ${holder?.name ?? 'no node'}\n`);
   console.log(`pke-agent status on ${lab.nodes[0]!.name}:\n`);
@@ -102,7 +116,11 @@ try {
 /** A pinned release (scripts/kubernetes/releases.ts): the real tier runs only what was built. */
 function realRelease(version: string): KubernetesRelease {
   const release = findRelease(version);
-  if (!release) fail(`--kubernetes-version ${version}: the real tier runs the pinned releases only (see scripts/kubernetes/releases.ts), or use --standins`, 2);
+  if (!release)
+    fail(
+      `--kubernetes-version ${version}: the real tier runs the pinned releases only (see scripts/kubernetes/releases.ts), or use --standins`,
+      2,
+    );
   return release;
 }
 
@@ -111,7 +129,10 @@ async function ensureRealBinaries(release: KubernetesRelease): Promise<void> {
   if (realBinaries(release, ['kubeadm', 'kubelet', 'kubectl', 'etcd']).available) return;
   view.note(`building Kubernetes v${release.version} from its Go modules (scripts/kubernetes/build.ts; cold: about 10 minutes)`);
   const args = release === NEWEST_RELEASE ? [] : ['--release', release.version];
-  const result = await execa(process.execPath, [path.join(REPO, 'scripts/kubernetes/build.ts'), ...args], { reject: false, stdio: ['ignore', 'inherit', 'inherit'] });
+  const result = await execa(process.execPath, [path.join(REPO, 'scripts/kubernetes/build.ts'), ...args], {
+    reject: false,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   if (result.exitCode !== 0) fail(`building Kubernetes v${release.version} failed (above); --standins runs the lab without it`, 1);
 }
 
@@ -124,7 +145,11 @@ async function boot(lab: Lab, node: LabNode): Promise<number> {
     else if (line.event === 'elect.leader') view.update(node.name, { detail: 'leader' });
   });
   const result = await child;
-  view.update(node.name, { state: result.exitCode === 0 ? 'done' : 'failed', phase: result.exitCode === 0 ? 'ready' : 'failed', endedAt: Date.now() });
+  view.update(node.name, {
+    state: result.exitCode === 0 ? 'done' : 'failed',
+    phase: result.exitCode === 0 ? 'ready' : 'failed',
+    endedAt: Date.now(),
+  });
   return result.exitCode ?? 1;
 }
 

@@ -77,7 +77,10 @@ async function fetchVsphere(controller: NodeApi): Promise<VsphereCredentials> {
   try {
     return await controller.vsphere();
   } catch (error) {
-    throw new PkeError(`add-ons vsphere-cpi and vsphere-csi: could not get the vCenter connection from the controller: ${errorMessage(error)}`, { cause: error });
+    throw new PkeError(
+      `add-ons vsphere-cpi and vsphere-csi: could not get the vCenter connection from the controller: ${errorMessage(error)}`,
+      { cause: error },
+    );
   }
 }
 
@@ -97,7 +100,10 @@ async function installOne(options: InstallOptions, bundle: AddonBundle, plan: Pl
     files.push(target);
   }
   const failed = (what: string, error: unknown) =>
-    new PkeError(`add-on ${bundle.name} ${bundle.version}: ${what}: ${errorMessage(error)}`, { context: error instanceof PkeError ? error.context : {}, cause: error });
+    new PkeError(`add-on ${bundle.name} ${bundle.version}: ${what}: ${errorMessage(error)}`, {
+      context: error instanceof PkeError ? error.context : {},
+      cause: error,
+    });
   const apply = async (what: string, action: () => Promise<string>) => {
     try {
       return changedObjects(await action());
@@ -111,7 +117,10 @@ async function installOne(options: InstallOptions, bundle: AddonBundle, plan: Pl
   if (plan.secretObjects !== undefined) {
     const secrets = plan.secretObjects;
     const names = parseObjects(secrets, 'credentials').map((o) => `${o.kind.toLowerCase()}/${o.metadata.name}`);
-    log.info('addons.applied', { objects: names.join(', '), changed: await apply(names.join(', '), () => applySecretObjects(host, secrets)) });
+    log.info('addons.applied', {
+      objects: names.join(', '),
+      changed: await apply(names.join(', '), () => applySecretObjects(host, secrets)),
+    });
   }
 
   const workloads = workloadsOf(objects);
@@ -132,7 +141,13 @@ async function installOne(options: InstallOptions, bundle: AddonBundle, plan: Pl
   }
   const ms = Date.now() - started;
   log.info('addons.ready', { ms });
-  return { name: bundle.name, version: bundle.version, objects: objects.length, workloads: workloads.map((w) => `${w.namespace}/${w.kind.toLowerCase()}/${w.name}`), ms };
+  return {
+    name: bundle.name,
+    version: bundle.version,
+    objects: objects.length,
+    workloads: workloads.map((w) => `${w.namespace}/${w.kind.toLowerCase()}/${w.name}`),
+    ms,
+  };
 }
 
 /** kubectl apply prints one `kind/name created|configured|unchanged` line per object. */

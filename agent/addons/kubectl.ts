@@ -18,7 +18,11 @@ export async function applyManifests(host: Host, files: string[]): Promise<strin
  */
 export async function applySecretObjects(host: Host, yaml: string): Promise<string> {
   const args = ['--kubeconfig', host.file(ADMIN_KUBECONFIG), 'apply', '-f', '-'];
-  const result = await host.run('kubectl', args, { input: yaml, timeoutMs: 120_000, displayArgs: ['--kubeconfig', ADMIN_KUBECONFIG, 'apply', '-f', '-'] });
+  const result = await host.run('kubectl', args, {
+    input: yaml,
+    timeoutMs: 120_000,
+    displayArgs: ['--kubeconfig', ADMIN_KUBECONFIG, 'apply', '-f', '-'],
+  });
   return result.stdout;
 }
 

@@ -23,7 +23,10 @@ export interface KubeObject {
 export function renderManifest(text: string, values: ManifestValues, file: string): string {
   return text.replace(/\{\{\s*(\w+)\s*\}\}/g, (_, name: string) => {
     const value = ownValue(values, name);
-    if (value === undefined) throw new PkeError(`${file}: placeholder {{ ${name} }} has no value; the agent fills in ${Object.keys(values).join(', ')}`, { context: { path: file } });
+    if (value === undefined)
+      throw new PkeError(`${file}: placeholder {{ ${name} }} has no value; the agent fills in ${Object.keys(values).join(', ')}`, {
+        context: { path: file },
+      });
     return value;
   });
 }
@@ -32,11 +35,14 @@ export function renderManifest(text: string, values: ManifestValues, file: strin
 export function parseObjects(text: string, file: string): KubeObject[] {
   const objects: KubeObject[] = [];
   for (const [index, doc] of parseAllDocuments(text).entries()) {
-    if (doc.errors.length > 0) throw new PkeError(`${file}: document ${index + 1} is not valid YAML: ${doc.errors[0]?.message}`, { context: { path: file } });
+    if (doc.errors.length > 0)
+      throw new PkeError(`${file}: document ${index + 1} is not valid YAML: ${doc.errors[0]?.message}`, { context: { path: file } });
     const value = doc.toJS() as Partial<KubeObject> | null;
     if (value === null) continue;
     if (typeof value.apiVersion !== 'string' || typeof value.kind !== 'string' || typeof value.metadata?.name !== 'string') {
-      throw new PkeError(`${file}: document ${index + 1} is not a Kubernetes object (needs apiVersion, kind and metadata.name)`, { context: { path: file } });
+      throw new PkeError(`${file}: document ${index + 1} is not a Kubernetes object (needs apiVersion, kind and metadata.name)`, {
+        context: { path: file },
+      });
     }
     objects.push(value as KubeObject);
   }

@@ -10,6 +10,11 @@ const METALLB_POOL_NAME = 'pke-default';
 export function renderMetallbPool(addresses: string[]): string {
   const metadata = { name: METALLB_POOL_NAME, namespace: METALLB_NAMESPACE };
   const pool = { apiVersion: 'metallb.io/v1beta1', kind: 'IPAddressPool', metadata, spec: { addresses } };
-  const advertisement = { apiVersion: 'metallb.io/v1beta1', kind: 'L2Advertisement', metadata, spec: { ipAddressPools: [METALLB_POOL_NAME] } };
+  const advertisement = {
+    apiVersion: 'metallb.io/v1beta1',
+    kind: 'L2Advertisement',
+    metadata,
+    spec: { ipAddressPools: [METALLB_POOL_NAME] },
+  };
   return `# Rendered by pke-agent from the cluster config (addons.metallb.addresses).\n${YAML.stringify(pool)}---\n${YAML.stringify(advertisement)}`;
 }

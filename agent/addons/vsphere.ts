@@ -15,10 +15,21 @@ const STORAGE_CLASS_NAME = 'vsphere-csi';
 export function renderCpiConfig(credentials: VsphereCredentials): string {
   const { server } = credentials;
   const vsphereConf = {
-    global: { port: 443, insecureFlag: credentials.insecure, secretName: 'vsphere-cloud-secret', secretNamespace: CPI_NAMESPACE, ...(credentials.thumbprint ? { thumbprint: credentials.thumbprint } : {}) },
+    global: {
+      port: 443,
+      insecureFlag: credentials.insecure,
+      secretName: 'vsphere-cloud-secret',
+      secretNamespace: CPI_NAMESPACE,
+      ...(credentials.thumbprint ? { thumbprint: credentials.thumbprint } : {}),
+    },
     vcenter: { [server]: { server, datacenters: credentials.datacenters } },
   };
-  const configMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'vsphere-cloud-config', namespace: CPI_NAMESPACE }, data: { 'vsphere.conf': YAML.stringify(vsphereConf) } };
+  const configMap = {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: 'vsphere-cloud-config', namespace: CPI_NAMESPACE },
+    data: { 'vsphere.conf': YAML.stringify(vsphereConf) },
+  };
   const secret = {
     apiVersion: 'v1',
     kind: 'Secret',

@@ -74,7 +74,10 @@ export async function bootstrap(options: BootstrapOptions): Promise<RunSummary> 
     return summary;
   } catch (error) {
     // Another node may lead now: do not leave it an init of ours or a keepalived at priority 255.
-    if (leaseLost) await stepDownBeforeInit(host, log).catch((stepDownError: unknown) => log.error('step-down.failed', { error: errorMessage(stepDownError) }));
+    if (leaseLost)
+      await stepDownBeforeInit(host, log).catch((stepDownError: unknown) =>
+        log.error('step-down.failed', { error: errorMessage(stepDownError) }),
+      );
     throw error;
   } finally {
     process.off('SIGTERM', onSignal);

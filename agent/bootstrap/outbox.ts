@@ -85,7 +85,10 @@ export class OutboxReporter implements PhaseReporter {
     while (this.pending.length > 0 && Date.now() < deadline) {
       this.sendNow();
       const waited = new AbortController();
-      await Promise.race([this.sending, sleep(Math.max(0, deadline - Date.now()), undefined, { signal: waited.signal }).catch(() => undefined)]);
+      await Promise.race([
+        this.sending,
+        sleep(Math.max(0, deadline - Date.now()), undefined, { signal: waited.signal }).catch(() => undefined),
+      ]);
       waited.abort();
     }
     this.closed = true;
@@ -132,7 +135,11 @@ export class OutboxReporter implements PhaseReporter {
     const snapshot = [...this.pending];
     this.onDisk = snapshot.length > 0;
     this.persisting = this.persisting
-      .then(() => (snapshot.length === 0 ? this.host.remove(OUTBOX_PATH) : this.host.writeFile(OUTBOX_PATH, `${JSON.stringify(snapshot)}\n`, { mode: 0o600 })))
+      .then(() =>
+        snapshot.length === 0
+          ? this.host.remove(OUTBOX_PATH)
+          : this.host.writeFile(OUTBOX_PATH, `${JSON.stringify(snapshot)}\n`, { mode: 0o600 }),
+      )
       .catch((error: unknown) => this.log.warn('outbox.write-failed', { error: errorMessage(error) }));
   }
 }

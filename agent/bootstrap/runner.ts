@@ -72,9 +72,12 @@ export async function runPhases(options: RunPhasesOptions): Promise<RunSummary> 
     }
     const missing = phase.needs.filter((need) => !['done', 'skipped'].includes(journal.record(need).state));
     if (missing.length > 0) {
-      throw new InputError(`phase ${phase.name} needs ${missing.join(', ')} first (run bootstrap without --phase, or those phases)`, { phase: phase.name });
+      throw new InputError(`phase ${phase.name} needs ${missing.join(', ')} first (run bootstrap without --phase, or those phases)`, {
+        phase: phase.name,
+      });
     }
-    if (record.state === 'running') plog.warn('phase.resume', { note: 'the previous run stopped inside this phase; running it again from its start' });
+    if (record.state === 'running')
+      plog.warn('phase.resume', { note: 'the previous run stopped inside this phase; running it again from its start' });
 
     if (phase.isDone && (await phase.isDone(ctx))) {
       await journal.start(phase.name);
@@ -90,7 +93,14 @@ export async function runPhases(options: RunPhasesOptions): Promise<RunSummary> 
   return summary;
 }
 
-async function runOne(phase: Phase, ctx: PhaseContext, journal: Journal, reporter: PhaseReporter, log: Logger, now: () => Date): Promise<void> {
+async function runOne(
+  phase: Phase,
+  ctx: PhaseContext,
+  journal: Journal,
+  reporter: PhaseReporter,
+  log: Logger,
+  now: () => Date,
+): Promise<void> {
   const policy = phase.retry;
   const attempt = async () => {
     const record = await journal.start(phase.name);

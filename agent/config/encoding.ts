@@ -46,7 +46,10 @@ export function decodeValue(key: string, value: string, encoding: Encoding): str
   try {
     inflated = gunzipSync(bytes, { maxOutputLength: DECODED_LIMIT });
   } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' ? `decompresses to more than ${DECODED_LIMIT} bytes` : `is not valid gzip (${(error as Error).message})`;
+    const reason =
+      (error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE'
+        ? `decompresses to more than ${DECODED_LIMIT} bytes`
+        : `is not valid gzip (${(error as Error).message})`;
     throw new InputError(`${key}: gzip+base64 value ${reason}`);
   }
   return utf8(key, inflated);

@@ -48,7 +48,8 @@ function toolsTransport(host: Host, name: 'vmware-rpctool' | 'vmtoolsd'): Guesti
       if (result.exitCode === 1) {
         if (stderr.includes(NO_VALUE)) return { kind: 'absent' };
         // Off VMware, vmtoolsd exits 1 and says nothing (rpctool says so and exits 255).
-        if (!stderr && name === 'vmtoolsd') return { kind: 'unavailable', reason: 'not running on VMware (vmtoolsd exited 1 with no message)' };
+        if (!stderr && name === 'vmtoolsd')
+          return { kind: 'unavailable', reason: 'not running on VMware (vmtoolsd exited 1 with no message)' };
         return { kind: 'error', reason: `${name} exited 1${stderr ? `: ${stderr.split('\n').pop()}` : ' with no message'}` };
       }
       return { kind: 'value', value: result.stdout.replace(/\s+$/, '') };

@@ -16,7 +16,8 @@ export function kubernetesMinor(version: string): number {
 /** The minor version, refusing one older than this agent supports. */
 export function supportedKubernetesMinor(version: string): number {
   const minor = kubernetesMinor(version);
-  if (minor < OLDEST_KUBERNETES_MINOR) throw new InputError(`Kubernetes ${version} is older than 1.${OLDEST_KUBERNETES_MINOR}, which this agent does not support`);
+  if (minor < OLDEST_KUBERNETES_MINOR)
+    throw new InputError(`Kubernetes ${version} is older than 1.${OLDEST_KUBERNETES_MINOR}, which this agent does not support`);
   return minor;
 }
 
@@ -24,4 +25,7 @@ export const kubernetesVersion = z
   .string()
   .regex(KUBERNETES_VERSION, 'expected a Kubernetes version such as 1.31.2')
   // Run even when the pattern failed (zod goes on to report every problem): a non-version passes here.
-  .refine((v) => !KUBERNETES_VERSION.test(v) || kubernetesMinor(v) >= OLDEST_KUBERNETES_MINOR, `Kubernetes versions before 1.${OLDEST_KUBERNETES_MINOR} are not supported`);
+  .refine(
+    (v) => !KUBERNETES_VERSION.test(v) || kubernetesMinor(v) >= OLDEST_KUBERNETES_MINOR,
+    `Kubernetes versions before 1.${OLDEST_KUBERNETES_MINOR} are not supported`,
+  );

@@ -54,7 +54,9 @@ export async function loadConfig(options: LoadOptions): Promise<LoadedConfig> {
     try {
       text = await readFile(options.file, 'utf8');
     } catch (error) {
-      throw new InputError(`--config ${options.file}: cannot read it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+      throw new InputError(
+        `--config ${options.file}: cannot read it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+      );
     }
     return { config: parseConfig(describeSource(source), text), source };
   }
@@ -81,7 +83,9 @@ export async function loadConfig(options: LoadOptions): Promise<LoadedConfig> {
 /** Parses YAML or JSON text and validates it; every problem is reported as `source: key.path: what is wrong`. */
 export function parseConfig(sourceName: string, text: string): AgentConfig {
   if (Buffer.byteLength(text) > 4 * GUESTINFO_VALUE_LIMIT) {
-    throw new InputError(`${sourceName}: config is ${Buffer.byteLength(text)} bytes; a config larger than ${4 * GUESTINFO_VALUE_LIMIT} bytes is refused`);
+    throw new InputError(
+      `${sourceName}: config is ${Buffer.byteLength(text)} bytes; a config larger than ${4 * GUESTINFO_VALUE_LIMIT} bytes is refused`,
+    );
   }
   let document: unknown;
   try {
@@ -91,7 +95,9 @@ export function parseConfig(sourceName: string, text: string): AgentConfig {
   }
   if (document === null || document === undefined) throw new InputError(`${sourceName}: the config is empty`);
   if (typeof document !== 'object' || Array.isArray(document)) {
-    throw new InputError(`${sourceName}: the config must be a mapping of keys, not a ${Array.isArray(document) ? 'list' : typeof document}`);
+    throw new InputError(
+      `${sourceName}: the config must be a mapping of keys, not a ${Array.isArray(document) ? 'list' : typeof document}`,
+    );
   }
   const parsed = agentConfigSchema.safeParse(document);
   if (!parsed.success) throw new InputError(`${sourceName}: ${formatIssues(parsed.error.issues, document)}`);

@@ -34,7 +34,10 @@ export const controlPlaneEndpoint = z.strictObject({
   vip: ipv4,
   port: z.number().int().min(1).max(65535).default(6443),
   /** The interface that carries the VIP; default: the one on the VIP's network, else the default route's. */
-  interface: z.string().regex(/^[A-Za-z0-9_.:@-]{1,15}$/, 'expected a network interface name').optional(),
+  interface: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:@-]{1,15}$/, 'expected a network interface name')
+    .optional(),
 });
 
 /** A MetalLB pool entry: a CIDR or a `FIRST-LAST` IPv4 range. */
@@ -47,14 +50,28 @@ const addressPoolEntry = z.string().refine((v) => {
  * How the kubelet and containerd's runc manage cgroups: `systemd` where systemd is PID 1 (the
  * image), `cgroupfs` where it is not. A site setting, shared by the cluster spec and the agent config.
  */
-export const cgroupDriver = z.enum(['systemd', 'cgroupfs']);
+const cgroupDriver = z.enum(['systemd', 'cgroupfs']);
 export type CgroupDriver = z.infer<typeof cgroupDriver>;
 
 /** Where kubeadm pulls its images from instead of registry.k8s.io: an air-gapped site's mirror. */
-export const imageRepository = z
+const imageRepository = z
   .string()
   .max(255)
-  .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/, 'expected a registry and path such as registry.example.net/k8s');
+  .regex(
+    /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/,
+    'expected a registry and path such as registry.example.net/k8s',
+  );
+
+/** How a site's hosts run containers: fields of the cluster spec and of every node's agent config. */
+export const nodeRuntimeFields = {
+  cgroupDriver: cgroupDriver.default('systemd'),
+  /**
+   * Kubelets from 1.35 refuse cgroup v1 hosts; true keeps them running there (failCgroupV1: false,
+   * and kubeadm's SystemVerification, which fails such hosts, skipped).
+   */
+  allowCgroupV1: z.boolean().default(false),
+  imageRepository: imageRepository.optional(),
+};
 
 /** Cluster add-ons the leader installs after init; shared by the cluster spec and the agent config. */
 export const addonsSchema = z
@@ -74,41 +91,37 @@ export const addonsSchema = z
   })
   .default({ cni: 'calico', kubeProxy: true, coreDns: true });
 
-export const agentConfigSchema = z.strictObject({
-  cluster: z.strictObject({
-    id: dnsLabel,
-    name: dnsLabel,
-  }),
-  role: z.enum(ROLES),
-  pool: dnsLabel,
-  nodeName: z.string().regex(dnsSubdomain, 'expected a lower-case DNS name').optional(),
-  controller: z.strictObject({
-    url: z.url({ protocol: /^https$/, error: 'expected an https:// URL' }),
-    caCert: z.string().regex(pemCertificate, 'expected one PEM certificate (-----BEGIN CERTIFICATE-----)'),
-    token: z.string().regex(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, 'expected a signed JWT'),
-  }),
-  kubernetes: z.strictObject({
-    version: kubernetesVersion,
-    podCidr,
-    serviceCidr,
-    /** `external` when a cloud controller (the vSphere CPI) initializes the nodes: every kubelet runs with --cloud-provider=external. */
-    cloudProvider: z.enum(['external']).optional(),
-    cgroupDriver: cgroupDriver.default('systemd'),
-    /**
-     * Kubelets from 1.35 refuse cgroup v1 hosts; true keeps them running there (failCgroupV1: false,
-     * and kubeadm's SystemVerification, which fails such hosts, skipped).
-     */
-    allowCgroupV1: z.boolean().default(false),
-    imageRepository: imageRepository.optional(),
-  }),
-  controlPlaneEndpoint,
-  labels: nodeLabels,
-  taints: z.array(taint).default([]),
-  addons: addonsSchema,
-}).refine((config) => config.nodeName !== undefined || tokenNodeName(config.controller.token) !== undefined, {
-  path: ['controller', 'token'],
-  message: 'the token names no node (no sub claim) and there is no nodeName: set nodeName',
-});
+export const agentConfigSchema = z
+  .strictObject({
+    cluster: z.strictObject({
+      id: dnsLabel,
+      name: dnsLabel,
+    }),
+    role: z.enum(ROLES),
+    pool: dnsLabel,
+    nodeName: z.string().regex(dnsSubdomain, 'expected a lower-case DNS name').optional(),
+    controller: z.strictObject({
+      url: z.url({ protocol: /^https$/, error: 'expected an https:// URL' }),
+      caCert: z.string().regex(pemCertificate, 'expected one PEM certificate (-----BEGIN CERTIFICATE-----)'),
+      token: z.string().regex(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, 'expected a signed JWT'),
+    }),
+    kubernetes: z.strictObject({
+      version: kubernetesVersion,
+      podCidr,
+      serviceCidr,
+      /** `external` when a cloud controller (the vSphere CPI) initializes the nodes: every kubelet runs with --cloud-provider=external. */
+      cloudProvider: z.enum(['external']).optional(),
+      ...nodeRuntimeFields,
+    }),
+    controlPlaneEndpoint,
+    labels: nodeLabels,
+    taints: z.array(taint).default([]),
+    addons: addonsSchema,
+  })
+  .refine((config) => config.nodeName !== undefined || tokenNodeName(config.controller.token) !== undefined, {
+    path: ['controller', 'token'],
+    message: 'the token names no node (no sub claim) and there is no nodeName: set nodeName',
+  });
 
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
 /** The config as written by hand or rendered, before defaults are applied. */

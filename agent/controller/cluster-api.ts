@@ -42,11 +42,12 @@ export function parseAdminKubeconfig(text: string): AdminKubeconfig {
   }
   // The controller keeps admin.conf alone: it has no files to follow.
   const inline = (what: string, material: KubeconfigMaterial | undefined): string | undefined => {
-    if (material !== undefined && 'file' in material) throw new ClusterApiError(`the kubeconfig names a file for its ${what} (${material.file}); give it inline (${what}-data)`);
+    if (material !== undefined && 'file' in material)
+      throw new ClusterApiError(`the kubeconfig names a file for its ${what} (${material.file}); give it inline (${what}-data)`);
     return material?.pem;
   };
   const caPem = inline('certificate-authority', entry.ca);
-  if (caPem === undefined) throw new ClusterApiError('the kubeconfig lacks the cluster\'s certificate-authority-data');
+  if (caPem === undefined) throw new ClusterApiError("the kubeconfig lacks the cluster's certificate-authority-data");
   return {
     server: entry.server,
     caPem,
@@ -68,7 +69,8 @@ export function assertClusterKubeconfig(kubeconfig: AdminKubeconfig, cluster: { 
   } catch {
     throw new ClusterApiError('its certificate-authority-data is not a PEM certificate');
   }
-  if (!ca.raw.equals(new X509Certificate(cluster.caCertPem).raw)) throw new ClusterApiError("its certificate-authority-data is not this cluster's CA");
+  if (!ca.raw.equals(new X509Certificate(cluster.caCertPem).raw))
+    throw new ClusterApiError("its certificate-authority-data is not this cluster's CA");
   const wanted = new URL(`https://${cluster.endpoint}`).origin;
   let server: URL | undefined;
   try {
@@ -94,7 +96,13 @@ export function httpsClusterApi(kubeconfig: AdminKubeconfig): ClusterApi {
   const send = async (method: 'POST' | 'DELETE', url: string, accepted: number[], body?: unknown): Promise<void> => {
     let answer;
     try {
-      answer = await request(url, { pool, method, headers, body: body === undefined ? undefined : JSON.stringify(body), timeoutMs: REQUEST_TIMEOUT_MS });
+      answer = await request(url, {
+        pool,
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        timeoutMs: REQUEST_TIMEOUT_MS,
+      });
     } catch (error) {
       throw new ClusterApiError(`${method} ${url} failed: ${errorMessage(error)}`);
     }

@@ -107,9 +107,17 @@ async function serve(dataDir: DataDir, options: ControllerOptions): Promise<Runn
   const store = await StateStore.open(dataDir.stateFile, () => emptyState(''), { verifyTouches: options.verifyStateTouches });
   await ensureAdminToken(dataDir, store, tokens);
 
-  const advertiseHost = options.advertiseUrl ? new URL(options.advertiseUrl).hostname.replace(/^\[|\]$/g, '') : defaultAdvertiseHost(options.host);
+  const advertiseHost = options.advertiseUrl
+    ? new URL(options.advertiseUrl).hostname.replace(/^\[|\]$/g, '')
+    : defaultAdvertiseHost(options.host);
   const sans = servingNames(advertiseHost, options.sans ?? []);
-  const serving = await issueCertificate(ca, { keyType: 'ecdsa', commonName: 'pke-controller', altNames: sans, usage: 'server', validDays: 365 });
+  const serving = await issueCertificate(ca, {
+    keyType: 'ecdsa',
+    commonName: 'pke-controller',
+    altNames: sans,
+    usage: 'server',
+    validDays: 365,
+  });
   const server = createServer({
     key: serving.keyPem,
     cert: serving.certPem,
@@ -128,7 +136,15 @@ async function serve(dataDir: DataDir, options: ControllerOptions): Promise<Runn
   const port = await listen(server, options.host, options.port);
   const advertiseUrl = options.advertiseUrl ?? `https://${urlHost(advertiseHost)}:${port}`;
 
-  const runtime = new ControllerRuntime({ store, wakeups: new LongPollWakeups(), tokens, dataDir, log: options.log, advertiseUrl, caCertPem: ca.certPem });
+  const runtime = new ControllerRuntime({
+    store,
+    wakeups: new LongPollWakeups(),
+    tokens,
+    dataDir,
+    log: options.log,
+    advertiseUrl,
+    caCertPem: ca.certPem,
+  });
   for (const id of Object.keys(store.state.clusters)) runtime.pki.set(id, await dataDir.readClusterPki(id));
   for (const cluster of Object.values(store.state.clusters)) runtime.armDeadlines(cluster);
   const handle = requestHandler(ROUTES, runtime, gate);

@@ -84,7 +84,9 @@ export class DataDir {
     const [certPem, keyPem] = await Promise.all([readOptional(this.caCert), readOptional(this.caKey)]);
     if (certPem !== undefined && keyPem !== undefined) return { certPem, keyPem };
     if (certPem !== undefined || keyPem !== undefined) {
-      throw new PkeError(`${this.dir} has only one of ca.crt and ca.key; restore the other or remove both to make a new CA (every node config then needs rendering again)`);
+      throw new PkeError(
+        `${this.dir} has only one of ca.crt and ca.key; restore the other or remove both to make a new CA (every node config then needs rendering again)`,
+      );
     }
     const ca = await createCa('pke-controller-ca');
     await writeDurably(this.caKey, ca.keyPem, 0o600);
@@ -95,7 +97,8 @@ export class DataDir {
   async signingKeyBytes(): Promise<Buffer> {
     const existing = await readOptionalBytes(this.signingKey);
     if (existing !== undefined) {
-      if (existing.length !== 32) throw new PkeError(`${this.signingKey} must hold 32 bytes, it holds ${existing.length}`, { context: { path: this.signingKey } });
+      if (existing.length !== 32)
+        throw new PkeError(`${this.signingKey} must hold 32 bytes, it holds ${existing.length}`, { context: { path: this.signingKey } });
       return existing;
     }
     const key = randomBytes(32);

@@ -72,7 +72,10 @@ export function leaderView(cluster: ClusterState, now: number): LeaderState {
   return {
     holder,
     epoch: cluster.leader.epoch,
-    leaseExpiresAt: holder !== undefined && !cluster.leader.initialized && cluster.leader.expiresAt !== undefined ? new Date(cluster.leader.expiresAt).toISOString() : undefined,
+    leaseExpiresAt:
+      holder !== undefined && !cluster.leader.initialized && cluster.leader.expiresAt !== undefined
+        ? new Date(cluster.leader.expiresAt).toISOString()
+        : undefined,
     leaseTtlSeconds: cluster.spec.leaseTtlSeconds,
     initialized: cluster.leader.initialized,
     endpoint: clusterEndpoint(cluster),

@@ -36,7 +36,8 @@ export class LoadGate {
 
   /** Throws 503 when more connections are open than allowed. */
   checkConnections(): void {
-    if (this.connections > this.limits.connections) throw overloaded(`the controller has more than ${this.limits.connections} connections open`);
+    if (this.connections > this.limits.connections)
+      throw overloaded(`the controller has more than ${this.limits.connections} connections open`);
   }
 
   /** Admits one long-poll of `caller` (cluster and node), or throws 503; returns its release. */

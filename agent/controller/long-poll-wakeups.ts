@@ -48,10 +48,13 @@ export class LongPollWakeups {
     if (armed && armed.at <= at) return;
     if (armed) clearTimeout(armed.timer);
     // +1 ms: the state is compared with `now >= expiresAt` when the timer fires.
-    const timer = setTimeout(() => {
-      this.timers.delete(cluster);
-      this.changed(cluster);
-    }, Math.max(0, at - Date.now() + 1));
+    const timer = setTimeout(
+      () => {
+        this.timers.delete(cluster);
+        this.changed(cluster);
+      },
+      Math.max(0, at - Date.now() + 1),
+    );
     timer.unref();
     this.timers.set(cluster, { at, timer });
   }

@@ -75,7 +75,11 @@ export async function issueCertificate(ca: CertifiedKey, options: LeafOptions): 
     { name: 'commonName', value: options.commonName },
   ];
   // node-forge encodes RSA public keys only: an ECDSA key takes the CA's key's place until signing.
-  const cert = baseCertificate(options.keyType === 'ecdsa' ? forge.pki.publicKeyToPem(caCert.publicKey) : keys.publicKeyPem, subject, new Date(Date.now() + options.validDays * 86_400_000));
+  const cert = baseCertificate(
+    options.keyType === 'ecdsa' ? forge.pki.publicKeyToPem(caCert.publicKey) : keys.publicKeyPem,
+    subject,
+    new Date(Date.now() + options.validDays * 86_400_000),
+  );
   cert.setIssuer(caCert.subject.attributes);
   const altNames = (options.altNames ?? []).map((name) => (isIP(name) ? { type: 7, ip: name } : { type: 2, value: name }));
   cert.setExtensions([

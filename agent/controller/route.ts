@@ -23,6 +23,7 @@ export interface HandlerContext<R extends RouteSpec> {
 }
 
 /** The answer a handler gives: the route's answer schema's input, or nothing on routes without one. */
+// biome-ignore lint/suspicious/noConfusingVoidType: a handler of a route without an answer returns nothing (void), which undefined would not accept
 type HandlerAnswer<R extends RouteSpec> = R['answer'] extends undefined ? void : SchemaInput<R['answer']>;
 
 export interface BoundRoute {
@@ -31,6 +32,9 @@ export interface BoundRoute {
 }
 
 /** Binds a handler to a route of the table. */
-export function bind<R extends RouteSpec>(spec: R, handle: (context: HandlerContext<R>) => HandlerAnswer<R> | Promise<HandlerAnswer<R>>): BoundRoute {
+export function bind<R extends RouteSpec>(
+  spec: R,
+  handle: (context: HandlerContext<R>) => HandlerAnswer<R> | Promise<HandlerAnswer<R>>,
+): BoundRoute {
   return { spec, handle: handle as unknown as BoundRoute['handle'] };
 }

@@ -54,7 +54,10 @@ export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime,
       gate.checkConnections();
       const url = new URL(req.url ?? '/', 'https://controller');
       const match = matchRoute(table, req.method ?? 'GET', url.pathname);
-      if (!match.route) throw match.methodMismatch ? new ApiProblem(405, 'bad-request', `${req.method} is not allowed on ${url.pathname}`) : notFound(`no route ${req.method} ${url.pathname}`);
+      if (!match.route)
+        throw match.methodMismatch
+          ? new ApiProblem(405, 'bad-request', `${req.method} is not allowed on ${url.pathname}`)
+          : notFound(`no route ${req.method} ${url.pathname}`);
       const { route, params } = match;
       const { spec } = route;
       log.route = spec.path;
@@ -67,7 +70,8 @@ export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime,
       const body = spec.body ? validate(spec.body, req.method === 'POST' ? ((await readJson(req)) ?? {}) : {}, '') : undefined;
       const query = spec.query ? validate(spec.query, Object.fromEntries(url.searchParams), 'query.') : undefined;
       const context = { principal, params, cluster, body, query, signal: aborter.signal, runtime } as HandlerContext<RouteSpec>;
-      const release = spec.longPoll && principal?.kind === 'node' ? gate.enterLongPoll(`${principal.cluster}/${principal.node}`) : undefined;
+      const release =
+        spec.longPoll && principal?.kind === 'node' ? gate.enterLongPoll(`${principal.cluster}/${principal.node}`) : undefined;
       let answer;
       try {
         answer = await route.handle(context);
@@ -82,7 +86,9 @@ export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime,
     serve().catch((error: unknown) => {
       if (res.headersSent) return;
       if (error instanceof ApiProblem) {
-        const body: ApiError = { error: { code: error.code, message: error.message, ...(error.field === undefined ? {} : { field: error.field }) } };
+        const body: ApiError = {
+          error: { code: error.code, message: error.message, ...(error.field === undefined ? {} : { field: error.field }) },
+        };
         // A refusal before the body is in (401, 403, 413) does not wait for the rest of it, and an overloaded controller sheds the connection.
         const close = !req.complete || error.code === 'overloaded';
         finish(error.status, body, close ? { connection: 'close' } : {});
@@ -95,7 +101,9 @@ export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime,
   };
 }
 
-type Match = { route: BoundRoute; params: Record<string, string>; methodMismatch?: undefined } | { route?: undefined; methodMismatch: boolean };
+type Match =
+  | { route: BoundRoute; params: Record<string, string>; methodMismatch?: undefined }
+  | { route?: undefined; methodMismatch: boolean };
 
 /** Fails at start when a route of the table has no handler, or two. */
 function assertEveryRouteBound(routes: BoundRoute[]): void {
@@ -137,7 +145,8 @@ async function authenticate(req: IncomingMessage, runtime: ControllerRuntime): P
   try {
     principal = await runtime.tokens.verify(token);
   } catch (error) {
-    if (error instanceof TokenRejected) throw new ApiProblem(401, error.reason === 'expired' ? 'token-expired' : 'unauthorized', error.message);
+    if (error instanceof TokenRejected)
+      throw new ApiProblem(401, error.reason === 'expired' ? 'token-expired' : 'unauthorized', error.message);
     throw error;
   }
   if (principal.kind === 'admin' && principal.jti !== runtime.store.state.adminTokenId) {
@@ -150,11 +159,18 @@ async function authenticate(req: IncomingMessage, runtime: ControllerRuntime): P
 }
 
 /** Returns the path's cluster once the principal may act on it through this route. */
-function authorize(route: RouteSpec, principal: Principal, params: Record<string, string>, runtime: ControllerRuntime): ClusterState | undefined {
+function authorize(
+  route: RouteSpec,
+  principal: Principal,
+  params: Record<string, string>,
+  runtime: ControllerRuntime,
+): ClusterState | undefined {
   const cluster = params.c === undefined ? undefined : findCluster(runtime.store.state, params.c);
   if (principal.kind === 'node') {
     if (params.c === undefined || !cluster || cluster.id !== principal.cluster) {
-      throw forbidden(`this node token belongs to cluster ${principal.cluster}${params.c === undefined ? '; cluster management needs the admin token' : `, not ${params.c}`}`);
+      throw forbidden(
+        `this node token belongs to cluster ${principal.cluster}${params.c === undefined ? '; cluster management needs the admin token' : `, not ${params.c}`}`,
+      );
     }
     if (route.access === 'admin') throw forbidden(`${route.method} ${route.path} needs the admin token`);
     if (route.access === 'control-plane' && principal.role !== 'master') {

@@ -76,7 +76,9 @@ const clusterStateSchema = z.object({
    * that leader gets the same one back. A new epoch gets a new token (absent: from before epochs
    * were recorded, never reused).
    */
-  initToken: z.object({ token: z.string(), expiresAt: epochMs, epoch: z.number().int().optional(), node: z.string().optional() }).optional(),
+  initToken: z
+    .object({ token: z.string(), expiresAt: epochMs, epoch: z.number().int().optional(), node: z.string().optional() })
+    .optional(),
   /** Revoked node-token ids, each kept until the token would have expired anyway. */
   revokedTokens: byName(epochMs),
 });

@@ -25,7 +25,10 @@ import { STATE_FORMAT, controllerStateSchema, type ClusterState, type Controller
 /** The journal is folded into a new snapshot beyond this size. */
 const JOURNAL_LIMIT_BYTES = 16 * 1024 * 1024;
 
-type Entity = { t: 'root'; v: Pick<ControllerState, 'format' | 'adminTokenId'> } | { t: 'cluster'; c: string; v: ClusterShell | null } | { t: 'node'; c: string; n: string; v: NodeState | null };
+type Entity =
+  | { t: 'root'; v: Pick<ControllerState, 'format' | 'adminTokenId'> }
+  | { t: 'cluster'; c: string; v: ClusterShell | null }
+  | { t: 'node'; c: string; n: string; v: NodeState | null };
 type ClusterShell = Omit<ClusterState, 'nodes'>;
 type JournalRecord = Entity & { s: number };
 
@@ -83,13 +86,14 @@ export class StateStore {
    * naming them: never a silent reset.
    */
   static async open(file: string, initial: () => ControllerState, options: StoreOptions = {}): Promise<StateStore> {
-    const journalFile = file.replace(/\.json$/, '') + '.journal';
+    const journalFile = `${file.replace(/\.json$/, '')}.journal`;
     const snapshotText = await readOptional(file);
     const journalText = (await readOptional(journalFile)) ?? '';
     const snapshot: Snapshot = snapshotText === undefined ? { journalSeq: 0, state: initial() } : parseSnapshot(file, snapshotText);
     const seq = replay(snapshot, journalFile, journalText);
     const checked = controllerStateSchema.safeParse(snapshot.state);
-    if (!checked.success) throw corrupt(file, `${journalText ? `after replaying ${journalFile}, ` : ''}${describeIssue(checked.error.issues[0])}`);
+    if (!checked.success)
+      throw corrupt(file, `${journalText ? `after replaying ${journalFile}, ` : ''}${describeIssue(checked.error.issues[0])}`);
 
     const journal = await open(journalFile, fs.O_WRONLY | fs.O_APPEND | fs.O_CREAT | fs.O_DSYNC, 0o600);
     const store = new StateStore(file, journalFile, journal, checked.data, seq, options);
@@ -146,7 +150,10 @@ export class StateStore {
           if (this.journalBytes > JOURNAL_LIMIT_BYTES) await this.compact();
           else await this.appendChanges();
         } catch (error) {
-          this.settle(version, new PkeError(`cannot write the controller state to ${this.journalFile}: ${errorMessage(error)}`, { cause: error }));
+          this.settle(
+            version,
+            new PkeError(`cannot write the controller state to ${this.journalFile}: ${errorMessage(error)}`, { cause: error }),
+          );
           return;
         }
         this.durableVersion = version;
@@ -168,7 +175,12 @@ export class StateStore {
       this.seq += 1;
       const entity = entityAt(this.current, key);
       // The record is built by hand so that the entity is serialized once.
-      const head = JSON.stringify({ s: this.seq, t: entity.t, ...('c' in entity ? { c: entity.c } : {}), ...('n' in entity ? { n: entity.n } : {}) });
+      const head = JSON.stringify({
+        s: this.seq,
+        t: entity.t,
+        ...('c' in entity ? { c: entity.c } : {}),
+        ...('n' in entity ? { n: entity.n } : {}),
+      });
       lines.push(`${head.slice(0, -1)},"v":${JSON.stringify(entity.v)}}\n`);
     }
     if (lines.length === 0) return;
@@ -187,7 +199,8 @@ export class StateStore {
   private checkTouches(touched: Set<string>): void {
     const current = serialize(this.current);
     for (const [key, json] of current) {
-      if (this.written.get(key) !== json && !touched.has(key)) throw new Error(`a mutation changed ${key.replaceAll('\0', '/')} without touching it`);
+      if (this.written.get(key) !== json && !touched.has(key))
+        throw new Error(`a mutation changed ${key.replaceAll('\0', '/')} without touching it`);
     }
     for (const key of this.written.keys()) {
       if (!current.has(key) && !touched.has(key)) throw new Error(`a mutation removed ${key.replaceAll('\0', '/')} without touching it`);
@@ -266,7 +279,9 @@ function replay(snapshot: Snapshot, journalFile: string, text: string): number {
       throw corrupt(journalFile, `line ${index + 1} is not a journal record`);
     }
     if (record.s <= snapshot.journalSeq) return;
-    applyRecord(snapshot.state, record, () => corrupt(journalFile, `line ${index + 1} names cluster ${'c' in record ? record.c : '?'}, which does not exist`));
+    applyRecord(snapshot.state, record, () =>
+      corrupt(journalFile, `line ${index + 1} names cluster ${'c' in record ? record.c : '?'}, which does not exist`),
+    );
     seq = record.s;
   });
   return seq;
@@ -305,9 +320,12 @@ function parseSnapshot(file: string, text: string): Snapshot {
   }
   const format = (snapshot.state as { format?: unknown }).format;
   if (format !== STATE_FORMAT) {
-    throw new PkeError(`the controller state ${file} has format ${String(format)}; this controller reads format ${STATE_FORMAT} only. Start this version with a new --data-dir, or run the version that wrote it`, {
-      context: { path: file },
-    });
+    throw new PkeError(
+      `the controller state ${file} has format ${String(format)}; this controller reads format ${STATE_FORMAT} only. Start this version with a new --data-dir, or run the version that wrote it`,
+      {
+        context: { path: file },
+      },
+    );
   }
   const checked = controllerStateSchema.safeParse(snapshot.state);
   if (!checked.success) throw corrupt(file, describeIssue(checked.error.issues[0], 'state.'));

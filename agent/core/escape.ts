@@ -4,6 +4,7 @@
  * C0 and C1 controls, DEL, and Unicode's line separators and direction overrides become
  * `\n`, `\r`, `\t`, `\xHH` or `\u{HHHH}`.
  */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is what this module is for
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 

@@ -32,7 +32,8 @@ export function maskSecrets(fields: LogFields): LogFields {
   const out: LogFields = {};
   for (const [name, value] of Object.entries(fields)) {
     if (value === undefined) continue;
-    out[name] = SECRET_FIELD.test(name) && value !== null && value !== '' ? '[redacted]' : typeof value === 'string' ? escapeControl(value) : value;
+    out[name] =
+      SECRET_FIELD.test(name) && value !== null && value !== '' ? '[redacted]' : typeof value === 'string' ? escapeControl(value) : value;
   }
   return out;
 }

@@ -1,4 +1,15 @@
-import { accessSync, closeSync, constants as fsConstants, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants as fsConstants,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import path from 'node:path';
 import { CommandError, tail } from '../core/errors.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
@@ -203,7 +214,8 @@ export class Host {
       const args = ['show', `--property=${UNIT_STATE_PROPERTIES.join(',')}`, ...units];
       return parseUnitStates(units, (await this.run('systemctl', args)).stdout, ['systemctl', ...args].join(' '));
     },
-    isEnabled: async (unit: string) => (await this.run('systemctl', ['is-enabled', '--quiet', unit], { okExitCodes: [1, 4] })).exitCode === 0,
+    isEnabled: async (unit: string) =>
+      (await this.run('systemctl', ['is-enabled', '--quiet', unit], { okExitCodes: [1, 4] })).exitCode === 0,
   };
 }
 

@@ -22,7 +22,9 @@ const ENABLED_STATES = new Set(['enabled', 'enabled-runtime', 'static', 'alias',
 export function parseUnitStates<U extends string>(units: readonly U[], stdout: string, command: string): Record<U, UnitState> {
   const blocks = stdout.trim() === '' ? [] : stdout.trim().split(/\n[ \t]*\n/);
   if (blocks.length !== units.length) {
-    throw new PkeError(`${command}: expected a block of properties for each of ${units.length} units, got ${blocks.length}`, { context: { command } });
+    throw new PkeError(`${command}: expected a block of properties for each of ${units.length} units, got ${blocks.length}`, {
+      context: { command },
+    });
   }
   return Object.fromEntries(
     units.map((unit, i) => {

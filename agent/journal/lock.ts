@@ -26,7 +26,9 @@ export async function acquireBootstrapLock(host: Host): Promise<() => Promise<vo
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const holder = Number(readPid(file));
       if (Number.isInteger(holder) && holder > 0 && isAlive(holder)) {
-        throw new PkeError(`another bootstrap is running (pid ${holder}, lock ${file}); wait for it or stop it`, { context: { path: file } });
+        throw new PkeError(`another bootstrap is running (pid ${holder}, lock ${file}); wait for it or stop it`, {
+          context: { path: file },
+        });
       }
       rmSync(file, { force: true });
     }

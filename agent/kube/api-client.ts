@@ -12,7 +12,12 @@ export interface KubeApiConnection {
  * certificate or its bearer token. Each request gives its own timeout.
  */
 export function kubeApiConnection(access: KubeconfigAccess, options: { connections?: number } = {}): KubeApiConnection {
-  const pool = new ConnectionPool({ ca: access.caPem, cert: access.clientCertPem, key: access.clientKeyPem, connections: options.connections });
+  const pool = new ConnectionPool({
+    ca: access.caPem,
+    cert: access.clientCertPem,
+    key: access.clientKeyPem,
+    connections: options.connections,
+  });
   const headers: Record<string, string> = { accept: 'application/json' };
   if (access.token) headers.authorization = `Bearer ${access.token}`;
   return { pool, headers };

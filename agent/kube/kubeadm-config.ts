@@ -67,7 +67,9 @@ export function renderInitConfig({ config, node, bootstrapToken }: InitConfigInp
   const skippedAddons = [...(kubeProxy ? [] : ['addon/kube-proxy']), ...(coreDns ? [] : ['addon/coredns'])];
   if (!v1beta4 && skippedAddons.length > 0) init.skipPhases = skippedAddons;
 
-  const apiServer: Record<string, unknown> = { certSANs: unique([vip, node.nodeName, node.primaryIp, ...node.ips.filter((ip) => isIP(ip) !== 0)]) };
+  const apiServer: Record<string, unknown> = {
+    certSANs: unique([vip, node.nodeName, node.primaryIp, ...node.ips.filter((ip) => isIP(ip) !== 0)]),
+  };
   if (!v1beta4) apiServer.timeoutForControlPlane = TIMEOUTS.controlPlane;
   const cluster: Record<string, unknown> = {
     apiVersion,
@@ -118,7 +120,11 @@ export function renderJoinConfig({ config, node, discovery }: JoinConfigInput): 
  * from 1.31 and refuses cgroup v1 hosts from 1.35.
  */
 function kubeletConfiguration(config: AgentConfig): Record<string, unknown> {
-  const kubelet: Record<string, unknown> = { apiVersion: KUBELET_CONFIG_API, kind: 'KubeletConfiguration', cgroupDriver: config.kubernetes.cgroupDriver };
+  const kubelet: Record<string, unknown> = {
+    apiVersion: KUBELET_CONFIG_API,
+    kind: 'KubeletConfiguration',
+    cgroupDriver: config.kubernetes.cgroupDriver,
+  };
   if (config.kubernetes.allowCgroupV1 && kubernetesMinor(config.kubernetes.version) >= 31) kubelet.failCgroupV1 = false;
   return kubelet;
 }

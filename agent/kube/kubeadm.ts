@@ -81,9 +81,14 @@ function explained(error: unknown): unknown {
   if (!(error instanceof CommandError)) return error;
   const tail = maskSecrets(error.context.stderrTail ?? '');
   error.context.stderrTail = tail;
-  const lines = tail.split('\n').map((line) => line.trim()).filter((line) => line && !/^To see the stack trace of this error/.test(line));
+  const lines = tail
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line && !/^To see the stack trace of this error/.test(line));
   const reason = lines.findLast((line) => line.startsWith('error execution phase')) ?? lines.at(-1);
-  error.message = maskSecrets(error.context.exitCode !== undefined && reason ? `${error.context.command} exited ${error.context.exitCode}: ${reason}` : error.message);
+  error.message = maskSecrets(
+    error.context.exitCode !== undefined && reason ? `${error.context.command} exited ${error.context.exitCode}: ${reason}` : error.message,
+  );
   return error;
 }
 

@@ -37,7 +37,11 @@ const kubeconfigSchema = z.object({
   clusters: z.array(
     z.object({
       name: z.string(),
-      cluster: z.object({ server: z.url(), 'certificate-authority-data': z.string().optional(), 'certificate-authority': z.string().optional() }),
+      cluster: z.object({
+        server: z.url(),
+        'certificate-authority-data': z.string().optional(),
+        'certificate-authority': z.string().optional(),
+      }),
     }),
   ),
   users: z.array(

@@ -14,4 +14,3 @@ export const CONTROL_PLANE_MANIFESTS = ['kube-apiserver.yaml', 'kube-controller-
 /** The agent's rendered kubeadm configs: mode 0600, they carry a bootstrap token. */
 export const KUBEADM_INIT_CONFIG = '/etc/kubernetes/pke/kubeadm-init.yaml';
 export const KUBEADM_JOIN_CONFIG = '/etc/kubernetes/pke/kubeadm-join.yaml';
-

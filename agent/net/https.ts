@@ -59,7 +59,8 @@ export interface Answer {
 export function request(url: string, options: RequestOptions): Promise<Answer> {
   const timeout = AbortSignal.timeout(options.timeoutMs);
   const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
-  const headers = options.body === undefined ? options.headers : { ...options.headers, 'content-length': String(Buffer.byteLength(options.body)) };
+  const headers =
+    options.body === undefined ? options.headers : { ...options.headers, 'content-length': String(Buffer.byteLength(options.body)) };
   return new Promise((resolve, reject) => {
     const req = httpsRequest(url, { method: options.method ?? 'GET', headers, agent: options.pool.agent, signal }, (res) => {
       const chunks: Buffer[] = [];

@@ -78,7 +78,11 @@ async function fallbackUuid(): Promise<string> {
  * The node's address on the VIP's network: on the named interface when there is one, else on
  * the interface whose subnet holds the VIP, else on the default route's interface.
  */
-export function primaryAddress(facts: NodeFacts, vip: string, interfaceName?: string): { interface: string; ip: string; cidr: string } | undefined {
+export function primaryAddress(
+  facts: NodeFacts,
+  vip: string,
+  interfaceName?: string,
+): { interface: string; ip: string; cidr: string } | undefined {
   const pick = (entry: { name: string; ipv4: string[] } | undefined, address = entry?.ipv4[0]) =>
     entry && address ? { interface: entry.name, ip: address.split('/')[0] ?? address, cidr: address } : undefined;
   if (interfaceName) return pick(facts.interfaces.find((i) => i.name === interfaceName));
@@ -94,10 +98,9 @@ export function subnetContains(cidr: string, address: string): boolean {
   if (!network || bits === undefined) return false;
   const prefix = Number(bits);
   const mask = prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0;
-  return ((toInt(network) & mask) >>> 0) === ((toInt(address) & mask) >>> 0);
+  return (toInt(network) & mask) >>> 0 === (toInt(address) & mask) >>> 0;
 }
 
 function toInt(address: string): number {
   return address.split('.').reduce((acc, octet) => ((acc << 8) | Number(octet)) >>> 0, 0);
 }
-

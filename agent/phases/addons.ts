@@ -23,7 +23,9 @@ export function createAddonsPhase(options: AddonsOptions = {}): Phase<AddonsOutp
     summary: 'The leader applies the CNI, MetalLB and the vSphere CPI/CSI from the image bundle and waits for their rollout',
     needs: ['kube-init', 'vip'],
     ...LEADER_ONLY,
-    run: async ({ config, host, log, controller }) => ({ addons: await installAddons({ host, log, config, controller, rolloutTimeoutSeconds }) }),
+    run: async ({ config, host, log, controller }) => ({
+      addons: await installAddons({ host, log, config, controller, rolloutTimeoutSeconds }),
+    }),
   };
 }
 

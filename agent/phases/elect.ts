@@ -31,7 +31,10 @@ export const electPhase: Phase<ElectOutput> = {
       }
       // Someone else holds a live lease: wait until its holder has initialized the cluster or the lease changes hands.
       ctx.log.info('elect.waiting', { leader: answer.holder, epoch: answer.epoch });
-      const state = await ctx.controller.leaderState({ waitSeconds: LONG_POLL_SECONDS, known: { epoch: answer.epoch, initialized: answer.initialized } });
+      const state = await ctx.controller.leaderState({
+        waitSeconds: LONG_POLL_SECONDS,
+        known: { epoch: answer.epoch, initialized: answer.initialized },
+      });
       if (state.initialized) {
         ctx.log.info('elect.follower', { leader: state.holder, epoch: state.epoch });
         return { leader: false };
@@ -62,7 +65,9 @@ async function resumeLeadership({ host, log, controller, lease, outputs }: Phase
     return true;
   }
   if ((await initDoneEvidence(host)) !== undefined) {
-    throw new PkeError(`this node initialized the cluster as leader (epoch ${won.epoch}), but its lease has ended and the controller refuses to renew it; see \`pke-agent controller status\``);
+    throw new PkeError(
+      `this node initialized the cluster as leader (epoch ${won.epoch}), but its lease has ended and the controller refuses to renew it; see \`pke-agent controller status\``,
+    );
   }
   log.warn('elect.fenced', { epoch: won.epoch, note: 'the lease ended while this node was down; electing again' });
   await stepDownBeforeInit(host, log);

@@ -2,7 +2,12 @@ import type { CgroupDriver } from '../config/schema.ts';
 import { errorMessage, PkeError } from '../core/errors.ts';
 import type { Host } from '../host/host.ts';
 import type { UnitState } from '../host/unit-state.ts';
-import { CONTAINERD_CONFIG, containerdConfigFitsKubernetes, parseContainerdMajor, renderContainerdConfig } from '../kube/containerd-config.ts';
+import {
+  CONTAINERD_CONFIG,
+  containerdConfigFitsKubernetes,
+  parseContainerdMajor,
+  renderContainerdConfig,
+} from '../kube/containerd-config.ts';
 import { KERNEL_MODULES, MODULES_LOAD_FILE, MODULES_LOAD_TEXT, SYSCTL_FILE, SYSCTL_TEXT, SYSCTLS, sysctlPath } from '../node/kernel.ts';
 import type { Phase, PhaseContext } from './phase.ts';
 
@@ -172,7 +177,10 @@ async function writeSysctl(host: Host, key: string, value: string): Promise<void
 /** /proc/swaps: a header line, then one line per active swap area. */
 async function swapActive(host: Host): Promise<boolean> {
   const swaps = await host.readText('/proc/swaps');
-  return (swaps ?? '').split('\n').slice(1).some((line) => line.trim() !== '');
+  return (swaps ?? '')
+    .split('\n')
+    .slice(1)
+    .some((line) => line.trim() !== '');
 }
 
 function fstabSwapLines(fstab: string | undefined): string[] {

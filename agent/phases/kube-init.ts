@@ -1,5 +1,4 @@
 import { PkeError } from '../core/errors.ts';
-import type { Host } from '../host/host.ts';
 import { kubeadmApiVersion, renderInitConfig, type KubeadmApiVersion } from '../kube/kubeadm-config.ts';
 import { forgetInitStarted, initDoneEvidence, markInitDone, markInitStarted, resetUnfinishedInit } from '../kube/init-marker.ts';
 import { failedInPreflight, isTransientKubeadmError, kubeadmInit } from '../kube/kubeadm.ts';
@@ -43,12 +42,17 @@ export const kubeInitPhase: Phase<KubeInitOutput> = {
 
     // Normally here since the election: the claim answer carried it.
     const grant = ctx.lease.initGrant(epoch) ?? (await controller.join({ epoch }));
-    if (grant.mode !== 'init') throw new PkeError(`the controller answered the leader (epoch ${epoch}) with ${grant.mode} material instead of init`);
+    if (grant.mode !== 'init')
+      throw new PkeError(`the controller answered the leader (epoch ${epoch}) with ${grant.mode} material instead of init`);
     const ttlSeconds = (Date.parse(grant.tokenExpiresAt) - Date.now()) / 1000;
     if (!(ttlSeconds >= MIN_TOKEN_TTL_SECONDS)) {
-      throw new PkeError(`the init grant's bootstrap token expires at ${grant.tokenExpiresAt}, too soon to cover kubeadm init and the first joins`);
+      throw new PkeError(
+        `the init grant's bootstrap token expires at ${grant.tokenExpiresAt}, too soon to cover kubeadm init and the first joins`,
+      );
     }
-    await host.writeFile(KUBEADM_INIT_CONFIG, renderInitConfig({ config, node, bootstrapToken: { token: grant.token, ttlSeconds } }), { mode: 0o600 });
+    await host.writeFile(KUBEADM_INIT_CONFIG, renderInitConfig({ config, node, bootstrapToken: { token: grant.token, ttlSeconds } }), {
+      mode: 0o600,
+    });
 
     await markInitStarted(host, epoch);
     // kubeadm's kubeconfigs and the kubelet talk to the VIP, but only once the control plane's

@@ -104,9 +104,12 @@ async function waitForGrant(ctx: PhaseContext, settings: Required<KubeJoinOption
     } catch (error) {
       if (!isJoinNotYet(error)) throw error;
       if (Date.now() >= deadline) {
-        throw new PkeError(`no join grant after ${Math.round(settings.grantWaitMs / 1000)} s; the controller last said: ${errorMessage(error)}`, {
-          cause: error,
-        });
+        throw new PkeError(
+          `no join grant after ${Math.round(settings.grantWaitMs / 1000)} s; the controller last said: ${errorMessage(error)}`,
+          {
+            cause: error,
+          },
+        );
       }
       ctx.log.info('kube-join.waiting', { reason: errorMessage(error) });
       const quick = MIN_ASK_INTERVAL_MS - (Date.now() - asked);

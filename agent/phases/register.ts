@@ -14,8 +14,12 @@ export const registerPhase: Phase<RegisterOutput> = {
     const { vip, interface: vipInterface } = ctx.config.controlPlaneEndpoint;
     const primary = primaryAddress(facts, vip, vipInterface);
     if (!primary) {
-      const where = vipInterface ? `interface ${vipInterface} (controlPlaneEndpoint.interface)` : `the VIP's network (${vip}) or the default route's interface`;
-      throw new PkeError(`register: no IPv4 address on ${where}; interfaces: ${facts.interfaces.map((i) => `${i.name} ${i.ipv4.join(',') || '-'}`).join('; ') || 'none'}`);
+      const where = vipInterface
+        ? `interface ${vipInterface} (controlPlaneEndpoint.interface)`
+        : `the VIP's network (${vip}) or the default route's interface`;
+      throw new PkeError(
+        `register: no IPv4 address on ${where}; interfaces: ${facts.interfaces.map((i) => `${i.name} ${i.ipv4.join(',') || '-'}`).join('; ') || 'none'}`,
+      );
     }
     // keepalived can only hold the VIP on a network the control-plane nodes are on.
     if (ctx.config.role === 'master' && !subnetContains(primary.cidr, vip)) {
@@ -25,7 +29,13 @@ export const registerPhase: Phase<RegisterOutput> = {
     }
     const ips = facts.interfaces.flatMap((i) => i.ipv4.map((cidr) => cidr.split('/')[0] ?? cidr));
     const name = nodeName(ctx.config);
-    await ctx.controller.register({ uuid: facts.biosUuid, hostname: facts.hostname, ips, primaryIp: primary.ip, agentVersion: AGENT_VERSION });
+    await ctx.controller.register({
+      uuid: facts.biosUuid,
+      hostname: facts.hostname,
+      ips,
+      primaryIp: primary.ip,
+      agentVersion: AGENT_VERSION,
+    });
     ctx.log.info('register.done', { node: name, primaryIp: primary.ip, interface: primary.interface });
     return { nodeName: name, primaryIp: primary.ip, interface: primary.interface, ips, biosUuid: facts.biosUuid };
   },

@@ -10,7 +10,8 @@ import type { Phase } from './phase.ts';
  */
 export const signalJoinedPhase: Phase<SignalJoinedOutput> = {
   name: 'signal-joined',
-  summary: 'Tell the controller this node is in the cluster: the leader hands over admin.conf and opens the joins; a control-plane node frees the join slot',
+  summary:
+    'Tell the controller this node is in the cluster: the leader hands over admin.conf and opens the joins; a control-plane node frees the join slot',
   needs: ['kube-init', 'kube-join'],
   run: async (ctx) => {
     const elect = ctx.outputs.elect;

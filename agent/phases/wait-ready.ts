@@ -41,7 +41,8 @@ export function createWaitReadyPhase(options: WaitReadyOptions = {}): Phase<Wait
       if (!nodeName) throw new PkeError('wait-ready needs the register output');
       const endpoint = `https://${config.controlPlaneEndpoint.vip}:${config.controlPlaneEndpoint.port}`;
       const ca = await host.readText(CLUSTER_CA_CERT);
-      if (!ca) throw new PkeError(`${CLUSTER_CA_CERT} is missing: kubeadm writes it on init and join`, { context: { path: CLUSTER_CA_CERT } });
+      if (!ca)
+        throw new PkeError(`${CLUSTER_CA_CERT} is missing: kubeadm writes it on init and join`, { context: { path: CLUSTER_CA_CERT } });
       const kubeconfig = config.role === 'master' ? ADMIN_KUBECONFIG : KUBELET_KUBECONFIG;
 
       const waitFor = async (what: string, url: string | undefined, check: () => Promise<Answer>) => {

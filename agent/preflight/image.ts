@@ -99,7 +99,12 @@ async function readManifest(host: Host): Promise<{ check: CheckResult; manifest?
   const name = 'image manifest';
   const text = await host.readText(IMAGE_MANIFEST_PATH);
   if (text === undefined) {
-    return { check: fail(name, `${IMAGE_MANIFEST_PATH} is missing; expected the manifest written by the image build (packer/scripts/90-manifest.sh)`) };
+    return {
+      check: fail(
+        name,
+        `${IMAGE_MANIFEST_PATH} is missing; expected the manifest written by the image build (packer/scripts/90-manifest.sh)`,
+      ),
+    };
   }
   let json: unknown;
   try {
@@ -114,7 +119,10 @@ async function readManifest(host: Host): Promise<{ check: CheckResult; manifest?
   const v = parsed.data.versions;
   return {
     manifest: parsed.data,
-    check: pass(name, `${IMAGE_MANIFEST_PATH}: kubernetes ${v.kubernetes}, containerd ${v.containerd}, runc ${v.runc}, crictl ${v.crictl}, agent ${v.agent}, built ${parsed.data.builtAt}`),
+    check: pass(
+      name,
+      `${IMAGE_MANIFEST_PATH}: kubernetes ${v.kubernetes}, containerd ${v.containerd}, runc ${v.runc}, crictl ${v.crictl}, agent ${v.agent}, built ${parsed.data.builtAt}`,
+    ),
   };
 }
 
@@ -160,7 +168,10 @@ async function presenceCheck(host: Host, name: string, commands: string[], why: 
 
 /** cloud.cfg, then cloud.cfg.d/*.cfg in name order, later keys winning: how cloud-init merges them. */
 async function cloudConfig(host: Host): Promise<{ values: Map<string, { value: unknown; file: string }>; errors: string[] }> {
-  const files = ['/etc/cloud/cloud.cfg', ...(await host.list('/etc/cloud/cloud.cfg.d')).filter((f) => f.endsWith('.cfg')).map((f) => `/etc/cloud/cloud.cfg.d/${f}`)];
+  const files = [
+    '/etc/cloud/cloud.cfg',
+    ...(await host.list('/etc/cloud/cloud.cfg.d')).filter((f) => f.endsWith('.cfg')).map((f) => `/etc/cloud/cloud.cfg.d/${f}`),
+  ];
   const values = new Map<string, { value: unknown; file: string }>();
   const errors: string[] = [];
   for (const file of files) {
@@ -189,18 +200,38 @@ async function cloudInitChecks(host: Host): Promise<CheckResult[]> {
   if (errors.length > 0) {
     results.push(fail('cloud-init datasource', `${errors.join('; ')}; expected datasource_list: ${expected}`));
   } else if (!datasource) {
-    results.push(fail('cloud-init datasource', `no datasource_list in /etc/cloud/cloud.cfg or cloud.cfg.d; expected ${expected} (cloud-init/image/99-pke-datasource.cfg)`));
+    results.push(
+      fail(
+        'cloud-init datasource',
+        `no datasource_list in /etc/cloud/cloud.cfg or cloud.cfg.d; expected ${expected} (cloud-init/image/99-pke-datasource.cfg)`,
+      ),
+    );
   } else if (!Array.isArray(datasource.value) || datasource.value.map(String).join(',') !== DATASOURCE_LIST.join(',')) {
-    results.push(fail('cloud-init datasource', `datasource_list is ${JSON.stringify(datasource.value)} (from ${datasource.file}); expected ${expected}`));
+    results.push(
+      fail(
+        'cloud-init datasource',
+        `datasource_list is ${JSON.stringify(datasource.value)} (from ${datasource.file}); expected ${expected}`,
+      ),
+    );
   } else {
     results.push(pass('cloud-init datasource', `datasource_list ${expected} (from ${datasource.file})`));
   }
 
   const preserve = values.get('preserve_hostname');
   if (preserve?.value === true) {
-    results.push(fail('cloud-init hostname', `preserve_hostname is true (from ${preserve.file}); expected false, so that each clone takes local-hostname from its metadata`));
+    results.push(
+      fail(
+        'cloud-init hostname',
+        `preserve_hostname is true (from ${preserve.file}); expected false, so that each clone takes local-hostname from its metadata`,
+      ),
+    );
   } else {
-    results.push(pass('cloud-init hostname', `preserve_hostname ${String(preserve?.value ?? false)}${preserve ? ` (from ${preserve.file})` : ' (default)'}`));
+    results.push(
+      pass(
+        'cloud-init hostname',
+        `preserve_hostname ${String(preserve?.value ?? false)}${preserve ? ` (from ${preserve.file})` : ' (default)'}`,
+      ),
+    );
   }
 
   const etcHosts = values.get('manage_etc_hosts');
@@ -245,7 +276,10 @@ async function kernelModulesCheck(host: Host): Promise<CheckResult> {
   const listed = new Set((await confLines(host, '/etc/modules-load.d')).map((l) => l.line));
   const missing = KERNEL_MODULES.filter((m) => !listed.has(m));
   return missing.length > 0
-    ? fail('kernel modules', `${missing.join(', ')} not listed in /etc/modules-load.d/*.conf; expected ${KERNEL_MODULES.join(', ')} loaded at boot`)
+    ? fail(
+        'kernel modules',
+        `${missing.join(', ')} not listed in /etc/modules-load.d/*.conf; expected ${KERNEL_MODULES.join(', ')} loaded at boot`,
+      )
     : pass('kernel modules', `${KERNEL_MODULES.join(', ')} load at boot`);
 }
 
@@ -265,14 +299,21 @@ async function sysctlCheck(host: Host): Promise<CheckResult> {
     });
   return wrong.length > 0
     ? fail('sysctl', `${wrong.join('; ')} (in /etc/sysctl.d/*.conf)`)
-    : pass('sysctl', Object.entries(SYSCTLS).map(([k, v]) => `${k} = ${v}`).join(', '));
+    : pass(
+        'sysctl',
+        Object.entries(SYSCTLS)
+          .map(([k, v]) => `${k} = ${v}`)
+          .join(', '),
+      );
 }
 
 async function machineIdCheck(host: Host): Promise<CheckResult> {
   const name = 'machine-id';
   const id = await host.readText('/etc/machine-id');
-  if (id === undefined) return fail(name, '/etc/machine-id is missing; expected an empty file that systemd fills in at each clone\'s first boot');
-  if (id.trim() !== '') return fail(name, `/etc/machine-id holds ${id.trim()}; expected an empty file, so that every clone gets its own id`);
+  if (id === undefined)
+    return fail(name, "/etc/machine-id is missing; expected an empty file that systemd fills in at each clone's first boot");
+  if (id.trim() !== '')
+    return fail(name, `/etc/machine-id holds ${id.trim()}; expected an empty file, so that every clone gets its own id`);
 
   const dbus = host.file('/var/lib/dbus/machine-id');
   try {
@@ -283,7 +324,7 @@ async function machineIdCheck(host: Host): Promise<CheckResult> {
         return fail(name, `/var/lib/dbus/machine-id links to ${target}; expected a link to /etc/machine-id`);
       }
     } else if (((await host.readText('/var/lib/dbus/machine-id')) ?? '').trim() !== '') {
-      return fail(name, '/var/lib/dbus/machine-id holds the build\'s id; expected a link to /etc/machine-id');
+      return fail(name, "/var/lib/dbus/machine-id holds the build's id; expected a link to /etc/machine-id");
     }
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
@@ -294,7 +335,10 @@ async function machineIdCheck(host: Host): Promise<CheckResult> {
 async function sshHostKeysCheck(host: Host): Promise<CheckResult> {
   const keys = (await host.list('/etc/ssh')).filter((f) => f.startsWith('ssh_host_'));
   return keys.length > 0
-    ? fail('ssh host keys', `${keys.map((k) => `/etc/ssh/${k}`).join(', ')} remain; expected none, so that every clone makes its own at first boot`)
+    ? fail(
+        'ssh host keys',
+        `${keys.map((k) => `/etc/ssh/${k}`).join(', ')} remain; expected none, so that every clone makes its own at first boot`,
+      )
     : pass('ssh host keys', 'none in /etc/ssh');
 }
 
@@ -302,7 +346,10 @@ async function kubeletEnabledCheck(host: Host): Promise<CheckResult> {
   try {
     return (await host.service.isEnabled('kubelet'))
       ? pass('kubelet enabled', 'kubelet.service is enabled')
-      : fail('kubelet enabled', 'kubelet.service is not enabled; expected enabled (not started), so that it runs once kubeadm has configured it');
+      : fail(
+          'kubelet enabled',
+          'kubelet.service is not enabled; expected enabled (not started), so that it runs once kubeadm has configured it',
+        );
   } catch (error) {
     return fail('kubelet enabled', `could not ask systemctl: ${errorMessage(error)}; expected kubelet.service enabled`);
   }

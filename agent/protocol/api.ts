@@ -1,6 +1,16 @@
 import { z } from 'zod';
 import { kubernetesVersion } from '../config/kubernetes-version.ts';
-import { ROLES, addonsSchema, agentConfigSchema, cgroupDriver, controlPlaneEndpoint, dnsLabel, imageRepository, ipv4, podCidr, serviceCidr } from '../config/schema.ts';
+import {
+  ROLES,
+  addonsSchema,
+  agentConfigSchema,
+  controlPlaneEndpoint,
+  dnsLabel,
+  ipv4,
+  nodeRuntimeFields,
+  podCidr,
+  serviceCidr,
+} from '../config/schema.ts';
 
 /**
  * The controller's HTTP API, shared by the controller (validates requests, shapes answers)
@@ -80,12 +90,15 @@ export const clusterSpecSchema = z.strictObject({
   serviceCidr,
   /** Installed by the leader after init: the CNI (its pod CIDR is podCidr) and MetalLB. */
   addons: addonsSchema,
-  /** How this site's hosts run containers (see the agent config's kubernetes block). */
-  cgroupDriver: cgroupDriver.default('systemd'),
-  allowCgroupV1: z.boolean().default(false),
-  imageRepository: imageRepository.optional(),
+  /** How this site's hosts run containers, handed to every node's agent config. */
+  ...nodeRuntimeFields,
   /** Lifetime of the node tokens that node-config puts into guestinfo. */
-  nodeTokenTtlSeconds: z.number().int().min(60).max(365 * 86400).default(86400),
+  nodeTokenTtlSeconds: z
+    .number()
+    .int()
+    .min(60)
+    .max(365 * 86400)
+    .default(86400),
   /** Leader lease; renewed by the holder until it reports the cluster initialized. */
   leaseTtlSeconds: z.number().int().min(1).max(3600).default(30),
   /** How long one control-plane join may hold the join slot. */
@@ -93,7 +106,12 @@ export const clusterSpecSchema = z.strictObject({
   /** Lifetime of each kubeadm bootstrap token handed to a joining node. */
   bootstrapTokenTtlSeconds: z.number().int().min(10).max(86400).default(900),
   /** Lifetime of the leader's init token (covers the whole init). */
-  initTokenTtlSeconds: z.number().int().min(600).max(7 * 86400).default(7200),
+  initTokenTtlSeconds: z
+    .number()
+    .int()
+    .min(600)
+    .max(7 * 86400)
+    .default(7200),
 });
 export type ClusterSpec = z.infer<typeof clusterSpecSchema>;
 export type ClusterSpecInput = z.input<typeof clusterSpecSchema>;
@@ -121,7 +139,12 @@ export const nodeConfigRequestSchema = z.strictObject({
   /** Worker pool; defaults to the cluster's first pool. Control-plane nodes have no pool. */
   pool: dnsLabel.optional(),
   /** Node token lifetime; defaults to the cluster's nodeTokenTtlSeconds. */
-  tokenTtlSeconds: z.number().int().min(60).max(365 * 86400).optional(),
+  tokenTtlSeconds: z
+    .number()
+    .int()
+    .min(60)
+    .max(365 * 86400)
+    .optional(),
 });
 export type NodeConfigRequest = z.infer<typeof nodeConfigRequestSchema>;
 
@@ -194,7 +217,10 @@ export type LeaderState = z.infer<typeof leaderStateSchema>;
 export const leaderQuerySchema = z.object({
   wait: z.coerce.number().int().min(0).max(MAX_WAIT_SECONDS).default(0),
   epoch: z.coerce.number().int().nonnegative().optional(),
-  initialized: z.enum(['true', 'false']).transform((v) => v === 'true').optional(),
+  initialized: z
+    .enum(['true', 'false'])
+    .transform((v) => v === 'true')
+    .optional(),
 });
 
 // --- pki ---------------------------------------------------------------------------------
@@ -227,7 +253,10 @@ export const vsphereCredentialsSchema = z.strictObject({
   datacenters: z.array(z.string().min(1).max(256)).min(1).max(32),
   /** Skip TLS verification of vCenter: only for labs with self-signed certificates. */
   insecure: z.boolean().default(false),
-  thumbprint: z.string().regex(/^([0-9A-Fa-f]{2}:){19,31}[0-9A-Fa-f]{2}$/, 'expected a SHA-1 or SHA-256 fingerprint, hex pairs joined by colons').optional(),
+  thumbprint: z
+    .string()
+    .regex(/^([0-9A-Fa-f]{2}:){19,31}[0-9A-Fa-f]{2}$/, 'expected a SHA-1 or SHA-256 fingerprint, hex pairs joined by colons')
+    .optional(),
 });
 export type VsphereCredentials = z.infer<typeof vsphereCredentialsSchema>;
 export type VsphereCredentialsInput = z.input<typeof vsphereCredentialsSchema>;
@@ -305,7 +334,10 @@ export type EventsRequest = z.infer<typeof eventsRequestSchema>;
  */
 export const joinedRequestSchema = z.strictObject({
   /** The leader only: admin.conf, so the controller can mint join tokens through the API. */
-  adminKubeconfig: z.string().max(64 * 1024).optional(),
+  adminKubeconfig: z
+    .string()
+    .max(64 * 1024)
+    .optional(),
   /** The leader's lease epoch; a report from an ended lease is fenced (409). */
   epoch: z.number().int().positive().optional(),
 });

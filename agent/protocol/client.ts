@@ -91,7 +91,11 @@ export class ControllerTransport {
   }
 
   /** Calls `route` with its path parameters; the answer is validated against the route's answer schema. */
-  async call<R extends RouteSpec>(route: R, params: PathParams<R['path']>, options: CallOptions<SchemaInput<R['body']>> = {}): Promise<SchemaOutput<R['answer']>> {
+  async call<R extends RouteSpec>(
+    route: R,
+    params: PathParams<R['path']>,
+    options: CallOptions<SchemaInput<R['body']>> = {},
+  ): Promise<SchemaOutput<R['answer']>> {
     const path = routePath(route, params);
     const { method } = route;
     let attempts = 0;
@@ -130,7 +134,9 @@ export class ControllerTransport {
 
   private async once<R extends RouteSpec>(route: R, path: string, options: CallOptions<unknown>): Promise<SchemaOutput<R['answer']>> {
     const { method } = route;
-    const query = Object.entries(options.query ?? {}).filter((entry): entry is [string, string | number | boolean] => entry[1] !== undefined);
+    const query = Object.entries(options.query ?? {}).filter(
+      (entry): entry is [string, string | number | boolean] => entry[1] !== undefined,
+    );
     const search = query.length > 0 ? `?${new URLSearchParams(query.map(([k, v]): [string, string] => [k, String(v)])).toString()}` : '';
     const timeout = this.timeoutMs + (options.waitSeconds ?? 0) * 1000;
     let answer;
@@ -148,7 +154,9 @@ export class ControllerTransport {
         signal: this.signal,
       });
     } catch (error) {
-      throw new ControllerRequestError(method, path, undefined, undefined, `no answer from ${this.baseUrl}: ${errorMessage(error)}`, { cause: error });
+      throw new ControllerRequestError(method, path, undefined, undefined, `no answer from ${this.baseUrl}: ${errorMessage(error)}`, {
+        cause: error,
+      });
     }
     const { text } = answer;
     if (answer.statusCode >= 200 && answer.statusCode < 300) {
@@ -156,7 +164,13 @@ export class ControllerTransport {
       const parsed = route.answer.safeParse(text === '' ? undefined : safeJson(text));
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
-        throw new ControllerRequestError(method, path, answer.statusCode, undefined, `unexpected answer (${(issue && issuePath(issue)) || 'body'}: ${issue?.message ?? 'invalid'})`);
+        throw new ControllerRequestError(
+          method,
+          path,
+          answer.statusCode,
+          undefined,
+          `unexpected answer (${(issue && issuePath(issue)) || 'body'}: ${issue?.message ?? 'invalid'})`,
+        );
       }
       return parsed.data as SchemaOutput<R['answer']>;
     }

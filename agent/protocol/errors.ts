@@ -8,8 +8,16 @@ export class ControllerRequestError extends PkeError {
   /** The request's key path the controller named as wrong (400), e.g. `pool` or `query.wait`. */
   readonly field: string | undefined;
 
-  constructor(method: string, path: string, status: number | undefined, code: ApiErrorCode | undefined, message: string, options: { field?: string; cause?: unknown } = {}) {
-    const what = status === undefined ? message : `${status}${code ? ` ${code}` : ''}: ${message}${options.field ? ` (field ${options.field})` : ''}`;
+  constructor(
+    method: string,
+    path: string,
+    status: number | undefined,
+    code: ApiErrorCode | undefined,
+    message: string,
+    options: { field?: string; cause?: unknown } = {},
+  ) {
+    const what =
+      status === undefined ? message : `${status}${code ? ` ${code}` : ''}: ${message}${options.field ? ` (field ${options.field})` : ''}`;
     super(`controller ${method} ${path}: ${what}`, { context: { url: path, status }, cause: options.cause });
     this.code = code;
     this.field = options.field;

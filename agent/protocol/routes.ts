@@ -39,7 +39,13 @@ export type Access = 'anyone' | 'admin' | 'node' | 'control-plane' | 'admin-or-n
 
 type Schema = z.ZodType | undefined;
 
-export interface RouteSpec<Path extends string = string, Body extends Schema = Schema, Query extends Schema = Schema, Answer extends Schema = Schema, Who extends Access = Access> {
+export interface RouteSpec<
+  Path extends string = string,
+  Body extends Schema = Schema,
+  Query extends Schema = Schema,
+  Answer extends Schema = Schema,
+  Who extends Access = Access,
+> {
   method: 'GET' | 'POST';
   /** `{c}` is a cluster id or name, `{n}` a node name; also what the request log shows. */
   path: Path;
@@ -63,9 +69,13 @@ type Declared<Path extends string, Body extends Schema, Query extends Schema, An
 > &
   Partial<Pick<RouteSpec<Path, Body, Query, Answer, Who>, 'body' | 'query' | 'answer'>>;
 
-function route<const Path extends string, const Who extends Access, Body extends Schema = undefined, Query extends Schema = undefined, Answer extends Schema = undefined>(
-  spec: Declared<Path, Body, Query, Answer, Who>,
-): RouteSpec<Path, Body, Query, Answer, Who> {
+function route<
+  const Path extends string,
+  const Who extends Access,
+  Body extends Schema = undefined,
+  Query extends Schema = undefined,
+  Answer extends Schema = undefined,
+>(spec: Declared<Path, Body, Query, Answer, Who>): RouteSpec<Path, Body, Query, Answer, Who> {
   return { body: undefined, query: undefined, answer: undefined, ...spec } as RouteSpec<Path, Body, Query, Answer, Who>;
 }
 
@@ -74,31 +84,91 @@ const NODE = `${CLUSTER}/nodes/{n}` as const;
 
 export const API = {
   livez: route({ method: 'GET', path: '/livez', access: 'anyone', status: 200, answer: z.object({ status: z.literal('ok') }) }),
-  createCluster: route({ method: 'POST', path: '/v1/clusters', access: 'admin', status: 201, body: clusterSpecSchema, answer: clusterSummarySchema }),
+  createCluster: route({
+    method: 'POST',
+    path: '/v1/clusters',
+    access: 'admin',
+    status: 201,
+    body: clusterSpecSchema,
+    answer: clusterSummarySchema,
+  }),
   listClusters: route({ method: 'GET', path: '/v1/clusters', access: 'admin', status: 200, answer: clusterListSchema }),
   showCluster: route({ method: 'GET', path: CLUSTER, access: 'admin', status: 200, answer: clusterSummarySchema }),
   /** Mints a node token and renders the node's guestinfo. */
-  nodeConfig: route({ method: 'POST', path: `${CLUSTER}/nodes`, access: 'admin', status: 201, body: nodeConfigRequestSchema, answer: nodeConfigResponseSchema }),
-  revoke: route({ method: 'POST', path: `${CLUSTER}/revocations`, access: 'admin', status: 200, body: revocationRequestSchema, answer: revocationResponseSchema }),
+  nodeConfig: route({
+    method: 'POST',
+    path: `${CLUSTER}/nodes`,
+    access: 'admin',
+    status: 201,
+    body: nodeConfigRequestSchema,
+    answer: nodeConfigResponseSchema,
+  }),
+  revoke: route({
+    method: 'POST',
+    path: `${CLUSTER}/revocations`,
+    access: 'admin',
+    status: 200,
+    body: revocationRequestSchema,
+    answer: revocationResponseSchema,
+  }),
   /** The admin sets the vCenter connection for the vSphere CPI and CSI; the leader reads it. */
   setVsphere: route({ method: 'POST', path: `${CLUSTER}/vsphere`, access: 'admin', status: 204, body: vsphereCredentialsSchema }),
   getVsphere: route({ method: 'GET', path: `${CLUSTER}/vsphere`, access: 'control-plane', status: 200, answer: vsphereCredentialsSchema }),
-  register: route({ method: 'POST', path: `${NODE}/register`, access: 'node', status: 200, body: registerRequestSchema, answer: nodeStatusSchema }),
+  register: route({
+    method: 'POST',
+    path: `${NODE}/register`,
+    access: 'node',
+    status: 200,
+    body: registerRequestSchema,
+    answer: nodeStatusSchema,
+  }),
   events: route({ method: 'POST', path: `${NODE}/events`, access: 'node', status: 204, body: eventsRequestSchema }),
   joined: route({ method: 'POST', path: `${NODE}/joined`, access: 'node', status: 204, body: joinedRequestSchema }),
   ready: route({ method: 'POST', path: `${NODE}/ready`, access: 'node', status: 204, body: readyRequestSchema }),
-  claimLeader: route({ method: 'POST', path: `${CLUSTER}/leader`, access: 'control-plane', status: 200, body: leaderClaimRequestSchema, answer: leaderClaimResponseSchema }),
-  leaderState: route({ method: 'GET', path: `${CLUSTER}/leader`, access: 'control-plane', status: 200, query: leaderQuerySchema, answer: leaderStateSchema, longPoll: true }),
+  claimLeader: route({
+    method: 'POST',
+    path: `${CLUSTER}/leader`,
+    access: 'control-plane',
+    status: 200,
+    body: leaderClaimRequestSchema,
+    answer: leaderClaimResponseSchema,
+  }),
+  leaderState: route({
+    method: 'GET',
+    path: `${CLUSTER}/leader`,
+    access: 'control-plane',
+    status: 200,
+    query: leaderQuerySchema,
+    answer: leaderStateSchema,
+    longPoll: true,
+  }),
   pki: route({ method: 'GET', path: `${CLUSTER}/pki`, access: 'control-plane', status: 200, answer: pkiBundleSchema }),
-  join: route({ method: 'POST', path: `${CLUSTER}/join`, access: 'node', status: 200, body: joinRequestSchema, query: waitQuerySchema, answer: joinGrantSchema, longPoll: true }),
-  controlPlane: route({ method: 'GET', path: `${CLUSTER}/control-plane`, access: 'admin-or-node', status: 200, answer: controlPlaneViewSchema }),
+  join: route({
+    method: 'POST',
+    path: `${CLUSTER}/join`,
+    access: 'node',
+    status: 200,
+    body: joinRequestSchema,
+    query: waitQuerySchema,
+    answer: joinGrantSchema,
+    longPoll: true,
+  }),
+  controlPlane: route({
+    method: 'GET',
+    path: `${CLUSTER}/control-plane`,
+    access: 'admin-or-node',
+    status: 200,
+    answer: controlPlaneViewSchema,
+  }),
   status: route({ method: 'GET', path: `${CLUSTER}/status`, access: 'admin-or-node', status: 200, answer: clusterStatusSchema }),
 } as const;
 
 export type RouteName = keyof typeof API;
 
 /** The path parameters a pattern names: `{ c: string; n: string }` for `.../{c}/nodes/{n}/...`. */
-export type PathParams<Path extends string> = Path extends `${string}{${infer Name}}${infer Rest}` ? { [K in Name]: string } & PathParams<Rest> : unknown;
+export type PathParams<Path extends string> = Path extends `${string}{${infer Name}}${infer Rest}`
+  ? { [K in Name]: string } & PathParams<Rest>
+  : unknown;
 
 /** The path of a route with its parameters filled in, each encoded as one path segment. */
 export function routePath<Path extends string>(spec: RouteSpec<Path>, params: PathParams<Path>): string {

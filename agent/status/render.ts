@@ -6,15 +6,21 @@ export function renderStatus(report: StatusReport): string {
   const { facts, config } = report;
   const lines: string[] = [];
   const gib = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
-  lines.push(`Node        ${facts.hostname} (BIOS UUID ${facts.biosUuid || 'unknown'}, ${facts.cpus} CPUs, ${gib(facts.memoryBytes)} memory, swap ${facts.swapBytes === 0 ? 'off' : gib(facts.swapBytes)})`);
+  lines.push(
+    `Node        ${facts.hostname} (BIOS UUID ${facts.biosUuid || 'unknown'}, ${facts.cpus} CPUs, ${gib(facts.memoryBytes)} memory, swap ${facts.swapBytes === 0 ? 'off' : gib(facts.swapBytes)})`,
+  );
   for (const entry of facts.interfaces) {
     const isDefault = entry.name === facts.defaultRouteInterface ? ' (default route)' : '';
     lines.push(`Interface   ${entry.name} ${entry.ipv4.join(', ') || 'no IPv4'}${isDefault}`);
   }
   lines.push(`Bootstrap   ${bootstrapLine(report)}`);
   if (config) {
-    lines.push(`Cluster     ${config.cluster}, Kubernetes ${config.kubernetesVersion}, endpoint ${config.endpoint}${config.vipInterface ? ` on ${config.vipInterface}` : ''}`);
-    lines.push(`This node   role ${config.role}, pool ${config.pool}${config.nodeName ? `, name ${config.nodeName}` : ''}${report.vipHere === undefined ? '' : `, holds the VIP: ${report.vipHere ? 'yes' : 'no'}`}`);
+    lines.push(
+      `Cluster     ${config.cluster}, Kubernetes ${config.kubernetesVersion}, endpoint ${config.endpoint}${config.vipInterface ? ` on ${config.vipInterface}` : ''}`,
+    );
+    lines.push(
+      `This node   role ${config.role}, pool ${config.pool}${config.nodeName ? `, name ${config.nodeName}` : ''}${report.vipHere === undefined ? '' : `, holds the VIP: ${report.vipHere ? 'yes' : 'no'}`}`,
+    );
     lines.push(`Controller  ${config.controllerUrl} (CA sha256 ${config.controllerCaSha256.slice(0, 16)}…), token ${config.token}`);
   } else {
     lines.push(`Config      ${report.configProblem}`);
@@ -55,7 +61,8 @@ function bootstrapLine(report: StatusReport): string {
   const running = report.phases.find((p) => p.state === 'running');
   if (failed) return `FAILED in ${failed.name} (attempt ${failed.attempts}); ${done} of ${report.phases.length} phases done`;
   if (done === report.phases.length) return `complete (${done} phases), last change ${report.journalUpdatedAt}`;
-  if (running) return `in phase ${running.name} (attempt ${running.attempts}), or stopped there; ${done} of ${report.phases.length} phases done`;
+  if (running)
+    return `in phase ${running.name} (attempt ${running.attempts}), or stopped there; ${done} of ${report.phases.length} phases done`;
   return `${done} of ${report.phases.length} phases done`;
 }
 

@@ -38,7 +38,11 @@ const CHECK_COPY = `${KEEPALIVED_CONFIG}.pke-check`;
  * the vip phase, `vip sync` and, on the leader, alongside `kubeadm init` (whose kubeconfigs
  * point at the VIP).
  */
-export async function applyKeepalived(host: Host, log: Logger, { endpoint, node, isLeader, view, beforeInit }: ApplyKeepalivedInput): Promise<KeepalivedState> {
+export async function applyKeepalived(
+  host: Host,
+  log: Logger,
+  { endpoint, node, isLeader, view, beforeInit }: ApplyKeepalivedInput,
+): Promise<KeepalivedState> {
   const networkInterface = endpoint.interface ?? node.interface;
   const input: KeepalivedInput = {
     nodeName: node.nodeName,
@@ -92,7 +96,10 @@ async function checkConfig(host: Host, log: Logger, text: string): Promise<void>
   await host.writeFile(CHECK_COPY, text, { mode: 0o600 });
   try {
     // keepalived -t exits 0 for a missing file: the path must be absolute and real.
-    const result = await host.run('keepalived', ['-t', '-f', host.file(CHECK_COPY)], { timeoutMs: 30_000, displayArgs: ['-t', '-f', KEEPALIVED_CONFIG] });
+    const result = await host.run('keepalived', ['-t', '-f', host.file(CHECK_COPY)], {
+      timeoutMs: 30_000,
+      displayArgs: ['-t', '-f', KEEPALIVED_CONFIG],
+    });
     for (const line of result.stderr.split('\n').filter((l) => l.trim())) log.warn('vip.keepalived-check', { line });
   } catch (error) {
     if (!(error instanceof CommandError)) throw error;

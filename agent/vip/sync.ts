@@ -18,10 +18,15 @@ export type VipSyncResult = { synced: KeepalivedState } | { skipped: string };
  * node that joins later is added here (the image runs this from a systemd timer). Does nothing
  * on workers, before the node's vip phase is done, or while a bootstrap runs.
  */
-export async function syncVip(options: { host: Host; log: Logger; connect: (config: AgentConfig) => NodeApi & { close?: () => Promise<void> } }): Promise<VipSyncResult> {
+export async function syncVip(options: {
+  host: Host;
+  log: Logger;
+  connect: (config: AgentConfig) => NodeApi & { close?: () => Promise<void> };
+}): Promise<VipSyncResult> {
   const { host, log } = options;
   const journal = await Journal.read(host);
-  if (journal?.phases.vip?.state !== 'done') return { skipped: `the vip phase is ${journal?.phases.vip?.state ?? 'not started'} on this node` };
+  if (journal?.phases.vip?.state !== 'done')
+    return { skipped: `the vip phase is ${journal?.phases.vip?.state ?? 'not started'} on this node` };
   const saved = await host.readText(SAVED_CONFIG_PATH);
   if (saved === undefined) throw new PkeError(`vip sync: no saved config at ${SAVED_CONFIG_PATH}`);
   const config = parseConfig(`saved config ${SAVED_CONFIG_PATH}`, saved);

@@ -21,7 +21,7 @@ import type { PhaseEvent } from '../../agent/protocol/api.ts';
 import { AdminClient, createNodeClient, type NodeClient } from '../../agent/protocol/client.ts';
 import { ControllerRequestError } from '../../agent/protocol/errors.ts';
 import { adminKubeconfig, apiServerCredentials } from '../../test/standins/apiserver-standin.ts';
-import { freePort } from '../../test/controller/helpers.ts';
+import { freePort } from '../free-port.ts';
 import type { BenchMetric, BenchSection } from '../bench.ts';
 
 const repo = path.resolve(import.meta.dirname, '../..');
@@ -38,7 +38,14 @@ const WAITS_FOR_SLOT = 'join (control plane, waits for the join slot)';
 
 /** What one load thread is asked to do. */
 type ThreadJob =
-  | { kind: 'nodes'; configs: AgentConfig[]; mastersFirst: number; concurrency: number; kubeconfig: string; initializedAt: SharedArrayBuffer }
+  | {
+      kind: 'nodes';
+      configs: AgentConfig[];
+      mastersFirst: number;
+      concurrency: number;
+      kubeconfig: string;
+      initializedAt: SharedArrayBuffer;
+    }
   | { kind: 'baseline'; url: string; caCert: string; perNode: number[]; concurrency: number };
 
 /** What it reports back. Times are absolute (performance.timeOrigin + now, ms) so threads compare. */
@@ -69,12 +76,20 @@ export async function benchController(): Promise<BenchSection> {
       token: readFileSync(listening.adminTokenFile, 'utf8').trim(),
     });
     // The cluster's endpoint is where its API server stand-in listens: the controller takes admin.conf for that endpoint only.
-    const cluster = await admin.createCluster({ name: 'bench', kubernetesVersion: '1.31.2', controlPlaneEndpoint: { vip: '127.0.0.1', port: await freePort() } });
+    const cluster = await admin.createCluster({
+      name: 'bench',
+      kubernetesVersion: '1.31.2',
+      controlPlaneEndpoint: { vip: '127.0.0.1', port: await freePort() },
+    });
 
     // Operator side, not timed with the nodes: render every node's guestinfo.
-    const names = Array.from({ length: NODES }, (_, i) => (i < MASTERS ? `master-${i + 1}` : `worker-${String(i - MASTERS + 1).padStart(4, '0')}`));
+    const names = Array.from({ length: NODES }, (_, i) =>
+      i < MASTERS ? `master-${i + 1}` : `worker-${String(i - MASTERS + 1).padStart(4, '0')}`,
+    );
     const renderStarted = performance.now();
-    const configs = await inPool(names, 20, async (name, i) => agentConfigOf(await admin.nodeConfig(cluster.id, { name, role: i < MASTERS ? 'master' : 'worker' })));
+    const configs = await inPool(names, 20, async (name, i) =>
+      agentConfigOf(await admin.nodeConfig(cluster.id, { name, role: i < MASTERS ? 'master' : 'worker' })),
+    );
     const renderMs = performance.now() - renderStarted;
 
     const apiServer = await startClusterApi(configs[0], work);
@@ -83,10 +98,17 @@ export async function benchController(): Promise<BenchSection> {
     // Thread 0 runs the control plane first; the workers are dealt out round-robin.
     const initializedAt = new SharedArrayBuffer(8);
     const shares: AgentConfig[][] = Array.from({ length: THREADS }, (_, t) => (t === 0 ? configs.slice(0, MASTERS) : []));
-    configs.slice(MASTERS).forEach((config, i) => shares[i % THREADS]?.push(config));
+    for (const [i, config] of configs.slice(MASTERS).entries()) shares[i % THREADS]?.push(config);
     const threads = await Promise.all(
       shares.map((share, t) =>
-        startThread({ kind: 'nodes', configs: share, mastersFirst: t === 0 ? MASTERS : 0, concurrency: CONCURRENCY / THREADS, kubeconfig: apiServer.kubeconfig, initializedAt }),
+        startThread({
+          kind: 'nodes',
+          configs: share,
+          mastersFirst: t === 0 ? MASTERS : 0,
+          concurrency: CONCURRENCY / THREADS,
+          kubeconfig: apiServer.kubeconfig,
+          initializedAt,
+        }),
       ),
     );
     const cpuBefore = cpuTime(controller.child.pid);
@@ -99,18 +121,26 @@ export async function benchController(): Promise<BenchSection> {
     const status = await admin.status(cluster.id);
     const ready = status.nodes.filter((n) => n.state === 'ready').length;
     const secrets = readdirSync(path.join(apiServer.stateDir, 'secrets', 'kube-system')).length;
-    if (ready !== NODES || secrets !== NODES - 1) throw new Error(`bench run incomplete: ${ready}/${NODES} nodes ready, ${secrets} bootstrap tokens minted`);
+    if (ready !== NODES || secrets !== NODES - 1)
+      throw new Error(`bench run incomplete: ${ready}/${NODES} nodes ready, ${secrets} bootstrap tokens minted`);
     await admin.close();
 
     const initAt = Number(new BigInt64Array(initializedAt)[0]) / 1000;
     const wakes = reports.flatMap((r) => r.longPollAnsweredAt.map((at) => Math.max(0, at - initAt)));
     const latencies = new Map<string, number[]>();
-    for (const report of reports) for (const [endpoint, values] of Object.entries(report.latencies)) latencies.set(endpoint, [...(latencies.get(endpoint) ?? []), ...values]);
+    for (const report of reports)
+      for (const [endpoint, values] of Object.entries(report.latencies))
+        latencies.set(endpoint, [...(latencies.get(endpoint) ?? []), ...values]);
     const requests = reports.reduce((sum, r) => sum + r.requests, 0);
 
     const baseline = await runBaseline(work, requests, children);
 
-    const endpoints = [...latencies.entries()].map(([endpoint, values]) => ({ endpoint, count: values.length, p50: percentile(values, 0.5), p99: percentile(values, 0.99) }));
+    const endpoints = [...latencies.entries()].map(([endpoint, values]) => ({
+      endpoint,
+      count: values.length,
+      p50: percentile(values, 0.5),
+      p99: percentile(values, 0.99),
+    }));
     const metrics: BenchMetric[] = [
       { name: `total, ${NODES} nodes`, value: totalMs / 1000, unit: 's', max: TARGET_TOTAL_S },
       ...endpoints.flatMap((e) => [
@@ -133,7 +163,14 @@ export async function benchController(): Promise<BenchSection> {
       name: 'controller',
       summary: `${NODES} simulated nodes (${MASTERS} control plane) against one controller process, ${CONCURRENCY} at a time on ${THREADS} threads, tokens minted through the kube-apiserver stand-in`,
       metrics,
-      details: { endpoints, longPollWakes: wakes.length, nodesReady: ready, bootstrapTokensMinted: secrets, concurrency: CONCURRENCY, threads: THREADS },
+      details: {
+        endpoints,
+        longPollWakes: wakes.length,
+        nodesReady: ready,
+        bootstrapTokensMinted: secrets,
+        concurrency: CONCURRENCY,
+        threads: THREADS,
+      },
     };
   } finally {
     for (const child of children) kill(child);
@@ -276,7 +313,11 @@ function phaseEvents(phases: string[]): PhaseEvent[] {
 // --- baseline -------------------------------------------------------------------------------------
 
 /** The same number of requests, concurrency and threads, one TLS connection per simulated node, against a server that only answers `{}`. */
-async function runBaseline(work: string, requests: number, children: ChildProcess[]): Promise<{ totalMs: number; p50: number; p99: number; serverCpu: number }> {
+async function runBaseline(
+  work: string,
+  requests: number,
+  children: ChildProcess[],
+): Promise<{ totalMs: number; p50: number; p99: number; serverCpu: number }> {
   const ca = await createCa('bench-baseline-ca');
   const cert = await issueCertificate(ca, { commonName: 'baseline', altNames: ['127.0.0.1'], usage: 'server', validDays: 1 });
   const script = [
@@ -286,13 +327,18 @@ async function runBaseline(work: string, requests: number, children: ChildProces
     '});',
     "server.listen(0, '127.0.0.1', () => console.log('listening ' + server.address().port));",
   ].join('\n');
-  const server = await startChild(['--input-type=module', '-e', script], path.join(work, 'baseline.log'), /^listening /, { KEY: cert.keyPem, CERT: cert.certPem });
+  const server = await startChild(['--input-type=module', '-e', script], path.join(work, 'baseline.log'), /^listening /, {
+    KEY: cert.keyPem,
+    CERT: cert.certPem,
+  });
   children.push(server.child);
   const url = `https://127.0.0.1:${server.line.replace(/^listening /, '')}`;
   const perNode = Array.from({ length: NODES }, (_, i) => Math.floor(requests / NODES) + (i < requests % NODES ? 1 : 0));
   const shares: number[][] = Array.from({ length: THREADS }, () => []);
-  perNode.forEach((count, i) => shares[i % THREADS]?.push(count));
-  const threads = await Promise.all(shares.map((share) => startThread({ kind: 'baseline', url, caCert: ca.certPem, perNode: share, concurrency: CONCURRENCY / THREADS })));
+  for (const [i, count] of perNode.entries()) shares[i % THREADS]?.push(count);
+  const threads = await Promise.all(
+    shares.map((share) => startThread({ kind: 'baseline', url, caCert: ca.certPem, perNode: share, concurrency: CONCURRENCY / THREADS })),
+  );
   const cpuBefore = cpuTime(server.child.pid);
   const started = now();
   const reports = await Promise.all(threads.map((go) => go()));
@@ -309,7 +355,12 @@ async function baselineLoad(job: Extract<ThreadJob, { kind: 'baseline' }>, repor
     try {
       for (let i = 0; i < count; i += 1) {
         await timed(report, 'baseline', async () => {
-          const answer = await request(job.url, { method: 'POST', dispatcher, body, headers: { 'content-type': 'application/json', authorization: 'Bearer x' } });
+          const answer = await request(job.url, {
+            method: 'POST',
+            dispatcher,
+            body,
+            headers: { 'content-type': 'application/json', authorization: 'Bearer x' },
+          });
           return answer.body.text();
         });
       }
@@ -341,13 +392,20 @@ async function startClusterApi(master: AgentConfig | undefined, work: string) {
   const stateDir = path.join(work, 'apiserver');
   const args = [
     path.join(repo, 'test/standins/apiserver-standin.ts'),
-    '--listen', `${master.controlPlaneEndpoint.vip}:${master.controlPlaneEndpoint.port}`,
-    '--cert', file('apiserver.crt', serving.certPem),
-    '--key', file('apiserver.key', serving.keyPem),
-    '--client-ca', file('ca.crt', ca.certPem),
-    '--state-dir', stateDir,
-    '--nodes-dir', path.join(work, 'nodes'),
-    '--version', 'v1.31.2',
+    '--listen',
+    `${master.controlPlaneEndpoint.vip}:${master.controlPlaneEndpoint.port}`,
+    '--cert',
+    file('apiserver.crt', serving.certPem),
+    '--key',
+    file('apiserver.key', serving.keyPem),
+    '--client-ca',
+    file('ca.crt', ca.certPem),
+    '--state-dir',
+    stateDir,
+    '--nodes-dir',
+    path.join(work, 'nodes'),
+    '--version',
+    'v1.31.2',
   ];
   const started = await startChild(args, path.join(work, 'apiserver.log'), /^listening /);
   const url = started.line.replace(/^listening /, '');
@@ -387,12 +445,20 @@ function peakRss(pid: number | undefined): number {
 
 /** User plus system CPU seconds of a process so far, from /proc/PID/stat (fields 14 and 15). */
 function cpuTime(pid: number | undefined): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    .replace(/^.*\) /, '')
+    .split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** A child process (Node unless `command` says otherwise) whose stdout is watched for `ready`; stderr goes to `logFile`. */
-async function startChild(args: string[], logFile: string, ready: RegExp, env: Record<string, string> = {}, command = process.execPath): Promise<{ child: ChildProcess; line: string }> {
+async function startChild(
+  args: string[],
+  logFile: string,
+  ready: RegExp,
+  env: Record<string, string> = {},
+  command = process.execPath,
+): Promise<{ child: ChildProcess; line: string }> {
   const log = openSync(logFile, 'w');
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', log], env: { ...process.env, ...env } });
   closeSync(log);
@@ -427,5 +493,6 @@ if (!isMainThread) {
   port.postMessage(await threadMain(workerData as ThreadJob));
 } else if (import.meta.main) {
   const section = await benchController();
-  for (const m of section.metrics) console.log(`${m.name.padEnd(44)} ${m.value.toFixed(2)} ${m.unit}${m.max === undefined ? '' : ` (target <= ${m.max})`}`);
+  for (const m of section.metrics)
+    console.log(`${m.name.padEnd(44)} ${m.value.toFixed(2)} ${m.unit}${m.max === undefined ? '' : ` (target <= ${m.max})`}`);
 }

@@ -65,7 +65,8 @@ async function formCluster(executable: string): Promise<Formation> {
             phaseTimes.set(line.phase, [...(phaseTimes.get(line.phase) ?? []), line.ms]);
           }
         });
-        if (result.exitCode !== 0) throw new Error(`bench lab: ${node.name} failed (exit ${result.exitCode}); see ${lab.options.workDir}/${node.name}.log`);
+        if (result.exitCode !== 0)
+          throw new Error(`bench lab: ${node.name} failed (exit ${result.exitCode}); see ${lab.options.workDir}/${node.name}.log`);
         return Date.now() - started;
       }),
     );

@@ -27,7 +27,14 @@ export async function benchRealLab(): Promise<BenchSection> {
   const sampler = setInterval(() => {
     peakMb = Math.max(peakMb, memoryInUseMb());
   }, SAMPLE_MS);
-  const lab = await Lab.create({ prefix: 'pke-bench-real-', workDir: path.join(REPO, '.cache/bench-real-lab'), executable, masters: MASTERS, workers: WORKERS, real: NEWEST_RELEASE });
+  const lab = await Lab.create({
+    prefix: 'pke-bench-real-',
+    workDir: path.join(REPO, '.cache/bench-real-lab'),
+    executable,
+    masters: MASTERS,
+    workers: WORKERS,
+    real: NEWEST_RELEASE,
+  });
   try {
     const phases = new Map<string, number>();
     const started = Date.now();
@@ -36,7 +43,8 @@ export async function benchRealLab(): Promise<BenchSection> {
         const result = await lab.startNode(node, (line) => {
           if (line.event === 'phase.done' && typeof line.ms === 'number' && line.phase) phases.set(`${node.name} ${line.phase}`, line.ms);
         });
-        if (result.exitCode !== 0) throw new Error(`bench real-lab: ${node.name} failed (exit ${result.exitCode}); see ${lab.options.workDir}/${node.name}.log`);
+        if (result.exitCode !== 0)
+          throw new Error(`bench real-lab: ${node.name} failed (exit ${result.exitCode}); see ${lab.options.workDir}/${node.name}.log`);
         return Date.now() - started;
       }),
     );

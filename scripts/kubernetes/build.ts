@@ -53,7 +53,12 @@ interface PlanEntry {
 
 const DEFAULT_PLAN: readonly PlanEntry[] = [
   { release: NEWEST_RELEASE, commands: KUBERNETES_COMMANDS, etcd: true, images: true },
-  ...KUBERNETES_RELEASES.filter((r) => r !== NEWEST_RELEASE).map((release) => ({ release, commands: ['kubeadm'] as const, etcd: false, images: false })),
+  ...KUBERNETES_RELEASES.filter((r) => r !== NEWEST_RELEASE).map((release) => ({
+    release,
+    commands: ['kubeadm'] as const,
+    etcd: false,
+    images: false,
+  })),
 ];
 
 class BuildError extends Error {}
@@ -76,14 +81,18 @@ export async function main(argv: string[]): Promise<number> {
   const root = kubernetesCacheRoot();
   mkdirSync(root, { recursive: true });
   try {
-    await withLockDir(path.join(root, '.lock'), async () => {
-      await checkGo();
-      for (const { release, commands, etcd, images } of plan) {
-        await buildKubernetes(release, commands);
-        if (etcd) await buildEtcd(release.etcd);
-        if (images) await buildImages(release, await moduleDir(release.version), (what, command, cwd) => run({ what, command, cwd }));
-      }
-    }, BUILD_TIMEOUT_MS);
+    await withLockDir(
+      path.join(root, '.lock'),
+      async () => {
+        await checkGo();
+        for (const { release, commands, etcd, images } of plan) {
+          await buildKubernetes(release, commands);
+          if (etcd) await buildEtcd(release.etcd);
+          if (images) await buildImages(release, await moduleDir(release.version), (what, command, cwd) => run({ what, command, cwd }));
+        }
+      },
+      BUILD_TIMEOUT_MS,
+    );
     rmSync(lastBuildErrorFile(), { force: true });
     return 0;
   } catch (error) {
@@ -123,7 +132,9 @@ async function checkGo(): Promise<void> {
   try {
     output = (await run({ what: 'checking Go', command: ['go', 'env', 'GOVERSION'], cwd: kubernetesCacheRoot() })).trim();
   } catch (error) {
-    throw new BuildError(`Go ${GO_MINIMUM.join('.')} or newer is needed to build Kubernetes and was not found (${(error as Error).message})`);
+    throw new BuildError(
+      `Go ${GO_MINIMUM.join('.')} or newer is needed to build Kubernetes and was not found (${(error as Error).message})`,
+    );
   }
   const [major = 0, minor = 0] = output.replace(/^go/, '').split('.').map(Number);
   if (major < GO_MINIMUM[0] || (major === GO_MINIMUM[0] && minor < GO_MINIMUM[1])) {
@@ -193,7 +204,13 @@ async function buildEtcd(etcdVersion: string): Promise<void> {
   );
   console.error(`kubernetes build: etcd v${etcdVersion}: building ${missing.join(', ')}`);
   const packages = { etcd: 'go.etcd.io/etcd/server/v3', etcdctl: 'go.etcd.io/etcd/etcdctl/v3' };
-  await goBuild(`etcd v${etcdVersion}`, workDir, binDir, missing.map((name) => ({ name, pkg: packages[name] })), stamp);
+  await goBuild(
+    `etcd v${etcdVersion}`,
+    workDir,
+    binDir,
+    missing.map((name) => ({ name, pkg: packages[name] })),
+    stamp,
+  );
   console.error(`kubernetes build: etcd v${etcdVersion}: built in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
 
@@ -255,7 +272,9 @@ async function goBuild(
   for (const { name, pkg } of targets) {
     // A directory output names each binary after its import path's last element, less a major
     // version suffix (server for go.etcd.io/etcd/server/v3).
-    const built = [name, path.basename(pkg.replace(/\/v\d+$/, ''))].map((file) => path.join(scratch, file)).find((file) => existsSync(file));
+    const built = [name, path.basename(pkg.replace(/\/v\d+$/, ''))]
+      .map((file) => path.join(scratch, file))
+      .find((file) => existsSync(file));
     if (!built) throw new BuildError(`${label}: go build made no binary for ${pkg} in ${scratch}`);
     renameSync(built, path.join(binDir, name));
     writeFileSync(stampFile(binDir, name), JSON.stringify(stamp));
@@ -306,7 +325,9 @@ function run(step: Step): Promise<string> {
         const code = (error as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') return reject(new BuildError(`${step.what}: ${step.command[0]} not found`));
         const tail = `${stderr}`.trim().split('\n').slice(-6).join('\n');
-        reject(new BuildError(`${step.what}: \`${shortCommand(step.command)}\` exited ${error.code ?? error.signal}${proxyHint(tail)}: ${tail}`));
+        reject(
+          new BuildError(`${step.what}: \`${shortCommand(step.command)}\` exited ${error.code ?? error.signal}${proxyHint(tail)}: ${tail}`),
+        );
       },
     );
   });

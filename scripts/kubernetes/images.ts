@@ -60,7 +60,11 @@ export async function buildImages(release: KubernetesRelease, moduleDir: string,
   if (!existsSync(pause.binary)) {
     const source = path.join(moduleDir, 'build/pause/linux/pause.c');
     const scratch = `${pause.binary}.${process.pid}.tmp`;
-    await run(`pause ${release.pause}: cc`, ['cc', '-Os', '-static', `-DVERSION=${release.pause}`, '-o', scratch, source], path.dirname(scratch));
+    await run(
+      `pause ${release.pause}: cc`,
+      ['cc', '-Os', '-static', `-DVERSION=${release.pause}`, '-o', scratch, source],
+      path.dirname(scratch),
+    );
     renameSync(scratch, pause.binary);
   }
   for (const image of [...controlPlane, pause]) {
@@ -87,7 +91,11 @@ async function buildImage(image: ImageSpec, archive: string, run: Run): Promise<
   if (image.user) config.push('--config.user', image.user);
   await run(`${what}: umoci config`, ['umoci', 'config', '--image', ref, ...config], work);
   const unfinished = `${archive}.${process.pid}.tmp`;
-  await run(`${what}: skopeo copy`, ['skopeo', 'copy', '--quiet', `oci:${ref}`, `docker-archive:${unfinished}:${imageReference(image)}`], work);
+  await run(
+    `${what}: skopeo copy`,
+    ['skopeo', 'copy', '--quiet', `oci:${ref}`, `docker-archive:${unfinished}:${imageReference(image)}`],
+    work,
+  );
   renameSync(unfinished, archive);
   rmSync(work, { recursive: true, force: true });
 }

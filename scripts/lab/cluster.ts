@@ -9,9 +9,17 @@ import { randomUUID } from 'node:crypto';
 import { cpSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execa, type ResultPromise } from 'execa';
-import { KERNEL_MODULES, MODULES_LOAD_FILE, MODULES_LOAD_TEXT, SYSCTL_FILE, SYSCTL_TEXT, SYSCTLS, sysctlPath } from '../../agent/node/kernel.ts';
-import { STATE_DIR } from '../../test/standins/standin-common.ts';
+import { execa, type Options, type ResultPromise } from 'execa';
+import {
+  KERNEL_MODULES,
+  MODULES_LOAD_FILE,
+  MODULES_LOAD_TEXT,
+  SYSCTL_FILE,
+  SYSCTL_TEXT,
+  SYSCTLS,
+  sysctlPath,
+} from '../../agent/node/kernel.ts';
+import { STATE_DIR, SYSTEM_PATH_DIRS } from '../../test/standins/standin-common.ts';
 import type { KubernetesRelease } from '../kubernetes/releases.ts';
 import { createNetwork, holderOf, removeNamespaces, type LabHost, type LabNetwork } from './network.ts';
 import { bootClone, realTierClusterSpec, realTierPath, realTierStandinDir } from './real-node.ts';
@@ -100,7 +108,13 @@ export class Lab {
     const network = await createNetwork(options.prefix, names);
     const nodes: LabNode[] = network.hosts
       .filter((h) => h.name !== 'ctl')
-      .map((host) => ({ name: host.name, role: host.name.startsWith('m') ? 'master' : 'worker', host, root: path.join(options.workDir, 'nodes', host.name), guestinfo: {} }));
+      .map((host) => ({
+        name: host.name,
+        role: host.name.startsWith('m') ? 'master' : 'worker',
+        host,
+        root: path.join(options.workDir, 'nodes', host.name),
+        guestinfo: {},
+      }));
     const lab = new Lab(options, network, nodes);
     try {
       await lab.startController();
@@ -113,27 +127,52 @@ export class Lab {
     return lab;
   }
 
-  /** Runs a pke-agent command inside the controller's namespace (the admin's machine). */
   get tier(): 'real' | 'standins' {
     return this.options.real ? 'real' : 'standins';
   }
 
+  /** `pke-agent controller ARGS` in the controller's namespace. */
+  private onControllerHost<O extends Options>(args: string[], options: O) {
+    return execa('ip', ['netns', 'exec', this.controllerHost.namespace, this.options.executable, 'controller', ...args], options);
+  }
+
+  /** Runs a pke-agent command inside the controller's namespace (the admin's machine). */
   async controllerCli(args: string[]): Promise<string> {
-    const result = await execa('ip', ['netns', 'exec', this.controllerHost.namespace, this.options.executable, 'controller', ...args, '--url', this.controllerUrl, '--data-dir', this.dataDir], { reject: false });
-    if (result.exitCode !== 0) throw new Error(`pke-agent controller ${args.join(' ')} exited ${result.exitCode}: ${String(result.stderr).trim()}`);
+    const result = await this.onControllerHost([...args, '--url', this.controllerUrl, '--data-dir', this.dataDir], { reject: false });
+    if (result.exitCode !== 0)
+      throw new Error(`pke-agent controller ${args.join(' ')} exited ${result.exitCode}: ${String(result.stderr).trim()}`);
     return String(result.stdout);
   }
 
   async startController(): Promise<void> {
     const log = createWriteStream(path.join(this.options.workDir, 'controller.log'), { flags: 'a' });
-    const child = execa('ip', ['netns', 'exec', this.controllerHost.namespace, this.options.executable, 'controller', 'serve', '--data-dir', this.dataDir, '--listen', `${this.controllerHost.ip}:${CONTROLLER_PORT}`], { reject: false, buffer: false, stdin: 'ignore' });
+    const child = this.onControllerHost(['serve', '--data-dir', this.dataDir, '--listen', `${this.controllerHost.ip}:${CONTROLLER_PORT}`], {
+      reject: false,
+      buffer: false,
+      stdin: 'ignore',
+    });
     child.stdout?.pipe(log);
     child.stderr?.pipe(log);
     this.controller = child;
     const tokenFile = path.join(this.dataDir, 'admin.token');
     for (let i = 0; i < 150; i++) {
       if (existsSync(tokenFile)) {
-        const probe = await execa('ip', ['netns', 'exec', this.controllerHost.namespace, 'curl', '-sk', '-o', '/dev/null', '-w', '%{http_code}', `${this.controllerUrl}/livez`], { reject: false });
+        const probe = await execa(
+          'ip',
+          [
+            'netns',
+            'exec',
+            this.controllerHost.namespace,
+            'curl',
+            '-sk',
+            '-o',
+            '/dev/null',
+            '-w',
+            '%{http_code}',
+            `${this.controllerUrl}/livez`,
+          ],
+          { reject: false },
+        );
         if (String(probe.stdout) !== '000') return;
       }
       if (child.exitCode !== null) break;
@@ -154,7 +193,20 @@ export class Lab {
 
   private async createCluster(): Promise<void> {
     const version = this.options.real?.version ?? this.options.kubernetesVersion ?? '1.31.2';
-    const args = ['cluster', 'create', '--name', this.clusterName, '--kubernetes-version', version, '--vip', this.options.vip ?? this.network.vip, '--control-plane-nodes', String(this.options.masters), '--pool', 'workers'];
+    const args = [
+      'cluster',
+      'create',
+      '--name',
+      this.clusterName,
+      '--kubernetes-version',
+      version,
+      '--vip',
+      this.options.vip ?? this.network.vip,
+      '--control-plane-nodes',
+      String(this.options.masters),
+      '--pool',
+      'workers',
+    ];
     if (this.options.leaseTtl) args.push('--lease-ttl', this.options.leaseTtl);
     const spec: Record<string, unknown> = this.options.real ? realTierClusterSpec() : {};
     if (this.options.bootstrapTokenTtlSeconds !== undefined) spec.bootstrapTokenTtlSeconds = this.options.bootstrapTokenTtlSeconds;
@@ -195,7 +247,8 @@ export class Lab {
       'for unit in containerd kubelet keepalived; do if systemctl is-enabled -q $unit; then systemctl start $unit; fi; done',
     ].join('\n');
     const result = await node.vm.run('sh', ['-c', boot], { env: this.nodeEnvironment(node), reject: false, all: true });
-    if (result.exitCode !== 0) throw new Error(`VM ${node.name}: booting from its disk failed (exit ${result.exitCode}): ${String(result.all).trim()}`);
+    if (result.exitCode !== 0)
+      throw new Error(`VM ${node.name}: booting from its disk failed (exit ${result.exitCode}): ${String(result.all).trim()}`);
   }
 
   private vmSpec(node: LabNode) {
@@ -225,13 +278,20 @@ export class Lab {
     write('sys/class/dmi/id/product_uuid', `${randomUUID()}\n`);
     write('etc/hostname', `${node.name}\n`);
     write('etc/fstab', 'UUID=0a1b2c3d / ext4 errors=remount-ro 0 1\n/swapfile none swap sw 0 0\n');
-    write('proc/swaps', 'Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/swapfile                               file\t\t2097148\t\t0\t\t-2\n');
+    write(
+      'proc/swaps',
+      'Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/swapfile                               file\t\t2097148\t\t0\t\t-2\n',
+    );
     // A clone of the template as it boots, in the stand-ins' terms. The image build (packer/scripts)
     // writes containerd's config (60-containerd.sh), enables containerd and the kubelet (60, 70),
     // and installs the kernel modules' and sysctls' files (50-kernel.sh), which the boot loads and applies.
     // Swap is the agent's to turn off.
-    write('etc/containerd/config.toml', (this.templateContainerdConfig ??= imageContainerdConfig(path.join(this.options.workDir, 'template'))));
-    for (const unit of ['containerd.service.enabled', 'containerd.service.active', 'kubelet.service.enabled']) write(`${STATE_DIR}/systemd/${unit}`, 'image\n');
+    write(
+      'etc/containerd/config.toml',
+      (this.templateContainerdConfig ??= imageContainerdConfig(path.join(this.options.workDir, 'template'))),
+    );
+    for (const unit of ['containerd.service.enabled', 'containerd.service.active', 'kubelet.service.enabled'])
+      write(`${STATE_DIR}/systemd/${unit}`, 'image\n');
     write(MODULES_LOAD_FILE, MODULES_LOAD_TEXT);
     write(SYSCTL_FILE, SYSCTL_TEXT);
     for (const module of KERNEL_MODULES) mkdirSync(path.join(node.root, 'sys/module', module), { recursive: true });
@@ -260,7 +320,7 @@ export class Lab {
 
   private standinEnvironment(node: LabNode): Record<string, string> {
     return {
-      PATH: [STANDIN_BIN, path.dirname(process.execPath), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'].join(':'),
+      PATH: [STANDIN_BIN, path.dirname(process.execPath), ...SYSTEM_PATH_DIRS].join(':'),
       HOME: node.root,
       PKE_ROOT: node.root,
       VMX_GUESTINFO: '1',
@@ -273,10 +333,20 @@ export class Lab {
   }
 
   /** A command run on a VM: in its namespaces (and, on the real tier, its mounts and cgroup). */
-  private runOn(node: LabNode, command: string, args: string[], options: { env: Record<string, string>; buffer?: boolean; cwd?: string }): ResultPromise {
+  private runOn(
+    node: LabNode,
+    command: string,
+    args: string[],
+    options: { env: Record<string, string>; buffer?: boolean; cwd?: string },
+  ): ResultPromise {
     if (node.vm) return node.vm.run(command, args, { ...options, reject: false, stdin: 'ignore' });
     if (this.options.real) throw new Error(`VM ${node.name} is powered off`);
-    return execa('ip', ['netns', 'exec', node.host.namespace, command, ...args], { ...options, extendEnv: false, reject: false, stdin: 'ignore' });
+    return execa('ip', ['netns', 'exec', node.host.namespace, command, ...args], {
+      ...options,
+      extendEnv: false,
+      reject: false,
+      stdin: 'ignore',
+    });
   }
 
   /** Powers the VM on: `pke-agent bootstrap --json` in its namespace; each log line goes to `onLine`. */
@@ -315,8 +385,11 @@ export class Lab {
 
   /** The real kubectl on a control-plane VM, with its admin.conf (real tier only). */
   async kubectl(node: LabNode, args: string[]): Promise<string> {
-    const result = await this.runOn(node, 'kubectl', ['--kubeconfig', '/etc/kubernetes/admin.conf', ...args], { env: this.nodeEnvironment(node) });
-    if (result.exitCode !== 0) throw new Error(`kubectl ${args.join(' ')} on ${node.name} exited ${result.exitCode}: ${String(result.stderr).trim()}`);
+    const result = await this.runOn(node, 'kubectl', ['--kubeconfig', '/etc/kubernetes/admin.conf', ...args], {
+      env: this.nodeEnvironment(node),
+    });
+    if (result.exitCode !== 0)
+      throw new Error(`kubectl ${args.join(' ')} on ${node.name} exited ${result.exitCode}: ${String(result.stderr).trim()}`);
     return String(result.stdout);
   }
 
@@ -370,7 +443,10 @@ export class Lab {
  * systemd cgroup driver. `root` is the image build's scratch root (stand-ins never act on /).
  */
 function imageContainerdConfig(root: string): string {
-  const defaults = execFileSync(path.join(STANDIN_BIN, 'containerd'), ['config', 'default'], { env: { ...process.env, PKE_ROOT: root }, encoding: 'utf8' });
+  const defaults = execFileSync(path.join(STANDIN_BIN, 'containerd'), ['config', 'default'], {
+    env: { ...process.env, PKE_ROOT: root },
+    encoding: 'utf8',
+  });
   return defaults.replaceAll('SystemdCgroup = false', 'SystemdCgroup = true');
 }
 

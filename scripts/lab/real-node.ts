@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { archivesFor } from '../kubernetes/images.ts';
 import { etcdBinDir, kubernetesBinDir, type KubernetesRelease } from '../kubernetes/releases.ts';
+import { SYSTEM_PATH_DIRS } from '../../test/standins/standin-common.ts';
 import type { LabHost } from './network.ts';
 import type { LabVm } from './vm.ts';
 
@@ -43,7 +44,7 @@ export function realTierStandinDir(workDir: string, standinBin: string): string 
 
 /** PATH inside a real-tier VM: the real Kubernetes binaries, then the stand-ins, then the system. */
 export function realTierPath(release: KubernetesRelease, standinDir: string, nodeDir: string): string {
-  return [kubernetesBinDir(release.version), etcdBinDir(release.etcd), standinDir, nodeDir, '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'].join(':');
+  return [kubernetesBinDir(release.version), etcdBinDir(release.etcd), standinDir, nodeDir, ...SYSTEM_PATH_DIRS].join(':');
 }
 
 export interface CloneInput {
@@ -97,7 +98,9 @@ export async function bootClone(input: CloneInput): Promise<void> {
   ].join('\n');
   const result = await input.vm.run('sh', ['-c', script], { env: input.env, reject: false, all: true });
   if (result.exitCode !== 0) {
-    throw new Error(`VM ${host.name}: booting the template clone failed (exit ${result.exitCode}): ${String(result.all).trim().slice(-800)}`);
+    throw new Error(
+      `VM ${host.name}: booting the template clone failed (exit ${result.exitCode}): ${String(result.all).trim().slice(-800)}`,
+    );
   }
 }
 
@@ -132,7 +135,13 @@ function bridgeConflist(subnet: string): string {
       cniVersion: '1.0.0',
       name: 'pke-lab',
       plugins: [
-        { type: 'bridge', bridge: 'cni0', isGateway: true, ipMasq: true, ipam: { type: 'host-local', ranges: [[{ subnet }]], routes: [{ dst: '0.0.0.0/0' }] } },
+        {
+          type: 'bridge',
+          bridge: 'cni0',
+          isGateway: true,
+          ipMasq: true,
+          ipam: { type: 'host-local', ranges: [[{ subnet }]], routes: [{ dst: '0.0.0.0/0' }] },
+        },
         { type: 'portmap', capabilities: { portMappings: true } },
       ],
     },

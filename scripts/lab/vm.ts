@@ -85,7 +85,9 @@ export class LabVm {
       holder.kill('SIGKILL');
       const result = await holder;
       removeCgroups(spec.cgroup);
-      throw new Error(`VM ${spec.name}: its namespaces could not be set up (exit ${result.exitCode}): ${String(result.stderr).trim().slice(-500)}`);
+      throw new Error(
+        `VM ${spec.name}: its namespaces could not be set up (exit ${result.exitCode}): ${String(result.stderr).trim().slice(-500)}`,
+      );
     }
     return new LabVm(spec, holder, Number(readFileSync(pidFile, 'utf8').trim()));
   }
@@ -95,10 +97,14 @@ export class LabVm {
    * `env` replaces the environment.
    */
   run(command: string, args: string[], options: Options & { env: Record<string, string> }): ResultPromise<Options> {
-    return execa('sh', ['-c', `${joinCgroupsCommand(this.spec.cgroup)}\nexec nsenter -t ${this.holderPid} -m -u -n -- "$@"`, 'sh', command, ...args], {
-      ...options,
-      extendEnv: false,
-    });
+    return execa(
+      'sh',
+      ['-c', `${joinCgroupsCommand(this.spec.cgroup)}\nexec nsenter -t ${this.holderPid} -m -u -n -- "$@"`, 'sh', command, ...args],
+      {
+        ...options,
+        extendEnv: false,
+      },
+    );
   }
 
   /** Every process in the VM's cgroups, SIGKILLed until none is left; then the cgroups removed. */
@@ -179,7 +185,8 @@ function createCgroups(cgroup: string): void {
       // A new cpuset has no CPUs or memory nodes: a task cannot join it until they are set.
       if (hierarchy === 'cpuset') {
         for (const file of ['cpuset.cpus', 'cpuset.mems']) {
-          if (readFileSync(path.join(dir, file), 'utf8').trim() === '') writeFileSync(path.join(dir, file), readFileSync(path.join(parent, file)));
+          if (readFileSync(path.join(dir, file), 'utf8').trim() === '')
+            writeFileSync(path.join(dir, file), readFileSync(path.join(parent, file)));
         }
       }
       parent = dir;

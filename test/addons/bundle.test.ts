@@ -14,7 +14,9 @@ const NODE = { nodeName: 'cp-1', primaryIp: '10.10.0.11', interface: 'eth0', ips
 
 function bundleFiles(name: string): string[] {
   const dir = path.join(REPO, 'addons', name, ADDON_VERSIONS[name as keyof typeof ADDON_VERSIONS]);
-  return readdirSync(dir).filter((f) => f.endsWith('.yaml')).map((f) => path.join(dir, f));
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.yaml'))
+    .map((f) => path.join(dir, f));
 }
 
 function renderedObjects(name: string, podCidr: string): KubeObject[] {
@@ -22,6 +24,7 @@ function renderedObjects(name: string, podCidr: string): KubeObject[] {
   return bundleFiles(name).flatMap((file) => parseObjects(renderManifest(readFileSync(file, 'utf8'), values, file), file));
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: manifests read back for assertions, nested fields read without casts
 function find(objects: KubeObject[], kind: string, name: string): KubeObject & Record<string, any> {
   const found = objects.find((o) => o.kind === kind && o.metadata.name === name);
   if (!found) throw new Error(`no ${kind}/${name}`);
@@ -34,7 +37,9 @@ describe('the add-on bundle in addons/', () => {
     for (const name of ADDON_NAMES) {
       expect(readdirSync(path.join(REPO, 'addons', name)), name).toEqual([ADDON_VERSIONS[name]]);
       expect(bundleFiles(name).length, name).toBeGreaterThan(0);
-      const images = readFileSync(path.join(REPO, 'addons', name, ADDON_VERSIONS[name], 'images.txt'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+      const images = readFileSync(path.join(REPO, 'addons', name, ADDON_VERSIONS[name], 'images.txt'), 'utf8')
+        .split('\n')
+        .filter((l) => l && !l.startsWith('#'));
       expect(images.length, name).toBeGreaterThan(0);
     }
   });
@@ -47,7 +52,11 @@ describe('the add-on bundle in addons/', () => {
         for (const doc of docs) {
           expect(doc.errors, file).toEqual([]);
           const object = doc.toJS() as KubeObject;
-          expect(object, file).toMatchObject({ apiVersion: expect.any(String), kind: expect.any(String), metadata: { name: expect.any(String) } });
+          expect(object, file).toMatchObject({
+            apiVersion: expect.any(String),
+            kind: expect.any(String),
+            metadata: { name: expect.any(String) },
+          });
         }
       }
     }
@@ -55,18 +64,27 @@ describe('the add-on bundle in addons/', () => {
 
   it('uses exactly the images listed in images.txt, at the pinned version', () => {
     for (const name of ADDON_NAMES) {
-      const listed = readFileSync(path.join(REPO, 'addons', name, ADDON_VERSIONS[name], 'images.txt'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).sort();
+      const listed = readFileSync(path.join(REPO, 'addons', name, ADDON_VERSIONS[name], 'images.txt'), 'utf8')
+        .split('\n')
+        .filter((l) => l && !l.startsWith('#'))
+        .sort();
       const used = new Set<string>();
-      for (const file of bundleFiles(name)) for (const match of readFileSync(file, 'utf8').matchAll(/^\s*image:\s*(\S+)/gm)) used.add(match[1]!);
+      for (const file of bundleFiles(name))
+        for (const match of readFileSync(file, 'utf8').matchAll(/^\s*image:\s*(\S+)/gm)) used.add(match[1]!);
       expect([...used].sort(), name).toEqual(listed);
-      expect(listed.some((image) => image.endsWith(`:${ADDON_VERSIONS[name]}`)), name).toBe(true);
+      expect(
+        listed.some((image) => image.endsWith(`:${ADDON_VERSIONS[name]}`)),
+        name,
+      ).toBe(true);
     }
   });
 
   it('renders each CNI with the pod CIDR kubeadm gets as networking.podSubnet', () => {
     const podCidr = '172.20.0.0/16';
     const config = agentConfig({ kubernetes: { version: '1.31.2', podCidr } });
-    const kubeadm = YAML.parseAllDocuments(renderInitConfig({ config, node: NODE, bootstrapToken: { token: 'abcdef.0123456789abcdef', ttlSeconds: 7200 } })).map((d) => d.toJS());
+    const kubeadm = YAML.parseAllDocuments(
+      renderInitConfig({ config, node: NODE, bootstrapToken: { token: 'abcdef.0123456789abcdef', ttlSeconds: 7200 } }),
+    ).map((d) => d.toJS());
     const podSubnet = kubeadm.find((doc) => doc.kind === 'ClusterConfiguration').networking.podSubnet;
     expect(podSubnet).toBe(podCidr);
 
@@ -81,7 +99,8 @@ describe('the add-on bundle in addons/', () => {
     expect(cilium.data['cluster-pool-ipv4-cidr']).toBe(podSubnet);
 
     for (const cni of CNI_PLUGINS) {
-      for (const file of bundleFiles(cni)) expect(renderManifest(readFileSync(file, 'utf8'), manifestValues(config), file)).not.toMatch(/\{\{/);
+      for (const file of bundleFiles(cni))
+        expect(renderManifest(readFileSync(file, 'utf8'), manifestValues(config), file)).not.toMatch(/\{\{/);
     }
   });
 
@@ -92,7 +111,9 @@ describe('the add-on bundle in addons/', () => {
   });
 
   it('refuses a placeholder named after an object built-in', () => {
-    expect(() => renderManifest('value: "{{ constructor }}"', { podCidr: '10.244.0.0/16' }, 'a.yaml')).toThrow('placeholder {{ constructor }} has no value');
+    expect(() => renderManifest('value: "{{ constructor }}"', { podCidr: '10.244.0.0/16' }, 'a.yaml')).toThrow(
+      'placeholder {{ constructor }} has no value',
+    );
   });
 
   it('renders the MetalLB layer-2 pool from the configured addresses', () => {
@@ -101,7 +122,10 @@ describe('the add-on bundle in addons/', () => {
       'IPAddressPool/metallb-system/pke-default',
       'L2Advertisement/metallb-system/pke-default',
     ]);
-    expect(objects[0]).toMatchObject({ apiVersion: 'metallb.io/v1beta1', spec: { addresses: ['198.51.100.240/28', '198.51.100.10-198.51.100.20'] } });
+    expect(objects[0]).toMatchObject({
+      apiVersion: 'metallb.io/v1beta1',
+      spec: { addresses: ['198.51.100.240/28', '198.51.100.10-198.51.100.20'] },
+    });
     expect(objects[1]).toMatchObject({ spec: { ipAddressPools: ['pke-default'] } });
   });
 });

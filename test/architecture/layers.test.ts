@@ -28,9 +28,7 @@ function layerTable(): Unit[] {
 
 /** The unit a file below agent/ belongs to: the longest name that is the file or a directory above it. */
 function unitOf(units: Unit[], file: string): Unit | undefined {
-  return units
-    .filter((unit) => file === unit.name || file.startsWith(`${unit.name}/`))
-    .sort((a, b) => b.name.length - a.name.length)[0];
+  return units.filter((unit) => file === unit.name || file.startsWith(`${unit.name}/`)).sort((a, b) => b.name.length - a.name.length)[0];
 }
 
 /** Relative imports of a module: static, `export ... from` and `import()`. */
@@ -64,7 +62,8 @@ function layerViolations(units: Unit[], modules: string[], read: (file: string) 
       const to = unitOf(units, target);
       if (!to || to === from) continue;
       if (to.layer > from.layer) problems.push(`agent/${file} -> agent/${target} (layer ${from.layer} imports layer ${to.layer})`);
-      else if (to.layer === from.layer) problems.push(`agent/${file} -> agent/${target} (${from.name} and ${to.name} share layer ${from.layer})`);
+      else if (to.layer === from.layer)
+        problems.push(`agent/${file} -> agent/${target} (${from.name} and ${to.name} share layer ${from.layer})`);
     }
   }
   return problems;
@@ -74,7 +73,9 @@ describe('layers', () => {
   const units = layerTable();
 
   it('are stated in docs/ARCHITECTURE.md', () => {
-    expect(units.map((unit) => unit.name)).toEqual(expect.arrayContaining(['core', 'config', 'protocol', 'kube', 'vip', 'phases', 'bootstrap', 'cli']));
+    expect(units.map((unit) => unit.name)).toEqual(
+      expect.arrayContaining(['core', 'config', 'protocol', 'kube', 'vip', 'phases', 'bootstrap', 'cli']),
+    );
   });
 
   it('hold: no module imports a higher layer or another directory of its own layer', () => {

@@ -54,7 +54,8 @@ describe('dist/pke-agent', () => {
       expect(result.stdout).toContain('--json');
     }
     const top = await run(['--help']);
-    for (const command of ['bootstrap', 'status', 'preflight', 'controller', 'version']) expect(top.stdout).toContain(`pke-agent ${command}`);
+    for (const command of ['bootstrap', 'status', 'preflight', 'controller', 'version'])
+      expect(top.stdout).toContain(`pke-agent ${command}`);
     expect(top.stdout).toContain('Exit codes: 0 success, 1 operational failure, 2 bad input or config.');
   });
 

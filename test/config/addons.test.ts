@@ -5,10 +5,12 @@ import { agentConfigOf, createCluster, decodeGuestinfo, startTestController, typ
 import { validConfig } from '../helpers/agent-config.ts';
 
 describe('add-ons in the agent config and the cluster spec', () => {
-  it('defaults to Calico without MetalLB, with kubeadm\'s kube-proxy and CoreDNS, in both schemas', () => {
+  it("defaults to Calico without MetalLB, with kubeadm's kube-proxy and CoreDNS, in both schemas", () => {
     const defaults = { cni: 'calico', kubeProxy: true, coreDns: true };
     expect(agentConfigSchema.parse(validConfig()).addons).toEqual(defaults);
-    expect(clusterSpecSchema.parse({ name: 'prod', kubernetesVersion: '1.31.2', controlPlaneEndpoint: { vip: '10.0.0.10' } }).addons).toEqual(defaults);
+    expect(
+      clusterSpecSchema.parse({ name: 'prod', kubernetesVersion: '1.31.2', controlPlaneEndpoint: { vip: '10.0.0.10' } }).addons,
+    ).toEqual(defaults);
     expect(agentConfigSchema.parse(validConfig({ addons: { cni: 'calico' } })).addons).toEqual(defaults);
   });
 
@@ -20,10 +22,18 @@ describe('add-ons in the agent config and the cluster spec', () => {
   });
 
   it('takes Cilium or Flannel and MetalLB CIDRs or ranges; refuses other CNIs, bad addresses and unknown keys, naming the key', () => {
-    const parsed = agentConfigSchema.parse(validConfig({ addons: { cni: 'cilium', metallb: { addresses: ['198.51.100.240/28', '198.51.100.10-198.51.100.20'] } } }));
-    expect(parsed.addons).toEqual({ cni: 'cilium', kubeProxy: true, coreDns: true, metallb: { addresses: ['198.51.100.240/28', '198.51.100.10-198.51.100.20'] } });
+    const parsed = agentConfigSchema.parse(
+      validConfig({ addons: { cni: 'cilium', metallb: { addresses: ['198.51.100.240/28', '198.51.100.10-198.51.100.20'] } } }),
+    );
+    expect(parsed.addons).toEqual({
+      cni: 'cilium',
+      kubeProxy: true,
+      coreDns: true,
+      metallb: { addresses: ['198.51.100.240/28', '198.51.100.10-198.51.100.20'] },
+    });
     const problems = (addons: unknown) =>
-      agentConfigSchema.safeParse({ ...validConfig(), addons }).error?.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`) ?? [];
+      agentConfigSchema.safeParse({ ...validConfig(), addons }).error?.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`) ??
+      [];
     expect(problems({ cni: 'weave' })[0]).toMatch(/^addons\.cni: /);
     expect(problems({ cni: 'calico', metallb: { addresses: ['198.51.100.10-nope'] } })).toEqual([
       'addons.metallb.addresses.0: expected a CIDR (198.51.100.240/28) or an IPv4 range (198.51.100.240-198.51.100.250)',

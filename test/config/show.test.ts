@@ -10,7 +10,10 @@ afterAll(() => scratch.remove());
 it('masks the credentials of a controller URL that carries them', async () => {
   const file = path.join(scratch.dir, 'config.json');
   const config = validConfig();
-  writeFileSync(file, JSON.stringify({ ...config, controller: { ...config.controller, url: 'https://pke:hunter2-secret@127.0.0.1:9443' } }));
+  writeFileSync(
+    file,
+    JSON.stringify({ ...config, controller: { ...config.controller, url: 'https://pke:hunter2-secret@127.0.0.1:9443' } }),
+  );
   for (const json of [[], ['--json']]) {
     const result = await runAgent(['config', 'show', '--config', file, '--root', scratch.dir, ...json]);
     expect(result.exitCode).toBe(0);

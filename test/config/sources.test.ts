@@ -99,7 +99,9 @@ describe('absent values and transport fallbacks', () => {
     const result = await show({ PKE_RPCTOOL_MODE: 'denied' });
     expect(result.exitCode).toBe(0);
     expect(JSON.parse(result.stdout).source).toBe('guestinfo.pke.config via vmtoolsd');
-    expect(calls()).toEqual(expect.arrayContaining(['vmware-rpctool info-get guestinfo.pke.config', 'vmtoolsd info-get guestinfo.pke.config']));
+    expect(calls()).toEqual(
+      expect.arrayContaining(['vmware-rpctool info-get guestinfo.pke.config', 'vmtoolsd info-get guestinfo.pke.config']),
+    );
   });
 
   it('does not ask vmtoolsd when vmware-rpctool says the key is not set', async () => {
@@ -168,7 +170,14 @@ describe('absent values and transport fallbacks', () => {
 describe('bad config: exit 2, the key named, nothing written', () => {
   const base = validConfig();
   const cases: [string, () => void, RegExp][] = [
-    ['malformed base64', () => (setKey('pke.config', 'not base64!!'), setKey('pke.config.encoding', 'base64')), /guestinfo\.pke\.config: value is not valid base64/],
+    [
+      'malformed base64',
+      () => {
+        setKey('pke.config', 'not base64!!');
+        setKey('pke.config.encoding', 'base64');
+      },
+      /guestinfo\.pke\.config: value is not valid base64/,
+    ],
     [
       'truncated gzip',
       () => {
@@ -181,25 +190,52 @@ describe('bad config: exit 2, the key named, nothing written', () => {
     ['bad YAML', () => setKey('pke.config', 'cluster: {id: x'), /not valid YAML or JSON/],
     ['bad JSON', () => setKey('pke.config', '{"cluster": {"id": "x",}'), /not valid YAML or JSON/],
     ['a list instead of a mapping', () => setKey('pke.config', '- a\n- b\n'), /must be a mapping of keys, not a list/],
-    ['wrong type', () => setKey('pke.config', toYaml({ ...base, controlPlaneEndpoint: { vip: '10.10.0.100', port: '6443' } })), /controlPlaneEndpoint\.port: expected number, got string/],
+    [
+      'wrong type',
+      () => setKey('pke.config', toYaml({ ...base, controlPlaneEndpoint: { vip: '10.10.0.100', port: '6443' } })),
+      /controlPlaneEndpoint\.port: expected number, got string/,
+    ],
     ['missing key', () => setKey('pke.config', toYaml({ ...base, role: undefined })), /role: is required/],
     ['bad enum', () => setKey('pke.config', toYaml({ ...base, role: 'etcd' })), /role: Invalid option/],
-    ['bad version', () => setKey('pke.config', toYaml({ ...base, kubernetes: { version: '1.31' } })), /kubernetes\.version: expected a Kubernetes version such as 1\.31\.2/],
+    [
+      'bad version',
+      () => setKey('pke.config', toYaml({ ...base, kubernetes: { version: '1.31' } })),
+      /kubernetes\.version: expected a Kubernetes version such as 1\.31\.2/,
+    ],
     ['unknown key at the top', () => setKey('pke.config', toYaml({ ...base, colour: 'blue' })), /colour: unknown key/],
-    ['unknown nested key', () => setKey('pke.config', toYaml({ ...base, cluster: { ...base.cluster, region: 'eu' } })), /cluster\.region: unknown key/],
+    [
+      'unknown nested key',
+      () => setKey('pke.config', toYaml({ ...base, cluster: { ...base.cluster, region: 'eu' } })),
+      /cluster\.region: unknown key/,
+    ],
     [
       'a node label the kubelet may not set',
       () => setKey('pke.config', toYaml({ ...base, labels: { 'node-role.kubernetes.io/control-plane': '' } })),
       /labels\.node-role\.kubernetes\.io\/control-plane: the kubelet may not set labels under kubernetes\.io or k8s\.io itself/,
     ],
-    ['bad CIDR', () => setKey('pke.config', toYaml({ ...base, kubernetes: { version: '1.31.2', podCidr: '10.244.0.0/33' } })), /kubernetes\.podCidr: expected a CIDR/],
-    ['not an https controller', () => setKey('pke.config', toYaml({ ...base, controller: { ...base.controller, url: 'http://c:9443' } })), /controller\.url: expected an https:\/\/ URL/],
-    ['oversized value', () => setKey('pke.config', `# ${'x'.repeat(70 * 1024)}\n${toYaml(base)}`), /guestinfo\.pke\.config: value is \d+ bytes, over the guestinfo limit of 65536/],
+    [
+      'bad CIDR',
+      () => setKey('pke.config', toYaml({ ...base, kubernetes: { version: '1.31.2', podCidr: '10.244.0.0/33' } })),
+      /kubernetes\.podCidr: expected a CIDR/,
+    ],
+    [
+      'not an https controller',
+      () => setKey('pke.config', toYaml({ ...base, controller: { ...base.controller, url: 'http://c:9443' } })),
+      /controller\.url: expected an https:\/\/ URL/,
+    ],
+    [
+      'oversized value',
+      () => setKey('pke.config', `# ${'x'.repeat(70 * 1024)}\n${toYaml(base)}`),
+      /guestinfo\.pke\.config: value is \d+ bytes, over the guestinfo limit of 65536/,
+    ],
   ];
   for (const [name, arrange, message] of cases) {
     it(name, async () => {
       arrange();
-      const result = await runAgent(['bootstrap', '--root', root], { path: searchPath([VMWARE_STANDINS]), env: { PKE_GUESTINFO_DIR: guestinfo } });
+      const result = await runAgent(['bootstrap', '--root', root], {
+        path: searchPath([VMWARE_STANDINS]),
+        env: { PKE_GUESTINFO_DIR: guestinfo },
+      });
       expect(result.stderr).toMatch(message);
       expect(result.stderr.trim().split('\n')).toHaveLength(1);
       expect(result.exitCode).toBe(2);
@@ -218,7 +254,12 @@ describe('redaction after a successful read', () => {
       path: searchPath([VMWARE_STANDINS]),
       env: { PKE_GUESTINFO_DIR: guestinfo },
     });
-    expect(calls()).toEqual(expect.arrayContaining(['vmware-rpctool info-set guestinfo.pke.config ---', 'vmware-rpctool info-set guestinfo.pke.config.encoding  ']));
+    expect(calls()).toEqual(
+      expect.arrayContaining([
+        'vmware-rpctool info-set guestinfo.pke.config ---',
+        'vmware-rpctool info-set guestinfo.pke.config.encoding  ',
+      ]),
+    );
     expect(key('pke.config')).toBe('---');
     expect(key('pke.config.encoding')).toBe(' ');
 

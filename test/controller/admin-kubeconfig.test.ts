@@ -3,7 +3,16 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../agent/core/log.ts';
 import { adminKubeconfig, apiServerCredentials } from '../standins/apiserver-standin.ts';
-import { acceptedKubeconfig, addNode, createCluster, createLocalCluster, rejection, startTestController, type TestController, type TestNode } from './helpers.ts';
+import {
+  acceptedKubeconfig,
+  addNode,
+  createCluster,
+  createLocalCluster,
+  rejection,
+  startTestController,
+  type TestController,
+  type TestNode,
+} from './helpers.ts';
 
 /** The leader's admin.conf: the controller sends requests where it points, so it takes it only for its cluster, once. */
 

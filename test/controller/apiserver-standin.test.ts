@@ -30,19 +30,32 @@ beforeAll(async () => {
   ]);
   admin = adminCert;
   stranger = strangerCert;
-  for (const [name, pem] of [['apiserver.crt', serving.certPem], ['apiserver.key', serving.keyPem], ['ca.crt', ca.certPem]] as const) writeFileSync(path.join(dir.dir, name), pem);
+  for (const [name, pem] of [
+    ['apiserver.crt', serving.certPem],
+    ['apiserver.key', serving.keyPem],
+    ['ca.crt', ca.certPem],
+  ] as const)
+    writeFileSync(path.join(dir.dir, name), pem);
   child = spawn(
     process.execPath,
     [
       path.join(REPO, 'test/standins/apiserver-standin.ts'),
-      '--listen', '127.0.0.1:0',
-      '--cert', path.join(dir.dir, 'apiserver.crt'),
-      '--key', path.join(dir.dir, 'apiserver.key'),
-      '--client-ca', path.join(dir.dir, 'ca.crt'),
-      '--state-dir', stateDir,
-      '--nodes-dir', nodesDir,
-      '--version', 'v1.31.2',
-      '--pid-file', pidFile,
+      '--listen',
+      '127.0.0.1:0',
+      '--cert',
+      path.join(dir.dir, 'apiserver.crt'),
+      '--key',
+      path.join(dir.dir, 'apiserver.key'),
+      '--client-ca',
+      path.join(dir.dir, 'ca.crt'),
+      '--state-dir',
+      stateDir,
+      '--nodes-dir',
+      nodesDir,
+      '--version',
+      'v1.31.2',
+      '--pid-file',
+      pidFile,
     ],
     { stdio: ['ignore', 'pipe', 'inherit'], detached: true },
   );
@@ -75,7 +88,12 @@ async function get(pathname: string, client?: CertifiedKey) {
 async function post(body: unknown, client: CertifiedKey | undefined) {
   const dispatcher = new Agent({ connect: { ca: ca.certPem, cert: client?.certPem, key: client?.keyPem } });
   try {
-    const answer = await request(`${url}/api/v1/namespaces/kube-system/secrets`, { method: 'POST', dispatcher, body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+    const answer = await request(`${url}/api/v1/namespaces/kube-system/secrets`, {
+      method: 'POST',
+      dispatcher,
+      body: JSON.stringify(body),
+      headers: { 'content-type': 'application/json' },
+    });
     return { status: answer.statusCode, body: JSON.parse(await answer.body.text()) as { message?: string; reason?: string } };
   } catch (error) {
     return { status: 0, body: { message: String(error) } };
@@ -98,7 +116,10 @@ describe('kube-apiserver stand-in (command)', () => {
     const secret = bootstrapTokenSecret(token, 'test');
     expect((await post(secret, admin)).status).toBe(201);
     const stored = JSON.parse(readFileSync(path.join(stateDir, 'secrets', 'kube-system', `bootstrap-token-${token.id}.json`), 'utf8'));
-    expect(stored).toMatchObject({ type: 'bootstrap.kubernetes.io/token', metadata: { name: `bootstrap-token-${token.id}`, namespace: 'kube-system' } });
+    expect(stored).toMatchObject({
+      type: 'bootstrap.kubernetes.io/token',
+      metadata: { name: `bootstrap-token-${token.id}`, namespace: 'kube-system' },
+    });
     expect((await get(`/api/v1/namespaces/kube-system/secrets/bootstrap-token-${token.id}`, admin)).status).toBe(200);
     const duplicate = await post(secret, admin);
     expect(duplicate).toMatchObject({ status: 409, body: { reason: 'AlreadyExists' } });
@@ -112,7 +133,11 @@ describe('kube-apiserver stand-in (command)', () => {
     writeFileSync(path.join(nodesDir, 'w-1.json'), JSON.stringify({ name: 'w-1', registeredAt: '2026-11-22T10:00:00Z' }));
     const node = await get('/api/v1/nodes/w-1', admin);
     expect(node.status).toBe(200);
-    expect(JSON.parse(node.text)).toMatchObject({ kind: 'Node', metadata: { name: 'w-1' }, status: { conditions: [{ type: 'Ready', status: 'True' }] } });
+    expect(JSON.parse(node.text)).toMatchObject({
+      kind: 'Node',
+      metadata: { name: 'w-1' },
+      status: { conditions: [{ type: 'Ready', status: 'True' }] },
+    });
     const missing = await get('/api/v1/nodes/w-2', admin);
     expect(missing.status).toBe(404);
     expect(JSON.parse(missing.text)).toMatchObject({ reason: 'NotFound', message: 'nodes "w-2" not found' });

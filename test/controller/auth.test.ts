@@ -79,7 +79,10 @@ describe('request validation', () => {
 
   it('names the nested field path (400)', async () => {
     const answer = await call('POST', `/v1/clusters/${clusterA}/nodes/w1/events`, tokens.worker, {
-      events: [{ phase: 'preflight', type: 'start', at: 'now', attempt: 1 }, { phase: 'x', type: 'exploded', at: 'now', attempt: 1 }],
+      events: [
+        { phase: 'preflight', type: 'start', at: 'now', attempt: 1 },
+        { phase: 'x', type: 'exploded', at: 'now', attempt: 1 },
+      ],
     });
     expect(answer.status).toBe(400);
     expect(apiErrorSchema.parse(answer.body).error.field).toBe('events.1.type');
@@ -93,7 +96,13 @@ describe('request validation', () => {
   it('refuses a body that is not JSON (400) and one above the size limit (413)', async () => {
     const notJson = await call('POST', `/v1/clusters/${clusterA}/nodes/w1/events`, tokens.worker, undefined, '{"events": [');
     expect(notJson.status).toBe(400);
-    const huge = await call('POST', `/v1/clusters/${clusterA}/nodes/w1/events`, tokens.worker, undefined, JSON.stringify({ events: [], pad: 'x'.repeat(MAX_BODY_BYTES) }));
+    const huge = await call(
+      'POST',
+      `/v1/clusters/${clusterA}/nodes/w1/events`,
+      tokens.worker,
+      undefined,
+      JSON.stringify({ events: [], pad: 'x'.repeat(MAX_BODY_BYTES) }),
+    );
     expect(huge.status).toBe(413);
     expect(apiErrorSchema.parse(huge.body).error.code).toBe('body-too-large');
   });

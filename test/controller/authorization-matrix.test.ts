@@ -6,7 +6,15 @@ import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiErrorSchema } from '../../agent/protocol/api.ts';
 import { API, routePath, type RouteName, type RouteSpec } from '../../agent/protocol/routes.ts';
-import { CLUSTER_DEFAULTS, addNode, createCluster, registration, startTestController, type TestController, type TestNode } from './helpers.ts';
+import {
+  CLUSTER_DEFAULTS,
+  addNode,
+  createCluster,
+  registration,
+  startTestController,
+  type TestController,
+  type TestNode,
+} from './helpers.ts';
 
 /**
  * Every route of the table by every kind of caller. The rows come from the route table itself
@@ -15,7 +23,19 @@ import { CLUSTER_DEFAULTS, addNode, createCluster, registration, startTestContro
  * its entry.
  */
 
-const CALLERS = ['none', 'malformed', 'algNone', 'wrongKey', 'expired', 'revoked', 'otherCluster', 'otherNode', 'admin', 'master', 'worker'] as const;
+const CALLERS = [
+  'none',
+  'malformed',
+  'algNone',
+  'wrongKey',
+  'expired',
+  'revoked',
+  'otherCluster',
+  'otherNode',
+  'admin',
+  'master',
+  'worker',
+] as const;
 type Caller = (typeof CALLERS)[number];
 
 interface Sample {
@@ -142,11 +162,15 @@ function expected(spec: RouteSpec, caller: Caller): Expected {
     case 'otherNode':
       return { allowed: false, status: 403, code: 'forbidden' };
     case 'admin':
-      return spec.access === 'admin' || spec.access === 'admin-or-node' ? { allowed: true } : { allowed: false, status: 403, code: 'forbidden' };
+      return spec.access === 'admin' || spec.access === 'admin-or-node'
+        ? { allowed: true }
+        : { allowed: false, status: 403, code: 'forbidden' };
     case 'master':
       return spec.access === 'admin' ? { allowed: false, status: 403, code: 'forbidden' } : { allowed: true };
     case 'worker':
-      return spec.access === 'admin' || spec.access === 'control-plane' ? { allowed: false, status: 403, code: 'forbidden' } : { allowed: true };
+      return spec.access === 'admin' || spec.access === 'control-plane'
+        ? { allowed: false, status: 403, code: 'forbidden' }
+        : { allowed: true };
   }
 }
 
@@ -162,7 +186,10 @@ async function call(spec: RouteSpec, sample: Sample, caller: Caller) {
   const answer = await request(`${t.controller.url}${urlPath}`, {
     method: spec.method,
     dispatcher,
-    headers: { ...(token === undefined ? {} : { authorization: `Bearer ${token}` }), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    headers: {
+      ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await answer.body.text();
@@ -181,7 +208,10 @@ describe('authorization matrix, from the route table', () => {
       const answer = await call(spec, sample, caller);
       const want = expected(spec, caller);
       if (want.allowed) {
-        expect({ caller, status: answer.status, body: answer.body }).toMatchObject({ caller, status: sample.outcome?.[caller] ?? spec.status });
+        expect({ caller, status: answer.status, body: answer.body }).toMatchObject({
+          caller,
+          status: sample.outcome?.[caller] ?? spec.status,
+        });
       } else {
         expect({ caller, status: answer.status }).toEqual({ caller, status: want.status });
         const problem = apiErrorSchema.parse(answer.body);

@@ -18,7 +18,23 @@ const connected = (...args: string[]) => cli(...args, '--url', proc.url, '--data
 
 beforeAll(async () => {
   proc = await spawnController(data.dir);
-  const created = await connected('cluster', 'create', '--name', 'prod', '--kubernetes-version', '1.31.2', '--vip', '10.50.0.10', '--pool', 'general', '--pool', 'gpu', '--token-ttl', '48h', '--json');
+  const created = await connected(
+    'cluster',
+    'create',
+    '--name',
+    'prod',
+    '--kubernetes-version',
+    '1.31.2',
+    '--vip',
+    '10.50.0.10',
+    '--pool',
+    'general',
+    '--pool',
+    'gpu',
+    '--token-ttl',
+    '48h',
+    '--json',
+  );
   expect(created.exitCode).toBe(0);
   clusterId = clusterSummarySchema.parse(JSON.parse(created.stdout)).id;
 });
@@ -35,9 +51,17 @@ describe('controller CLI', () => {
 
   it('creates, lists and shows clusters', async () => {
     expect(clusterId).toMatch(/^prod-[a-z0-9]{5}$/);
-    const [list, show, listJson] = await Promise.all([connected('cluster', 'list'), connected('cluster', 'show', '--cluster', 'prod'), connected('cluster', 'list', '--json')]);
+    const [list, show, listJson] = await Promise.all([
+      connected('cluster', 'list'),
+      connected('cluster', 'show', '--cluster', 'prod'),
+      connected('cluster', 'list', '--json'),
+    ]);
     expect(list.exitCode).toBe(0);
-    expect(list.stdout).toMatch(new RegExp(`^ID\\s+NAME\\s+KUBERNETES\\s+ENDPOINT\\s+NODES\\s+INITIALIZED\\n${clusterId}\\s+prod\\s+1\\.31\\.2\\s+10\\.50\\.0\\.10:6443\\s+0\\s+no$`));
+    expect(list.stdout).toMatch(
+      new RegExp(
+        `^ID\\s+NAME\\s+KUBERNETES\\s+ENDPOINT\\s+NODES\\s+INITIALIZED\\n${clusterId}\\s+prod\\s+1\\.31\\.2\\s+10\\.50\\.0\\.10:6443\\s+0\\s+no$`,
+      ),
+    );
     expect(show.stdout).toContain(`id                  ${clusterId}`);
     expect(show.stdout).toContain('pools               general, gpu');
     expect(show.stdout).toContain('node token TTL      172800 s');
@@ -51,7 +75,9 @@ describe('controller CLI', () => {
       connected('node-config', '--cluster', clusterId, '--name', 'prod-m1', '--role', 'master', '--format', 'json'),
     ]);
     expect(govc.exitCode).toBe(0);
-    expect(govc.stdout).toMatch(/^govc vm\.change -vm prod-w1 -e guestinfo\.metadata=\S+ -e guestinfo\.metadata\.encoding=gzip\+base64 -e guestinfo\.userdata=\S+ -e guestinfo\.userdata\.encoding=gzip\+base64 -e guestinfo\.pke\.config=\S+ -e guestinfo\.pke\.config\.encoding=gzip\+base64$/);
+    expect(govc.stdout).toMatch(
+      /^govc vm\.change -vm prod-w1 -e guestinfo\.metadata=\S+ -e guestinfo\.metadata\.encoding=gzip\+base64 -e guestinfo\.userdata=\S+ -e guestinfo\.userdata\.encoding=gzip\+base64 -e guestinfo\.pke\.config=\S+ -e guestinfo\.pke\.config\.encoding=gzip\+base64$/,
+    );
     expect(govc.stderr).toContain('node=prod-w1');
     expect(govc.stderr).not.toMatch(/eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\./);
     expect(Object.keys(JSON.parse(asJson.stdout))).toContain('guestinfo.pke.config');
@@ -61,7 +87,10 @@ describe('controller CLI', () => {
     const revoked = await connected('node', 'revoke', '--cluster', 'prod', '--name', 'prod-w1');
     expect(revoked.exitCode).toBe(0);
     expect(revoked.stdout).toMatch(/^revoked \S+/);
-    const [table, asJson] = await Promise.all([connected('status', '--cluster', 'prod'), connected('status', '--cluster', 'prod', '--json')]);
+    const [table, asJson] = await Promise.all([
+      connected('status', '--cluster', 'prod'),
+      connected('status', '--cluster', 'prod', '--json'),
+    ]);
     expect(table.exitCode).toBe(0);
     expect(table.stdout).toContain(`cluster prod (${clusterId})`);
     expect(table.stdout).toContain('join slot free');

@@ -42,7 +42,7 @@ async function serve(answer: (req: IncomingMessage, res: ServerResponse, n: numb
     req.on('end', () => answer(req, res, requests.length));
   });
   await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', () => resolve()));
-  return `https://127.0.0.1:${(server?.address() as AddressInfo).port}`;
+  return `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -53,7 +53,11 @@ const fast = { retries: 4, minDelayMs: 10, maxDelayMs: 50 };
 
 function client(url: string, options: { caCert?: string; log?: (line: string) => void } = {}): NodeClient {
   const log = createLogger({ json: true, level: 'debug', write: options.log ?? (() => {}) });
-  return new NodeClient(new ControllerTransport({ url, caCert: options.caCert ?? ca.certPem, token: TOKEN, retry: fast, log }), 'demo-abcde', 'w1');
+  return new NodeClient(
+    new ControllerTransport({ url, caCert: options.caCert ?? ca.certPem, token: TOKEN, retry: fast, log }),
+    'demo-abcde',
+    'w1',
+  );
 }
 
 async function failure(promise: Promise<unknown>): Promise<ControllerRequestError> {
@@ -66,7 +70,14 @@ async function failure(promise: Promise<unknown>): Promise<ControllerRequestErro
 }
 
 const STATUS = {
-  cluster: { id: 'demo-abcde', name: 'demo', kubernetesVersion: '1.31.2', endpoint: '10.0.0.1:6443', controlPlaneNodes: 3, virtualRouterId: 7 },
+  cluster: {
+    id: 'demo-abcde',
+    name: 'demo',
+    kubernetesVersion: '1.31.2',
+    endpoint: '10.0.0.1:6443',
+    controlPlaneNodes: 3,
+    virtualRouterId: 7,
+  },
   leader: { epoch: 0, initialized: false },
   nodes: [],
 };
@@ -74,7 +85,9 @@ const STATUS = {
 describe('controller client', () => {
   it('sends the bearer token and retries 5xx with backoff until an answer comes', async () => {
     const logs: string[] = [];
-    const url = await serve((_req, res, n) => (n < 3 ? json(res, 503, { error: { code: 'cluster-api-unavailable', message: 'try later' } }) : json(res, 200, STATUS)));
+    const url = await serve((_req, res, n) =>
+      n < 3 ? json(res, 503, { error: { code: 'cluster-api-unavailable', message: 'try later' } }) : json(res, 200, STATUS),
+    );
     const c = client(url, { log: (line) => logs.push(line) });
     expect(await c.status()).toMatchObject({ cluster: { id: 'demo-abcde' } });
     expect(requests).toHaveLength(3);
@@ -85,11 +98,15 @@ describe('controller client', () => {
   });
 
   it('fails at once on 401, saying method, path, status and the server message', async () => {
-    const url = await serve((_req, res) => json(res, 401, { error: { code: 'token-expired', message: 'the token has expired; render a new node config' } }));
+    const url = await serve((_req, res) =>
+      json(res, 401, { error: { code: 'token-expired', message: 'the token has expired; render a new node config' } }),
+    );
     const c = client(url);
     const error = await failure(c.register({ uuid: 'u', hostname: 'w1', ips: [], primaryIp: '10.0.0.2', agentVersion: 't' }));
     expect(requests).toHaveLength(1);
-    expect(error.message).toBe(`controller POST ${routePath(API.register, { c: 'demo-abcde', n: 'w1' })}: 401 token-expired: the token has expired; render a new node config`);
+    expect(error.message).toBe(
+      `controller POST ${routePath(API.register, { c: 'demo-abcde', n: 'w1' })}: 401 token-expired: the token has expired; render a new node config`,
+    );
     expect(error.context).toMatchObject({ status: 401, url: routePath(API.register, { c: 'demo-abcde', n: 'w1' }) });
     expect(error.code).toBe('token-expired');
     expect(error.message).not.toContain(TOKEN);
@@ -107,7 +124,9 @@ describe('controller client', () => {
   });
 
   it('keeps the field the controller names on a 400, and the code', async () => {
-    const url = await serve((_req, res) => json(res, 400, { error: { code: 'bad-request', message: 'cluster x has no pool gpu', field: 'pool' } }));
+    const url = await serve((_req, res) =>
+      json(res, 400, { error: { code: 'bad-request', message: 'cluster x has no pool gpu', field: 'pool' } }),
+    );
     const c = client(url);
     const error = await failure(c.events({ events: [{ phase: 'p', type: 'start', at: 'now', attempt: 1 }] }));
     expect({ code: error.code, field: error.field }).toEqual({ code: 'bad-request', field: 'pool' });
@@ -121,7 +140,11 @@ describe('controller client', () => {
     server = undefined;
     const c = client(url);
     const error = await failure(c.controlPlane());
-    expect(error.message).toMatch(new RegExp(`^controller GET ${routePath(API.controlPlane, { c: 'demo-abcde' })}: no answer from ${url}: .*ECONNREFUSED.* \\(gave up after 5 attempts\\)$`));
+    expect(error.message).toMatch(
+      new RegExp(
+        `^controller GET ${routePath(API.controlPlane, { c: 'demo-abcde' })}: no answer from ${url}: .*ECONNREFUSED.* \\(gave up after 5 attempts\\)$`,
+      ),
+    );
     await c.close();
   });
 
@@ -138,8 +161,14 @@ describe('controller client', () => {
   });
 
   it('waits for a long-poll longer than its ordinary request timeout', async () => {
-    const url = await serve((_req, res) => setTimeout(() => json(res, 200, { epoch: 1, leaseTtlSeconds: 30, initialized: true, endpoint: '10.0.0.1:6443' }), 1500));
-    const c = new NodeClient(new ControllerTransport({ url, caCert: ca.certPem, token: TOKEN, retry: { retries: 0 }, timeoutMs: 500 }), 'demo-abcde', 'm1');
+    const url = await serve((_req, res) =>
+      setTimeout(() => json(res, 200, { epoch: 1, leaseTtlSeconds: 30, initialized: true, endpoint: '10.0.0.1:6443' }), 1500),
+    );
+    const c = new NodeClient(
+      new ControllerTransport({ url, caCert: ca.certPem, token: TOKEN, retry: { retries: 0 }, timeoutMs: 500 }),
+      'demo-abcde',
+      'm1',
+    );
     expect(await c.leaderState({ waitSeconds: 2, known: { epoch: 1, initialized: false } })).toMatchObject({ initialized: true });
     expect(requests[0]?.url).toBe(`${routePath(API.leaderState, { c: 'demo-abcde' })}?wait=2&epoch=1&initialized=false`);
     await c.close();

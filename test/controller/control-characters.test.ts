@@ -9,6 +9,7 @@ import { addNode, createCluster, startTestController, type TestController, type 
 /** Text from outside reaches operators' terminals with its control characters shown, never obeyed. */
 
 // ESC, BEL, a C1 CSI and a right-to-left override.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for raw control characters
 const RAW = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202e]/;
 const HOSTILE = 'x\u001b[2J\u0007\u009b31m\u202e';
 
@@ -55,9 +56,30 @@ describe('control characters', () => {
   it('are escaped where controller status prints what a node reported', async () => {
     const cluster = (await createCluster(t.admin)).id;
     node = await addNode(t.admin, cluster, 'w1', 'worker');
-    await node.client.register({ uuid: 'u-1', hostname: `w1${HOSTILE}`, ips: [`10.0.0.1${HOSTILE}`], primaryIp: '10.0.0.1', agentVersion: 't' });
-    await node.client.events({ events: [{ phase: `host-prep${HOSTILE}`, type: 'fail', at: new Date().toISOString(), attempt: 1, message: `failed${HOSTILE}`, command: `modprobe${HOSTILE}` }] });
-    const result = await execa(process.execPath, [AGENT_ENTRY, 'controller', 'status', '--cluster', cluster, '--url', t.controller.url, '--data-dir', t.dataDir], { reject: false });
+    await node.client.register({
+      uuid: 'u-1',
+      hostname: `w1${HOSTILE}`,
+      ips: [`10.0.0.1${HOSTILE}`],
+      primaryIp: '10.0.0.1',
+      agentVersion: 't',
+    });
+    await node.client.events({
+      events: [
+        {
+          phase: `host-prep${HOSTILE}`,
+          type: 'fail',
+          at: new Date().toISOString(),
+          attempt: 1,
+          message: `failed${HOSTILE}`,
+          command: `modprobe${HOSTILE}`,
+        },
+      ],
+    });
+    const result = await execa(
+      process.execPath,
+      [AGENT_ENTRY, 'controller', 'status', '--cluster', cluster, '--url', t.controller.url, '--data-dir', t.dataDir],
+      { reject: false },
+    );
     expect(result.exitCode).toBe(0);
     expect(result.stdout).toContain('failed');
     expect(result.stdout).not.toMatch(RAW);

@@ -4,7 +4,15 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createNodeClient, AdminClient, type NodeClient } from '../../agent/protocol/client.ts';
 import { ControllerRequestError } from '../../agent/protocol/errors.ts';
 import { AGENT_ENTRY, scratchDir } from '../helpers/cli.ts';
-import { CLUSTER_DEFAULTS, NO_RETRY, agentConfigOf, killProcess, registration, spawnController, type ControllerProcess } from './helpers.ts';
+import {
+  CLUSTER_DEFAULTS,
+  NO_RETRY,
+  agentConfigOf,
+  killProcess,
+  registration,
+  spawnController,
+  type ControllerProcess,
+} from './helpers.ts';
 import { execa } from 'execa';
 
 const children: ControllerProcess[] = [];
@@ -33,7 +41,10 @@ describe('durability', () => {
     // Nodes that will register during the storm, and a lease whose expiry must survive.
     const prepared: NodeClient[] = [];
     for (let i = 0; i < 60; i += 1) {
-      const client = createNodeClient(agentConfigOf(await admin.nodeConfig(cluster.id, { name: `r${i}`, role: i === 0 ? 'master' : 'worker' })), { retry: NO_RETRY });
+      const client = createNodeClient(
+        agentConfigOf(await admin.nodeConfig(cluster.id, { name: `r${i}`, role: i === 0 ? 'master' : 'worker' })),
+        { retry: NO_RETRY },
+      );
       prepared.push(client);
       cleanups.push(() => client.close());
     }
@@ -77,7 +88,8 @@ describe('durability', () => {
     const status = await restarted.admin.status(cluster.id);
     const byName = new Map(status.nodes.map((n) => [n.name, n]));
     for (const name of acknowledged.configs) expect({ name, known: byName.has(name) }).toEqual({ name, known: true });
-    for (const name of acknowledged.registers) expect({ name, registered: byName.get(name)?.registeredAt !== undefined }).toEqual({ name, registered: true });
+    for (const name of acknowledged.registers)
+      expect({ name, registered: byName.get(name)?.registeredAt !== undefined }).toEqual({ name, registered: true });
     expect(acknowledged.configs.size + acknowledged.registers.size).toBeGreaterThanOrEqual(killAfter);
     // The lease kept its absolute expiry.
     expect(status.leader).toMatchObject({ holder: 'r0', epoch: lease.epoch, leaseExpiresAt: lease.leaseExpiresAt });
@@ -91,13 +103,19 @@ describe('durability', () => {
     const stateFile = path.join(data.dir, 'state.json');
 
     writeFileSync(stateFile, '{"format": 1, "clusters": {');
-    const broken = await execa(process.execPath, [AGENT_ENTRY, 'controller', 'serve', '--data-dir', data.dir, '--listen', '127.0.0.1:0'], { reject: false, timeout: 20_000 });
+    const broken = await execa(process.execPath, [AGENT_ENTRY, 'controller', 'serve', '--data-dir', data.dir, '--listen', '127.0.0.1:0'], {
+      reject: false,
+      timeout: 20_000,
+    });
     expect(broken.exitCode).toBe(1);
     expect(broken.stderr).toContain(stateFile);
     expect(broken.stderr).toContain('corrupt');
 
     writeFileSync(stateFile, JSON.stringify({ journalSeq: 0, state: { format: 2, adminTokenId: 'x', clusters: { a: { id: 5 } } } }));
-    const invalid = await execa(process.execPath, [AGENT_ENTRY, 'controller', 'serve', '--data-dir', data.dir, '--listen', '127.0.0.1:0'], { reject: false, timeout: 20_000 });
+    const invalid = await execa(process.execPath, [AGENT_ENTRY, 'controller', 'serve', '--data-dir', data.dir, '--listen', '127.0.0.1:0'], {
+      reject: false,
+      timeout: 20_000,
+    });
     expect(invalid.exitCode).toBe(1);
     expect(invalid.stderr).toContain(stateFile);
     expect(invalid.stderr).toContain('clusters.a.id');
@@ -127,7 +145,10 @@ describe('durability', () => {
     const data = scratchDir('locked');
     cleanups.push(data.remove);
     const { proc } = await start(data.dir);
-    const second = await execa(process.execPath, [AGENT_ENTRY, 'controller', 'serve', '--data-dir', data.dir, '--listen', '127.0.0.1:0'], { reject: false, timeout: 20_000 });
+    const second = await execa(process.execPath, [AGENT_ENTRY, 'controller', 'serve', '--data-dir', data.dir, '--listen', '127.0.0.1:0'], {
+      reject: false,
+      timeout: 20_000,
+    });
     expect(second.exitCode).toBe(1);
     expect(second.stderr).toContain(`pid ${proc.child.pid}`);
   });

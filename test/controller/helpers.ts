@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { execa } from 'execa';
@@ -11,9 +10,9 @@ import { startController, type ControllerOptions, type RunningController } from 
 import type { ClusterSpecInput, ClusterSummary, Guestinfo, NodeConfigResponse } from '../../agent/protocol/api.ts';
 import { AdminClient, createNodeClient, type NodeClient, type RetryOptions } from '../../agent/protocol/client.ts';
 import { ControllerRequestError } from '../../agent/protocol/errors.ts';
+import { freePort } from '../../scripts/free-port.ts';
 import { AGENT_ENTRY, scratchDir } from '../helpers/cli.ts';
 import { adminKubeconfig, apiServerCredentials, startApiServerStandin, type ApiServerStandin } from '../standins/apiserver-standin.ts';
-
 
 /** Retries off: a test sees the first answer. */
 export const NO_RETRY: Partial<RetryOptions> = { retries: 0 };
@@ -26,9 +25,18 @@ export interface TestController {
 }
 
 /** A controller in this process on 127.0.0.1 and a free port, with its own data dir. */
-export async function startTestController(options: Partial<Pick<ControllerOptions, 'log' | 'sans' | 'limits'>> = {}): Promise<TestController> {
+export async function startTestController(
+  options: Partial<Pick<ControllerOptions, 'log' | 'sans' | 'limits'>> = {},
+): Promise<TestController> {
   const data = scratchDir('controller');
-  const controller = await startController({ dataDir: data.dir, host: '127.0.0.1', port: 0, log: silentLogger, verifyStateTouches: true, ...options });
+  const controller = await startController({
+    dataDir: data.dir,
+    host: '127.0.0.1',
+    port: 0,
+    log: silentLogger,
+    verifyStateTouches: true,
+    ...options,
+  });
   const admin = new AdminClient({
     url: controller.url,
     caCert: controller.caCertPem,
@@ -109,14 +117,6 @@ export interface ClusterApiStandin {
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago: a cluster's endpoint before its API server listens there. */
-export async function freePort(): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 /** A cluster whose endpoint is 127.0.0.1 on a free port, where its API server stand-in will listen. */
 export async function createLocalCluster(admin: AdminClient, spec: Partial<ClusterSpecInput> = {}): Promise<ClusterSummary> {
   return createCluster(admin, { ...spec, controlPlaneEndpoint: { vip: '127.0.0.1', port: await freePort() } });
@@ -139,7 +139,16 @@ export async function startClusterApi(leader: TestNode, version = 'v1.31.2'): Pr
   const { serving, admin } = await apiServerCredentials(ca);
   const state = scratchDir('apiserver');
   const { vip, port } = leader.config.controlPlaneEndpoint;
-  const standin = await startApiServerStandin({ host: vip, port, cert: serving.certPem, key: serving.keyPem, clientCa: ca.certPem, stateDir: state.dir, nodesDir: path.join(state.dir, 'nodes'), version });
+  const standin = await startApiServerStandin({
+    host: vip,
+    port,
+    cert: serving.certPem,
+    key: serving.keyPem,
+    clientCa: ca.certPem,
+    stateDir: state.dir,
+    nodesDir: path.join(state.dir, 'nodes'),
+    version,
+  });
   return {
     standin,
     stateDir: state.dir,
@@ -159,7 +168,9 @@ export async function openssl(args: string[], input?: string | Buffer): Promise<
 
 /** kubeadm's CA hash of a PEM certificate, computed the way the kubeadm docs show, with openssl. */
 export async function opensslCaHash(certPem: string): Promise<string> {
-  const result = await execa('sh', ['-c', 'openssl x509 -pubkey -noout | openssl pkey -pubin -outform der | sha256sum'], { input: certPem });
+  const result = await execa('sh', ['-c', 'openssl x509 -pubkey -noout | openssl pkey -pubin -outform der | sha256sum'], {
+    input: certPem,
+  });
   return `sha256:${result.stdout.split(' ')[0]}`;
 }
 
@@ -172,10 +183,27 @@ export interface ControllerProcess {
 }
 
 /** `node agent/main.ts controller serve` as a child process; resolves once it prints where it listens. */
-export async function spawnController(dataDir: string, port = 0): Promise<ControllerProcess> {
-  const child = spawn(process.execPath, [AGENT_ENTRY, 'controller', 'serve', '--json', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+/** `pke-agent controller ARGS` against a spawned controller, as an admin on its host would run it. */
+export async function controllerCommand(
+  proc: ControllerProcess,
+  dataDir: string,
+  args: string[],
+): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
+  const result = await execa(process.execPath, [AGENT_ENTRY, 'controller', ...args, '--url', proc.url, '--data-dir', dataDir], {
+    reject: false,
+    timeout: 30_000,
   });
+  return { exitCode: result.exitCode, stdout: String(result.stdout), stderr: String(result.stderr) };
+}
+
+export async function spawnController(dataDir: string, port = 0): Promise<ControllerProcess> {
+  const child = spawn(
+    process.execPath,
+    [AGENT_ENTRY, 'controller', 'serve', '--json', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stdout = '';
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {

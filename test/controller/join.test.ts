@@ -2,7 +2,18 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addNode, type ClusterApiStandin, createCluster, createLocalCluster, opensslCaHash, rejection, startClusterApi, startTestController, type TestController, type TestNode } from './helpers.ts';
+import {
+  addNode,
+  type ClusterApiStandin,
+  createCluster,
+  createLocalCluster,
+  opensslCaHash,
+  rejection,
+  startClusterApi,
+  startTestController,
+  type TestController,
+  type TestNode,
+} from './helpers.ts';
 
 const TOKEN = /^[a-z0-9]{6}\.[a-z0-9]{16}$/;
 
@@ -38,9 +49,13 @@ async function initializedCluster(spec: Parameters<typeof createCluster>[1] = {}
   return { cluster, leader, init, api };
 }
 
-function storedSecrets(api: ClusterApiStandin): Record<string, { type: string; metadata: { name: string; namespace: string }; data: Record<string, string> }> {
+function storedSecrets(
+  api: ClusterApiStandin,
+): Record<string, { type: string; metadata: { name: string; namespace: string }; data: Record<string, string> }> {
   const dir = path.join(api.stateDir, 'secrets', 'kube-system');
-  return Object.fromEntries(readdirSync(dir).map((file) => [file.replace(/\.json$/, ''), JSON.parse(readFileSync(path.join(dir, file), 'utf8'))]));
+  return Object.fromEntries(
+    readdirSync(dir).map((file) => [file.replace(/\.json$/, ''), JSON.parse(readFileSync(path.join(dir, file), 'utf8'))]),
+  );
 }
 
 describe('join before the cluster is initialized', () => {

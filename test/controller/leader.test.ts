@@ -1,7 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { virtualRouterId } from '../../agent/vip/keepalived.ts';
-import { acceptedKubeconfig, addNode, createCluster, rejection, startTestController, type TestController, type TestNode } from './helpers.ts';
+import {
+  acceptedKubeconfig,
+  addNode,
+  createCluster,
+  rejection,
+  startTestController,
+  type TestController,
+  type TestNode,
+} from './helpers.ts';
 
 let t: TestController;
 const opened: TestNode[] = [];
@@ -25,7 +33,6 @@ async function masters(cluster: string, count: number, prefix = 'm'): Promise<Te
   opened.push(...nodes);
   return nodes;
 }
-
 
 describe('leader election', () => {
   it('gives exactly one of 200 concurrent claims the lease', async () => {
@@ -138,7 +145,11 @@ describe('leader election', () => {
     await leader.client.ready({});
     const status = await t.admin.status(cluster);
     expect(status.leader.initialized).toBe(true);
-    expect(status.nodes.find((n) => n.name === leader.name)).toMatchObject({ state: 'ready', joinedAt: expect.any(String), readyAt: expect.any(String) });
+    expect(status.nodes.find((n) => n.name === leader.name)).toMatchObject({
+      state: 'ready',
+      joinedAt: expect.any(String),
+      readyAt: expect.any(String),
+    });
   });
 });
 
@@ -159,7 +170,9 @@ describe('leader long-poll', () => {
     const [leader, ...waiters] = await masters(cluster, 21);
     if (!leader) throw new Error('masters');
     const { epoch } = await leader.client.claimLeader({});
-    const woken = waiters.map((w) => w.client.leaderState({ waitSeconds: 30, known: { epoch, initialized: false } }).then((state) => ({ state, at: performance.now() })));
+    const woken = waiters.map((w) =>
+      w.client.leaderState({ waitSeconds: 30, known: { epoch, initialized: false } }).then((state) => ({ state, at: performance.now() })),
+    );
     // Let every long-poll reach the controller and start waiting.
     await sleep(500);
     await leader.client.joined({ adminKubeconfig: await acceptedKubeconfig(leader) });
@@ -203,7 +216,11 @@ describe('control-plane view', () => {
     const worker = await addNode(t.admin, summary.id, 'w1', 'worker');
     opened.push(worker);
     if (!a || !b || !c) throw new Error('three masters');
-    for (const [node, ip] of [[c, '10.20.0.13'], [a, '10.20.0.11'], [b, '10.20.0.12']] as const) {
+    for (const [node, ip] of [
+      [c, '10.20.0.13'],
+      [a, '10.20.0.11'],
+      [b, '10.20.0.12'],
+    ] as const) {
       await node.client.register({ uuid: `uuid-${node.name}`, hostname: node.name, ips: [ip], primaryIp: ip, agentVersion: 'test' });
     }
     await worker.client.register({ uuid: 'uuid-w1', hostname: 'w1', ips: ['10.20.0.50'], primaryIp: '10.20.0.50', agentVersion: 'test' });
@@ -226,12 +243,26 @@ describe('control-plane view', () => {
     const cluster = (await createCluster(t.admin)).id;
     const [node] = await masters(cluster, 1);
     if (!node) throw new Error('one master');
-    const first = await node.client.register({ uuid: 'uuid-a', hostname: 'x', ips: ['10.0.0.1'], primaryIp: '10.0.0.1', agentVersion: 'test' });
+    const first = await node.client.register({
+      uuid: 'uuid-a',
+      hostname: 'x',
+      ips: ['10.0.0.1'],
+      primaryIp: '10.0.0.1',
+      agentVersion: 'test',
+    });
     // The same VM registering again (a rerun) is fine and keeps its registration time.
-    const again = await node.client.register({ uuid: 'uuid-a', hostname: 'x', ips: ['10.0.0.2'], primaryIp: '10.0.0.2', agentVersion: 'test' });
+    const again = await node.client.register({
+      uuid: 'uuid-a',
+      hostname: 'x',
+      ips: ['10.0.0.2'],
+      primaryIp: '10.0.0.2',
+      agentVersion: 'test',
+    });
     expect(again.registeredAt).toBe(first.registeredAt);
     expect(again.primaryIp).toBe('10.0.0.2');
-    const clash = await rejection(node.client.register({ uuid: 'uuid-b', hostname: 'x', ips: ['10.0.0.3'], primaryIp: '10.0.0.3', agentVersion: 'test' }));
+    const clash = await rejection(
+      node.client.register({ uuid: 'uuid-b', hostname: 'x', ips: ['10.0.0.3'], primaryIp: '10.0.0.3', agentVersion: 'test' }),
+    );
     expect(clash.context.status).toBe(409);
     expect(clash.message).toContain('uuid-a');
   });

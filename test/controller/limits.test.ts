@@ -47,7 +47,11 @@ describe('limits', () => {
   it('closes the connection when it refuses a request before its body is in', async () => {
     const socket = await tlsSocket();
     // 1000 bytes announced, one sent: the rest never comes.
-    const answer = await untilClosed(socket, 'POST /v1/clusters HTTP/1.1\r\nhost: controller\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{', 2000);
+    const answer = await untilClosed(
+      socket,
+      'POST /v1/clusters HTTP/1.1\r\nhost: controller\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{',
+      2000,
+    );
     expect(answer).toMatch(/^HTTP\/1\.1 401 /);
     expect(answer?.toLowerCase()).toContain('connection: close');
   });

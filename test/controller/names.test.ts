@@ -10,10 +10,13 @@ import { addNode, createCluster, rejection } from './helpers.ts';
 const fixture = useTestController();
 
 describe('names that are object built-ins', () => {
-  it.each(['__proto__', 'constructor', 'toString', 'hasOwnProperty'])('answers 404 for a cluster named %s that does not exist', async (name) => {
-    const error = await rejection(fixture.t.admin.showCluster(name));
-    expect({ status: error.context.status, code: error.code }).toEqual({ status: 404, code: 'not-found' });
-  });
+  it.each(['__proto__', 'constructor', 'toString', 'hasOwnProperty'])(
+    'answers 404 for a cluster named %s that does not exist',
+    async (name) => {
+      const error = await rejection(fixture.t.admin.showCluster(name));
+      expect({ status: error.context.status, code: error.code }).toEqual({ status: 404, code: 'not-found' });
+    },
+  );
 
   it('creates a cluster and a node named constructor', async () => {
     const cluster = await createCluster(fixture.t.admin, { name: 'constructor' });
@@ -23,7 +26,9 @@ describe('names that are object built-ins', () => {
   });
 
   it('writes no vCenter connection for a cluster that does not exist', async () => {
-    const error = await rejection(fixture.t.admin.setVsphere('hasOwnProperty', { server: 'vc.example.net', username: 'u', password: 'p', datacenters: ['DC0'] }));
+    const error = await rejection(
+      fixture.t.admin.setVsphere('hasOwnProperty', { server: 'vc.example.net', username: 'u', password: 'p', datacenters: ['DC0'] }),
+    );
     expect(error.context.status).toBe(404);
     expect(existsSync(path.join(fixture.t.dataDir, 'clusters', 'undefined'))).toBe(false);
   });

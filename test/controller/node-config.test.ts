@@ -8,7 +8,15 @@ import type { NodeConfigResponse } from '../../agent/protocol/api.ts';
 import { createNodeClient } from '../../agent/protocol/client.ts';
 import { ControllerRequestError } from '../../agent/protocol/errors.ts';
 import { scratchDir } from '../helpers/cli.ts';
-import { NO_RETRY, agentConfigOf, createCluster, decodeGuestinfo, registration, startTestController, type TestController } from './helpers.ts';
+import {
+  NO_RETRY,
+  agentConfigOf,
+  createCluster,
+  decodeGuestinfo,
+  registration,
+  startTestController,
+  type TestController,
+} from './helpers.ts';
 
 let t: TestController;
 let clusterId: string;
@@ -65,7 +73,11 @@ describe.each([
 
   it('carries metadata with instance-id, local-hostname and the redact list', () => {
     const metadata = JSON.parse(decodeGuestinfo(rendered().guestinfo, 'guestinfo.metadata'));
-    expect(metadata).toEqual({ 'instance-id': `${clusterId}-${rendered().node}`, 'local-hostname': rendered().node, redact: ['userdata', 'vendordata'] });
+    expect(metadata).toEqual({
+      'instance-id': `${clusterId}-${rendered().node}`,
+      'local-hostname': rendered().node,
+      redact: ['userdata', 'vendordata'],
+    });
   });
 
   it('carries user-data that the real cloud-init schema check accepts', async () => {
@@ -77,14 +89,24 @@ describe.each([
     const file = path.join(files.dir, `${role}-user-data.yaml`);
     writeFileSync(file, userData);
     const check = await execa('cloud-init', ['schema', '--config-file', file], { reject: false });
-    expect({ exitCode: check.exitCode, out: `${check.stdout}${check.stderr}` }).toEqual({ exitCode: 0, out: expect.stringContaining('Valid cloud-config') });
+    expect({ exitCode: check.exitCode, out: `${check.stdout}${check.stderr}` }).toEqual({
+      exitCode: 0,
+      out: expect.stringContaining('Valid cloud-config'),
+    });
   });
 });
 
 describe('node tokens in node configs', () => {
   it('scopes the token to cluster, role, pool and node, with a jti and the TTL asked for', () => {
     const claims = decodeJwt(agentConfigOf(worker).controller.token);
-    expect(claims).toMatchObject({ sub: 'prod-gpu-01', cluster: clusterId, role: 'worker', pool: 'gpu', jti: worker.tokenId, iss: 'pke-controller' });
+    expect(claims).toMatchObject({
+      sub: 'prod-gpu-01',
+      cluster: clusterId,
+      role: 'worker',
+      pool: 'gpu',
+      jti: worker.tokenId,
+      iss: 'pke-controller',
+    });
     expect((claims.exp ?? 0) - (claims.iat ?? 0)).toBe(3600);
     expect(Date.parse(worker.tokenExpiresAt)).toBe((claims.exp ?? 0) * 1000);
     const masterClaims = decodeJwt(agentConfigOf(master).controller.token);
@@ -136,7 +158,12 @@ describe('output formats', () => {
     const lines = block.split('\n');
     expect(lines[0]).toBe('extra_config = {');
     expect(lines.at(-1)).toBe('}');
-    const entries = Object.fromEntries(lines.slice(1, -1).map((l) => /^\s+("[^"]+")\s+= (".*")$/.exec(l)).map((m) => [JSON.parse(m?.[1] ?? '""'), JSON.parse(m?.[2] ?? '""')]));
+    const entries = Object.fromEntries(
+      lines
+        .slice(1, -1)
+        .map((l) => /^\s+("[^"]+")\s+= (".*")$/.exec(l))
+        .map((m) => [JSON.parse(m?.[1] ?? '""'), JSON.parse(m?.[2] ?? '""')]),
+    );
     expect(entries).toEqual(guestinfo());
   });
 

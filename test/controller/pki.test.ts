@@ -39,7 +39,16 @@ describe('cluster PKI', () => {
     ['etcd/ca.crt', 'etcd-ca'],
     ['front-proxy-ca.crt', 'front-proxy-ca'],
   ])('%s is a 10-year CA with subject CN=%s, as kubeadm makes it', async (name, commonName) => {
-    const out = await openssl(['x509', '-in', file(name), '-noout', '-subject', '-enddate', '-ext', 'basicConstraints,keyUsage,subjectAltName']);
+    const out = await openssl([
+      'x509',
+      '-in',
+      file(name),
+      '-noout',
+      '-subject',
+      '-enddate',
+      '-ext',
+      'basicConstraints,keyUsage,subjectAltName',
+    ]);
     expect(out).toContain(`subject=CN = ${commonName}`);
     expect(out).toMatch(/CA:TRUE/);
     expect(out).toMatch(/Certificate Sign/);

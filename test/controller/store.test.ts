@@ -114,7 +114,10 @@ describe('state store', () => {
     const file = stateFile();
     const store = await StateStore.open(file, () => emptyState('admin-1'));
     await store.close();
-    writeFileSync(file.replace('.json', '.journal'), '{"s":1,"t":"root","v":{"format":2,"adminTokenId":"a"}}\nnot json\n{"s":3,"t":"root","v":{"format":2,"adminTokenId":"b"}}\n');
+    writeFileSync(
+      file.replace('.json', '.journal'),
+      '{"s":1,"t":"root","v":{"format":2,"adminTokenId":"a"}}\nnot json\n{"s":3,"t":"root","v":{"format":2,"adminTokenId":"b"}}\n',
+    );
     await expect(StateStore.open(file, () => emptyState('x'))).rejects.toThrow(/state\.journal is corrupt \(line 2/);
   });
 
@@ -125,7 +128,9 @@ describe('state store', () => {
     const snapshot = JSON.parse(readFileSync(file, 'utf8'));
     snapshot.state.format = 1;
     writeFileSync(file, JSON.stringify(snapshot));
-    await expect(StateStore.open(file, () => emptyState('x'))).rejects.toThrow(`the controller state ${file} has format 1; this controller reads format 2 only`);
+    await expect(StateStore.open(file, () => emptyState('x'))).rejects.toThrow(
+      `the controller state ${file} has format 1; this controller reads format 2 only`,
+    );
   });
 
   it('refuses a snapshot that is not JSON, naming it', async () => {
@@ -143,7 +148,10 @@ describe('state store', () => {
       return store.durable();
     });
     await Promise.all(acknowledged);
-    const records = readFileSync(file.replace('.json', '.journal'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { s: number; t: string });
+    const records = readFileSync(file.replace('.json', '.journal'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { s: number; t: string });
     expect(records.filter((r) => r.t === 'node')).toHaveLength(500);
     expect(records.map((r) => r.s)).toEqual(records.map((_, i) => (records[0]?.s ?? 0) + i));
     await store.close();

@@ -29,11 +29,22 @@ describe('TLS', () => {
     const answer = await handshake({});
     if ('error' in answer) throw new Error(answer.error);
     const names = (answer.certificate.subjectaltname ?? '').split(', ').sort();
-    expect(names).toEqual(['DNS:controller.example.net', 'DNS:localhost', 'IP Address:0:0:0:0:0:0:0:1', 'IP Address:127.0.0.1', 'IP Address:198.51.100.9'].sort());
+    expect(names).toEqual(
+      [
+        'DNS:controller.example.net',
+        'DNS:localhost',
+        'IP Address:0:0:0:0:0:0:0:1',
+        'IP Address:127.0.0.1',
+        'IP Address:198.51.100.9',
+      ].sort(),
+    );
   });
 
   it('speaks TLS 1.2 with AEAD suites only', async () => {
-    const cbc = await handshake({ maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES256-SHA:ECDHE-ECDSA-AES128-SHA' });
+    const cbc = await handshake({
+      maxVersion: 'TLSv1.2',
+      ciphers: 'ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES256-SHA:ECDHE-ECDSA-AES128-SHA',
+    });
     expect(cbc).toHaveProperty('error');
     const gcm = await handshake({ maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' });
     expect(gcm).toMatchObject({ cipher: 'ECDHE-ECDSA-AES128-GCM-SHA256' });

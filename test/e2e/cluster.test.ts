@@ -27,14 +27,22 @@ describe.skipIf(skip)('3 control-plane and 2 worker nodes, Kubernetes 1.31 (kube
 
   it('brings every node to ready', async () => {
     expect(exitCodes).toEqual([0, 0, 0, 0, 0]);
-    const status = (await s.lab.clusterStatus()) as { nodes: { name: string; readyAt?: string; lastError?: string }[]; leader: { holder?: string; initialized: boolean } };
+    const status = (await s.lab.clusterStatus()) as {
+      nodes: { name: string; readyAt?: string; lastError?: string }[];
+      leader: { holder?: string; initialized: boolean };
+    };
     expect(status.nodes.map((n) => n.name).sort()).toEqual(['m1', 'm2', 'm3', 'w1', 'w2']);
     expect(status.nodes.every((n) => n.readyAt)).toBe(true);
     expect(status.leader.initialized).toBe(true);
   });
 
   it('runs kubeadm init once, on the leader, and joins the others', () => {
-    const inits = s.lab.nodes.flatMap((node) => s.calls(node, 'kubeadm').filter((c) => c.argv[0] === 'init').map(() => node.name));
+    const inits = s.lab.nodes.flatMap((node) =>
+      s
+        .calls(node, 'kubeadm')
+        .filter((c) => c.argv[0] === 'init')
+        .map(() => node.name),
+    );
     expect(inits).toHaveLength(1);
     const leader = inits[0]!;
     const leaderJournal = journalOf(s.node(leader));
@@ -52,11 +60,16 @@ describe.skipIf(skip)('3 control-plane and 2 worker nodes, Kubernetes 1.31 (kube
     expect(journal.phases.addons?.state).toBe('done');
     expect(Date.parse(journal.phases.addons!.endedAt!)).toBeLessThanOrEqual(Date.parse(journal.phases['wait-ready']!.startedAt!));
     const kubectl = s.calls(leader, 'kubectl').map((c) => c.argv.join(' '));
-    expect(kubectl.some((line) => line.includes('apply') && line.includes('/etc/kubernetes/pke/addons/calico/30-calico-node.yaml'))).toBe(true);
+    expect(kubectl.some((line) => line.includes('apply') && line.includes('/etc/kubernetes/pke/addons/calico/30-calico-node.yaml'))).toBe(
+      true,
+    );
     expect(kubectl).toContainEqual(expect.stringContaining('rollout status daemonset/calico-node'));
     for (const node of s.lab.nodes.filter((n) => n !== leader)) {
       expect(journalOf(node).phases.addons?.state, node.name).toBe('skipped');
-      expect(s.calls(node, 'kubectl').some((c) => c.argv.includes('apply')), node.name).toBe(false);
+      expect(
+        s.calls(node, 'kubectl').some((c) => c.argv.includes('apply')),
+        node.name,
+      ).toBe(false);
     }
   });
 
@@ -77,7 +90,9 @@ describe.skipIf(skip)('3 control-plane and 2 worker nodes, Kubernetes 1.31 (kube
   it('opens the joins when the leader reports its init done, not when the leader is ready', () => {
     const leader = s.lab.nodes.find((n) => s.calls(n, 'kubeadm').some((c) => c.argv[0] === 'init'))!;
     // A joiner writes its kubeadm config the moment the controller hands it a grant.
-    const firstJoin = Math.min(...s.lab.nodes.filter((n) => n !== leader).map((n) => statSync(path.join(n.root, KUBEADM_JOIN_CONFIG)).mtimeMs));
+    const firstJoin = Math.min(
+      ...s.lab.nodes.filter((n) => n !== leader).map((n) => statSync(path.join(n.root, KUBEADM_JOIN_CONFIG)).mtimeMs),
+    );
     const leaderPhases = journalOf(leader).phases;
     expect(firstJoin).toBeGreaterThanOrEqual(Date.parse(leaderPhases['signal-joined']!.startedAt!));
     // Between the two, the leader still configures its VIP health check, installs the add-ons and waits for its kubelet.
@@ -90,7 +105,10 @@ describe.skipIf(skip)('3 control-plane and 2 worker nodes, Kubernetes 1.31 (kube
     expect(init.map((d) => `${d.apiVersion as string}/${d.kind as string}`)).toEqual(
       expect.arrayContaining(['kubeadm.k8s.io/v1beta4/InitConfiguration', 'kubeadm.k8s.io/v1beta4/ClusterConfiguration']),
     );
-    const cluster = init.find((d) => d.kind === 'ClusterConfiguration') as { controlPlaneEndpoint: string; apiServer: { certSANs: string[] } };
+    const cluster = init.find((d) => d.kind === 'ClusterConfiguration') as {
+      controlPlaneEndpoint: string;
+      apiServer: { certSANs: string[] };
+    };
     expect(cluster.controlPlaneEndpoint).toBe(`${s.lab.network.vip}:6443`);
     expect(cluster.apiServer.certSANs).toEqual(expect.arrayContaining([s.lab.network.vip, leader.host.ip]));
 
@@ -105,7 +123,9 @@ describe.skipIf(skip)('3 control-plane and 2 worker nodes, Kubernetes 1.31 (kube
     expect(join.discovery.bootstrapToken.caCertHashes[0]).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(join.controlPlane).toBeUndefined();
     const master = s.lab.nodes.find((n) => n.role === 'master' && n !== leader)!;
-    const cpJoin = kubeadmDocuments(path.join(master.root, 'etc/kubernetes/pke/kubeadm-join.yaml'))[0] as { controlPlane?: { localAPIEndpoint: { advertiseAddress: string } } };
+    const cpJoin = kubeadmDocuments(path.join(master.root, 'etc/kubernetes/pke/kubeadm-join.yaml'))[0] as {
+      controlPlane?: { localAPIEndpoint: { advertiseAddress: string } };
+    };
     expect(cpJoin.controlPlane?.localAPIEndpoint.advertiseAddress).toBe(master.host.ip);
   });
 
@@ -122,7 +142,20 @@ describe.skipIf(skip)('3 control-plane and 2 worker nodes, Kubernetes 1.31 (kube
       files: { path: string; expires?: string }[];
       probes: Record<string, { ok: boolean }>;
     };
-    expect(report.phases.map((p) => p.name)).toEqual(['preflight', 'register', 'host-prep', 'certs', 'elect', 'kube-init', 'kube-join', 'signal-joined', 'vip', 'addons', 'wait-ready', 'signal-ready']);
+    expect(report.phases.map((p) => p.name)).toEqual([
+      'preflight',
+      'register',
+      'host-prep',
+      'certs',
+      'elect',
+      'kube-init',
+      'kube-join',
+      'signal-joined',
+      'vip',
+      'addons',
+      'wait-ready',
+      'signal-ready',
+    ]);
     expect(report.phases.every((p) => p.state === 'done' || p.state === 'skipped')).toBe(true);
     expect(report.phases.filter((p) => p.state === 'done').every((p) => typeof p.durationMs === 'number')).toBe(true);
     expect(report.vipHere).toBe(true);

@@ -10,7 +10,9 @@ const track = destroyedAfterEach();
 let s: ScenarioLab;
 
 type ClusterStatus = { nodes: { name: string; phase?: string; phaseState?: string; lastError?: string }[] };
-type NodeStatus = { phases: { name: string; state: string; error?: { message: string; command?: string; exitCode?: number; stderrTail?: string } }[] };
+type NodeStatus = {
+  phases: { name: string; state: string; error?: { message: string; command?: string; exitCode?: number; stderrTail?: string } }[];
+};
 
 async function expectReported(s: ScenarioLab, nodeName: string, phase: string, message: RegExp): Promise<NodeStatus['phases'][number]> {
   const node = s.node(nodeName);
@@ -29,7 +31,12 @@ describe.skipIf(skip)('clear failures, reported to the controller', () => {
   it('a VIP that is not on the control-plane network fails register, naming the VIP and the network', async () => {
     s = track(await scenarioLab('vip', { masters: 1, workers: 0, vip: '203.0.113.100' }));
     expect(await s.boot(s.node('m1'))).toBe(1);
-    await expectReported(s, 'm1', 'register', /controlPlaneEndpoint\.vip 203\.0\.113\.100 is not on the network of eth0 \(198\.51\.100\.\d+\/24\)/);
+    await expectReported(
+      s,
+      'm1',
+      'register',
+      /controlPlaneEndpoint\.vip 203\.0\.113\.100 is not on the network of eth0 \(198\.51\.100\.\d+\/24\)/,
+    );
     expect(journalOf(s.node('m1')).phases.elect).toBeUndefined();
   }, 180_000);
 

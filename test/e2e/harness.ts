@@ -19,7 +19,11 @@ export interface ScenarioLab {
   logs: Map<string, AgentLogLine[]>;
   boot(node: LabNode, env?: Record<string, string>): Promise<number>;
   /** Starts a bootstrap and resolves when `until` matches one of its log lines (or it exits). */
-  bootUntil(node: LabNode, until: (line: AgentLogLine) => boolean, env?: Record<string, string>): Promise<{ matched: boolean; done: Promise<number> }>;
+  bootUntil(
+    node: LabNode,
+    until: (line: AgentLogLine) => boolean,
+    env?: Record<string, string>,
+  ): Promise<{ matched: boolean; done: Promise<number> }>;
   node(name: string): LabNode;
   /** The stand-ins' call log of a node: one entry per call. */
   calls(node: LabNode, tool?: string): { time: string; tool: string; argv: string[] }[];
@@ -140,9 +144,13 @@ export function destroyedAfterEach(): (lab: ScenarioLab) => ScenarioLab {
 }
 
 /** The journal of a node, as the agent wrote it (a real-tier VM's is on its disk). */
-export function journalOf(node: LabNode): { phases: Record<string, { state: string; attempts: number; startedAt?: string; endedAt?: string; lastError?: { message: string } }> } {
+export function journalOf(node: LabNode): {
+  phases: Record<string, { state: string; attempts: number; startedAt?: string; endedAt?: string; lastError?: { message: string } }>;
+} {
   const file = '/var/lib/pke-agent/journal.json';
-  return JSON.parse(readFileSync(existsSync(path.join(node.root, 'var-upper')) ? fileOnDisk(node.root, file) : path.join(node.root, file), 'utf8'));
+  return JSON.parse(
+    readFileSync(existsSync(path.join(node.root, 'var-upper')) ? fileOnDisk(node.root, file) : path.join(node.root, file), 'utf8'),
+  );
 }
 
 /** Every process below `pid` in the process tree (from /proc), children first found first. */

@@ -1,9 +1,11 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { CommandError } from '../../agent/core/errors.ts';
 import { isTransientKubeadmError } from '../../agent/kube/kubeadm.ts';
 import { listNamespaces } from '../../scripts/lab/network.ts';
+import { fileOnDisk } from '../../scripts/lab/vm.ts';
+import { archivesFor } from '../../scripts/kubernetes/images.ts';
 import { NEWEST_RELEASE } from '../../scripts/kubernetes/releases.ts';
 import { realBinaries } from '../../scripts/kubernetes/real-binaries.ts';
 import { journalOf, namespaceSkipReason, scenarioLab, type ScenarioLab } from './harness.ts';
@@ -17,6 +19,7 @@ const binaries = realBinaries(NEWEST_RELEASE, ['kubeadm', 'kubelet', 'kubectl', 
 const skip = (await namespaceSkipReason()) ?? (binaries.available ? undefined : binaries.reason);
 if (skip) console.warn(`real-tier e2e tests skipped: ${skip}`);
 
+// biome-ignore lint/suspicious/noExplicitAny: the API's JSON read back for assertions, nested fields read without casts
 type Json = Record<string, any>;
 
 describe.skipIf(skip)(`real Kubernetes v${NEWEST_RELEASE.version}: 1 control-plane and 1 worker node`, () => {
@@ -51,35 +54,67 @@ describe.skipIf(skip)(`real Kubernetes v${NEWEST_RELEASE.version}: 1 control-pla
   it('joined the worker with a bootstrap token the controller minted through the real API, signed into cluster-info by the real signer', async () => {
     const join = journalOf(s.node('w1')).phases['kube-join'];
     expect(join?.state).toBe('done');
-    const tokens = ((await kubectlJson('get', 'secrets', '-n', 'kube-system', '--field-selector', 'type=bootstrap.kubernetes.io/token')).items as Json[]).map((t) =>
-      Buffer.from(t.data['token-id'], 'base64').toString(),
-    );
+    const tokens = (
+      (await kubectlJson('get', 'secrets', '-n', 'kube-system', '--field-selector', 'type=bootstrap.kubernetes.io/token')).items as Json[]
+    ).map((t) => Buffer.from(t.data['token-id'], 'base64').toString());
     expect(tokens.length).toBeGreaterThanOrEqual(2);
     const clusterInfo = (await kubectlJson('get', 'configmap', 'cluster-info', '-n', 'kube-public')).data as Record<string, string>;
     for (const id of tokens) expect(clusterInfo).toHaveProperty(`jws-kubeconfig-${id}`);
     // The worker's kubelet got its client certificate through a CSR that the real controller-manager approved and signed.
     const csrs = (await kubectlJson('get', 'csr')).items as Json[];
-    const workerCsr = csrs.find((c) => c.spec.signerName === 'kubernetes.io/kube-apiserver-client-kubelet' && /^system:bootstrap:/.test(c.spec.username));
+    const workerCsr = csrs.find(
+      (c) => c.spec.signerName === 'kubernetes.io/kube-apiserver-client-kubelet' && /^system:bootstrap:/.test(c.spec.username),
+    );
     expect(workerCsr?.status.conditions?.map((c: Json) => c.type)).toContain('Approved');
     expect(workerCsr?.status.certificate).toBeTruthy();
   });
 
-  it('classifies real kubeadm\'s answer to an unknown token as transient (the stand-in prints the same line)', async () => {
+  it("classifies real kubeadm's answer to an unknown token as transient (the stand-in prints the same line)", async () => {
     const result = await kubeadmJoinOnW2(s, 'zzzzzz.0123456789abcdef', await clusterCaPin(s));
     expect(result.exitCode).toBe(1);
-    expect(result.stderr).toContain(`couldn't validate the identity of the API Server: could not find a JWS signature in the cluster-info ConfigMap for token ID "zzzzzz"`);
+    expect(result.stderr).toContain(
+      `couldn't validate the identity of the API Server: could not find a JWS signature in the cluster-info ConfigMap for token ID "zzzzzz"`,
+    );
     expect(isTransientKubeadmError(new CommandError('kubeadm join', result.exitCode, result.stderr))).toBe(true);
   }, 120_000);
 
-  it('fails a join whose CA pin is not the cluster\'s for good, with the line the stand-in prints', async () => {
-    const token = (await runInVm(s, s.node('m1'), ['kubeadm', 'token', 'create', '--kubeconfig', '/etc/kubernetes/admin.conf', '--ttl', '10m'])).stdout.trim();
+  it("fails a join whose CA pin is not the cluster's for good, with the line the stand-in prints", async () => {
+    const token = (
+      await runInVm(s, s.node('m1'), ['kubeadm', 'token', 'create', '--kubeconfig', '/etc/kubernetes/admin.conf', '--ttl', '10m'])
+    ).stdout.trim();
     const wrongPin = `sha256:${'0'.repeat(64)}`;
     const result = await kubeadmJoinOnW2(s, token, wrongPin);
     expect(result.exitCode).toBe(1);
     // It names the key it found, the one the join should have pinned.
-    expect(result.stderr).toContain(`couldn't validate the identity of the API Server: cluster CA found in cluster-info ConfigMap is invalid: none of the public keys "${await clusterCaPin(s)}" are pinned`);
+    expect(result.stderr).toContain(
+      `couldn't validate the identity of the API Server: cluster CA found in cluster-info ConfigMap is invalid: none of the public keys "${await clusterCaPin(s)}" are pinned`,
+    );
     expect(isTransientKubeadmError(new CommandError('kubeadm join', result.exitCode, result.stderr))).toBe(false);
   }, 120_000);
+
+  it("fails a control-plane join blocked by etcd's one-learner limit with the line the agent retries on", async () => {
+    // A learner that never starts holds etcd's one learner place, as a concurrent join would.
+    const added = await etcdctl(s, s.node('m1'), ['member', 'add', 'stuck', '--learner', '--peer-urls', 'https://198.51.100.99:2380']);
+    expect(added.exitCode, added.stderr).toBe(0);
+    const token = (
+      await runInVm(s, s.node('m1'), ['kubeadm', 'token', 'create', '--kubeconfig', '/etc/kubernetes/admin.conf', '--ttl', '10m'])
+    ).stdout.trim();
+    // The shared CA files the certs phase would have put on a control-plane node.
+    const sharedPki = ['ca.crt', 'ca.key', 'sa.key', 'sa.pub', 'front-proxy-ca.crt', 'front-proxy-ca.key', 'etcd/ca.crt', 'etcd/ca.key'];
+    const copy = sharedPki.map(
+      (file) => `mkdir -p $(dirname /etc/kubernetes/pki/${file}) && cat > /etc/kubernetes/pki/${file} <<'EOF'\n${readOnM1(s, file)}EOF`,
+    );
+    // w2 was made a worker: it gets the control-plane images too.
+    const images = archivesFor(NEWEST_RELEASE, 'master').map((archive) => `ctr -n k8s.io images import ${archive} >/dev/null`);
+    await runInVm(s, s.node('w2'), ['sh', '-c', [...copy, ...images].join('\n')]);
+    const result = await kubeadmJoinOnW2(s, token, await clusterCaPin(s), { controlPlane: true });
+    expect(result.exitCode).toBe(1);
+    // The line test/kube/kubeadm.test.ts classifies, and the one kubeadm's stand-in is told to print in the join tests.
+    expect(result.stderr).toContain(
+      'error execution phase etcd-join: error creating local etcd static pod manifest file: etcdserver: too many learner members in cluster',
+    );
+    expect(isTransientKubeadmError(new CommandError('kubeadm join', result.exitCode, result.stderr))).toBe(true);
+  }, 180_000);
 
   it('leaves nothing behind: no process of a VM, no cgroup, no namespace', async () => {
     await s.destroy();
@@ -89,47 +124,52 @@ describe.skipIf(skip)(`real Kubernetes v${NEWEST_RELEASE.version}: 1 control-pla
   }, 60_000);
 });
 
-describe.skipIf(skip)(`real Kubernetes v${NEWEST_RELEASE.version}: 3 control-plane nodes, the leader's power cut in the middle of kubeadm init`, () => {
-  let s: ScenarioLab;
-  afterAll(() => s?.destroy(), 60_000);
+describe.skipIf(skip)(
+  `real Kubernetes v${NEWEST_RELEASE.version}: 3 control-plane nodes, the leader's power cut in the middle of kubeadm init`,
+  () => {
+    let s: ScenarioLab;
+    afterAll(() => s?.destroy(), 60_000);
 
-  it('has another node take the lease and init, the third join, and the old leader reset its half-done init and join when it is back', async () => {
-    s = await scenarioLab('real3', { masters: 3, workers: 0, real: NEWEST_RELEASE, leaseTtl: '5s' });
-    const initStarted = await new Promise<string>((resolve) => {
-      for (const node of s.lab.nodes) {
-        void s.bootUntil(node, (line) => line.event === 'phase.start' && line.phase === 'kube-init').then((run) => {
-          if (run.matched) resolve(node.name);
-        });
-      }
-    });
-    const oldLeader = s.node(initStarted);
-    // Long enough for kubeadm to have written certificates, kubeconfigs and static pods.
-    await new Promise((r) => setTimeout(r, 4000));
-    await s.powerCut(oldLeader);
+    it('has another node take the lease and init, the third join, and the old leader reset its half-done init and join when it is back', async () => {
+      s = await scenarioLab('real3', { masters: 3, workers: 0, real: NEWEST_RELEASE, leaseTtl: '5s' });
+      const initStarted = await new Promise<string>((resolve) => {
+        for (const node of s.lab.nodes) {
+          void s
+            .bootUntil(node, (line) => line.event === 'phase.start' && line.phase === 'kube-init')
+            .then((run) => {
+              if (run.matched) resolve(node.name);
+            });
+        }
+      });
+      const oldLeader = s.node(initStarted);
+      // Long enough for kubeadm to have written certificates, kubeconfigs and static pods.
+      await new Promise((r) => setTimeout(r, 4000));
+      await s.powerCut(oldLeader);
 
-    const others = s.lab.nodes.filter((n) => n !== oldLeader);
-    expect(await Promise.all(others.map((n) => n.bootstrap!.then((r) => r.exitCode)))).toEqual([0, 0]);
-    const status = (await s.lab.clusterStatus()) as { leader: { holder?: string; epoch: number; initialized: boolean } };
-    expect(status.leader.initialized).toBe(true);
-    expect(status.leader.holder).not.toBe(oldLeader.name);
-    expect(status.leader.epoch).toBeGreaterThanOrEqual(2);
+      const others = s.lab.nodes.filter((n) => n !== oldLeader);
+      expect(await Promise.all(others.map((n) => n.bootstrap!.then((r) => r.exitCode)))).toEqual([0, 0]);
+      const status = (await s.lab.clusterStatus()) as { leader: { holder?: string; epoch: number; initialized: boolean } };
+      expect(status.leader.initialized).toBe(true);
+      expect(status.leader.holder).not.toBe(oldLeader.name);
+      expect(status.leader.epoch).toBeGreaterThanOrEqual(2);
 
-    await s.lab.powerOn(oldLeader);
-    expect(await s.boot(oldLeader)).toBe(0);
-    const logs = s.logs.get(oldLeader.name) ?? [];
-    expect(logs.some((l) => l.event === 'kube-init.reset')).toBe(true);
-    expect(journalOf(oldLeader).phases['kube-join']?.state).toBe('done');
+      await s.lab.powerOn(oldLeader);
+      expect(await s.boot(oldLeader)).toBe(0);
+      const logs = s.logs.get(oldLeader.name) ?? [];
+      expect(logs.some((l) => l.event === 'kube-init.reset')).toBe(true);
+      expect(journalOf(oldLeader).phases['kube-join']?.state).toBe('done');
 
-    const survivor = others[0]!;
-    const nodes = JSON.parse(await s.lab.kubectl(survivor, ['get', 'nodes', '-o', 'json'])).items as Json[];
-    expect(nodes.map((n) => n.metadata.name).sort()).toEqual(['m1', 'm2', 'm3']);
-    expect(nodes.every((n) => n.status.conditions.find((c: Json) => c.type === 'Ready')?.status === 'True')).toBe(true);
-    // One etcd cluster of three voting members: the old leader's half-made one is gone.
-    const members = await etcdMembers(s, survivor);
-    expect(members.map((m) => m.name).sort()).toEqual(['m1', 'm2', 'm3']);
-    expect(members.every((m) => !m.isLearner)).toBe(true);
-  }, 600_000);
-});
+      const survivor = others[0]!;
+      const nodes = JSON.parse(await s.lab.kubectl(survivor, ['get', 'nodes', '-o', 'json'])).items as Json[];
+      expect(nodes.map((n) => n.metadata.name).sort()).toEqual(['m1', 'm2', 'm3']);
+      expect(nodes.every((n) => n.status.conditions.find((c: Json) => c.type === 'Ready')?.status === 'True')).toBe(true);
+      // One etcd cluster of three voting members: the old leader's half-made one is gone.
+      const members = await etcdMembers(s, survivor);
+      expect(members.map((m) => m.name).sort()).toEqual(['m1', 'm2', 'm3']);
+      expect(members.every((m) => !m.isLearner)).toBe(true);
+    }, 600_000);
+  },
+);
 
 async function runInVm(s: ScenarioLab, node: ReturnType<ScenarioLab['node']>, argv: string[]) {
   const result = await node.vm!.run(argv[0]!, argv.slice(1), { env: s.lab.nodeEnvironment(node), reject: false });
@@ -138,27 +178,42 @@ async function runInVm(s: ScenarioLab, node: ReturnType<ScenarioLab['node']>, ar
 
 /** The cluster CA's pin, as `controller node-config` hands it out: sha256 of its DER public key. */
 async function clusterCaPin(s: ScenarioLab): Promise<string> {
-  const pin = await runInVm(s, s.node('m1'), ['sh', '-c', 'openssl x509 -pubkey -noout -in /etc/kubernetes/pki/ca.crt | openssl pkey -pubin -outform der | sha256sum']);
+  const pin = await runInVm(s, s.node('m1'), [
+    'sh',
+    '-c',
+    'openssl x509 -pubkey -noout -in /etc/kubernetes/pki/ca.crt | openssl pkey -pubin -outform der | sha256sum',
+  ]);
   return `sha256:${pin.stdout.split(' ')[0]}`;
 }
 
-/** Real `kubeadm join` on w2 (a VM the agent never ran on) with a worker config as the agent writes it and a 10 s discovery. */
-async function kubeadmJoinOnW2(s: ScenarioLab, token: string, caHash: string) {
+/**
+ * Real `kubeadm join` on w2 (a VM the agent never ran on) with a config as the agent writes it,
+ * a 10 s discovery and 10 s for each etcd call (kubeadm retries them for 2 minutes by default).
+ */
+async function kubeadmJoinOnW2(s: ScenarioLab, token: string, caHash: string, options: { controlPlane?: boolean } = {}) {
+  const w2 = s.node('w2');
   const config = stringify({
     apiVersion: 'kubeadm.k8s.io/v1beta4',
     kind: 'JoinConfiguration',
     nodeRegistration: { name: 'w2', criSocket: 'unix:///run/containerd/containerd.sock', ignorePreflightErrors: ['SystemVerification'] },
     discovery: { bootstrapToken: { apiServerEndpoint: `${s.lab.network.vip}:6443`, token, caCertHashes: [caHash] } },
-    timeouts: { discovery: '10s' },
+    ...(options.controlPlane ? { controlPlane: { localAPIEndpoint: { advertiseAddress: w2.host.ip, bindPort: 6443 } } } : {}),
+    timeouts: { discovery: '10s', etcdAPICall: '10s' },
   });
   // What host-prep would have set; kubeadm's preflight checks it before discovery.
   const script = `echo 1 > /proc/sys/net/ipv4/ip_forward\ncat > /tmp/join.yaml <<'EOF'\n${config}EOF\nkubeadm join --config /tmp/join.yaml`;
   return runInVm(s, s.node('w2'), ['sh', '-c', script]);
 }
 
-async function etcdMembers(s: ScenarioLab, node: ReturnType<ScenarioLab['node']>): Promise<{ name: string; isLearner?: boolean }[]> {
+/** A file of m1's /etc/kubernetes/pki, read from its disk. */
+function readOnM1(s: ScenarioLab, file: string): string {
+  return readFileSync(fileOnDisk(s.node('m1').root, `/etc/kubernetes/pki/${file}`), 'utf8');
+}
+
+/** etcdctl against the node's local etcd member, with kubeadm's health-check client certificate. */
+function etcdctl(s: ScenarioLab, node: ReturnType<ScenarioLab['node']>, args: string[]) {
   const pki = '/etc/kubernetes/pki/etcd';
-  const result = await runInVm(s, node, [
+  return runInVm(s, node, [
     'etcdctl',
     '--endpoints',
     'https://127.0.0.1:2379',
@@ -168,11 +223,12 @@ async function etcdMembers(s: ScenarioLab, node: ReturnType<ScenarioLab['node']>
     `${pki}/healthcheck-client.crt`,
     '--key',
     `${pki}/healthcheck-client.key`,
-    'member',
-    'list',
-    '-w',
-    'json',
+    ...args,
   ]);
+}
+
+async function etcdMembers(s: ScenarioLab, node: ReturnType<ScenarioLab['node']>): Promise<{ name: string; isLearner?: boolean }[]> {
+  const result = await etcdctl(s, node, ['member', 'list', '-w', 'json']);
   if (result.exitCode !== 0) throw new Error(`etcdctl member list exited ${result.exitCode}: ${result.stderr}`);
   return (JSON.parse(result.stdout) as { members: { name: string; isLearner?: boolean }[] }).members;
 }

@@ -74,9 +74,11 @@ describe.skipIf(skip)('crash and rerun', () => {
     const env = { PKE_STANDIN_KUBEADM_INIT_MS: '3000' };
     const leaderName = await new Promise<string>((resolve) => {
       for (const node of s.lab.nodes) {
-        void s.bootUntil(node, (line) => line.event === 'elect.leader', env).then((run) => {
-          if (run.matched) resolve(node.name);
-        });
+        void s
+          .bootUntil(node, (line) => line.event === 'elect.leader', env)
+          .then((run) => {
+            if (run.matched) resolve(node.name);
+          });
       }
     });
     const oldLeader = s.node(leaderName);
@@ -104,10 +106,15 @@ describe.skipIf(skip)('crash and rerun', () => {
     // A long init, so that it is still running when the frozen leader wakes.
     const env = { PKE_STANDIN_KUBEADM_INIT_MS: '15000' };
     const electedAt = new Map(s.lab.nodes.map((node) => [node.name, s.bootUntil(node, (line) => line.event === 'elect.leader', env)]));
-    const leaderName = await Promise.race([...electedAt].map(async ([name, run]) => ((await run).matched ? name : new Promise<string>(() => {}))));
+    const leaderName = await Promise.race(
+      [...electedAt].map(async ([name, run]) => ((await run).matched ? name : new Promise<string>(() => {}))),
+    );
     const oldLeader = s.node(leaderName);
     const other = s.lab.nodes.find((n) => n !== oldLeader)!;
-    await vi.waitFor(() => expect(s.calls(oldLeader, 'kubeadm').map((c) => c.argv[0])).toContain('init'), { timeout: 20_000, interval: 100 });
+    await vi.waitFor(() => expect(s.calls(oldLeader, 'kubeadm').map((c) => c.argv[0])).toContain('init'), {
+      timeout: 20_000,
+      interval: 100,
+    });
 
     // The agent stops (SIGSTOP) while its kubeadm and keepalived go on; the other node takes the lease.
     const pid = oldLeader.bootstrap!.pid!;

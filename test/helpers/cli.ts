@@ -15,10 +15,18 @@ export interface CliResult {
 }
 
 /** Runs the agent from source (`node agent/main.ts ...`) as a separate process, as a user would run the CLI. */
-export async function runAgent(args: string[], options: { env?: Record<string, string | undefined>; path?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+export async function runAgent(
+  args: string[],
+  options: { env?: Record<string, string | undefined>; path?: string; timeoutMs?: number } = {},
+): Promise<CliResult> {
   const env: Record<string, string | undefined> = { ...process.env, PKE_ROOT: undefined, VMX_GUESTINFO: undefined, ...options.env };
   if (options.path !== undefined) env.PATH = options.path;
-  const result = await execa(process.execPath, [AGENT_ENTRY, ...args], { env, extendEnv: false, reject: false, timeout: options.timeoutMs ?? 60_000 });
+  const result = await execa(process.execPath, [AGENT_ENTRY, ...args], {
+    env,
+    extendEnv: false,
+    reject: false,
+    timeout: options.timeoutMs ?? 60_000,
+  });
   return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
 }
 

@@ -1,6 +1,5 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { NO_LEASE } from '../../agent/bootstrap/lease-keeper.ts';
@@ -17,7 +16,8 @@ import { renderInitConfig } from '../../agent/kube/kubeadm-config.ts';
 import { kubeadmInit } from '../../agent/kube/kubeadm.ts';
 import { KUBEADM_INIT_CONFIG } from '../../agent/kube/paths.ts';
 import { factsOnce } from '../../agent/node/facts.ts';
-import { CALL_LOG, STATE_DIR, type CallRecord } from '../standins/standin-common.ts';
+import { freePort } from '../../scripts/free-port.ts';
+import { CALL_LOG, STATE_DIR, SYSTEM_PATH_DIRS, type CallRecord } from '../standins/standin-common.ts';
 import { validConfig } from './agent-config.ts';
 
 /**
@@ -29,9 +29,7 @@ import { validConfig } from './agent-config.ts';
 const repo = path.resolve(import.meta.dirname, '../..');
 const STANDIN_BIN = path.join(repo, 'test/standins/bin');
 /** Stand-ins first, then the Node running the tests (the stand-ins need Node 24), then the system's tools (keepalived, curl). */
-export const STANDIN_PATH = [STANDIN_BIN, path.dirname(process.execPath), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'].join(
-  path.delimiter,
-);
+export const STANDIN_PATH = [STANDIN_BIN, path.dirname(process.execPath), ...SYSTEM_PATH_DIRS].join(path.delimiter);
 const APISERVER_PID = '/run/pke-standins/apiserver.pid';
 
 export interface LogLine {
@@ -58,7 +56,10 @@ export async function createStandinNode(): Promise<StandinNode> {
   const log = createLogger({ json: true, level: 'debug', write: (line) => logLines.push(JSON.parse(line) as LogLine) });
   const host = new Host({ root, path: STANDIN_PATH, log });
   await host.writeFile('/proc/sys/net/ipv4/ip_forward', '0\n');
-  await host.writeFile('/proc/swaps', 'Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/dev/sda3                               partition\t2097148\t\t0\t\t-2\n');
+  await host.writeFile(
+    '/proc/swaps',
+    'Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/dev/sda3                               partition\t2097148\t\t0\t\t-2\n',
+  );
   await host.writeFile('/etc/fstab', 'UUID=0a1b / ext4 errors=remount-ro 0 1\nUUID=2c3d none swap sw 0 0\n');
   return {
     root,
@@ -113,15 +114,6 @@ export function killApiServer(root: string): void {
   }
 }
 
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (!address || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
-
 /** Runs `fn` with these environment variables set (the stand-ins' knobs reach them through Host), then restores them. */
 export async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
   const saved = Object.fromEntries(Object.keys(vars).map((name) => [name, process.env[name]]));
@@ -154,9 +146,15 @@ export async function initLeader(pki: Record<string, string>, clusterDir: string
   await writeSharedPki(node, pki);
   const port = await freePort();
   const config = agentConfig({ nodeName: 'cp-1', controlPlaneEndpoint: { vip: '127.0.0.1', port } });
-  const text = renderInitConfig({ config, node: { nodeName: 'cp-1', primaryIp: '10.10.0.11', interface: 'eth0', ips: ['10.10.0.11'] }, bootstrapToken: { token, ttlSeconds: 7200 } });
+  const text = renderInitConfig({
+    config,
+    node: { nodeName: 'cp-1', primaryIp: '10.10.0.11', interface: 'eth0', ips: ['10.10.0.11'] },
+    bootstrapToken: { token, ttlSeconds: 7200 },
+  });
   await node.host.writeFile(KUBEADM_INIT_CONFIG, text, { mode: 0o600 });
-  await withEnv({ PKE_STANDIN_APISERVER_LISTEN: `127.0.0.1:${port}`, PKE_STANDIN_CLUSTER_DIR: clusterDir }, () => kubeadmInit(node.host, KUBEADM_INIT_CONFIG, node.log));
+  await withEnv({ PKE_STANDIN_APISERVER_LISTEN: `127.0.0.1:${port}`, PKE_STANDIN_CLUSTER_DIR: clusterDir }, () =>
+    kubeadmInit(node.host, KUBEADM_INIT_CONFIG, node.log),
+  );
   return { node, port, token };
 }
 

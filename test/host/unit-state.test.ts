@@ -6,7 +6,8 @@ const COMMAND = 'systemctl show --property=ActiveState,UnitFileState a b c';
 
 describe('unit states from systemctl show', () => {
   it('answers as is-active and is-enabled would: reloading is active, static and alias are enabled, a missing unit is neither', () => {
-    const stdout = 'ActiveState=reloading\nUnitFileState=static\n\nActiveState=failed\nUnitFileState=alias\n\nActiveState=inactive\nUnitFileState=\n';
+    const stdout =
+      'ActiveState=reloading\nUnitFileState=static\n\nActiveState=failed\nUnitFileState=alias\n\nActiveState=inactive\nUnitFileState=\n';
     expect(parseUnitStates(['a', 'b', 'c'], stdout, COMMAND)).toEqual({
       a: { active: true, enabled: true },
       b: { active: false, enabled: true },
@@ -15,7 +16,8 @@ describe('unit states from systemctl show', () => {
   });
 
   it('takes masked, linked and disabled unit files as not enabled', () => {
-    const stdout = 'ActiveState=active\nUnitFileState=masked\n\nActiveState=active\nUnitFileState=linked\n\nActiveState=inactive\nUnitFileState=disabled\n';
+    const stdout =
+      'ActiveState=active\nUnitFileState=masked\n\nActiveState=active\nUnitFileState=linked\n\nActiveState=inactive\nUnitFileState=disabled\n';
     expect(Object.values(parseUnitStates(['a', 'b', 'c'], stdout, COMMAND)).map((state) => state.enabled)).toEqual([false, false, false]);
   });
 

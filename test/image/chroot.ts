@@ -19,7 +19,11 @@ export interface AptSources {
 /** The mirror and suites this machine's apt uses (the test goes where apt-get goes, nowhere else). */
 export function aptSources(): AptSources {
   const dir = '/etc/apt/sources.list.d';
-  const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.sources')).map((f) => path.join(dir, f)) : [];
+  const files = existsSync(dir)
+    ? readdirSync(dir)
+        .filter((f) => f.endsWith('.sources'))
+        .map((f) => path.join(dir, f))
+    : [];
   for (const file of files) {
     const text = readFileSync(file, 'utf8');
     const stanzas = text.split(/\n\s*\n/).filter((s) => new RegExp(`^Suites:.*\\b${SUITE}\\b`, 'm').test(s) && /^Types:.*\bdeb\b/m.test(s));
@@ -28,13 +32,23 @@ export function aptSources(): AptSources {
   }
   const list = existsSync('/etc/apt/sources.list') ? readFileSync('/etc/apt/sources.list', 'utf8') : '';
   const mirror = new RegExp(`^deb\\s+(?:\\[[^\\]]*\\]\\s+)?(\\S+)\\s+${SUITE}\\s`, 'm').exec(list)?.[1] ?? 'http://deb.debian.org/debian';
-  return { mirror, deb822: `Types: deb\nURIs: ${mirror}\nSuites: ${SUITE} ${SUITE}-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n` };
+  return {
+    mirror,
+    deb822: `Types: deb\nURIs: ${mirror}\nSuites: ${SUITE} ${SUITE}-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n`,
+  };
 }
 
 /** Why the chroot tests cannot run here, or undefined. */
 export async function chrootMissing(sources: AptSources): Promise<string | undefined> {
   if (process.getuid?.() !== 0) return 'needs root (debootstrap, chroot and mount)';
-  for (const [command, pkg] of [['debootstrap', 'debootstrap'], ['chroot', 'coreutils'], ['mount', 'mount'], ['umount', 'mount'], ['dpkg-deb', 'dpkg'], ['tar', 'tar']] as const) {
+  for (const [command, pkg] of [
+    ['debootstrap', 'debootstrap'],
+    ['chroot', 'coreutils'],
+    ['mount', 'mount'],
+    ['umount', 'mount'],
+    ['dpkg-deb', 'dpkg'],
+    ['tar', 'tar'],
+  ] as const) {
     if (!systemCommand(command)) return `${command} not installed (Debian package ${pkg}; scripts/setup.sh installs it as root)`;
   }
   const url = `${sources.mirror.replace(/\/$/, '')}/dists/${SUITE}/InRelease`;
@@ -66,7 +80,13 @@ export async function ensureRootfs(sources: AptSources): Promise<Rootfs> {
   const debsDir = path.join(dir, `${SUITE}-${RECIPE}-${key}-debs`);
   const cached = (): Rootfs | undefined =>
     existsSync(tarball) && existsSync(debsDir)
-      ? { tarball, runtimeDebs: readdirSync(debsDir).filter((f) => f.endsWith('.deb')).map((f) => path.join(debsDir, f)), built: false }
+      ? {
+          tarball,
+          runtimeDebs: readdirSync(debsDir)
+            .filter((f) => f.endsWith('.deb'))
+            .map((f) => path.join(debsDir, f)),
+          built: false,
+        }
       : undefined;
 
   const hit = cached();
@@ -81,7 +101,10 @@ export async function ensureRootfs(sources: AptSources): Promise<Rootfs> {
       rmSync(path.join(root, 'etc/apt/sources.list'), { force: true });
       writeFileSync(path.join(root, 'etc/apt/sources.list.d/debian.sources'), sources.deb822);
       writeFileSync(path.join(root, 'etc/resolv.conf'), readFileSync('/etc/resolv.conf'));
-      const inRoot = (script: string) => runOk('chroot', [root, '/usr/bin/env', '-i', `PATH=${STANDARD_PATH}`, 'DEBIAN_FRONTEND=noninteractive', '/bin/sh', '-ec', script], { timeoutMs: 10 * 60_000 });
+      const inRoot = (script: string) =>
+        runOk('chroot', [root, '/usr/bin/env', '-i', `PATH=${STANDARD_PATH}`, 'DEBIAN_FRONTEND=noninteractive', '/bin/sh', '-ec', script], {
+          timeoutMs: 10 * 60_000,
+        });
       await inRoot('apt-get update -q && mkdir -p /tmp/runtime-debs && cd /tmp/runtime-debs && apt-get download containerd runc');
       const debs = path.join(work, 'debs');
       renameSync(path.join(root, 'tmp/runtime-debs'), debs);
@@ -167,7 +190,20 @@ export async function createChroot(rootfs: Rootfs): Promise<Chroot> {
     dir,
     file: (nodePath) => path.join(dir, nodePath),
     exec: (args, env = {}, timeoutMs = 10 * 60_000) =>
-      run('chroot', [dir, '/usr/bin/env', '-i', `PATH=${STANDARD_PATH}`, 'HOME=/root', 'LANG=C.UTF-8', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...args], { timeoutMs }),
+      run(
+        'chroot',
+        [
+          dir,
+          '/usr/bin/env',
+          '-i',
+          `PATH=${STANDARD_PATH}`,
+          'HOME=/root',
+          'LANG=C.UTF-8',
+          ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+          ...args,
+        ],
+        { timeoutMs },
+      ),
     remove: async () => {
       await removeTree(dir);
       rmSync(`${dir}${OWNER_SUFFIX}`, { force: true });
@@ -184,7 +220,11 @@ export async function createChroot(rootfs: Rootfs): Promise<Chroot> {
     mkdirSync(path.join(dir, 'dev/pts'), { recursive: true });
     await runOk('mount', ['--bind', '/dev/pts', path.join(dir, 'dev/pts')]);
     writeFileSync(path.join(dir, 'etc/resolv.conf'), readFileSync('/etc/resolv.conf'));
-    writeFileSync(path.join(dir, 'usr/sbin/policy-rc.d'), '#!/bin/sh\n# pke-agent image test: no daemons start inside the test chroot\nexit 101\n', { mode: 0o755 });
+    writeFileSync(
+      path.join(dir, 'usr/sbin/policy-rc.d'),
+      '#!/bin/sh\n# pke-agent image test: no daemons start inside the test chroot\nexit 101\n',
+      { mode: 0o755 },
+    );
     // The chroot is thrown away after the test: dpkg need not fsync every file it unpacks.
     writeFileSync(path.join(dir, 'etc/dpkg/dpkg.cfg.d/pke-test-unsafe-io'), 'force-unsafe-io\n');
   } catch (error) {

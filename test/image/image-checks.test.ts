@@ -1,4 +1,15 @@
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -68,14 +79,20 @@ describe.skipIf(missing)(titled('imageChecks on an image under --root', missing)
     script('/usr/bin/vmware-rpctool', 'exit 255');
     script('/usr/bin/cloud-init', 'exit 0');
     // systemctl stand-in: the kubelet is enabled when its wants link exists under the root.
-    script('/usr/bin/systemctl', '[ "$1 $2 $3" = "is-enabled --quiet kubelet" ] || exit 2\n[ -L "$PKE_ROOT/etc/systemd/system/multi-user.target.wants/kubelet.service" ]');
+    script(
+      '/usr/bin/systemctl',
+      '[ "$1 $2 $3" = "is-enabled --quiet kubelet" ] || exit 2\n[ -L "$PKE_ROOT/etc/systemd/system/multi-user.target.wants/kubelet.service" ]',
+    );
     write('/etc/pke-agent/image.json', JSON.stringify(MANIFEST, null, 2));
     write('/etc/cloud/cloud.cfg', 'datasource_list: [ NoCloud, ConfigDrive, VMware, None ]\npreserve_hostname: false\n');
     for (const file of readdirSync(path.join(REPO, 'cloud-init/image')).filter((f) => f.endsWith('.cfg'))) {
       write(`/etc/cloud/cloud.cfg.d/${file}`, readFileSync(path.join(REPO, 'cloud-init/image', file), 'utf8'));
     }
     write('/etc/modules-load.d/pke-kubernetes.conf', '# comment\noverlay\nbr_netfilter\n');
-    write('/etc/sysctl.d/90-pke-kubernetes.conf', 'net.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\nnet.ipv4.ip_forward = 1\n');
+    write(
+      '/etc/sysctl.d/90-pke-kubernetes.conf',
+      'net.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\nnet.ipv4.ip_forward = 1\n',
+    );
     write('/etc/machine-id', '');
     mkdirSync(path.join(root, 'var/lib/dbus'), { recursive: true });
     symlinkSync('/etc/machine-id', path.join(root, 'var/lib/dbus/machine-id'));
@@ -105,10 +122,27 @@ describe.skipIf(missing)(titled('imageChecks on an image under --root', missing)
     const results = await imageChecks(await goodImage());
     expect(failures(results)).toEqual({});
     expect(results.map((r) => r.name)).toEqual([
-      'image manifest', 'kubeadm', 'kubelet', 'kubectl', 'containerd', 'runc', 'crictl', 'pke-agent',
-      'keepalived', 'open-vm-tools', 'cloud-init',
-      'cloud-init datasource', 'cloud-init hostname', 'cloud-init /etc/hosts', 'cloud-init state',
-      'kernel modules', 'sysctl', 'machine-id', 'ssh host keys', 'kubelet enabled', 'add-on bundle',
+      'image manifest',
+      'kubeadm',
+      'kubelet',
+      'kubectl',
+      'containerd',
+      'runc',
+      'crictl',
+      'pke-agent',
+      'keepalived',
+      'open-vm-tools',
+      'cloud-init',
+      'cloud-init datasource',
+      'cloud-init hostname',
+      'cloud-init /etc/hosts',
+      'cloud-init state',
+      'kernel modules',
+      'sysctl',
+      'machine-id',
+      'ssh host keys',
+      'kubelet enabled',
+      'add-on bundle',
     ]);
     expect(results.find((r) => r.name === 'kubectl')?.detail).toMatch(/reports 1\.31\.2 \(pinned 1\.31\.2\)/);
     expect(results.find((r) => r.name === 'cloud-init datasource')?.detail).toMatch(/99-pke-datasource\.cfg/);
@@ -151,7 +185,8 @@ describe.skipIf(missing)(titled('imageChecks on an image under --root', missing)
     write('/etc/cloud/cloud.cfg.d/99-zz-installer.cfg', 'datasource_list: [ NoCloud, None ]\n');
     const failed = failures(await imageChecks(host));
     expect(failed).toEqual({
-      'cloud-init datasource': 'datasource_list is ["NoCloud","None"] (from /etc/cloud/cloud.cfg.d/99-zz-installer.cfg); expected [ VMware, None ]',
+      'cloud-init datasource':
+        'datasource_list is ["NoCloud","None"] (from /etc/cloud/cloud.cfg.d/99-zz-installer.cfg); expected [ VMware, None ]',
     });
   });
 
@@ -169,7 +204,9 @@ describe.skipIf(missing)(titled('imageChecks on an image under --root', missing)
     write('/etc/ssh/ssh_host_ed25519_key', 'secret');
     write('/var/lib/cloud/instances/iid-build/boot-finished', '');
     const failed = failures(await imageChecks(host));
-    expect(failed['machine-id']).toBe('/etc/machine-id holds 0f3c1e2d4b5a69788796a5b4c3d2e1f0; expected an empty file, so that every clone gets its own id');
+    expect(failed['machine-id']).toBe(
+      '/etc/machine-id holds 0f3c1e2d4b5a69788796a5b4c3d2e1f0; expected an empty file, so that every clone gets its own id',
+    );
     expect(failed['ssh host keys']).toMatch(/\/etc\/ssh\/ssh_host_ed25519_key remain; expected none/);
     expect(failed['cloud-init state']).toMatch(/\/var\/lib\/cloud\/instances\/iid-build; expected none \(cloud-init clean --logs --seed\)/);
 

@@ -8,14 +8,20 @@ const SCRIPTS = path.join(REPO, 'packer/scripts');
 const CLOUD_INIT = path.join(REPO, 'cloud-init/image');
 
 const shellcheck = systemCommand('shellcheck');
-const shellcheckMissing = shellcheck ? undefined : 'shellcheck not installed (Debian package shellcheck; scripts/setup.sh installs it as root)';
+const shellcheckMissing = shellcheck
+  ? undefined
+  : 'shellcheck not installed (Debian package shellcheck; scripts/setup.sh installs it as root)';
 
 describe.skipIf(shellcheckMissing)(titled('provisioning scripts', shellcheckMissing), () => {
   const scripts = readdirSync(SCRIPTS).filter((f) => f.endsWith('.sh'));
 
   it('are shellcheck-clean, the stand-in package builder too', async () => {
     expect(scripts).toEqual(expect.arrayContaining(['provision.sh', 'lib.sh', '99-selftest.sh']));
-    const result = await run(shellcheck!, ['-x', '-P', SCRIPTS, ...scripts.map((s) => path.join(SCRIPTS, s)), path.join(REPO, 'test/image/standin-debs/build-standin-debs.sh')], { cwd: SCRIPTS });
+    const result = await run(
+      shellcheck!,
+      ['-x', '-P', SCRIPTS, ...scripts.map((s) => path.join(SCRIPTS, s)), path.join(REPO, 'test/image/standin-debs/build-standin-debs.sh')],
+      { cwd: SCRIPTS },
+    );
     expect(result.exitCode, result.all).toBe(0);
   });
 

@@ -12,7 +12,13 @@ const packerMissing = packer ? undefined : 'packer not installed (Debian package
 
 // No checkpoint (version check) calls to the internet; nothing from the user's Packer config.
 const scratch = mkdtempSync(path.join(tmpdir(), 'pke-packer-'));
-const PACKER_ENV = { ...process.env, CHECKPOINT_DISABLE: '1', PACKER_CONFIG_DIR: scratch, PACKER_CACHE_DIR: path.join(scratch, 'cache'), HOME: scratch };
+const PACKER_ENV = {
+  ...process.env,
+  CHECKPOINT_DISABLE: '1',
+  PACKER_CONFIG_DIR: scratch,
+  PACKER_CACHE_DIR: path.join(scratch, 'cache'),
+  HOME: scratch,
+};
 // validate and build need the agent binary to exist; its content does not matter to them.
 const fakeAgent = path.join(scratch, 'pke-agent');
 writeFileSync(fakeAgent, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
@@ -54,8 +60,14 @@ describe.skipIf(packerMissing)(titled('packer template', packerMissing), () => {
 
   it('rejects a package_source it does not know and a version with a leading v', async () => {
     const result = await packerRun([
-      'validate', '-var-file=packer/example.pkrvars.hcl', ...OFFLINE_VARS,
-      '-var', 'package_source=yum', '-var', 'kubernetes_version=v1.31.2', TEMPLATE,
+      'validate',
+      '-var-file=packer/example.pkrvars.hcl',
+      ...OFFLINE_VARS,
+      '-var',
+      'package_source=yum',
+      '-var',
+      'kubernetes_version=v1.31.2',
+      TEMPLATE,
     ]);
     expect(result.exitCode).toBe(1);
     expect(result.all).toMatch(/package_source must be "apt" or "local"/);
@@ -97,7 +109,14 @@ describe.skipIf(buildMissing)(titled('packer build of vsphere-clone against the 
 
   it('leaves a template in the simulator inventory with the requested CPU, memory, disk and ExtraConfig', async () => {
     const name = `pke-node-ci-${process.pid}`;
-    const result = await build({ template_name: name, cpus: '4', memory_mb: '6144', disk_size_mb: '51200', kubernetes_version: '1.31.2', containerd_version: '1.6.20' });
+    const result = await build({
+      template_name: name,
+      cpus: '4',
+      memory_mb: '6144',
+      disk_size_mb: '51200',
+      kubernetes_version: '1.31.2',
+      containerd_version: '1.6.20',
+    });
     expect(result.exitCode, tailOf(result.all)).toBe(0);
 
     // Asked of the simulator's API, not taken from Packer's output.

@@ -27,6 +27,7 @@ export function simulatorMissing(): string | undefined {
 export async function simulatorBinary(): Promise<{ path: string; built: boolean }> {
   const [goVersion, govmomi] = await Promise.all([
     runOk(GO, ['version']),
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format field
     run('dpkg-query', ['-W', '-f=${Version}', 'golang-github-vmware-govmomi-dev']),
   ]);
   const key = sha256(readFileSync(SOURCE), goVersion.stdout, govmomi.stdout);

@@ -55,7 +55,11 @@ export interface Ran {
   all: string;
 }
 
-export async function run(command: string, args: string[], options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number; input?: string } = {}): Promise<Ran> {
+export async function run(
+  command: string,
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number; input?: string } = {},
+): Promise<Ran> {
   const result = await execa(command, args, {
     cwd: options.cwd,
     env: options.env,

@@ -71,7 +71,9 @@ describe('the runner', () => {
     const never: Phase = { name: 'after', summary: 'must not run', needs: ['failing'], run: async () => expect.unreachable() };
     const reporter = recorder();
     const journal = await Journal.open(host);
-    const error = await runPhases({ phases: [failing, never], journal, context: runContext(host), reporter, log: silentLogger }).catch((e: unknown) => e);
+    const error = await runPhases({ phases: [failing, never], journal, context: runContext(host), reporter, log: silentLogger }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(CommandError);
     expect((error as CommandError).context).toMatchObject({ phase: 'failing', exitCode: 3 });
 
@@ -118,7 +120,9 @@ describe('the runner', () => {
         throw new Error('bad certificate');
       },
     };
-    await expect(runPhases({ phases: [phase], journal: await Journal.open(host), context: runContext(host), reporter: recorder(), log: silentLogger })).rejects.toThrow('bad certificate');
+    await expect(
+      runPhases({ phases: [phase], journal: await Journal.open(host), context: runContext(host), reporter: recorder(), log: silentLogger }),
+    ).rejects.toThrow('bad certificate');
     expect(calls).toBe(1);
   });
 
@@ -127,11 +131,28 @@ describe('the runner', () => {
     const seen: unknown[] = [];
     const phases: Phase[] = [
       { name: 'produce', summary: '', needs: [], run: async () => ({ value: 42 }) },
-      { name: 'masters-only', summary: '', needs: [], appliesTo: (ctx) => ctx.config.role === 'worker', run: async () => expect.unreachable() },
+      {
+        name: 'masters-only',
+        summary: '',
+        needs: [],
+        appliesTo: (ctx) => ctx.config.role === 'worker',
+        run: async () => expect.unreachable(),
+      },
       { name: 'already', summary: '', needs: [], isDone: async () => true, run: async () => expect.unreachable() },
-      { name: 'consume', summary: '', needs: ['produce', 'masters-only', 'already'], run: async (ctx) => void seen.push(ctx.outputs.produce) },
+      {
+        name: 'consume',
+        summary: '',
+        needs: ['produce', 'masters-only', 'already'],
+        run: async (ctx) => void seen.push(ctx.outputs.produce),
+      },
     ];
-    const summary = await runPhases({ phases, journal: await Journal.open(host), context: runContext(host), reporter: recorder(), log: silentLogger });
+    const summary = await runPhases({
+      phases,
+      journal: await Journal.open(host),
+      context: runContext(host),
+      reporter: recorder(),
+      log: silentLogger,
+    });
     expect(summary.skipped).toEqual(['masters-only']);
     expect(seen).toEqual([{ value: 42 }]);
     const journal = (await Journal.read(host))!;
@@ -145,14 +166,19 @@ describe('the runner', () => {
       { name: 'a', summary: '', needs: [], run: async () => undefined },
       { name: 'b', summary: '', needs: ['a'], run: async () => undefined },
     ];
-    const run = (only: string) => Journal.open(host).then((journal) => runPhases({ phases, journal, context: runContext(host), reporter: recorder(), log: silentLogger, only }));
+    const run = (only: string) =>
+      Journal.open(host).then((journal) =>
+        runPhases({ phases, journal, context: runContext(host), reporter: recorder(), log: silentLogger, only }),
+      );
     await expect(run('b')).rejects.toThrow('phase b needs a first');
     await expect(run('c')).rejects.toThrow('--phase c: no such phase; the phases are a, b');
     expect((await run('a')).ran).toEqual(['a']);
     expect((await run('b')).ran).toEqual(['b']);
     expect((await run('b')).alreadyDone).toEqual(['b']);
 
-    const redo = await Journal.open(host).then((journal) => runPhases({ phases, journal, context: runContext(host), reporter: recorder(), log: silentLogger, only: 'b', redo: true }));
+    const redo = await Journal.open(host).then((journal) =>
+      runPhases({ phases, journal, context: runContext(host), reporter: recorder(), log: silentLogger, only: 'b', redo: true }),
+    );
     expect(redo.ran).toEqual(['b']);
     expect((await Journal.read(host))!.phases.b?.attempts).toBe(2);
   });
@@ -165,7 +191,10 @@ describe('the runner', () => {
       { name: 'lease', summary: '', needs: [], resume: async () => holds, run: async () => void runs.push('lease') },
       { name: 'later', summary: '', needs: ['lease'], run: async () => void runs.push('later') },
     ];
-    const run = (only?: string) => Journal.open(host).then((journal) => runPhases({ phases, journal, context: runContext(host), reporter: recorder(), log: silentLogger, only }));
+    const run = (only?: string) =>
+      Journal.open(host).then((journal) =>
+        runPhases({ phases, journal, context: runContext(host), reporter: recorder(), log: silentLogger, only }),
+      );
     await run();
     await run();
     expect(runs).toEqual(['lease', 'later']);

@@ -9,14 +9,18 @@ const TOKEN = 'abcdef.0123456789abcdef';
 const CA_HASH = `sha256:${'ab'.repeat(32)}`;
 const node: RegisterOutput = { nodeName: 'cp-1', primaryIp: '10.10.0.11', interface: 'ens192', ips: ['10.10.0.11', '192.168.5.4'] };
 
-// YAML documents read back for assertions: any, so that nested fields read without casts.
+// biome-ignore lint/suspicious/noExplicitAny: YAML documents read back for assertions, nested fields read without casts
 type Doc = Record<string, any>;
 
 type Kinds = Record<'InitConfiguration' | 'ClusterConfiguration' | 'KubeletConfiguration' | 'JoinConfiguration', Doc>;
 
 /** The documents of a rendered config by kind; a kind the render lacks reads as undefined and fails the test. */
 function docs(yamlText: string): Kinds {
-  return Object.fromEntries(parseAllDocuments(yamlText).map((d) => d.toJS() as Doc).map((d) => [d.kind as string, d])) as Kinds;
+  return Object.fromEntries(
+    parseAllDocuments(yamlText)
+      .map((d) => d.toJS() as Doc)
+      .map((d) => [d.kind as string, d]),
+  ) as Kinds;
 }
 
 function initFor(version: string, overrides = {}) {
@@ -44,7 +48,12 @@ describe('init config', () => {
     const { InitConfiguration: init, ClusterConfiguration: cluster, KubeletConfiguration: kubelet } = docs(initFor('1.30.4'));
     expect(init.apiVersion).toBe('kubeadm.k8s.io/v1beta3');
     expect(init.bootstrapTokens).toEqual([
-      expect.objectContaining({ token: TOKEN, ttl: '7200s', usages: ['signing', 'authentication'], groups: ['system:bootstrappers:kubeadm:default-node-token'] }),
+      expect.objectContaining({
+        token: TOKEN,
+        ttl: '7200s',
+        usages: ['signing', 'authentication'],
+        groups: ['system:bootstrappers:kubeadm:default-node-token'],
+      }),
     ]);
     expect(init.localAPIEndpoint).toEqual({ advertiseAddress: '10.10.0.11', bindPort: 6443 });
     expect(init.nodeRegistration).toEqual({
@@ -78,24 +87,54 @@ describe('init config', () => {
     expect(cluster.apiServer).toEqual({ certSANs: ['10.10.0.100', 'cp-1', '10.10.0.11', '192.168.5.4'] });
   });
 
-  it('carries the site\'s node runtime and kubeadm add-ons: cgroup driver, cgroup v1 hosts, image mirror, kube-proxy and CoreDNS off', () => {
+  it("carries the site's node runtime and kubeadm add-ons: cgroup driver, cgroup v1 hosts, image mirror, kube-proxy and CoreDNS off", () => {
     const site = {
-      kubernetes: { version: '1.37.2', cgroupDriver: 'cgroupfs' as const, allowCgroupV1: true, imageRepository: 'registry.example.net/k8s' },
+      kubernetes: {
+        version: '1.37.2',
+        cgroupDriver: 'cgroupfs' as const,
+        allowCgroupV1: true,
+        imageRepository: 'registry.example.net/k8s',
+      },
       addons: { cni: 'none' as const, kubeProxy: false, coreDns: false },
     };
     const v1beta4 = docs(renderInitConfig({ config: agentConfig(site), node, bootstrapToken: { token: TOKEN, ttlSeconds: 7200 } }));
-    expect(v1beta4.KubeletConfiguration).toEqual({ apiVersion: 'kubelet.config.k8s.io/v1beta1', kind: 'KubeletConfiguration', cgroupDriver: 'cgroupfs', failCgroupV1: false });
+    expect(v1beta4.KubeletConfiguration).toEqual({
+      apiVersion: 'kubelet.config.k8s.io/v1beta1',
+      kind: 'KubeletConfiguration',
+      cgroupDriver: 'cgroupfs',
+      failCgroupV1: false,
+    });
     expect(v1beta4.InitConfiguration.nodeRegistration.ignorePreflightErrors).toEqual(['SystemVerification']);
     expect(v1beta4.InitConfiguration.skipPhases).toBeUndefined();
-    expect(v1beta4.ClusterConfiguration).toMatchObject({ imageRepository: 'registry.example.net/k8s', proxy: { disabled: true }, dns: { disabled: true } });
+    expect(v1beta4.ClusterConfiguration).toMatchObject({
+      imageRepository: 'registry.example.net/k8s',
+      proxy: { disabled: true },
+      dns: { disabled: true },
+    });
 
-    const v1beta3 = docs(renderInitConfig({ config: agentConfig({ ...site, kubernetes: { ...site.kubernetes, version: '1.30.4' } }), node, bootstrapToken: { token: TOKEN, ttlSeconds: 7200 } }));
+    const v1beta3 = docs(
+      renderInitConfig({
+        config: agentConfig({ ...site, kubernetes: { ...site.kubernetes, version: '1.30.4' } }),
+        node,
+        bootstrapToken: { token: TOKEN, ttlSeconds: 7200 },
+      }),
+    );
     expect(v1beta3.InitConfiguration.skipPhases).toEqual(['addon/kube-proxy', 'addon/coredns']);
     expect(v1beta3.ClusterConfiguration.proxy).toBeUndefined();
     // failCgroupV1 is a field from 1.31 on; a 1.30 kubelet would refuse it.
-    expect(v1beta3.KubeletConfiguration).toEqual({ apiVersion: 'kubelet.config.k8s.io/v1beta1', kind: 'KubeletConfiguration', cgroupDriver: 'cgroupfs' });
+    expect(v1beta3.KubeletConfiguration).toEqual({
+      apiVersion: 'kubelet.config.k8s.io/v1beta1',
+      kind: 'KubeletConfiguration',
+      cgroupDriver: 'cgroupfs',
+    });
 
-    const join = docs(renderJoinConfig({ config: agentConfig({ ...site, role: 'worker', pool: 'workers' }), node, discovery: { endpoint: '10.10.0.100:6443', token: TOKEN, caCertHash: CA_HASH } }));
+    const join = docs(
+      renderJoinConfig({
+        config: agentConfig({ ...site, role: 'worker', pool: 'workers' }),
+        node,
+        discovery: { endpoint: '10.10.0.100:6443', token: TOKEN, caCertHash: CA_HASH },
+      }),
+    );
     expect(join.JoinConfiguration.nodeRegistration.ignorePreflightErrors).toEqual(['SystemVerification']);
     expect(docs(initFor('1.37.2')).InitConfiguration.nodeRegistration.ignorePreflightErrors).toBeUndefined();
   });
@@ -107,7 +146,11 @@ describe('init config', () => {
       { key: 'node-role.kubernetes.io/master', effect: 'NoSchedule' },
       { key: 'dedicated', value: 'infra', effect: 'NoExecute' },
     ]);
-    expect(taints('1.24.17').map((t) => t.key)).toEqual(['node-role.kubernetes.io/master', 'node-role.kubernetes.io/control-plane', 'dedicated']);
+    expect(taints('1.24.17').map((t) => t.key)).toEqual([
+      'node-role.kubernetes.io/master',
+      'node-role.kubernetes.io/control-plane',
+      'dedicated',
+    ]);
     expect(taints('1.31.2').map((t) => t.key)).toEqual(['node-role.kubernetes.io/control-plane', 'dedicated']);
     expect(nodeTaints(agentConfig({ role: 'worker', pool: 'workers' }))).toEqual([]);
   });
@@ -119,7 +162,12 @@ describe('join config', () => {
     expect(worker).toEqual({
       apiVersion: 'kubeadm.k8s.io/v1beta3',
       kind: 'JoinConfiguration',
-      nodeRegistration: { name: 'cp-1', criSocket: 'unix:///run/containerd/containerd.sock', taints: [], kubeletExtraArgs: { 'node-ip': '10.10.0.11' } },
+      nodeRegistration: {
+        name: 'cp-1',
+        criSocket: 'unix:///run/containerd/containerd.sock',
+        taints: [],
+        kubeletExtraArgs: { 'node-ip': '10.10.0.11' },
+      },
       discovery: { bootstrapToken: { apiServerEndpoint: '10.10.0.100:6443', token: TOKEN, caCertHashes: [CA_HASH] }, timeout: '5m0s' },
     });
     const master = docs(joinFor('1.30.4', 'master')).JoinConfiguration;
@@ -131,7 +179,12 @@ describe('join config', () => {
     const master = docs(joinFor('1.31.2', 'master')).JoinConfiguration;
     expect(master.apiVersion).toBe('kubeadm.k8s.io/v1beta4');
     expect(master.discovery).toEqual({ bootstrapToken: { apiServerEndpoint: '10.10.0.100:6443', token: TOKEN, caCertHashes: [CA_HASH] } });
-    expect(master.timeouts).toEqual({ discovery: '5m0s', tlsBootstrap: '5m0s', kubeletHealthCheck: '4m0s', controlPlaneComponentHealthCheck: '4m0s' });
+    expect(master.timeouts).toEqual({
+      discovery: '5m0s',
+      tlsBootstrap: '5m0s',
+      kubeletHealthCheck: '4m0s',
+      controlPlaneComponentHealthCheck: '4m0s',
+    });
     expect(master.nodeRegistration.kubeletExtraArgs).toEqual([{ name: 'node-ip', value: '10.10.0.11' }]);
   });
 });
@@ -165,10 +218,15 @@ describe('the kubeadm stand-in checks the rendered configs', () => {
   });
 
   it('rejects v1beta3 map-style extraArgs in a v1beta4 config', async () => {
-    const text = initFor('1.31.2').replace(/kubeletExtraArgs:\n(\s+- name: .*\n\s+value: .*\n)+/, 'kubeletExtraArgs:\n    node-ip: 10.10.0.11\n');
+    const text = initFor('1.31.2').replace(
+      /kubeletExtraArgs:\n(\s+- name: .*\n\s+value: .*\n)+/,
+      'kubeletExtraArgs:\n    node-ip: 10.10.0.11\n',
+    );
     expect(text).toContain('node-ip: 10.10.0.11');
     const error = (await validate(text).catch((e: unknown) => e)) as CommandError;
-    expect(error.context.stderrTail).toContain('cannot unmarshal object into Go struct field NodeRegistrationOptions.nodeRegistration.kubeletExtraArgs of type []v1beta4.Arg');
+    expect(error.context.stderrTail).toContain(
+      'cannot unmarshal object into Go struct field NodeRegistrationOptions.nodeRegistration.kubeletExtraArgs of type []v1beta4.Arg',
+    );
   });
 
   it('rejects a v1beta4 config where kubeadm is older than 1.31', async () => {

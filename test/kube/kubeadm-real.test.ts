@@ -34,7 +34,11 @@ function renders(version: string) {
   const site = agentConfig({ kubernetes: { version, ...SITE }, addons: NO_KUBEADM_ADDONS });
   const siteWorker = agentConfig({ kubernetes: { version, ...SITE }, role: 'worker', pool: 'workers' });
   return {
-    init: renderInitConfig({ config: master, node: { ...node, biosUuid: '4237c1d6-0000-1111-2222-333344445555' }, bootstrapToken: { token: TOKEN, ttlSeconds: 7200 } }),
+    init: renderInitConfig({
+      config: master,
+      node: { ...node, biosUuid: '4237c1d6-0000-1111-2222-333344445555' },
+      bootstrapToken: { token: TOKEN, ttlSeconds: 7200 },
+    }),
     'control-plane join': renderJoinConfig({ config: master, node, discovery }),
     'worker join': renderJoinConfig({ config: worker, node, discovery }),
     'site init': renderInitConfig({ config: site, node, bootstrapToken: { token: TOKEN, ttlSeconds: 7200 } }),
@@ -77,23 +81,31 @@ describe.each(KUBERNETES_RELEASES)('real kubeadm v$version', (release) => {
     expect(stdout).toContain(`registry.k8s.io/kube-apiserver:v${release.version}`);
   });
 
-  it.skipIf(!binaries.available)('pulls its images from the site\'s mirror and none for kube-proxy or CoreDNS when they are off', async () => {
-    const file = path.join(scratch, `${release.version}-site-images.yaml`);
-    writeFileSync(file, renders(release.version)['site init']);
-    const { exitCode, stdout, stderr } = await kubeadm(kubeadmPath, ['config', 'images', 'list', '--config', file]);
-    expect(exitCode, stderr).toBe(0);
-    const images = stdout.trim().split('\n');
-    expect(images).toContain(`registry.example.net/k8s/kube-apiserver:v${release.version}`);
-    expect(images).toContain(`registry.example.net/k8s/etcd:${release.etcd}-0`);
-    expect(images.filter((image) => /kube-proxy|coredns/.test(image))).toEqual([]);
-  });
+  it.skipIf(!binaries.available)(
+    "pulls its images from the site's mirror and none for kube-proxy or CoreDNS when they are off",
+    async () => {
+      const file = path.join(scratch, `${release.version}-site-images.yaml`);
+      writeFileSync(file, renders(release.version)['site init']);
+      const { exitCode, stdout, stderr } = await kubeadm(kubeadmPath, ['config', 'images', 'list', '--config', file]);
+      expect(exitCode, stderr).toBe(0);
+      const images = stdout.trim().split('\n');
+      expect(images).toContain(`registry.example.net/k8s/kube-apiserver:v${release.version}`);
+      expect(images).toContain(`registry.example.net/k8s/etcd:${release.etcd}-0`);
+      expect(images.filter((image) => /kube-proxy|coredns/.test(image))).toEqual([]);
+    },
+  );
 
-  it.skipIf(!binaries.available)('refuses what the kubeadm stand-in refuses, with the stand-in\'s words', async () => {
+  it.skipIf(!binaries.available)("refuses what the kubeadm stand-in refuses, with the stand-in's words", async () => {
     const init = renders(release.version).init;
-    const withV1beta3Args = init.replace(/kubeletExtraArgs:\n(\s+- name: .*\n\s+value: .*\n)+/, 'kubeletExtraArgs:\n    node-ip: 10.10.0.11\n');
+    const withV1beta3Args = init.replace(
+      /kubeletExtraArgs:\n(\s+- name: .*\n\s+value: .*\n)+/,
+      'kubeletExtraArgs:\n    node-ip: 10.10.0.11\n',
+    );
     const mapArgs = await validate('map-args', withV1beta3Args);
     expect(mapArgs.exitCode).toBe(1);
-    expect(mapArgs.stderr).toContain('cannot unmarshal object into Go struct field NodeRegistrationOptions.nodeRegistration.kubeletExtraArgs of type []v1beta4.Arg');
+    expect(mapArgs.stderr).toContain(
+      'cannot unmarshal object into Go struct field NodeRegistrationOptions.nodeRegistration.kubeletExtraArgs of type []v1beta4.Arg',
+    );
 
     const unknown = await validate('unknown-field', init.replace('kind: InitConfiguration\n', 'kind: InitConfiguration\nbogusField: 1\n'));
     expect(unknown.exitCode).toBe(1);

@@ -6,12 +6,12 @@ const joinFailure = (stderr: string) => new CommandError('kubeadm join --config 
 
 describe('kubeadm errors', () => {
   it.each([
-    'error execution phase control-plane-join/etcd: error creating local etcd static pod manifest file: etcdserver: too many learner members in cluster',
+    'error execution phase etcd-join: error creating local etcd static pod manifest file: etcdserver: too many learner members in cluster',
     'error execution phase preflight: couldn\'t validate the identity of the API Server: Get "https://10.10.0.100:6443/api/v1/namespaces/kube-public/configmaps/cluster-info?timeout=10s": dial tcp 10.10.0.100:6443: connect: connection refused',
     'error execution phase preflight: couldn\'t validate the identity of the API Server: Get "https://10.10.0.100:6443/...": dial tcp 10.10.0.100:6443: i/o timeout',
     // No node answers ARP for the VIP for a moment (keepalived between holders).
     'error execution phase preflight: couldn\'t validate the identity of the API Server: Get "https://10.10.0.100:6443/...": dial tcp 10.10.0.100:6443: connect: no route to host',
-    'error execution phase control-plane-join/etcd: error creating local etcd static pod manifest file: etcdserver: leader changed',
+    'error execution phase etcd-join: error creating local etcd static pod manifest file: etcdserver: leader changed',
     'error execution phase kubelet-start: timed out waiting for the condition',
     'error execution phase preflight: couldn\'t validate the identity of the API Server: could not find a JWS signature in the cluster-info ConfigMap for token ID "abcdef"',
   ])('retries %s', (stderr) => {
@@ -38,7 +38,9 @@ describe('kubeadm errors', () => {
 
   it('masks bootstrap tokens and certificate keys in kubeadm output', () => {
     const line = `kubeadm join 10.10.0.100:6443 --token abcdef.0123456789abcdef --control-plane --certificate-key ${'a1'.repeat(32)}`;
-    expect(maskSecrets(line)).toBe('kubeadm join 10.10.0.100:6443 --token [token withheld] --control-plane --certificate-key [key withheld]');
+    expect(maskSecrets(line)).toBe(
+      'kubeadm join 10.10.0.100:6443 --token [token withheld] --control-plane --certificate-key [key withheld]',
+    );
     expect(maskSecrets('token id "abcdef" is invalid')).toBe('token id "abcdef" is invalid');
   });
 });

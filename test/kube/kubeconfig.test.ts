@@ -4,7 +4,10 @@ import { KubeconfigError, loadKubeconfig, parseKubeconfig } from '../../agent/ku
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
 
-function kubeconfig(user: Record<string, string>, cluster: Record<string, string> = { 'certificate-authority-data': b64('CA PEM') }): string {
+function kubeconfig(
+  user: Record<string, string>,
+  cluster: Record<string, string> = { 'certificate-authority-data': b64('CA PEM') },
+): string {
   const lines = (fields: Record<string, string>) => Object.entries(fields).map(([key, value]) => `    ${key}: ${value}`);
   return [
     'apiVersion: v1',
@@ -42,7 +45,10 @@ describe('kubeconfig', () => {
   it('follows the files kubelet.conf names, a relative one from the kubeconfig directory', async () => {
     const files: Record<string, string> = {
       '/etc/kubernetes/kubelet.conf': kubeconfig(
-        { 'client-certificate': '/var/lib/kubelet/pki/kubelet-client-current.pem', 'client-key': '/var/lib/kubelet/pki/kubelet-client-current.pem' },
+        {
+          'client-certificate': '/var/lib/kubelet/pki/kubelet-client-current.pem',
+          'client-key': '/var/lib/kubelet/pki/kubelet-client-current.pem',
+        },
         { 'certificate-authority': 'pki/ca.crt' },
       ),
       '/var/lib/kubelet/pki/kubelet-client-current.pem': 'CERT AND KEY',
@@ -76,10 +82,20 @@ describe('kubeconfig', () => {
   });
 
   it('is read by the controller only with its data inline', () => {
-    expect(parseAdminKubeconfig(kubeconfig({ token: 'abc' }))).toEqual({ server: 'https://10.0.0.100:6443', caPem: 'CA PEM', token: 'abc', clientCertPem: undefined, clientKeyPem: undefined });
+    expect(parseAdminKubeconfig(kubeconfig({ token: 'abc' }))).toEqual({
+      server: 'https://10.0.0.100:6443',
+      caPem: 'CA PEM',
+      token: 'abc',
+      clientCertPem: undefined,
+      clientKeyPem: undefined,
+    });
     const withFiles = kubeconfig({ 'client-certificate': '/pki/admin.crt', 'client-key': '/pki/admin.key' });
     expect(() => parseAdminKubeconfig(withFiles)).toThrow(ClusterApiError);
-    expect(() => parseAdminKubeconfig(withFiles)).toThrow('the kubeconfig names a file for its client-certificate (/pki/admin.crt); give it inline (client-certificate-data)');
-    expect(() => parseAdminKubeconfig(kubeconfig({ token: 'abc' }, {}))).toThrow("the kubeconfig lacks the cluster's certificate-authority-data");
+    expect(() => parseAdminKubeconfig(withFiles)).toThrow(
+      'the kubeconfig names a file for its client-certificate (/pki/admin.crt); give it inline (client-certificate-data)',
+    );
+    expect(() => parseAdminKubeconfig(kubeconfig({ token: 'abc' }, {}))).toThrow(
+      "the kubeconfig lacks the cluster's certificate-authority-data",
+    );
   });
 });

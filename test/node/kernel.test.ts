@@ -10,6 +10,8 @@ describe('kernel prerequisites', () => {
       expect(readFileSync(path.join(IMAGE_KERNEL_DIR, file), 'utf8'), file).toBe(text);
     }
     const installed = readdirSync(IMAGE_KERNEL_DIR, { recursive: true, withFileTypes: true }).filter((entry) => entry.isFile());
-    expect(installed.map((entry) => `/${path.relative(IMAGE_KERNEL_DIR, path.join(entry.parentPath, entry.name))}`).sort()).toEqual(Object.keys(files).sort());
+    expect(installed.map((entry) => `/${path.relative(IMAGE_KERNEL_DIR, path.join(entry.parentPath, entry.name))}`).sort()).toEqual(
+      Object.keys(files).sort(),
+    );
   });
 });

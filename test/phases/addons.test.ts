@@ -100,9 +100,16 @@ describe('the addons phase', () => {
 
   it('fails naming the add-on and the workload whose rollout did not finish', async () => {
     const node = await leaderNode();
-    const error = await withEnv({ PKE_STANDIN_KUBECTL_ROLLOUT_FAIL: 'calico-node' }, () => phase.run(context(node)).then(() => undefined, (e: unknown) => e));
+    const error = await withEnv({ PKE_STANDIN_KUBECTL_ROLLOUT_FAIL: 'calico-node' }, () =>
+      phase.run(context(node)).then(
+        () => undefined,
+        (e: unknown) => e,
+      ),
+    );
     expect(error).toBeInstanceOf(Error);
-    expect((error as Error).message).toMatch(/^add-on calico v3\.28\.2: daemonset\/calico-node in kube-system did not roll out within 30 s: kubectl .*rollout status daemonset\/calico-node --timeout=30s exited 1: error: timed out waiting for the condition/);
+    expect((error as Error).message).toMatch(
+      /^add-on calico v3\.28\.2: daemonset\/calico-node in kube-system did not roll out within 30 s: kubectl .*rollout status daemonset\/calico-node --timeout=30s exited 1: error: timed out waiting for the condition/,
+    );
     expect((error as { context: { command?: string } }).context.command).toContain('rollout status daemonset/calico-node');
     expect(node.logLines.some((l) => l.event === 'addons.ready')).toBe(false);
   });
@@ -110,8 +117,13 @@ describe('the addons phase', () => {
   it('fails without touching the cluster when a bundle is missing, naming the add-on, its version and the path', async () => {
     const node = await leaderNode();
     await node.host.remove('/opt/pke/addons/metallb');
-    const error = await phase.run(context(node, { addons: { cni: 'calico', metallb: { addresses: ['198.51.100.240/28'] } } })).then(() => undefined, (e: unknown) => e as Error);
-    expect(error?.message).toBe('add-on metallb v0.14.8: its bundle /opt/pke/addons/metallb/v0.14.8 is missing (the image build stages it from addons/metallb/v0.14.8)');
+    const error = await phase.run(context(node, { addons: { cni: 'calico', metallb: { addresses: ['198.51.100.240/28'] } } })).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(error?.message).toBe(
+      'add-on metallb v0.14.8: its bundle /opt/pke/addons/metallb/v0.14.8 is missing (the image build stages it from addons/metallb/v0.14.8)',
+    );
     expect(node.calls('kubectl')).toEqual([]);
 
     const bare = await leaderNode({ bundle: false });

@@ -44,7 +44,10 @@ describe('host-prep', () => {
     const containerd = await node.host.readText('/etc/containerd/config.toml');
     expect(containerd).toContain('version = 2');
     expect(containerd).toContain('[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]\n  SystemdCgroup = true');
-    expect(await node.host.service.states(['containerd', 'kubelet'])).toEqual({ containerd: { active: true, enabled: true }, kubelet: { active: false, enabled: true } });
+    expect(await node.host.service.states(['containerd', 'kubelet'])).toEqual({
+      containerd: { active: true, enabled: true },
+      kubelet: { active: false, enabled: true },
+    });
 
     const callsBefore = node.calls().length;
     expect(await hostPrepPhase.isDone?.(ctx)).toBe(true);
@@ -76,7 +79,9 @@ describe('host-prep', () => {
     await node.host.ensureDir('/sys/module/br_netfilter');
     const error = await hostPrepPhase.run(context()).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(PkeError);
-    expect((error as PkeError).message).toMatch(/^cannot set net\.bridge\.bridge-nf-call-iptables = 1 through \/proc\/sys\/net\/bridge\/bridge-nf-call-iptables: ENOENT/);
+    expect((error as PkeError).message).toMatch(
+      /^cannot set net\.bridge\.bridge-nf-call-iptables = 1 through \/proc\/sys\/net\/bridge\/bridge-nf-call-iptables: ENOENT/,
+    );
     expect((error as PkeError).context.path).toBe('/proc/sys/net/bridge/bridge-nf-call-iptables');
     expect(await node.host.exists('/proc/sys/net/bridge/bridge-nf-call-iptables')).toBe(false);
   });
@@ -92,7 +97,8 @@ describe('host-prep', () => {
   });
 
   it('keeps a containerd config that already uses the systemd cgroup driver, and writes the v3 layout for containerd 2', async () => {
-    const tuned = 'version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]\n  SystemdCgroup = true\n  BinaryName = "/usr/bin/runc"\n';
+    const tuned =
+      'version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]\n  SystemdCgroup = true\n  BinaryName = "/usr/bin/runc"\n';
     await node.host.writeFile('/etc/containerd/config.toml', tuned);
     const result = await hostPrepPhase.run(context());
     expect(result.changed).not.toContain('containerd-config');

@@ -1,3 +1,4 @@
+import { freePort } from '../../scripts/free-port.ts';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,7 +15,6 @@ import {
   createStandinNode,
   existingInterface,
   fakeController,
-  freePort,
   markHostPrepared,
   phaseContext,
   writeSharedPki,
@@ -80,12 +80,22 @@ describe.skipIf(!iface)('kube-init', () => {
     expect(controller.joinRequests).toEqual([[{ epoch: 7 }]]);
     const order = commandLines(node.calls(), 3).filter((c) => c.startsWith('kubeadm') || /^systemctl (start|enable)/.test(c));
     expect(order.sort()).toEqual([`kubeadm init --config`, 'systemctl start keepalived']);
-    expect(node.calls('kubeadm')[0]?.argv).toEqual(['init', '--config', node.host.file('/etc/kubernetes/pke/kubeadm-init.yaml'), '--skip-token-print']);
+    expect(node.calls('kubeadm')[0]?.argv).toEqual([
+      'init',
+      '--config',
+      node.host.file('/etc/kubernetes/pke/kubeadm-init.yaml'),
+      '--skip-token-print',
+    ]);
     expect(await node.host.fileMode('/etc/kubernetes/pke/kubeadm-init.yaml')).toBe(0o600);
     // The leader's config before init takes the VIP at once, and is run but never enabled.
-    expect(await node.host.readText('/etc/keepalived/keepalived.conf')).toMatch(/state MASTER\n[^]*priority 255\n/);
+    expect(await node.host.readText('/etc/keepalived/keepalived.conf')).toMatch(/state MASTER\n[\s\S]*priority 255\n/);
     expect(await node.host.service.states(['keepalived'])).toEqual({ keepalived: { active: true, enabled: false } });
-    for (const file of ['/etc/kubernetes/admin.conf', '/etc/kubernetes/super-admin.conf', '/etc/kubernetes/manifests/etcd.yaml', '/var/lib/pke-agent/init-done']) {
+    for (const file of [
+      '/etc/kubernetes/admin.conf',
+      '/etc/kubernetes/super-admin.conf',
+      '/etc/kubernetes/manifests/etcd.yaml',
+      '/var/lib/pke-agent/init-done',
+    ]) {
       expect(await node.host.exists(file)).toBe(true);
     }
     expect(await node.host.exists('/var/lib/pke-agent/init-started')).toBe(false);
@@ -129,7 +139,9 @@ describe.skipIf(!iface)('kube-init', () => {
     const failure = await kubeInitPhase.run(ctx).catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(CommandError);
     expect((failure as CommandError).context).toMatchObject({ command: expect.stringContaining('kubeadm init'), exitCode: 1 });
-    expect((failure as CommandError).context.stderrTail).toContain('error execution phase wait-control-plane: timed out waiting for the condition');
+    expect((failure as CommandError).context.stderrTail).toContain(
+      'error execution phase wait-control-plane: timed out waiting for the condition',
+    );
     expect(kubeInitPhase.retry?.retryable(failure)).toBe(true);
     expect(await node.host.exists('/var/lib/pke-agent/init-started')).toBe(true);
     expect(await kubeInitPhase.isDone?.(ctx)).toBe(false);
@@ -199,7 +211,13 @@ describe.skipIf(!iface)('kube-init', () => {
   });
 
   it('takes an earlier init, made before the journal knew, as done', async () => {
-    for (const file of ['admin.conf', 'manifests/kube-apiserver.yaml', 'manifests/kube-controller-manager.yaml', 'manifests/kube-scheduler.yaml', 'manifests/etcd.yaml']) {
+    for (const file of [
+      'admin.conf',
+      'manifests/kube-apiserver.yaml',
+      'manifests/kube-controller-manager.yaml',
+      'manifests/kube-scheduler.yaml',
+      'manifests/etcd.yaml',
+    ]) {
       await node.host.writeFile(`/etc/kubernetes/${file}`, 'from an earlier init\n');
     }
     const { ctx } = setup();

@@ -1,3 +1,4 @@
+import { freePort } from '../../scripts/free-port.ts';
 import { X509Certificate } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,7 +15,6 @@ import {
   commandLines,
   createStandinNode,
   fakeController,
-  freePort,
   initLeader,
   markHostPrepared,
   phaseContext,
@@ -25,7 +25,8 @@ import {
   type StandinNode,
 } from '../helpers/standins.ts';
 
-const notReady = () => new ControllerRequestError('POST', '/v1/clusters/prod-a1b2/join', 409, 'not-initialized', 'the cluster is not initialized yet');
+const notReady = () =>
+  new ControllerRequestError('POST', '/v1/clusters/prod-a1b2/join', 409, 'not-initialized', 'the cluster is not initialized yet');
 
 describe('kube-join', () => {
   let pki: Record<string, string>;
@@ -62,8 +63,16 @@ describe('kube-join', () => {
     nodes.push(node);
     await markHostPrepared(node);
     if (role === 'master') await writeSharedPki(node, pki);
-    const config = agentConfig({ role, pool: role === 'master' ? 'control-plane' : 'workers', nodeName: name, controlPlaneEndpoint: { vip: '127.0.0.1', port: leader.port } });
-    const outputs = { register: { nodeName: name, primaryIp: '10.10.0.12', interface: 'eth0', ips: ['10.10.0.12'] }, elect: { leader: false } };
+    const config = agentConfig({
+      role,
+      pool: role === 'master' ? 'control-plane' : 'workers',
+      nodeName: name,
+      controlPlaneEndpoint: { vip: '127.0.0.1', port: leader.port },
+    });
+    const outputs = {
+      register: { nodeName: name, primaryIp: '10.10.0.12', interface: 'eth0', ips: ['10.10.0.12'] },
+      elect: { leader: false },
+    };
     return { node, config, outputs };
   }
 
@@ -75,7 +84,7 @@ describe('kube-join', () => {
     expect(phase.appliesTo?.(ctx)).toBe(true);
 
     const env = {
-      PKE_STANDIN_KUBEADM_FAIL: 'join:etcdserver: too many learner members in cluster:2',
+      PKE_STANDIN_KUBEADM_FAIL: 'join:error creating local etcd static pod manifest file: etcdserver: too many learner members in cluster:2',
       PKE_STANDIN_APISERVER_LISTEN: `127.0.0.1:${await freePort()}`,
       PKE_STANDIN_CLUSTER_DIR: clusterDir,
     };
@@ -90,7 +99,10 @@ describe('kube-join', () => {
     expect(gap(1, 2)).toBeGreaterThanOrEqual(200);
     expect(gap(3, 4)).toBeGreaterThanOrEqual(400);
     const retries = node.logLines.filter((l) => l.event === 'kube-join.retry');
-    expect(retries.map((l) => l.error)).toEqual([expect.stringContaining('too many learner members in cluster'), expect.stringContaining('too many learner members in cluster')]);
+    expect(retries.map((l) => l.error)).toEqual([
+      expect.stringContaining('too many learner members in cluster'),
+      expect.stringContaining('too many learner members in cluster'),
+    ]);
     expect(node.logLines.some((l) => l.event === 'kube-join.waiting')).toBe(true);
 
     expect(await node.host.readText('/etc/kubernetes/pki/ca.key')).toBe(pki['ca.key']);
@@ -106,7 +118,10 @@ describe('kube-join', () => {
     const ctx = phaseContext(node, config, fakeController({ joins: [grant()] }), outputs);
     expect(await withEnv({ PKE_STANDIN_CLUSTER_DIR: clusterDir }, () => phase.run(ctx))).toEqual({ controlPlane: false });
 
-    const kubelet = parse((await node.host.readText('/etc/kubernetes/kubelet.conf')) ?? '') as { clusters: { cluster: { server: string } }[]; users: { user: Record<string, string> }[] };
+    const kubelet = parse((await node.host.readText('/etc/kubernetes/kubelet.conf')) ?? '') as {
+      clusters: { cluster: { server: string } }[];
+      users: { user: Record<string, string> }[];
+    };
     expect(kubelet.clusters[0]?.cluster.server).toBe(`https://127.0.0.1:${leader.port}`);
     // As the kubelet keeps it: the certificate (and key) in the file kubelet.conf names.
     const certFile = kubelet.users[0]?.user['client-certificate'] ?? '';
@@ -118,7 +133,7 @@ describe('kube-join', () => {
     expect(await phase.isDone?.(ctx)).toBe(true);
   });
 
-  it('asks for a fresh grant when the cluster does not know the last one\'s token', async () => {
+  it("asks for a fresh grant when the cluster does not know the last one's token", async () => {
     const { node, config, outputs } = await joiner('worker', 'w-4');
     const controller = fakeController({ joins: [grant({ token: 'zzzzzz.0123456789abcdef' }), grant()] });
     const phase = createKubeJoinPhase({ initialDelayMs: 50 });
@@ -128,7 +143,9 @@ describe('kube-join', () => {
     expect(controller.joinRequests).toHaveLength(2);
     // Discovery fails in kubeadm's preflight, which leaves nothing to reset.
     expect(commandLines(node.calls('kubeadm'))).toEqual(['kubeadm join', 'kubeadm join']);
-    expect(node.logLines.find((l) => l.event === 'kube-join.retry')?.error).toContain('could not find a JWS signature in the cluster-info ConfigMap for token ID "zzzzzz"');
+    expect(node.logLines.find((l) => l.event === 'kube-join.retry')?.error).toContain(
+      'could not find a JWS signature in the cluster-info ConfigMap for token ID "zzzzzz"',
+    );
     expect(JSON.stringify(node.logLines)).not.toContain('0123456789abcdef');
   });
 
@@ -152,7 +169,9 @@ describe('kube-join', () => {
     const { node, config, outputs } = await joiner('worker', 'w-5');
     const run = new AbortController();
     const ctx = { ...phaseContext(node, config, fakeController({ joins: [grant()] }), outputs), signal: run.signal };
-    const running = withEnv({ PKE_STANDIN_CLUSTER_DIR: clusterDir, PKE_STANDIN_KUBEADM_JOIN_MS: '8000' }, () => createKubeJoinPhase().run(ctx)).catch((e: unknown) => e);
+    const running = withEnv({ PKE_STANDIN_CLUSTER_DIR: clusterDir, PKE_STANDIN_KUBEADM_JOIN_MS: '8000' }, () =>
+      createKubeJoinPhase().run(ctx),
+    ).catch((e: unknown) => e);
     await vi.waitFor(() => expect(node.calls('kubeadm').length).toBe(1), { timeout: 5000, interval: 50 });
     run.abort(new PkeError('bootstrap interrupted by SIGTERM'));
     const failure = await running;
@@ -165,7 +184,9 @@ describe('kube-join', () => {
     const { node, config, outputs } = await joiner('worker', 'w-3');
     const phase = createKubeJoinPhase({ grantWaitMs: 300, grantPollSeconds: 1 });
     const ctx = phaseContext(node, config, fakeController({ joins: [notReady()] }), outputs);
-    await expect(phase.run(ctx)).rejects.toThrow(/no join grant after 0 s; the controller last said: controller POST \/v1\/clusters\/prod-a1b2\/join: 409 not-initialized/);
+    await expect(phase.run(ctx)).rejects.toThrow(
+      /no join grant after 0 s; the controller last said: controller POST \/v1\/clusters\/prod-a1b2\/join: 409 not-initialized/,
+    );
     expect(node.calls('kubeadm')).toEqual([]);
   });
 });

@@ -3,7 +3,15 @@ import { PkeError } from '../../agent/core/errors.ts';
 import { vipPhase } from '../../agent/phases/vip.ts';
 import type { ControlPlaneView } from '../../agent/protocol/api.ts';
 import { renderKeepalivedConfig, unicastPeers, vrrpPriority } from '../../agent/vip/keepalived.ts';
-import { agentConfig, commandLines, createStandinNode, existingInterface, fakeController, phaseContext, type StandinNode } from '../helpers/standins.ts';
+import {
+  agentConfig,
+  commandLines,
+  createStandinNode,
+  existingInterface,
+  fakeController,
+  phaseContext,
+  type StandinNode,
+} from '../helpers/standins.ts';
 
 const iface = existingInterface();
 const threeNodes: ControlPlaneView = {
@@ -32,13 +40,24 @@ describe('keepalived.conf', () => {
   });
 
   it('has all nodes start as BACKUP with a weightless health check (a failing API means FAULT)', () => {
-    const text = renderKeepalivedConfig({ nodeName: 'cp-2', primaryIp: '10.10.0.12', interface: 'ens192', vip: '10.10.0.100', apiPort: 6443, view: threeNodes, isLeader: false, beforeInit: false });
+    const text = renderKeepalivedConfig({
+      nodeName: 'cp-2',
+      primaryIp: '10.10.0.12',
+      interface: 'ens192',
+      vip: '10.10.0.100',
+      apiPort: 6443,
+      view: threeNodes,
+      isLeader: false,
+      beforeInit: false,
+    });
     expect(text).toContain('state BACKUP');
     expect(text).not.toContain('nopreempt');
     expect(text).toContain('virtual_router_id 173');
     expect(text).toContain('unicast_src_ip 10.10.0.12\n  unicast_peer {\n    10.10.0.11\n    10.10.0.13\n  }');
     expect(text).toContain('10.10.0.100/32 dev ens192');
-    expect(text).toContain('script "/usr/bin/curl --silent --fail --insecure --max-time 2 --output /dev/null https://127.0.0.1:6443/livez"');
+    expect(text).toContain(
+      'script "/usr/bin/curl --silent --fail --insecure --max-time 2 --output /dev/null https://127.0.0.1:6443/livez"',
+    );
     expect(text).toMatch(/interval 1\n\s+timeout 3\n\s+fall 2\n\s+rise 1\n\}/);
     expect(text).not.toContain('weight');
     expect(text).not.toContain('init_fail');
@@ -46,7 +65,16 @@ describe('keepalived.conf', () => {
   });
 
   it('has the leader’s config before kubeadm init take the VIP at once (MASTER, address owner), with no health check', () => {
-    const text = renderKeepalivedConfig({ nodeName: 'cp-1', primaryIp: '10.10.0.11', interface: 'ens192', vip: '10.10.0.100', apiPort: 6443, view: threeNodes, isLeader: true, beforeInit: true });
+    const text = renderKeepalivedConfig({
+      nodeName: 'cp-1',
+      primaryIp: '10.10.0.11',
+      interface: 'ens192',
+      vip: '10.10.0.100',
+      apiPort: 6443,
+      view: threeNodes,
+      isLeader: true,
+      beforeInit: true,
+    });
     expect(text).toContain('state MASTER');
     expect(text).toContain('priority 255');
     expect(text).not.toContain('vrrp_script');
@@ -56,7 +84,9 @@ describe('keepalived.conf', () => {
 
 /** The real keepalived is no stand-in: its runs show in the host's command log. */
 function keepalivedChecks(node: StandinNode): { command: unknown; exitCode: unknown }[] {
-  return node.logLines.filter((l) => l.event === 'host.command' && String(l.command).startsWith('keepalived')).map((l) => ({ command: l.command, exitCode: l.exitCode }));
+  return node.logLines
+    .filter((l) => l.event === 'host.command' && String(l.command).startsWith('keepalived'))
+    .map((l) => ({ command: l.command, exitCode: l.exitCode }));
 }
 
 describe.skipIf(!iface)('vip phase (checked by the real keepalived -t)', () => {
@@ -88,7 +118,7 @@ describe.skipIf(!iface)('vip phase (checked by the real keepalived -t)', () => {
     expect(text).not.toContain('unicast_peer');
   });
 
-  it('renders three nodes with distinct priorities, peers without self, the view\'s router id', async () => {
+  it("renders three nodes with distinct priorities, peers without self, the view's router id", async () => {
     const results = [];
     for (const [i, n] of threeNodes.nodes.entries()) results.push(await runFor(n.name, n.primaryIp, threeNodes, i === 0));
     expect(results.map((r) => r.state.priority)).toEqual([150, 148, 147]);
@@ -105,7 +135,11 @@ describe.skipIf(!iface)('vip phase (checked by the real keepalived -t)', () => {
 
   it('asks systemd once per run, and reloads keepalived only when the peers changed', async () => {
     const SHOW = 'systemctl show --property=ActiveState,UnitFileState keepalived';
-    const systemctlSince = (node: StandinNode, from: number) => node.calls('systemctl').slice(from).map((call) => ['systemctl', ...call.argv].join(' '));
+    const systemctlSince = (node: StandinNode, from: number) =>
+      node
+        .calls('systemctl')
+        .slice(from)
+        .map((call) => ['systemctl', ...call.argv].join(' '));
     const twoNodes: ControlPlaneView = { ...threeNodes, nodes: threeNodes.nodes.slice(0, 2) };
     const { node, ctx } = await runFor('cp-1', '10.10.0.11', twoNodes, true);
     expect(systemctlSince(node, 0)).toEqual([SHOW, 'systemctl enable --now keepalived']);
@@ -126,7 +160,12 @@ describe.skipIf(!iface)('vip phase (checked by the real keepalived -t)', () => {
     await node.host.run('systemctl', ['disable', 'keepalived']);
     const seen = node.calls('systemctl').length;
     expect(await vipPhase.run(ctx)).toMatchObject({ changed: false, started: false });
-    expect(node.calls('systemctl').slice(seen).map((call) => call.argv.join(' '))).toEqual(['show --property=ActiveState,UnitFileState keepalived', 'enable keepalived']);
+    expect(
+      node
+        .calls('systemctl')
+        .slice(seen)
+        .map((call) => call.argv.join(' ')),
+    ).toEqual(['show --property=ActiveState,UnitFileState keepalived', 'enable keepalived']);
     expect(await node.host.service.states(['keepalived'])).toEqual({ keepalived: { active: true, enabled: true } });
   });
 
@@ -134,7 +173,9 @@ describe.skipIf(!iface)('vip phase (checked by the real keepalived -t)', () => {
     const { node, ctx } = await runFor('cp-1', '10.10.0.11', threeNodes, true);
     const working = await node.host.readText('/etc/keepalived/keepalived.conf');
     const broken = agentConfig({ nodeName: 'cp-1', controlPlaneEndpoint: { vip: '10.10.0.100', port: 6443, interface: 'nosuchif0' } });
-    const error = await vipPhase.run(phaseContext(node, broken, fakeController({ view: threeNodes }), ctx.outputs)).catch((e: unknown) => e);
+    const error = await vipPhase
+      .run(phaseContext(node, broken, fakeController({ view: threeNodes }), ctx.outputs))
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(PkeError);
     expect((error as PkeError).message).toMatch(/keepalived rejected the rendered \/etc\/keepalived\/keepalived.conf: .*exited 5/);
     expect((error as PkeError).context.stderrTail).toContain('nosuchif0');

@@ -1,3 +1,4 @@
+import { freePort } from '../../scripts/free-port.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,7 +11,6 @@ import {
   agentConfig,
   createStandinNode,
   fakeController,
-  freePort,
   initLeader,
   markHostPrepared,
   phaseContext,
@@ -54,7 +54,12 @@ describe('wait-ready', () => {
     const worker = await createStandinNode();
     nodes.push(worker);
     await markHostPrepared(worker);
-    const config = agentConfig({ role: 'worker', pool: 'workers', nodeName: 'w-1', controlPlaneEndpoint: { vip: '127.0.0.1', port: leader.port } });
+    const config = agentConfig({
+      role: 'worker',
+      pool: 'workers',
+      nodeName: 'w-1',
+      controlPlaneEndpoint: { vip: '127.0.0.1', port: leader.port },
+    });
     const grant = {
       mode: 'join' as const,
       token: leader.token,
@@ -67,7 +72,9 @@ describe('wait-ready', () => {
     });
     await withEnv({ PKE_STANDIN_CLUSTER_DIR: clusterDir }, () => createKubeJoinPhase().run(ctx));
 
-    expect(await worker.host.readText('/etc/kubernetes/kubelet.conf')).toContain('client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem');
+    expect(await worker.host.readText('/etc/kubernetes/kubelet.conf')).toContain(
+      'client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem',
+    );
     await createWaitReadyPhase({ timeoutMs: 20_000 }).run(ctx);
 
     // Without its certificate file the kubeconfig is of no use, and the phase says which file is missing.
@@ -80,24 +87,32 @@ describe('wait-ready', () => {
   it('times out naming the endpoint it waited for and the last answer', async () => {
     const closed = await freePort();
     const started = Date.now();
-    const error = await createWaitReadyPhase({ timeoutMs: 1_500 }).run(leaderContext(closed)).catch((e: unknown) => e);
+    const error = await createWaitReadyPhase({ timeoutMs: 1_500 })
+      .run(leaderContext(closed))
+      .catch((e: unknown) => e);
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(error).toBeInstanceOf(PkeError);
     expect((error as PkeError).message).toMatch(
-      new RegExp(`^timed out after \\d+ s waiting for the API server to be live at https://127\\.0\\.0\\.1:${closed}/livez; last answer: ECONNREFUSED$`),
+      new RegExp(
+        `^timed out after \\d+ s waiting for the API server to be live at https://127\\.0\\.0\\.1:${closed}/livez; last answer: ECONNREFUSED$`,
+      ),
     );
     expect((error as PkeError).context.url).toBe(`https://127.0.0.1:${closed}/livez`);
   });
 
   it('times out on a node the API does not know, saying what the API answered', async () => {
-    const error = await createWaitReadyPhase({ timeoutMs: 3_000, maxIntervalMs: 500 }).run(leaderContext(leader.port, 'cp-9')).catch((e: unknown) => e);
+    const error = await createWaitReadyPhase({ timeoutMs: 3_000, maxIntervalMs: 500 })
+      .run(leaderContext(leader.port, 'cp-9'))
+      .catch((e: unknown) => e);
     expect((error as PkeError).message).toMatch(/waiting for node cp-9 to be Ready; last answer: HTTP 404: nodes "cp-9" not found$/);
   });
 
   it('fails at once without the cluster CA to verify the API with', async () => {
     const bare = await createStandinNode();
     nodes.push(bare);
-    const ctx = phaseContext(bare, agentConfig(), fakeController({}), { register: { nodeName: 'node-a', primaryIp: '10.10.0.30', interface: 'eth0', ips: [] } });
+    const ctx = phaseContext(bare, agentConfig(), fakeController({}), {
+      register: { nodeName: 'node-a', primaryIp: '10.10.0.30', interface: 'eth0', ips: [] },
+    });
     await expect(createWaitReadyPhase().run(ctx)).rejects.toThrow('/etc/kubernetes/pki/ca.crt is missing');
   });
 });

@@ -130,7 +130,15 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: ApiSer
       status(res, 409, 'AlreadyExists', `secrets "${name}" already exists`);
       return;
     }
-    const stored = { ...secret, metadata: { ...secret.metadata, namespace: 'kube-system', uid: randomUUID(), creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z') } };
+    const stored = {
+      ...secret,
+      metadata: {
+        ...secret.metadata,
+        namespace: 'kube-system',
+        uid: randomUUID(),
+        creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+      },
+    };
     writeFileSync(file, `${JSON.stringify(stored, null, 2)}\n`);
     json(res, 201, stored);
     return;
@@ -160,7 +168,12 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: ApiSer
 export async function apiServerCredentials(ca: CertifiedKey): Promise<{ serving: CertifiedKey; admin: CertifiedKey }> {
   const { issueCertificate } = await import('../../agent/controller/pki.ts');
   const [serving, admin] = await Promise.all([
-    issueCertificate(ca, { commonName: 'kube-apiserver', altNames: ['127.0.0.1', 'localhost', 'kubernetes'], usage: 'server', validDays: 365 }),
+    issueCertificate(ca, {
+      commonName: 'kube-apiserver',
+      altNames: ['127.0.0.1', 'localhost', 'kubernetes'],
+      usage: 'server',
+      validDays: 365,
+    }),
     issueCertificate(ca, { commonName: 'kubernetes-admin', organizations: ['system:masters'], usage: 'client', validDays: 365 }),
   ]);
   return { serving, admin };
@@ -202,7 +215,8 @@ function bootstrapTokenProblems(body: unknown): string[] {
   const groups = data['auth-extra-groups'];
   if (groups !== undefined) {
     for (const group of groups.split(',')) {
-      if (!/^system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]$/.test(group)) problems.push(`auth-extra-groups: ${group} must start with system:bootstrappers:`);
+      if (!/^system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]$/.test(group))
+        problems.push(`auth-extra-groups: ${group} must start with system:bootstrappers:`);
     }
   }
   return problems;
@@ -249,7 +263,9 @@ async function main(argv: string[]): Promise<void> {
     },
     strict: true,
   });
-  const missing = ['listen', 'cert', 'key', 'client-ca', 'state-dir', 'nodes-dir', 'version'].filter((name) => values[name as keyof typeof values] === undefined);
+  const missing = ['listen', 'cert', 'key', 'client-ca', 'state-dir', 'nodes-dir', 'version'].filter(
+    (name) => values[name as keyof typeof values] === undefined,
+  );
   if (missing.length > 0) fail(`missing ${missing.map((m) => `--${m}`).join(', ')}`);
   const listen = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(values.listen ?? '');
   if (!listen) fail(`--listen: expected HOST:PORT, got ${values.listen}`);

@@ -23,11 +23,21 @@ const list = (name: string, item: Spec): Spec => ({ list: item, name });
 const TYPE_META: Fields = { apiVersion: 'string', kind: 'string' };
 const apiEndpoint = object('APIEndpoint', { advertiseAddress: 'string', bindPort: 'int' });
 const taints = list('[]v1.Taint', object('Taint', { key: 'string', value: 'string', effect: 'string', timeAdded: 'string' }));
-const hostPathMounts = list('[]HostPathMount', object('HostPathMount', { name: 'string', hostPath: 'string', mountPath: 'string', readOnly: 'bool', pathType: 'string' }));
+const hostPathMounts = list(
+  '[]HostPathMount',
+  object('HostPathMount', { name: 'string', hostPath: 'string', mountPath: 'string', readOnly: 'bool', pathType: 'string' }),
+);
 const patches = object('Patches', { directory: 'string' });
 const bootstrapTokens = list(
   '[]BootstrapToken',
-  object('BootstrapToken', { token: 'string', description: 'string', ttl: 'duration', expires: 'string', usages: 'strings', groups: 'strings' }),
+  object('BootstrapToken', {
+    token: 'string',
+    description: 'string',
+    ttl: 'duration',
+    expires: 'string',
+    usages: 'strings',
+    groups: 'strings',
+  }),
 );
 const bootstrapTokenDiscovery = object('BootstrapTokenDiscovery', {
   token: 'string',
@@ -62,7 +72,13 @@ const v1beta3: Record<string, Fields> = {
   ClusterConfiguration: {
     ...TYPE_META,
     etcd: object('Etcd', {
-      local: object('LocalEtcd', { ...imageMeta, dataDir: 'string', extraArgs: 'stringMap', serverCertSANs: 'strings', peerCertSANs: 'strings' }),
+      local: object('LocalEtcd', {
+        ...imageMeta,
+        dataDir: 'string',
+        extraArgs: 'stringMap',
+        serverCertSANs: 'strings',
+        peerCertSANs: 'strings',
+      }),
       external: object('ExternalEtcd', { endpoints: 'strings', caFile: 'string', certFile: 'string', keyFile: 'string' }),
     }),
     networking: object('Networking', { serviceSubnet: 'string', podSubnet: 'string', dnsDomain: 'string' }),
@@ -81,7 +97,12 @@ const v1beta3: Record<string, Fields> = {
     ...TYPE_META,
     nodeRegistration: v1beta3NodeRegistration,
     caCertPath: 'string',
-    discovery: object('Discovery', { bootstrapToken: bootstrapTokenDiscovery, file: fileDiscovery, tlsBootstrapToken: 'string', timeout: 'duration' }),
+    discovery: object('Discovery', {
+      bootstrapToken: bootstrapTokenDiscovery,
+      file: fileDiscovery,
+      tlsBootstrapToken: 'string',
+      timeout: 'duration',
+    }),
     controlPlane: object('JoinControlPlane', { localAPIEndpoint: apiEndpoint, certificateKey: 'string' }),
     skipPhases: 'strings',
     patches,
@@ -126,7 +147,14 @@ const v1beta4: Record<string, Fields> = {
   ClusterConfiguration: {
     ...TYPE_META,
     etcd: object('Etcd', {
-      local: object('LocalEtcd', { ...imageMeta, dataDir: 'string', extraArgs: args, extraEnvs: envs, serverCertSANs: 'strings', peerCertSANs: 'strings' }),
+      local: object('LocalEtcd', {
+        ...imageMeta,
+        dataDir: 'string',
+        extraArgs: args,
+        extraEnvs: envs,
+        serverCertSANs: 'strings',
+        peerCertSANs: 'strings',
+      }),
       external: object('ExternalEtcd', { endpoints: 'strings', caFile: 'string', certFile: 'string', keyFile: 'string' }),
     }),
     networking: object('Networking', { serviceSubnet: 'string', podSubnet: 'string', dnsDomain: 'string' }),
@@ -178,7 +206,11 @@ shutdownGracePeriodCriticalPods shutdownGracePeriodByPodPriority crashLoopBackOf
 enableDebugFlagsHandler seccompDefault memoryThrottlingFactor registerWithTaints registerNode tracing localStorageCapacityIsolation
 containerRuntimeEndpoint imageServiceEndpoint failCgroupV1 singleProcessOOMKill`.split(/\s+/);
 
-const kubeletConfiguration: Fields = { ...TYPE_META, ...Object.fromEntries(KUBELET_FIELDS.map((name) => [name, 'any' as Spec])), cgroupDriver: 'string' };
+const kubeletConfiguration: Fields = {
+  ...TYPE_META,
+  ...Object.fromEntries(KUBELET_FIELDS.map((name) => [name, 'any' as Spec])),
+  cgroupDriver: 'string',
+};
 
 export const KUBEADM_V1BETA3 = 'kubeadm.k8s.io/v1beta3';
 export const KUBEADM_V1BETA4 = 'kubeadm.k8s.io/v1beta4';
@@ -235,19 +267,20 @@ function check(value: unknown, spec: Spec, path: string, struct: string, errors:
       return;
     case 'strings':
       if (!Array.isArray(value)) wrong('[]string');
-      else value.forEach((item, i) => check(item, 'string', `${path}[${i}]`, struct, errors));
+      else for (const [i, item] of value.entries()) check(item, 'string', `${path}[${i}]`, struct, errors);
       return;
     case 'stringMap':
     case 'boolMap': {
       const item = spec === 'stringMap' ? 'string' : 'bool';
       if (got !== 'object') wrong(`map[string]${item}`);
-      else for (const [key, child] of Object.entries(value as Record<string, unknown>)) check(child, item, `${path}.${key}`, struct, errors);
+      else
+        for (const [key, child] of Object.entries(value as Record<string, unknown>)) check(child, item, `${path}.${key}`, struct, errors);
       return;
     }
   }
   if ('list' in spec) {
     if (!Array.isArray(value)) wrong(spec.name);
-    else value.forEach((item, i) => check(item, spec.list, `${path}[${i}]`, struct, errors));
+    else for (const [i, item] of value.entries()) check(item, spec.list, `${path}[${i}]`, struct, errors);
   } else if (got !== 'object') {
     wrong(spec.name);
   } else {

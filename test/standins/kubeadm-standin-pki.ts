@@ -12,7 +12,16 @@ import { issueEcdsaLeaf } from './standin-x509.ts';
 
 export const PKI = '/etc/kubernetes/pki';
 /** The files control-plane nodes share; kubeadm makes the rest from them. */
-export const SHARED_PKI = ['ca.crt', 'ca.key', 'sa.key', 'sa.pub', 'front-proxy-ca.crt', 'front-proxy-ca.key', 'etcd/ca.crt', 'etcd/ca.key'];
+export const SHARED_PKI = [
+  'ca.crt',
+  'ca.key',
+  'sa.key',
+  'sa.pub',
+  'front-proxy-ca.crt',
+  'front-proxy-ca.key',
+  'etcd/ca.crt',
+  'etcd/ca.key',
+];
 
 export interface ControlPlaneIdentity {
   nodeName: string;
@@ -53,7 +62,12 @@ export function writeControlPlaneCerts(id: ControlPlaneIdentity, clusterAdminsGr
     [
       'apiserver-kubelet-client',
       ca,
-      { commonName: 'kube-apiserver-kubelet-client', organizations: [clusterAdminsGroup ? 'kubeadm:cluster-admins' : 'system:masters'], usage: 'client', validDays: 365 },
+      {
+        commonName: 'kube-apiserver-kubelet-client',
+        organizations: [clusterAdminsGroup ? 'kubeadm:cluster-admins' : 'system:masters'],
+        usage: 'client',
+        validDays: 365,
+      },
     ],
     ['front-proxy-client', frontProxyCa, { commonName: 'front-proxy-client', usage: 'client', validDays: 365 }],
     ['etcd/server', etcdCa, { commonName: id.nodeName, altNames: etcdSans, usage: 'server-and-client', validDays: 365 }],
@@ -82,11 +96,21 @@ export interface KubeconfigSpec {
 
 /** Kubeconfigs with the CA inline and the client certificate inline or in `clientFile`, as kubeadm writes them (mode 0600). */
 export function writeKubeconfigs(ca: CertifiedKey, specs: KubeconfigSpec[]): void {
-  const issued = specs.map((spec) => [spec, issueEcdsaLeaf(ca, { commonName: spec.commonName, organizations: spec.organizations, usage: 'client', validDays: 365 })] as const);
+  const issued = specs.map(
+    (spec) =>
+      [
+        spec,
+        issueEcdsaLeaf(ca, { commonName: spec.commonName, organizations: spec.organizations, usage: 'client', validDays: 365 }),
+      ] as const,
+  );
   for (const [spec, pair] of issued) {
     if (spec.clientFile) writeNodeFile(spec.clientFile, `${pair.certPem}${pair.keyPem}`, 0o600);
     const client = spec.clientFile ? { file: spec.clientFile } : pair;
-    writeNodeFile(spec.file, renderKubeconfig({ clusterName: spec.clusterName, server: spec.server, user: spec.user, caPem: ca.certPem, client }), 0o600);
+    writeNodeFile(
+      spec.file,
+      renderKubeconfig({ clusterName: spec.clusterName, server: spec.server, user: spec.user, caPem: ca.certPem, client }),
+      0o600,
+    );
   }
 }
 

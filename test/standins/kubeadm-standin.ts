@@ -57,7 +57,14 @@ type Docs = Record<string, Doc>;
 class KubeadmError extends Error {}
 
 const MANIFESTS = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'etcd'];
-const KUBECONFIGS = ['admin.conf', 'super-admin.conf', 'kubelet.conf', 'bootstrap-kubelet.conf', 'controller-manager.conf', 'scheduler.conf'];
+const KUBECONFIGS = [
+  'admin.conf',
+  'super-admin.conf',
+  'kubelet.conf',
+  'bootstrap-kubelet.conf',
+  'controller-manager.conf',
+  'scheduler.conf',
+];
 const APISERVER_PID = '/run/pke-standins/apiserver.pid';
 const TOKEN = /^([a-z0-9]{6})\.([a-z0-9]{16})$/;
 const CA_HASH = /^sha256:[a-f0-9]{64}$/;
@@ -107,7 +114,13 @@ function validate(args: string[]): void {
   const [sub, ...flagArgs] = args;
   if (sub !== 'validate') throw new KubeadmError(`stand-in: only "kubeadm config validate" is acted out`);
   const flags = parseFlags('config validate', flagArgs, { config: 'value' });
-  const docs = loadConfig(requireConfigFlag('config validate', flags), ['InitConfiguration', 'ClusterConfiguration', 'KubeletConfiguration', 'KubeProxyConfiguration', 'JoinConfiguration']);
+  const docs = loadConfig(requireConfigFlag('config validate', flags), [
+    'InitConfiguration',
+    'ClusterConfiguration',
+    'KubeletConfiguration',
+    'KubeProxyConfiguration',
+    'JoinConfiguration',
+  ]);
   checkVersions(docs, str(docs.ClusterConfiguration?.kubernetesVersion));
   for (const bootstrapToken of list(docs.InitConfiguration?.bootstrapTokens)) checkToken(str((bootstrapToken as Doc).token) ?? '');
   const discoveryToken = str(((docs.JoinConfiguration?.discovery as Doc | undefined)?.bootstrapToken as Doc | undefined)?.token);
@@ -116,12 +129,25 @@ function validate(args: string[]): void {
 }
 
 async function init(args: string[]): Promise<void> {
-  const flags = parseFlags('init', args, { config: 'value', 'skip-token-print': 'bool', 'skip-phases': 'value', 'upload-certs': 'bool', 'ignore-preflight-errors': 'value', v: 'value' });
-  const docs = loadConfig(requireConfigFlag('init', flags), ['InitConfiguration', 'ClusterConfiguration', 'KubeletConfiguration', 'KubeProxyConfiguration']);
+  const flags = parseFlags('init', args, {
+    config: 'value',
+    'skip-token-print': 'bool',
+    'skip-phases': 'value',
+    'upload-certs': 'bool',
+    'ignore-preflight-errors': 'value',
+    v: 'value',
+  });
+  const docs = loadConfig(requireConfigFlag('init', flags), [
+    'InitConfiguration',
+    'ClusterConfiguration',
+    'KubeletConfiguration',
+    'KubeProxyConfiguration',
+  ]);
   const initCfg = docs.InitConfiguration ?? {};
   const clusterCfg = docs.ClusterConfiguration ?? {};
   const k8sVersion = str(clusterCfg.kubernetesVersion);
-  if (!k8sVersion) throw new KubeadmError('stand-in: ClusterConfiguration.kubernetesVersion is required (kubeadm would ask the internet for "stable")');
+  if (!k8sVersion)
+    throw new KubeadmError('stand-in: ClusterConfiguration.kubernetesVersion is required (kubeadm would ask the internet for "stable")');
   checkVersions(docs, k8sVersion);
   const bootstrapTokens = list(initCfg.bootstrapTokens) as Doc[];
   const tokens = bootstrapTokens.map((t) => str(t.token) ?? '');
@@ -164,7 +190,9 @@ async function init(args: string[]): Promise<void> {
   });
   out('\nYour Kubernetes control-plane has initialized successfully!\n');
   const shown = flags.has('skip-token-print') ? '<value withheld>' : (tokens[0] ?? '<none>');
-  out(`kubeadm join ${endpoint} --token ${shown} \\\n\t--discovery-token-ca-cert-hash ${flags.has('skip-token-print') ? '<value withheld>' : caHash(loadCa('ca').certPem)}`);
+  out(
+    `kubeadm join ${endpoint} --token ${shown} \\\n\t--discovery-token-ca-cert-hash ${flags.has('skip-token-print') ? '<value withheld>' : caHash(loadCa('ca').certPem)}`,
+  );
 }
 
 async function join(args: string[]): Promise<void> {
@@ -172,7 +200,10 @@ async function join(args: string[]): Promise<void> {
   const docs = loadConfig(requireConfigFlag('join', flags), ['JoinConfiguration', 'KubeletConfiguration']);
   const joinCfg = docs.JoinConfiguration;
   if (!joinCfg) throw new KubeadmError(`no JoinConfiguration found in the supplied config`);
-  if (docs.KubeletConfiguration) err(`W0000 00:00:00.000000 stand-in] [config] WARNING: Ignored configuration document with GroupVersionKind kubelet.config.k8s.io/v1beta1, Kind=KubeletConfiguration`);
+  if (docs.KubeletConfiguration)
+    err(
+      `W0000 00:00:00.000000 stand-in] [config] WARNING: Ignored configuration document with GroupVersionKind kubelet.config.k8s.io/v1beta1, Kind=KubeletConfiguration`,
+    );
   checkVersions(docs, undefined);
 
   const discovery = ((joinCfg.discovery ?? {}) as Doc).bootstrapToken as Doc | undefined;
@@ -181,9 +212,13 @@ async function join(args: string[]): Promise<void> {
   checkToken(token);
   const pins = list(discovery.caCertHashes).map(String);
   if (pins.length === 0 && discovery.unsafeSkipCAVerification !== true) {
-    throw new KubeadmError('discovery.bootstrapToken: Invalid value: "": using token-based discovery without caCertHashes can be unsafe. Set unsafeSkipCAVerification as true in your kubeadm config file or pass --discovery-token-unsafe-skip-ca-verification flag to continue');
+    throw new KubeadmError(
+      'discovery.bootstrapToken: Invalid value: "": using token-based discovery without caCertHashes can be unsafe. Set unsafeSkipCAVerification as true in your kubeadm config file or pass --discovery-token-unsafe-skip-ca-verification flag to continue',
+    );
   }
-  for (const pin of pins) if (!CA_HASH.test(pin)) throw new KubeadmError(`invalid discovery token CA certificate hash: ${pin} (expected "sha256:" and 64 hex digits)`);
+  for (const pin of pins)
+    if (!CA_HASH.test(pin))
+      throw new KubeadmError(`invalid discovery token CA certificate hash: ${pin} (expected "sha256:" and 64 hex digits)`);
   const endpoint = requireString(discovery.apiServerEndpoint, 'discovery.bootstrapToken.apiServerEndpoint');
   const registration = (joinCfg.nodeRegistration ?? {}) as Doc;
   const nodeName = requireString(registration.name, 'JoinConfiguration.nodeRegistration.name');
@@ -196,7 +231,9 @@ async function join(args: string[]): Promise<void> {
     const { ca, version: k8sVersion } = await discover(endpoint, token, controlPlane !== undefined);
     const hash = caHash(ca.certPem);
     if (pins.length > 0 && !pins.includes(hash)) {
-      throw new KubeadmError(`error execution phase preflight: couldn't validate the identity of the API Server: cluster CA found in cluster-info ConfigMap is invalid: none of the public keys "${hash}" are pinned`);
+      throw new KubeadmError(
+        `error execution phase preflight: couldn't validate the identity of the API Server: cluster CA found in cluster-info ConfigMap is invalid: none of the public keys "${hash}" are pinned`,
+      );
     }
     const clusterName = 'kubernetes';
     writeNodeFile(`${PKI}/ca.crt`, ca.certPem);
@@ -213,20 +250,29 @@ async function join(args: string[]): Promise<void> {
     const advertise = requireString(local.advertiseAddress, 'JoinConfiguration.controlPlane.localAPIEndpoint.advertiseAddress');
     const bindPort = typeof local.bindPort === 'number' ? local.bindPort : 6443;
     writeControlPlaneCerts(
-      { nodeName, advertiseAddress: advertise, endpointHost: hostOf(endpoint), serviceSubnet: '10.96.0.0/12', dnsDomain: 'cluster.local', certSANs: [] },
+      {
+        nodeName,
+        advertiseAddress: advertise,
+        endpointHost: hostOf(endpoint),
+        serviceSubnet: '10.96.0.0/12',
+        dnsDomain: 'cluster.local',
+        certSANs: [],
+      },
       minor(k8sVersion) >= 29,
     );
     writeNodeKubeconfigs({ nodeName, clusterName, endpoint, advertise, bindPort, k8sVersion, superAdmin: false });
     writeManifests({ k8sVersion, nodeName, advertise, bindPort, clusterCfg: {}, withEtcd: false });
     // etcd's member add (as a learner) comes last in a control-plane join: where the one-learner limit bites.
-    failIfAsked('join', 'control-plane-join/etcd');
+    failIfAsked('join', 'etcd-join');
     writeManifests({ k8sVersion, nodeName, advertise, bindPort, clusterCfg: {}, withEtcd: true });
     writeNodeFile('/var/lib/etcd/member/stand-in', `etcd data of ${nodeName}\n`);
     await waitForApi(await startApiServer(bindPort, k8sVersion, end, endpoint));
     registerCluster(endpoint);
     registerNode(endpoint, nodeName);
   });
-  out(controlPlane ? '\nThis node has joined the cluster and a new control plane instance was created' : '\nThis node has joined the cluster');
+  out(
+    controlPlane ? '\nThis node has joined the cluster and a new control plane instance was created' : '\nThis node has joined the cluster',
+  );
 }
 
 function reset(args: string[]): void {
@@ -256,11 +302,19 @@ function loadConfig(file: string, kinds: string[]): Docs {
     const kind = str(doc.kind) ?? '';
     const fields = schemaFor(apiVersion)?.[kind];
     if (!fields || !kinds.includes(kind)) {
-      throw new KubeadmError(`no kind "${kind}" is registered for version "${apiVersion}" in scheme "k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm/scheme/scheme.go:31"`);
+      throw new KubeadmError(
+        `no kind "${kind}" is registered for version "${apiVersion}" in scheme "k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm/scheme/scheme.go:31"`,
+      );
     }
     const problems = validateDocument(doc, fields, kind);
-    if (problems.length > 0) throw new KubeadmError(`error unmarshaling configuration schema.GroupVersionKind{Group:"${apiVersion.split('/')[0]}", Version:"${apiVersion.split('/')[1]}", Kind:"${kind}"}: ${problems.join('; ')}`);
-    if (docs[kind]) throw new KubeadmError(`invalid configuration for GroupVersionKind ${apiVersion}, Kind=${kind}: kind and apiVersion is mandatory information that must be specified once`);
+    if (problems.length > 0)
+      throw new KubeadmError(
+        `error unmarshaling configuration schema.GroupVersionKind{Group:"${apiVersion.split('/')[0]}", Version:"${apiVersion.split('/')[1]}", Kind:"${kind}"}: ${problems.join('; ')}`,
+      );
+    if (docs[kind])
+      throw new KubeadmError(
+        `invalid configuration for GroupVersionKind ${apiVersion}, Kind=${kind}: kind and apiVersion is mandatory information that must be specified once`,
+      );
     docs[kind] = doc;
   }
   return docs;
@@ -282,16 +336,21 @@ function checkVersions(docs: Docs, k8sVersion: string | undefined): void {
   const own = kubeadmVersion(k8sVersion);
   for (const [kind, doc] of Object.entries(docs)) {
     if (doc.apiVersion === KUBEADM_V1BETA4 && minor(own) < 31) {
-      throw new KubeadmError(`no kind "${kind}" is registered for version "${KUBEADM_V1BETA4}" in scheme "k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm/scheme/scheme.go:31"`);
+      throw new KubeadmError(
+        `no kind "${kind}" is registered for version "${KUBEADM_V1BETA4}" in scheme "k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm/scheme/scheme.go:31"`,
+      );
     }
   }
   if (k8sVersion && (minor(k8sVersion) < minor(own) - 1 || minor(k8sVersion) > minor(own))) {
-    throw new KubeadmError(`this version of kubeadm (${own}) only supports deploying clusters with the control plane version >= 1.${minor(own) - 1}.0 and <= ${own}. Current version: ${k8sVersion}`);
+    throw new KubeadmError(
+      `this version of kubeadm (${own}) only supports deploying clusters with the control plane version >= 1.${minor(own) - 1}.0 and <= ${own}. Current version: ${k8sVersion}`,
+    );
   }
 }
 
 function checkToken(token: string): void {
-  if (!TOKEN.test(token)) throw new KubeadmError(`the bootstrap token "${token.replace(/\..*/, '.<secret>')}" was not of the form "[a-z0-9]{6}.[a-z0-9]{16}"`);
+  if (!TOKEN.test(token))
+    throw new KubeadmError(`the bootstrap token "${token.replace(/\..*/, '.<secret>')}" was not of the form "[a-z0-9]{6}.[a-z0-9]{16}"`);
 }
 
 // --- preflight -----------------------------------------------------------------------------------
@@ -304,9 +363,13 @@ function preflight({ controlPlane, join }: { controlPlane: boolean; join: boolea
   };
   if (controlPlane) {
     for (const name of MANIFESTS) fileAvailable(`/etc/kubernetes/manifests/${name}.yaml`);
-    if (existsSync(under('/var/lib/etcd')) && readdirSync(under('/var/lib/etcd')).length > 0) errors.push('[ERROR DirAvailable--var-lib-etcd]: /var/lib/etcd is not empty');
+    if (existsSync(under('/var/lib/etcd')) && readdirSync(under('/var/lib/etcd')).length > 0)
+      errors.push('[ERROR DirAvailable--var-lib-etcd]: /var/lib/etcd is not empty');
     for (const file of SHARED_PKI) {
-      if (!existsSync(under(`${PKI}/${file}`))) errors.push(`[ERROR SharedPKI]: stand-in: ${PKI}/${file} is missing (the certs phase writes the cluster's shared CAs before kubeadm runs)`);
+      if (!existsSync(under(`${PKI}/${file}`)))
+        errors.push(
+          `[ERROR SharedPKI]: stand-in: ${PKI}/${file} is missing (the certs phase writes the cluster's shared CAs before kubeadm runs)`,
+        );
     }
   }
   if (join) {
@@ -317,7 +380,10 @@ function preflight({ controlPlane, join }: { controlPlane: boolean; join: boolea
   if ((readNodeFile('/proc/sys/net/ipv4/ip_forward') ?? '0').trim() !== '1') {
     errors.push('[ERROR FileContent--proc-sys-net-ipv4-ip_forward]: /proc/sys/net/ipv4/ip_forward contents are not set to 1');
   }
-  const swaps = (readNodeFile('/proc/swaps') ?? '').split('\n').slice(1).filter((line) => line.trim());
+  const swaps = (readNodeFile('/proc/swaps') ?? '')
+    .split('\n')
+    .slice(1)
+    .filter((line) => line.trim());
   if (swaps.length > 0) errors.push('[ERROR Swap]: running with swap on is not supported. Please disable swap');
   if (!existsSync(under(`${STATE_DIR}/systemd/kubelet.service.enabled`))) {
     err("\t[WARNING Service-Kubelet]: kubelet service is not enabled, please run 'systemctl enable kubelet.service'");
@@ -347,13 +413,41 @@ function writeNodeKubeconfigs(spec: NodeKubeconfigs): void {
   const split = minor(k8sVersion) >= 29;
   const local = `https://${advertise}:${bindPort}`;
   writeKubeconfigs(loadCa('ca'), [
-    { file: '/etc/kubernetes/admin.conf', clusterName, server: `https://${endpoint}`, user: 'kubernetes-admin', commonName: 'kubernetes-admin', organizations: [split ? 'kubeadm:cluster-admins' : 'system:masters'] },
+    {
+      file: '/etc/kubernetes/admin.conf',
+      clusterName,
+      server: `https://${endpoint}`,
+      user: 'kubernetes-admin',
+      commonName: 'kubernetes-admin',
+      organizations: [split ? 'kubeadm:cluster-admins' : 'system:masters'],
+    },
     ...(split && spec.superAdmin
-      ? [{ file: '/etc/kubernetes/super-admin.conf', clusterName, server: `https://${endpoint}`, user: 'kubernetes-super-admin', commonName: 'kubernetes-super-admin', organizations: ['system:masters'] }]
+      ? [
+          {
+            file: '/etc/kubernetes/super-admin.conf',
+            clusterName,
+            server: `https://${endpoint}`,
+            user: 'kubernetes-super-admin',
+            commonName: 'kubernetes-super-admin',
+            organizations: ['system:masters'],
+          },
+        ]
       : []),
     kubeletKubeconfig(nodeName, clusterName, endpoint),
-    { file: '/etc/kubernetes/controller-manager.conf', clusterName, server: local, user: 'system:kube-controller-manager', commonName: 'system:kube-controller-manager' },
-    { file: '/etc/kubernetes/scheduler.conf', clusterName, server: local, user: 'system:kube-scheduler', commonName: 'system:kube-scheduler' },
+    {
+      file: '/etc/kubernetes/controller-manager.conf',
+      clusterName,
+      server: local,
+      user: 'system:kube-controller-manager',
+      commonName: 'system:kube-controller-manager',
+    },
+    {
+      file: '/etc/kubernetes/scheduler.conf',
+      clusterName,
+      server: local,
+      user: 'system:kube-scheduler',
+      commonName: 'system:kube-scheduler',
+    },
   ]);
 }
 
@@ -398,7 +492,12 @@ function writeManifests({ k8sVersion, nodeName, advertise, bindPort, clusterCfg,
     ],
     'kube-scheduler': ['--kubeconfig=/etc/kubernetes/scheduler.conf', ...flagsOf('scheduler')],
   };
-  if (withEtcd) pods.etcd = [`--name=${nodeName}`, `--advertise-client-urls=https://${advertise}:2379`, `--initial-advertise-peer-urls=https://${advertise}:2380`];
+  if (withEtcd)
+    pods.etcd = [
+      `--name=${nodeName}`,
+      `--advertise-client-urls=https://${advertise}:2379`,
+      `--initial-advertise-peer-urls=https://${advertise}:2380`,
+    ];
   for (const [name, flags] of Object.entries(pods)) {
     const image = name === 'etcd' ? 'registry.k8s.io/etcd:3.5.15-0' : `registry.k8s.io/${name}:${k8sVersion}`;
     const pod = {
@@ -413,9 +512,17 @@ function writeManifests({ k8sVersion, nodeName, advertise, bindPort, clusterCfg,
 
 /** kubelet's config and the flags kubeadm hands it: the container runtime and kubeletExtraArgs. */
 function writeKubeletFiles(registration: Doc, kubeletConfig: Doc | undefined): void {
-  const config = { apiVersion: 'kubelet.config.k8s.io/v1beta1', kind: 'KubeletConfiguration', cgroupDriver: 'systemd', ...(kubeletConfig ?? {}) };
+  const config = {
+    apiVersion: 'kubelet.config.k8s.io/v1beta1',
+    kind: 'KubeletConfiguration',
+    cgroupDriver: 'systemd',
+    ...(kubeletConfig ?? {}),
+  };
   writeNodeFile('/var/lib/kubelet/config.yaml', stringify(config));
-  const flags = [`--container-runtime-endpoint=${str(registration.criSocket) ?? 'unix:///var/run/containerd/containerd.sock'}`, ...extraArgs(registration.kubeletExtraArgs)];
+  const flags = [
+    `--container-runtime-endpoint=${str(registration.criSocket) ?? 'unix:///var/run/containerd/containerd.sock'}`,
+    ...extraArgs(registration.kubeletExtraArgs),
+  ];
   writeNodeFile('/var/lib/kubelet/kubeadm-flags.env', `KUBELET_KUBEADM_ARGS="${flags.join(' ')}"\n`);
 }
 
@@ -460,15 +567,24 @@ async function startApiServer(bindPort: number, k8sVersion: string, listensFrom:
     process.execPath,
     [
       script,
-      '--listen', listen,
-      '--cert', under(`${PKI}/apiserver.crt`),
-      '--key', under(`${PKI}/apiserver.key`),
-      '--client-ca', under(`${PKI}/ca.crt`),
-      '--state-dir', stateDir,
-      '--nodes-dir', nodesDir(endpoint),
-      '--version', k8sVersion,
-      '--pid-file', pidFile,
-      '--listen-at', String(Math.round(listensFrom)),
+      '--listen',
+      listen,
+      '--cert',
+      under(`${PKI}/apiserver.crt`),
+      '--key',
+      under(`${PKI}/apiserver.key`),
+      '--client-ca',
+      under(`${PKI}/ca.crt`),
+      '--state-dir',
+      stateDir,
+      '--nodes-dir',
+      nodesDir(endpoint),
+      '--version',
+      k8sVersion,
+      '--pid-file',
+      pidFile,
+      '--listen-at',
+      String(Math.round(listensFrom)),
     ],
     { detached: true, stdio: ['ignore', log, log] },
   );
@@ -522,7 +638,9 @@ async function waitForApi(api: ApiServer): Promise<void> {
     await sleep(25);
   }
   const logTail = (readNodeFile('/var/log/pke-standins/apiserver.log') ?? '').trim().split('\n').slice(-5).join('\n');
-  throw new KubeadmError(`error execution phase wait-control-plane: the API server stand-in at ${api.url} did not become ready: ${last}\n${logTail}`);
+  throw new KubeadmError(
+    `error execution phase wait-control-plane: the API server stand-in at ${api.url} did not become ready: ${last}\n${logTail}`,
+  );
 }
 
 /**
@@ -559,12 +677,17 @@ async function createTokenSecret(bootstrapToken: Doc): Promise<void> {
       // at once. A retry of a POST that did arrive gets 409, which is as good as 201.
       answer = await httpsRequest(url, { method: 'POST', body, ca: admin.ca, cert: admin.cert, key: admin.key, timeoutMs: 500 });
     } catch (error) {
-      if (Date.now() > deadline) throw new KubeadmError(`error execution phase bootstrap-token: error creating bootstrap token "${id}": POST ${url}: ${dialError(url, error)}`);
+      if (Date.now() > deadline)
+        throw new KubeadmError(
+          `error execution phase bootstrap-token: error creating bootstrap token "${id}": POST ${url}: ${dialError(url, error)}`,
+        );
       await sleep(100);
     }
   }
   if (answer.status !== 201 && answer.status !== 409) {
-    throw new KubeadmError(`error execution phase bootstrap-token: error creating bootstrap token "${id}": POST ${url}: HTTP ${answer.status} ${answer.body.slice(0, 200)}`);
+    throw new KubeadmError(
+      `error execution phase bootstrap-token: error creating bootstrap token "${id}": POST ${url}: HTTP ${answer.status} ${answer.body.slice(0, 200)}`,
+    );
   }
 }
 
@@ -572,7 +695,12 @@ function adminCredentials(): { server: string; ca: string; cert: string; key: st
   const kubeconfig = readNodeFile('/etc/kubernetes/admin.conf') ?? '';
   const value = (name: string) => new RegExp(`${name}: (\\S+)`).exec(kubeconfig)?.[1] ?? '';
   const decoded = (name: string) => Buffer.from(value(name), 'base64').toString('utf8');
-  return { server: value('server'), ca: decoded('certificate-authority-data'), cert: decoded('client-certificate-data'), key: decoded('client-key-data') };
+  return {
+    server: value('server'),
+    ca: decoded('certificate-authority-data'),
+    cert: decoded('client-certificate-data'),
+    key: decoded('client-key-data'),
+  };
 }
 
 /**
@@ -588,10 +716,17 @@ async function discover(endpoint: string, token: string, controlPlane: boolean):
   try {
     versionAnswer = await httpsRequest(`https://${endpoint}/version`, { timeoutMs: 10_000 });
   } catch (error) {
-    throw new KubeadmError(`error execution phase preflight: couldn't validate the identity of the API Server: Get "${clusterInfo}": ${dialError(clusterInfo, error)}`);
+    throw new KubeadmError(
+      `error execution phase preflight: couldn't validate the identity of the API Server: Get "${clusterInfo}": ${dialError(clusterInfo, error)}`,
+    );
   }
   const ca = controlPlane ? loadCa('ca') : clusterCa(endpoint);
-  const reader = issueEcdsaLeaf(ca, { commonName: 'pke-standin:token-authenticator', organizations: ['system:masters'], usage: 'client', validDays: 1 });
+  const reader = issueEcdsaLeaf(ca, {
+    commonName: 'pke-standin:token-authenticator',
+    organizations: ['system:masters'],
+    usage: 'client',
+    validDays: 1,
+  });
   const answer = await httpsRequest(`https://${endpoint}/api/v1/namespaces/kube-system/secrets/bootstrap-token-${id}`, {
     ca: ca.certPem,
     cert: reader.certPem,
@@ -634,19 +769,25 @@ function nodesDir(endpoint: string): string {
 function registerNode(endpoint: string, nodeName: string): void {
   const dir = nodesDir(endpoint);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, `${nodeName}.json`), `${JSON.stringify({ name: nodeName, registeredAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z') })}\n`);
+  writeFileSync(
+    path.join(dir, `${nodeName}.json`),
+    `${JSON.stringify({ name: nodeName, registeredAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z') })}\n`,
+  );
 }
 
 function unregisterCluster(): void {
   const entry = readNodeFile(`${STATE_DIR}/cluster-entry`);
-  if (entry && existsSync(path.join(entry, 'owner')) && readFileSync(path.join(entry, 'owner'), 'utf8') === root()) rmSync(entry, { recursive: true, force: true });
+  if (entry && existsSync(path.join(entry, 'owner')) && readFileSync(path.join(entry, 'owner'), 'utf8') === root())
+    rmSync(entry, { recursive: true, force: true });
   rmSync(under(`${STATE_DIR}/cluster-entry`), { force: true });
 }
 
 function clusterCa(endpoint: string): CertifiedKey {
   const entry = registryEntry(endpoint);
   if (!existsSync(path.join(entry, 'ca.crt'))) {
-    throw new KubeadmError(`error execution phase preflight: couldn't validate the identity of the API Server: stand-in: no cluster registered at ${endpoint} (under ${path.dirname(entry)})`);
+    throw new KubeadmError(
+      `error execution phase preflight: couldn't validate the identity of the API Server: stand-in: no cluster registered at ${endpoint} (under ${path.dirname(entry)})`,
+    );
   }
   return { certPem: readFileSync(path.join(entry, 'ca.crt'), 'utf8'), keyPem: readFileSync(path.join(entry, 'ca.key'), 'utf8') };
 }
@@ -701,7 +842,10 @@ function parseFlags(cmd: string, args: string[], known: Record<string, FlagKind>
     }
   }
   if (flags.has('config')) {
-    const mixed = [...flags.keys()].filter((name) => !['config', 'ignore-preflight-errors', 'dry-run', 'v', 'upload-certs', 'f', 'force'].includes(name) && !name.startsWith('skip-'));
+    const mixed = [...flags.keys()].filter(
+      (name) =>
+        !['config', 'ignore-preflight-errors', 'dry-run', 'v', 'upload-certs', 'f', 'force'].includes(name) && !name.startsWith('skip-'),
+    );
     if (mixed.length > 0) throw new KubeadmError(`can not mix '--config' with arguments [${mixed.join(' ')}]`);
   }
   return flags;

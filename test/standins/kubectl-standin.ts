@@ -48,7 +48,8 @@ async function apply(): Promise<void> {
       if (doc.errors.length > 0) exitWith(`error: error parsing ${file}: ${doc.errors[0]?.message}`, 1);
       const object = doc.toJS() as { apiVersion?: string; kind?: string; metadata?: { name?: string; namespace?: string } } | null;
       if (object === null) continue;
-      if (!object.apiVersion || !object.kind || !object.metadata?.name) exitWith(`error: error validating "${file}": apiVersion, kind and metadata.name are required`, 1);
+      if (!object.apiVersion || !object.kind || !object.metadata?.name)
+        exitWith(`error: error validating "${file}": apiVersion, kind and metadata.name are required`, 1);
       const key = `${object.kind}/${object.metadata.namespace ?? ''}/${object.metadata.name}`;
       const json = JSON.stringify(object);
       const verb = !applied.has(key) ? 'created' : applied.get(key) === json ? 'unchanged' : 'configured';

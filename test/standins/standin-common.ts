@@ -11,6 +11,8 @@ import path from 'node:path';
 export const CALL_LOG = '/var/log/pke-standins/calls.jsonl';
 /** Where stand-ins keep state that the real tools keep in the kernel or in systemd. */
 export const STATE_DIR = '/var/lib/pke-standins';
+/** The system's command directories, last on every PATH a stand-in run or a lab VM gets. */
+export const SYSTEM_PATH_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
 
 export interface CallRecord {
   time: string;
@@ -20,7 +22,8 @@ export interface CallRecord {
 
 export function root(): string {
   const value = process.env.PKE_ROOT;
-  if (!value || /^\/+$/.test(value)) exitWith(`${path.basename(process.argv[1] ?? 'stand-in')}: PKE_ROOT must name a scratch root (stand-ins never act on /)`, 2);
+  if (!value || /^\/+$/.test(value))
+    exitWith(`${path.basename(process.argv[1] ?? 'stand-in')}: PKE_ROOT must name a scratch root (stand-ins never act on /)`, 2);
   return value;
 }
 

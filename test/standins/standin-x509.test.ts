@@ -39,9 +39,23 @@ describe('the kubeadm stand-in’s certificates', () => {
   });
 
   const cases: [string, Omit<LeafOptions, 'keyType'>][] = [
-    ['a serving certificate with DNS names and IPv4 and IPv6 addresses', { commonName: 'kube-apiserver', altNames: ['kubernetes', 'kubernetes.default.svc.cluster.local', '10.96.0.1', '::1', 'fd00:10::1:2'], usage: 'server', validDays: 365 }],
-    ['a client certificate with a group', { commonName: 'system:node:w-1', organizations: ['system:nodes'], usage: 'client', validDays: 365 }],
-    ['a server-and-client certificate with two groups', { commonName: 'cp-1', organizations: ['a', 'b'], altNames: ['localhost'], usage: 'server-and-client', validDays: 1 }],
+    [
+      'a serving certificate with DNS names and IPv4 and IPv6 addresses',
+      {
+        commonName: 'kube-apiserver',
+        altNames: ['kubernetes', 'kubernetes.default.svc.cluster.local', '10.96.0.1', '::1', 'fd00:10::1:2'],
+        usage: 'server',
+        validDays: 365,
+      },
+    ],
+    [
+      'a client certificate with a group',
+      { commonName: 'system:node:w-1', organizations: ['system:nodes'], usage: 'client', validDays: 365 },
+    ],
+    [
+      'a server-and-client certificate with two groups',
+      { commonName: 'cp-1', organizations: ['a', 'b'], altNames: ['localhost'], usage: 'server-and-client', validDays: 1 },
+    ],
   ];
   it.each(cases)('are what the controller’s PKI code issues: %s', async (_, options) => {
     const theirs = await issueCertificate(ca, { ...options, keyType: 'ecdsa' });

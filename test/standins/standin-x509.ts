@@ -54,7 +54,9 @@ function issuer(ca: CertifiedKey): Issuer {
   let known = issuers.get(id);
   if (!known) {
     const caCert = new X509Certificate(ca.certPem);
-    const keyId = createHash('sha1').update(caCert.publicKey.export({ type: 'pkcs1', format: 'der' })).digest();
+    const keyId = createHash('sha1')
+      .update(caCert.publicKey.export({ type: 'pkcs1', format: 'der' }))
+      .digest();
     known = { subject: subjectOf(caCert), keyId, key: createPrivateKey(ca.keyPem) };
     issuers.set(id, known);
   }
@@ -66,7 +68,11 @@ function extensions(options: Omit<LeafOptions, 'keyType'>, caKeyId: Buffer): Buf
   return [
     extension('2.5.29.19', true, sequence()), // basicConstraints: not a CA
     extension('2.5.29.15', true, tlv(0x03, Buffer.from([5, 0xa0]))), // keyUsage: digitalSignature, keyEncipherment
-    extension('2.5.29.37', false, sequence(...(options.usage !== 'client' ? [SERVER_AUTH] : []), ...(options.usage !== 'server' ? [CLIENT_AUTH] : []))),
+    extension(
+      '2.5.29.37',
+      false,
+      sequence(...(options.usage !== 'client' ? [SERVER_AUTH] : []), ...(options.usage !== 'server' ? [CLIENT_AUTH] : [])),
+    ),
     extension('2.5.29.35', false, sequence(tlv(0x80, caKeyId))), // authorityKeyIdentifier
     ...(altNames.length > 0 ? [extension('2.5.29.17', false, sequence(...altNames))] : []),
   ];

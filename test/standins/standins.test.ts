@@ -24,7 +24,10 @@ describe('stand-ins', () => {
     const systemctl = (...args: string[]) => host.run('systemctl', args, { okExitCodes: [1, 3, 5] });
     expect(await systemctl('is-active', 'containerd')).toMatchObject({ exitCode: 3, stdout: 'inactive\n' });
     expect(await systemctl('is-enabled', 'containerd')).toMatchObject({ exitCode: 1, stdout: 'disabled\n' });
-    expect(await systemctl('start', 'nosuch')).toMatchObject({ exitCode: 5, stderr: 'Failed to start nosuch.service: Unit nosuch.service not found.\n' });
+    expect(await systemctl('start', 'nosuch')).toMatchObject({
+      exitCode: 5,
+      stderr: 'Failed to start nosuch.service: Unit nosuch.service not found.\n',
+    });
     expect(await systemctl('reload', 'containerd')).toMatchObject({ exitCode: 1 });
     expect(await systemctl('enable', '--now', 'containerd.service')).toMatchObject({ exitCode: 0 });
     expect(await systemctl('is-active', '--quiet', 'containerd')).toMatchObject({ exitCode: 0, stdout: '' });
@@ -32,9 +35,13 @@ describe('stand-ins', () => {
     // One block per unit in argument order, properties in systemd's order; an unknown unit is inactive with no unit file state.
     expect(await systemctl('show', '--property=UnitFileState,ActiveState', 'containerd', 'kubelet', 'nosuch')).toMatchObject({
       exitCode: 0,
-      stdout: 'ActiveState=active\nUnitFileState=enabled\n\nActiveState=inactive\nUnitFileState=disabled\n\nActiveState=inactive\nUnitFileState=\n',
+      stdout:
+        'ActiveState=active\nUnitFileState=enabled\n\nActiveState=inactive\nUnitFileState=disabled\n\nActiveState=inactive\nUnitFileState=\n',
     });
-    expect(await systemctl('show', '-p', 'Id,LoadState', '--value', 'nosuch')).toMatchObject({ exitCode: 0, stdout: 'nosuch.service\nnot-found\n' });
+    expect(await systemctl('show', '-p', 'Id,LoadState', '--value', 'nosuch')).toMatchObject({
+      exitCode: 0,
+      stdout: 'nosuch.service\nnot-found\n',
+    });
   });
 
   it('sysctl and modprobe act out the kernel: bridge settings exist only once br_netfilter is loaded', async () => {
@@ -72,8 +79,15 @@ describe('stand-ins', () => {
 
       await kubeadmReset(host, leader.node.log, { keepSharedPki: true });
       expect(() => process.kill(pid, 0)).toThrow();
-      await expect(httpsRequest(`https://127.0.0.1:${leader.port}/livez`, { ca: pki['ca.crt'] })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
-      for (const file of ['/etc/kubernetes/admin.conf', '/etc/kubernetes/manifests/etcd.yaml', '/etc/kubernetes/pki/apiserver.crt', '/var/lib/kubelet/config.yaml']) {
+      await expect(httpsRequest(`https://127.0.0.1:${leader.port}/livez`, { ca: pki['ca.crt'] })).rejects.toMatchObject({
+        code: 'ECONNREFUSED',
+      });
+      for (const file of [
+        '/etc/kubernetes/admin.conf',
+        '/etc/kubernetes/manifests/etcd.yaml',
+        '/etc/kubernetes/pki/apiserver.crt',
+        '/var/lib/kubelet/config.yaml',
+      ]) {
         expect(await host.exists(file)).toBe(false);
       }
       // The agent put back what kubeadm reset removed but the cluster still needs.

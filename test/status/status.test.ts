@@ -38,14 +38,20 @@ describe('pke-agent status', () => {
     await journal.finish('preflight', undefined);
     await journal.start('register');
     clock += 1500;
-    const failure = new CommandError('kubeadm join --config /etc/kubernetes/pke/kubeadm-join.yaml', 1, 'error execution phase preflight: too many learner members in cluster');
+    const failure = new CommandError(
+      'kubeadm join --config /etc/kubernetes/pke/kubeadm-join.yaml',
+      1,
+      'error execution phase preflight: too many learner members in cluster',
+    );
     await journal.fail('register', failure.message, failure.context);
 
     const text = await runAgent(['status', '--root', scratch.dir]);
     expect(text.exitCode).toBe(0);
     expect(text.stdout).toContain('Bootstrap   FAILED in register (attempt 1); 1 of');
     expect(text.stdout).toMatch(/^preflight\s+done\s+1\s+1\.5s/m);
-    expect(text.stdout).toMatch(/^register\s+failed\s+1\s+1\.5s\s+kubeadm join .* exited 1: error execution phase preflight: too many learner members in cluster/m);
+    expect(text.stdout).toMatch(
+      /^register\s+failed\s+1\s+1\.5s\s+kubeadm join .* exited 1: error execution phase preflight: too many learner members in cluster/m,
+    );
     expect(text.stdout).toContain('token set, for node-a, expires 2100-01-01T00:00:00.000Z');
     expect(text.stdout).not.toContain(token);
     expect(text.stdout).not.toContain('not shown');
@@ -66,7 +72,12 @@ describe('pke-agent status', () => {
   it('probes only when asked, and says what did not answer', async () => {
     const host = new Host({ root: scratch.dir });
     // A controller URL on a loopback port nobody listens on: the probe must fail fast and say so.
-    const config = agentConfigSchema.parse(validConfig({ controller: { url: 'https://127.0.0.1:9', caCert: TEST_CA_PEM, token: fakeNodeToken() }, controlPlaneEndpoint: { vip: '127.0.0.1', port: 9 } }));
+    const config = agentConfigSchema.parse(
+      validConfig({
+        controller: { url: 'https://127.0.0.1:9', caCert: TEST_CA_PEM, token: fakeNodeToken() },
+        controlPlaneEndpoint: { vip: '127.0.0.1', port: 9 },
+      }),
+    );
     mkdirSync(path.join(scratch.dir, 'var/lib/pke-agent'), { recursive: true });
     writeFileSync(path.join(scratch.dir, 'var/lib/pke-agent/config.json'), JSON.stringify(config));
     await host.ensureDir('/etc');

@@ -30,11 +30,17 @@ export const bootstrapCommand: CommandModule<GlobalArgs, BootstrapArgs> = {
       ctx.print(
         ctx.json
           ? JSON.stringify(PHASES.map((p) => ({ name: p.name, summary: p.summary, needs: p.needs })))
-          : renderTable(['PHASE', 'NEEDS', 'WHAT IT DOES'], PHASES.map((p) => [p.name, p.needs.join(',') || '-', p.summary])),
+          : renderTable(
+              ['PHASE', 'NEEDS', 'WHAT IT DOES'],
+              PHASES.map((p) => [p.name, p.needs.join(',') || '-', p.summary]),
+            ),
       );
       return;
     }
-    const [{ bootstrap }, { createNodeClient }] = await Promise.all([import('../../bootstrap/bootstrap.ts'), import('../../protocol/client.ts')]);
+    const [{ bootstrap }, { createNodeClient }] = await Promise.all([
+      import('../../bootstrap/bootstrap.ts'),
+      import('../../protocol/client.ts'),
+    ]);
     await bootstrap({
       host: ctx.host,
       log: ctx.log,

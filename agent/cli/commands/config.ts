@@ -8,7 +8,8 @@ interface ConfigShowArgs extends GlobalArgs {
 const showCommand: CommandModule<GlobalArgs, ConfigShowArgs> = {
   command: 'show',
   describe: 'Find and check the agent config as bootstrap would (nothing is written or redacted); print it without secrets',
-  builder: (yargs) => yargs.option('config', { type: 'string', describe: 'Read the config from this YAML or JSON file instead of guestinfo' }),
+  builder: (yargs) =>
+    yargs.option('config', { type: 'string', describe: 'Read the config from this YAML or JSON file instead of guestinfo' }),
   handler: async (args) => {
     const ctx = commandContext(args);
     const [{ loadConfig, describeSource }, { summarizeConfig }, { renderFields }] = await Promise.all([

@@ -87,8 +87,16 @@ const serveCommand: CommandModule<GlobalArgs, ServeArgs> = {
     yargs
       .option('data-dir', { type: 'string', default: DEFAULT_DATA_DIR, describe: 'Keys, tokens and state live here (mode 0700)' })
       .option('listen', { type: 'string', default: DEFAULT_LISTEN, describe: 'HOST:PORT to listen on (port 0: any free port)' })
-      .option('san', { type: 'string', array: true, default: [] as string[], describe: 'Extra DNS name or IP for the serving certificate (repeatable)' })
-      .option('advertise-url', { type: 'string', describe: 'The URL node configs point at (default: https://<first non-loopback IPv4>:<port>)' }),
+      .option('san', {
+        type: 'string',
+        array: true,
+        default: [] as string[],
+        describe: 'Extra DNS name or IP for the serving certificate (repeatable)',
+      })
+      .option('advertise-url', {
+        type: 'string',
+        describe: 'The URL node configs point at (default: https://<first non-loopback IPv4>:<port>)',
+      }),
   handler: async (args) => (await import('./controller/serve.ts')).serve(args),
 };
 
@@ -108,11 +116,24 @@ const clusterCreateCommand: CommandModule<GlobalArgs, ClusterCreateArgs> = {
       .option('service-cidr', { type: 'string', describe: 'default 10.96.0.0/12' })
       .option('token-ttl', { type: 'string', describe: 'Lifetime of node tokens in node configs, e.g. 24h (default)' })
       .option('lease-ttl', { type: 'string', describe: 'Leader lease TTL, e.g. 30s (default)' })
-      .option('cni', { choices: CNI_CHOICES, describe: 'The pod network the leader installs (default calico; none: the site brings its own)' })
-      .option('metallb-address', { type: 'string', array: true, describe: 'MetalLB layer-2 pool: a CIDR or FIRST-LAST range (repeatable; none: no MetalLB)' })
-      .option('cgroup-driver', { choices: ['systemd', 'cgroupfs'] as const, describe: 'How the nodes\' kubelet and containerd manage cgroups (default systemd; cgroupfs where systemd is not PID 1)' })
+      .option('cni', {
+        choices: CNI_CHOICES,
+        describe: 'The pod network the leader installs (default calico; none: the site brings its own)',
+      })
+      .option('metallb-address', {
+        type: 'string',
+        array: true,
+        describe: 'MetalLB layer-2 pool: a CIDR or FIRST-LAST range (repeatable; none: no MetalLB)',
+      })
+      .option('cgroup-driver', {
+        choices: ['systemd', 'cgroupfs'] as const,
+        describe: "How the nodes' kubelet and containerd manage cgroups (default systemd; cgroupfs where systemd is not PID 1)",
+      })
       .option('allow-cgroup-v1', { type: 'boolean', describe: 'Let kubelets from 1.35 run on cgroup v1 hosts' })
-      .option('image-repository', { type: 'string', describe: 'Where kubeadm pulls its images instead of registry.k8s.io (an air-gapped mirror)' })
+      .option('image-repository', {
+        type: 'string',
+        describe: 'Where kubeadm pulls its images instead of registry.k8s.io (an air-gapped mirror)',
+      })
       .option('file', { type: 'string', describe: 'A YAML or JSON cluster spec (the API body); flags override its fields' }),
   handler: async (args) => (await import('./controller/cluster.ts')).createCluster(args),
 };
@@ -139,7 +160,11 @@ const clusterVsphereCommand: CommandModule<GlobalArgs, ClusterVsphereArgs> = {
       .option('cluster', { type: 'string', demandOption: true, describe: 'Cluster id or name' })
       .option('server', { type: 'string', demandOption: true, describe: 'vCenter host name or IP address' })
       .option('username', { type: 'string', demandOption: true, describe: 'vCenter user for the CPI and CSI' })
-      .option('password-file', { type: 'string', demandOption: true, describe: 'File holding the password (- for stdin); never a flag, so it stays out of ps and shell history' })
+      .option('password-file', {
+        type: 'string',
+        demandOption: true,
+        describe: 'File holding the password (- for stdin); never a flag, so it stays out of ps and shell history',
+      })
       .option('datacenter', { type: 'string', array: true, demandOption: true, describe: 'Datacenter of the node VMs (repeatable)' })
       .option('insecure', { type: 'boolean', describe: "Do not verify vCenter's TLS certificate (labs only)" })
       .option('thumbprint', { type: 'string', describe: "vCenter's certificate fingerprint (hex pairs joined by colons)" }),

@@ -21,13 +21,19 @@ export const preflightCommand: CommandModule<GlobalArgs, PreflightArgs> = {
       .option('role', { choices: ['master', 'worker'] as const, default: 'master' as const, describe: 'The role to check for' }),
   handler: async (args) => {
     const ctx = commandContext(args);
-    const [{ renderTable }, { failedChecks }] = await Promise.all([import('../../core/table.ts'), import('../../preflight/node-checks.ts')]);
+    const [{ renderTable }, { failedChecks }] = await Promise.all([
+      import('../../core/table.ts'),
+      import('../../preflight/node-checks.ts'),
+    ]);
     let results;
     if (args.image) {
       const { imageChecks } = await import('../../preflight/image.ts');
       results = await imageChecks(ctx.host);
     } else {
-      const [{ nodeChecks }, { gatherFacts }] = await Promise.all([import('../../preflight/node-checks.ts'), import('../../node/facts.ts')]);
+      const [{ nodeChecks }, { gatherFacts }] = await Promise.all([
+        import('../../preflight/node-checks.ts'),
+        import('../../node/facts.ts'),
+      ]);
       results = await nodeChecks(ctx.host, await gatherFacts(ctx.host), { role: args.role });
     }
     ctx.print(
@@ -39,6 +45,9 @@ export const preflightCommand: CommandModule<GlobalArgs, PreflightArgs> = {
           ),
     );
     const failed = failedChecks(results);
-    if (failed.length > 0) throw new PkeError(`preflight${args.image ? ' --image' : ''}: ${failed.length} check(s) failed: ${failed.map((r) => r.name).join(', ')}`);
+    if (failed.length > 0)
+      throw new PkeError(
+        `preflight${args.image ? ' --image' : ''}: ${failed.length} check(s) failed: ${failed.map((r) => r.name).join(', ')}`,
+      );
   },
 };

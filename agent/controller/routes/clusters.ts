@@ -27,6 +27,8 @@ export const createClusterRoute = bind(API.createCluster, async ({ body: spec, r
   return clusterSummary(cluster);
 });
 
-export const listClustersRoute = bind(API.listClusters, ({ runtime }) => ({ clusters: Object.values(runtime.store.state.clusters).map(clusterSummary) }));
+export const listClustersRoute = bind(API.listClusters, ({ runtime }) => ({
+  clusters: Object.values(runtime.store.state.clusters).map(clusterSummary),
+}));
 
 export const showClusterRoute = bind(API.showCluster, ({ cluster }) => clusterSummary(cluster));

@@ -27,8 +27,8 @@ export const joinRoute = bind(API.join, async (context) => {
   if (me.role === 'master' && leaseHolder(cluster, Date.now()) === me.node) return initGrant(cluster, context.runtime, me);
   const slot = await waitForTurn(context, me);
   if (me.role !== 'master') {
-  await context.runtime.afterControlPlaneGrant(cluster.id);
-  return mintJoinGrant(context, me, slot);
+    await context.runtime.afterControlPlaneGrant(cluster.id);
+    return mintJoinGrant(context, me, slot);
   }
   const grant = mintJoinGrant(context, me, slot);
   context.runtime.makingControlPlaneGrant(cluster.id, grant);
@@ -53,7 +53,13 @@ export function initGrant(cluster: ClusterState, runtime: ControllerRuntime, me:
     touch.node(cluster.id, me.node);
     return current;
   });
-  return { mode: 'init', token: init.token, tokenExpiresAt: new Date(init.expiresAt).toISOString(), caCertHash: cluster.caCertHash, endpoint: clusterEndpoint(cluster) };
+  return {
+    mode: 'init',
+    token: init.token,
+    tokenExpiresAt: new Date(init.expiresAt).toISOString(),
+    caCertHash: cluster.caCertHash,
+    endpoint: clusterEndpoint(cluster),
+  };
 }
 
 /** Waits (up to `?wait=`) for an initialized cluster and, for control plane, the join slot. */
@@ -88,13 +94,27 @@ async function waitForTurn({ cluster, query, signal, runtime }: JoinContext, me:
 async function mintJoinGrant({ cluster, runtime, signal }: JoinContext, me: NodePrincipal, slot: JoinSlot | undefined): Promise<JoinGrant> {
   if (signal.aborted) throw new ApiProblem(503, 'internal', 'the client went away');
   const api = await runtime.clusterApi(cluster.id);
-  if (!api) throw new ApiProblem(503, 'cluster-api-unavailable', `cluster ${cluster.id} is initialized but the controller has no admin kubeconfig for it; the leader must report joined again`);
+  if (!api)
+    throw new ApiProblem(
+      503,
+      'cluster-api-unavailable',
+      `cluster ${cluster.id} is initialized but the controller has no admin kubeconfig for it; the leader must report joined again`,
+    );
   const token = generateBootstrapToken(cluster.spec.bootstrapTokenTtlSeconds);
   try {
     await api.createBootstrapTokenSecret(bootstrapTokenSecret(token, `pke-agent controller: join token for ${me.node}`));
   } catch (error) {
-    runtime.log.warn('join.token.failed', { cluster: cluster.id, node: me.node, error: errorMessage(error), answer: error instanceof ClusterApiError ? error.detail : undefined });
-    throw new ApiProblem(503, 'cluster-api-unavailable', `could not create the bootstrap token through the cluster API (${api.server}): ${errorMessage(error)}; retry`);
+    runtime.log.warn('join.token.failed', {
+      cluster: cluster.id,
+      node: me.node,
+      error: errorMessage(error),
+      answer: error instanceof ClusterApiError ? error.detail : undefined,
+    });
+    throw new ApiProblem(
+      503,
+      'cluster-api-unavailable',
+      `could not create the bootstrap token through the cluster API (${api.server}): ${errorMessage(error)}; retry`,
+    );
   }
   runtime.store.mutate((_, touch) => {
     const record = nodeOf(cluster, me);
@@ -116,8 +136,16 @@ async function mintJoinGrant({ cluster, runtime, signal }: JoinContext, me: Node
 function waitEnded(cluster: ClusterState, blocked: 'not-initialized' | 'slot-busy', waited: number): ApiProblem {
   if (blocked === 'not-initialized') {
     const holder = leaseHolder(cluster, Date.now());
-    return new ApiProblem(409, 'not-initialized', `cluster ${cluster.id} is not initialized after ${waited} s (${holder ? `leader: ${holder}` : 'no leader yet'}); ask again`);
+    return new ApiProblem(
+      409,
+      'not-initialized',
+      `cluster ${cluster.id} is not initialized after ${waited} s (${holder ? `leader: ${holder}` : 'no leader yet'}); ask again`,
+    );
   }
   const slot = liveSlot(cluster, Date.now());
-  return new ApiProblem(409, 'slot-busy', `the control-plane join slot of cluster ${cluster.id} is held by ${slot?.holder ?? 'another node'} until ${slot ? new Date(slot.expiresAt).toISOString() : 'it is freed'}; ask again`);
+  return new ApiProblem(
+    409,
+    'slot-busy',
+    `the control-plane join slot of cluster ${cluster.id} is held by ${slot?.holder ?? 'another node'} until ${slot ? new Date(slot.expiresAt).toISOString() : 'it is freed'}; ask again`,
+  );
 }

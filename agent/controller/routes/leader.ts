@@ -13,7 +13,8 @@ export const claimLeaderRoute = bind(API.claimLeader, ({ cluster, principal: me,
     touch.cluster(cluster.id);
     return claimLease(cluster, me.node, body.epoch, Date.now());
   });
-  if (cluster.leader.epoch !== before) runtime.log.info('leader.elected', { cluster: cluster.id, node: me.node, epoch: cluster.leader.epoch });
+  if (cluster.leader.epoch !== before)
+    runtime.log.info('leader.elected', { cluster: cluster.id, node: me.node, epoch: cluster.leader.epoch });
   runtime.changed(cluster);
   const answer: LeaderClaimResponse = { ...leaderView(cluster, Date.now()), granted };
   if (granted && !cluster.leader.initialized) answer.init = initGrant(cluster, runtime, me);
@@ -22,7 +23,10 @@ export const claimLeaderRoute = bind(API.claimLeader, ({ cluster, principal: me,
 
 export const leaderStateRoute = bind(API.leaderState, async ({ cluster, query, signal, runtime }) => {
   const deadline = Date.now() + query.wait * 1000;
-  const known = query.epoch === undefined && query.initialized === undefined ? undefined : { epoch: query.epoch ?? 0, initialized: query.initialized ?? false };
+  const known =
+    query.epoch === undefined && query.initialized === undefined
+      ? undefined
+      : { epoch: query.epoch ?? 0, initialized: query.initialized ?? false };
   for (;;) {
     const view = leaderView(cluster, Date.now());
     const differs = !known || view.epoch !== known.epoch || view.initialized !== known.initialized || view.holder === undefined;

@@ -23,7 +23,8 @@ export const nodeConfigRoute = bind(API.nodeConfig, async ({ cluster, body, runt
     // Checked again: another request may have claimed the name while the token was signed.
     assertSameIdentity(existing, body.role, pool);
     // A revoked name starts over: it may come back as another role, on another VM.
-    const node: NodeState = existing && existing.revokedAt === undefined ? existing : { name: body.name, role: body.role, pool, tokens: [] };
+    const node: NodeState =
+      existing && existing.revokedAt === undefined ? existing : { name: body.name, role: body.role, pool, tokens: [] };
     node.tokens = [...node.tokens.filter((t) => t.expiresAt > now), { jti: minted.jti, expiresAt: minted.expiresAt }];
     cluster.nodes[body.name] = node;
     pruneRevocations(cluster, now);
@@ -100,13 +101,19 @@ async function deleteJoinToken(cluster: ClusterState, id: string, runtime: Contr
     await (await runtime.clusterApi(cluster.id))?.deleteBootstrapTokenSecret(id);
     runtime.log.info('join.token.deleted', { cluster: cluster.id, bootstrapId: id });
   } catch (error) {
-    runtime.log.warn('join.token.delete-failed', { cluster: cluster.id, bootstrapId: id, error: errorMessage(error), answer: error instanceof ClusterApiError ? error.detail : undefined });
+    runtime.log.warn('join.token.delete-failed', {
+      cluster: cluster.id,
+      bootstrapId: id,
+      error: errorMessage(error),
+      answer: error instanceof ClusterApiError ? error.detail : undefined,
+    });
   }
 }
 
 function nodePool(cluster: ClusterState, request: NodeConfigRequest): string {
   if (request.role === 'master') {
-    if (request.pool !== undefined && request.pool !== CONTROL_PLANE_POOL) throw badRequest(`control-plane nodes have no worker pool; leave pool out`, 'pool');
+    if (request.pool !== undefined && request.pool !== CONTROL_PLANE_POOL)
+      throw badRequest(`control-plane nodes have no worker pool; leave pool out`, 'pool');
     return CONTROL_PLANE_POOL;
   }
   const pools = cluster.spec.pools.map((p) => p.name);

@@ -16,7 +16,9 @@ export const registerRoute = bind(API.register, ({ cluster, principal, body, run
     const record = nodeOf(cluster, principal);
     const previous = record.registration;
     if (previous && previous.uuid !== body.uuid) {
-      throw conflict(`node ${record.name} is registered already by the VM with BIOS UUID ${previous.uuid}; this VM has ${body.uuid}. Two VMs claim the same name`);
+      throw conflict(
+        `node ${record.name} is registered already by the VM with BIOS UUID ${previous.uuid}; this VM has ${body.uuid}. Two VMs claim the same name`,
+      );
     }
     record.registration = {
       ...body,
@@ -38,7 +40,13 @@ export const eventsRoute = bind(API.events, ({ cluster, principal, body, runtime
   });
   for (const event of body.events) {
     if (event.type === 'fail') {
-      runtime.log.warn('node.phase.failed', { cluster: cluster.id, node: principal.node, phase: event.phase, attempt: event.attempt, error: event.message });
+      runtime.log.warn('node.phase.failed', {
+        cluster: cluster.id,
+        node: principal.node,
+        phase: event.phase,
+        attempt: event.attempt,
+        error: event.message,
+      });
     }
   }
 });
@@ -67,7 +75,10 @@ export const joinedRoute = bind(API.joined, async ({ cluster, principal: me, bod
     checkLease();
     if (!isHolder()) throw fenced(cluster, me.node, body.epoch ?? cluster.leader.epoch, Date.now());
   } else if (isHolder() && !cluster.leader.initialized) {
-    throw badRequest('the leader reports joined with the admin kubeconfig (admin.conf), so that the controller can mint join tokens', 'adminKubeconfig');
+    throw badRequest(
+      'the leader reports joined with the admin kubeconfig (admin.conf), so that the controller can mint join tokens',
+      'adminKubeconfig',
+    );
   }
   runtime.store.mutate((_, touch) => {
     const now = Date.now();
@@ -84,7 +95,8 @@ export const joinedRoute = bind(API.joined, async ({ cluster, principal: me, bod
 
 /** The node's kubelet is Ready and its bootstrap is done. */
 export const readyRoute = bind(API.ready, ({ cluster, principal: me, runtime }) => {
-  if (cluster.nodes[me.node]?.joinedAt === undefined) throw conflict(`node ${me.node} reports ready before it reported joined (its kubeadm init or join)`);
+  if (cluster.nodes[me.node]?.joinedAt === undefined)
+    throw conflict(`node ${me.node} reports ready before it reported joined (its kubeadm init or join)`);
   runtime.store.mutate((_, touch) => {
     nodeOf(cluster, me).readyAt ??= Date.now();
     touch.node(cluster.id, me.node);
@@ -124,7 +136,9 @@ function applyEvent(record: NodeState, event: PhaseEvent): void {
   const at = Date.parse(event.at);
   record.phaseAt = Number.isNaN(at) ? Date.now() : at;
   if (event.type === 'fail') {
-    const detail = [event.command && `command: ${event.command}`, event.exitCode !== undefined && `exit ${event.exitCode}`].filter(Boolean).join(', ');
+    const detail = [event.command && `command: ${event.command}`, event.exitCode !== undefined && `exit ${event.exitCode}`]
+      .filter(Boolean)
+      .join(', ');
     record.lastError = `${event.phase} (attempt ${event.attempt}): ${event.message ?? 'failed'}${detail ? ` (${detail})` : ''}`;
   }
 }

@@ -13,7 +13,8 @@ function clusterStatus(cluster: ClusterState, now: number): ClusterStatus {
   const view = leaderView(cluster, now);
   const slot = liveSlot(cluster, now);
   const nodes = Object.values(cluster.nodes).sort(
-    (a, b) => (a.registration?.seq ?? Number.MAX_SAFE_INTEGER) - (b.registration?.seq ?? Number.MAX_SAFE_INTEGER) || a.name.localeCompare(b.name),
+    (a, b) =>
+      (a.registration?.seq ?? Number.MAX_SAFE_INTEGER) - (b.registration?.seq ?? Number.MAX_SAFE_INTEGER) || a.name.localeCompare(b.name),
   );
   return {
     cluster: {

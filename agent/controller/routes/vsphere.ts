@@ -16,8 +16,10 @@ export const setVsphereRoute = bind(API.setVsphere, async ({ cluster, body, runt
 });
 
 export const getVsphereRoute = bind(API.getVsphere, async ({ cluster, principal: me, runtime }) => {
-  if (leaseHolder(cluster, Date.now()) !== me.node) throw forbidden(`only the leader reads the vCenter connection; ${me.node} does not hold the lease`);
+  if (leaseHolder(cluster, Date.now()) !== me.node)
+    throw forbidden(`only the leader reads the vCenter connection; ${me.node} does not hold the lease`);
   const text = await runtime.dataDir.readVsphereCredentials(cluster.id);
-  if (text === undefined) throw notFound(`no vCenter connection is set for cluster ${cluster.name}: set it with \`pke-agent controller cluster vsphere\``);
+  if (text === undefined)
+    throw notFound(`no vCenter connection is set for cluster ${cluster.name}: set it with \`pke-agent controller cluster vsphere\``);
   return vsphereCredentialsSchema.parse(JSON.parse(text));
 });

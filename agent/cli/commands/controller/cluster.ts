@@ -62,7 +62,14 @@ export async function listClusters(args: ConnectionArgs): Promise<void> {
       ctx.print(JSON.stringify(clusters));
       return;
     }
-    const rows = clusters.map((c) => [c.id, c.name, c.spec.kubernetesVersion, `${c.spec.controlPlaneEndpoint.vip}:${c.spec.controlPlaneEndpoint.port}`, c.nodes, c.initialized ? 'yes' : 'no']);
+    const rows = clusters.map((c) => [
+      c.id,
+      c.name,
+      c.spec.kubernetesVersion,
+      `${c.spec.controlPlaneEndpoint.vip}:${c.spec.controlPlaneEndpoint.port}`,
+      c.nodes,
+      c.initialized ? 'yes' : 'no',
+    ]);
     ctx.print(renderTable(['ID', 'NAME', 'KUBERNETES', 'ENDPOINT', 'NODES', 'INITIALIZED'], rows));
   } finally {
     await client.close();
@@ -92,7 +99,14 @@ const VSPHERE_FLAGS: Record<string, string> = {
 export async function setVsphere(args: ClusterVsphereArgs): Promise<void> {
   const ctx = commandContext(args);
   const password = (await readPassword(args['password-file'])).replace(/\r?\n$/, '');
-  const credentials = { server: args.server, username: args.username, password, datacenters: args.datacenter, insecure: args.insecure ?? false, thumbprint: args.thumbprint };
+  const credentials = {
+    server: args.server,
+    username: args.username,
+    password,
+    datacenters: args.datacenter,
+    insecure: args.insecure ?? false,
+    thumbprint: args.thumbprint,
+  };
   const parsed = vsphereCredentialsSchema.safeParse(credentials);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -104,7 +118,11 @@ export async function setVsphere(args: ClusterVsphereArgs): Promise<void> {
     await client.setVsphere(args.cluster, parsed.data).catch((error: unknown) => {
       throw asInputError(error, VSPHERE_FLAGS);
     });
-    ctx.print(ctx.json ? JSON.stringify({ cluster: args.cluster, server: args.server }) : `vCenter connection for ${args.cluster} set: ${args.username} at ${args.server}`);
+    ctx.print(
+      ctx.json
+        ? JSON.stringify({ cluster: args.cluster, server: args.server })
+        : `vCenter connection for ${args.cluster} set: ${args.username} at ${args.server}`,
+    );
   } finally {
     await client.close();
   }
@@ -132,7 +150,10 @@ async function clusterSpec(args: ClusterCreateArgs): Promise<ClusterSpecInput> {
   set('name', args.name);
   set('kubernetesVersion', args['kubernetes-version']);
   set('controlPlaneNodes', args['control-plane-nodes']);
-  set('pools', args.pool?.map((name) => ({ name })));
+  set(
+    'pools',
+    args.pool?.map((name) => ({ name })),
+  );
   set('podCidr', args['pod-cidr']);
   set('serviceCidr', args['service-cidr']);
   set('nodeTokenTtlSeconds', args['token-ttl'] === undefined ? undefined : parseDuration('--token-ttl', args['token-ttl']));
@@ -172,7 +193,8 @@ async function readSpecFile(file: string): Promise<Partial<ClusterSpecInput>> {
   } catch (error) {
     throw new InputError(`--file: ${file} is not YAML or JSON: ${errorMessage(error)}`, { path: file });
   }
-  if (typeof document !== 'object' || document === null || Array.isArray(document)) throw new InputError(`--file: ${file} must hold a mapping (the cluster spec)`);
+  if (typeof document !== 'object' || document === null || Array.isArray(document))
+    throw new InputError(`--file: ${file} must hold a mapping (the cluster spec)`);
   return document as Partial<ClusterSpecInput>;
 }
 
@@ -181,7 +203,8 @@ function describeAddons(addons: ClusterSummary['spec']['addons']): string {
   if (!addons.kubeProxy) parts.push('no kube-proxy');
   if (!addons.coreDns) parts.push('no CoreDNS');
   if (addons.metallb) parts.push(`metallb ${addons.metallb.addresses.join(' ')}`);
-  if (addons.vsphere) parts.push(`vsphere-cpi, vsphere-csi${addons.vsphere.storagePolicy ? ` (storage policy ${addons.vsphere.storagePolicy})` : ''}`);
+  if (addons.vsphere)
+    parts.push(`vsphere-cpi, vsphere-csi${addons.vsphere.storagePolicy ? ` (storage policy ${addons.vsphere.storagePolicy})` : ''}`);
   return parts.join(', ');
 }
 
@@ -191,12 +214,18 @@ function describeCluster(cluster: ClusterSummary): string {
     ['id', cluster.id],
     ['name', cluster.name],
     ['kubernetes', spec.kubernetesVersion],
-    ['endpoint', `${spec.controlPlaneEndpoint.vip}:${spec.controlPlaneEndpoint.port}${spec.controlPlaneEndpoint.interface ? ` on ${spec.controlPlaneEndpoint.interface}` : ''}`],
+    [
+      'endpoint',
+      `${spec.controlPlaneEndpoint.vip}:${spec.controlPlaneEndpoint.port}${spec.controlPlaneEndpoint.interface ? ` on ${spec.controlPlaneEndpoint.interface}` : ''}`,
+    ],
     ['control plane', `${spec.controlPlaneNodes} nodes`],
     ['pools', spec.pools.map((p) => p.name).join(', ')],
     ['pod / service CIDR', `${spec.podCidr} / ${spec.serviceCidr}`],
     ['add-ons', describeAddons(spec.addons)],
-    ['node runtime', `${spec.cgroupDriver} cgroup driver${spec.allowCgroupV1 ? ', cgroup v1 hosts allowed' : ''}; images from ${spec.imageRepository ?? 'registry.k8s.io'}`],
+    [
+      'node runtime',
+      `${spec.cgroupDriver} cgroup driver${spec.allowCgroupV1 ? ', cgroup v1 hosts allowed' : ''}; images from ${spec.imageRepository ?? 'registry.k8s.io'}`,
+    ],
     ['node token TTL', `${spec.nodeTokenTtlSeconds} s`],
     ['leader lease TTL', `${spec.leaseTtlSeconds} s`],
     ['virtual_router_id', cluster.virtualRouterId],

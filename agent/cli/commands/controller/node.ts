@@ -30,7 +30,15 @@ export async function nodeConfig(args: NodeConfigArgs): Promise<void> {
     const config = await client.nodeConfig(args.cluster, parsed.data).catch((error: unknown) => {
       throw asInputError(error, NODE_FLAGS);
     });
-    ctx.log.info('node-config', { cluster: config.cluster.id, node: config.node, role: config.role, pool: config.pool, jti: config.tokenId, expires: config.tokenExpiresAt, bytes: config.encodedBytes });
+    ctx.log.info('node-config', {
+      cluster: config.cluster.id,
+      node: config.node,
+      role: config.role,
+      pool: config.pool,
+      jti: config.tokenId,
+      expires: config.tokenExpiresAt,
+      bytes: config.encodedBytes,
+    });
     ctx.print(formatGuestinfo(args.format, config.node, config.guestinfo));
   } finally {
     await client.close();
@@ -42,10 +50,14 @@ export async function revoke(args: RevokeArgs): Promise<void> {
   if ((args.name === undefined) === (args.jti === undefined)) throw new InputError('give exactly one of --name and --jti');
   const client = await adminClient(args);
   try {
-    const answer = await client.revoke(args.cluster, args.name !== undefined ? { node: args.name } : { jti: args.jti ?? '' }).catch((error: unknown) => {
-      throw asInputError(error, { node: '--name', jti: '--jti' });
-    });
-    ctx.print(ctx.json ? JSON.stringify(answer) : answer.revoked.length === 0 ? 'no live tokens to revoke' : `revoked ${answer.revoked.join(', ')}`);
+    const answer = await client
+      .revoke(args.cluster, args.name !== undefined ? { node: args.name } : { jti: args.jti ?? '' })
+      .catch((error: unknown) => {
+        throw asInputError(error, { node: '--name', jti: '--jti' });
+      });
+    ctx.print(
+      ctx.json ? JSON.stringify(answer) : answer.revoked.length === 0 ? 'no live tokens to revoke' : `revoked ${answer.revoked.join(', ')}`,
+    );
   } finally {
     await client.close();
   }

@@ -43,5 +43,9 @@ function statusText(status: ClusterStatus): string {
     n.readyAt ?? '-',
     n.lastError ?? '',
   ]);
-  return [...header.map(escapeControl), '', renderTable(['NODE', 'ROLE', 'POOL', 'STATE', 'PRIMARY IP', 'PHASE', 'JOINED AT', 'READY AT', 'LAST ERROR'], rows)].join('\n');
+  return [
+    ...header.map(escapeControl),
+    '',
+    renderTable(['NODE', 'ROLE', 'POOL', 'STATE', 'PRIMARY IP', 'PHASE', 'JOINED AT', 'READY AT', 'LAST ERROR'], rows),
+  ].join('\n');
 }

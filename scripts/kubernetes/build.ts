@@ -324,13 +324,23 @@ function run(step: Step): Promise<string> {
         if (!error) return resolve(stdout);
         const code = (error as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') return reject(new BuildError(`${step.what}: ${step.command[0]} not found`));
-        const tail = `${stderr}`.trim().split('\n').slice(-6).join('\n');
+        const tail = failureText(`${stderr}`, `${stdout}`).split('\n').slice(-6).join('\n');
         reject(
           new BuildError(`${step.what}: \`${shortCommand(step.command)}\` exited ${error.code ?? error.signal}${proxyHint(tail)}: ${tail}`),
         );
       },
     );
   });
+}
+
+/** What a failed command said: its stderr, or the `Error` that `go ... -json` puts in its stdout instead. */
+function failureText(stderr: string, stdout: string): string {
+  if (stderr.trim()) return stderr.trim();
+  try {
+    return String((JSON.parse(stdout) as { Error?: unknown }).Error ?? stdout).trim();
+  } catch {
+    return stdout.trim();
+  }
 }
 
 function shortCommand(command: string[]): string {

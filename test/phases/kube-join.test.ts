@@ -84,7 +84,8 @@ describe('kube-join', () => {
     expect(phase.appliesTo?.(ctx)).toBe(true);
 
     const env = {
-      PKE_STANDIN_KUBEADM_FAIL: 'join:error creating local etcd static pod manifest file: etcdserver: too many learner members in cluster:2',
+      PKE_STANDIN_KUBEADM_FAIL:
+        'join:error creating local etcd static pod manifest file: etcdserver: too many learner members in cluster:2',
       PKE_STANDIN_APISERVER_LISTEN: `127.0.0.1:${await freePort()}`,
       PKE_STANDIN_CLUSTER_DIR: clusterDir,
     };

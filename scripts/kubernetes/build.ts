@@ -3,8 +3,8 @@
  * Builds the real Kubernetes binaries from their Go modules, pinned in releases.ts, into a cache
  * outside the clone (releases.ts says where). k8s.io/kubernetes cannot be `go install`ed: its
  * go.mod replaces the staging modules (k8s.io/api, client-go, ...) with its own tree. A go.mod of
- * ours requires it and replaces each staging module with the release of the same number, as
- * Kubernetes' own docs advise for using it as a library. etcd builds from go.etcd.io/etcd the
+ * ours requires it and replaces each staging module with the release of the same number (the
+ * usual way to build its commands outside its own tree). etcd builds from go.etcd.io/etcd the
  * same way. Binaries already built (a stamp beside them says what and how) are not built again.
  *
  *   node scripts/kubernetes/build.ts                  what the tests and the lab need
@@ -39,10 +39,6 @@ import {
 const GO_MINIMUM = [1, 26] as const;
 const BUILD_TIMEOUT_MS = 80 * 60_000;
 
-/**
- * What `npm test` and `npm run lab` need: the whole newest release, and kubeadm of the older one
- * (its configs are validated in the tests). `--all` builds the rest for upgrades.
- */
 interface PlanEntry {
   release: KubernetesRelease;
   commands: readonly KubernetesCommand[];
@@ -51,6 +47,10 @@ interface PlanEntry {
   images: boolean;
 }
 
+/**
+ * What `npm test` and `npm run lab` need: the whole newest release, and kubeadm of the older one
+ * (its configs are validated in the tests). `--all` builds the rest for upgrades.
+ */
 const DEFAULT_PLAN: readonly PlanEntry[] = [
   { release: NEWEST_RELEASE, commands: KUBERNETES_COMMANDS, etcd: true, images: true },
   ...KUBERNETES_RELEASES.filter((r) => r !== NEWEST_RELEASE).map((release) => ({
@@ -70,7 +70,7 @@ interface Step {
   env?: NodeJS.ProcessEnv;
 }
 
-export async function main(argv: string[]): Promise<number> {
+async function main(argv: string[]): Promise<number> {
   let plan: readonly PlanEntry[];
   try {
     plan = parsePlan(argv);

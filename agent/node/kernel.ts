@@ -23,6 +23,19 @@ export const SYSCTL_TEXT = `# pke: pod traffic crosses bridges and is forwarded 
   .map(([key, value]) => `${key} = ${value}`)
   .join('\n')}\n`;
 
+/** The setting a module brings with it, for the modules that bring one. */
+const SETTING_OF_MODULE: ReadonlyMap<string, string> = new Map([['br_netfilter', 'net.bridge.bridge-nf-call-iptables']]);
+
+/**
+ * The files any of which shows that a module is loaded or built into the kernel: /sys/module/NAME,
+ * which a module built in without parameters lacks (br_netfilter), and the file of the setting it
+ * brings, which kubeadm's preflight reads.
+ */
+export function moduleEvidence(module: string): string[] {
+  const setting = SETTING_OF_MODULE.get(module);
+  return [`/sys/module/${module}`, ...(setting === undefined ? [] : [sysctlPath(setting)])];
+}
+
 /** The kernel's file for a setting: `net.ipv4.ip_forward` is /proc/sys/net/ipv4/ip_forward. */
 export function sysctlPath(key: string): string {
   return `/proc/sys/${key.replaceAll('.', '/')}`;

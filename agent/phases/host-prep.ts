@@ -8,7 +8,16 @@ import {
   parseContainerdMajor,
   renderContainerdConfig,
 } from '../kube/containerd-config.ts';
-import { KERNEL_MODULES, MODULES_LOAD_FILE, MODULES_LOAD_TEXT, SYSCTL_FILE, SYSCTL_TEXT, SYSCTLS, sysctlPath } from '../node/kernel.ts';
+import {
+  KERNEL_MODULES,
+  MODULES_LOAD_FILE,
+  MODULES_LOAD_TEXT,
+  moduleEvidence,
+  SYSCTL_FILE,
+  SYSCTL_TEXT,
+  SYSCTLS,
+  sysctlPath,
+} from '../node/kernel.ts';
 import type { Phase, PhaseContext } from './phase.ts';
 
 /**
@@ -137,20 +146,12 @@ function startPass(host: Host, cgroupDriver: CgroupDriver): Pass {
   return { host, cgroupDriver, units: () => (units ??= host.service.states(UNITS)) };
 }
 
-/**
- * What shows a module is there besides /sys/module/NAME, which a module built into the kernel
- * lacks when it has no parameters (br_netfilter): the sysctls it brings, which kubeadm's preflight reads.
- */
-const MODULE_EVIDENCE: ReadonlyMap<string, string> = new Map([['br_netfilter', '/proc/sys/net/bridge/bridge-nf-call-iptables']]);
-
 /** Neither loaded nor built into the kernel. */
 async function missingModules(host: Host): Promise<string[]> {
   const missing: string[] = [];
   for (const module of KERNEL_MODULES) {
-    const evidence = MODULE_EVIDENCE.get(module);
-    if (await host.exists(`/sys/module/${module}`)) continue;
-    if (evidence !== undefined && (await host.exists(evidence))) continue;
-    missing.push(module);
+    const present = await Promise.all(moduleEvidence(module).map((file) => host.exists(file)));
+    if (!present.includes(true)) missing.push(module);
   }
   return missing;
 }

@@ -15,7 +15,7 @@
  * the command, its exit code and the end of its output; also kept in the last-build-error file for
  * the tests that skip), 2 for bad arguments.
  */
-import { execFile } from 'node:child_process';
+import { execa } from 'execa';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -314,23 +314,21 @@ function versionLdflags(version: string): string[] {
   );
 }
 
-function run(step: Step): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      step.command[0]!,
-      step.command.slice(1),
-      { cwd: step.cwd, env: { ...process.env, ...step.env }, maxBuffer: 64 * 1024 * 1024, timeout: BUILD_TIMEOUT_MS },
-      (error, stdout, stderr) => {
-        if (!error) return resolve(stdout);
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT') return reject(new BuildError(`${step.what}: ${step.command[0]} not found`));
-        const tail = failureText(`${stderr}`, `${stdout}`).split('\n').slice(-6).join('\n');
-        reject(
-          new BuildError(`${step.what}: \`${shortCommand(step.command)}\` exited ${error.code ?? error.signal}${proxyHint(tail)}: ${tail}`),
-        );
-      },
-    );
+async function run(step: Step): Promise<string> {
+  const [file, ...args] = step.command;
+  const result = await execa(file!, args, {
+    cwd: step.cwd,
+    env: step.env,
+    reject: false,
+    timeout: BUILD_TIMEOUT_MS,
+    maxBuffer: 64 * 1024 * 1024,
   });
+  if (!result.failed) return result.stdout;
+  if (result.code === 'ENOENT') throw new BuildError(`${step.what}: ${file} not found`);
+  const tail = failureText(result.stderr, result.stdout).split('\n').slice(-6).join('\n');
+  throw new BuildError(
+    `${step.what}: \`${shortCommand(step.command)}\` exited ${result.exitCode ?? result.signal}${proxyHint(tail)}: ${tail}`,
+  );
 }
 
 /** What a failed command said: its stderr, or the `Error` that `go ... -json` puts in its stdout instead. */

@@ -22,7 +22,7 @@ import {
 import { STATE_DIR, SYSTEM_PATH_DIRS } from '../../test/standins/standin-common.ts';
 import type { KubernetesRelease } from '../kubernetes/releases.ts';
 import { createNetwork, holderOf, removeNamespaces, type LabHost, type LabNetwork } from './network.ts';
-import { bootClone, realTierClusterSpec, realTierPath, realTierStandinDir } from './real-node.ts';
+import { bootClone, bootFromDisk, makeRealTierStandinDir, realTierClusterSpec, realTierEnvironment } from './real-node.ts';
 import { LabVm, processesNamed, removeLeftoverVms } from './vm.ts';
 
 export const REPO = path.resolve(import.meta.dirname, '../..');
@@ -80,6 +80,7 @@ export class Lab {
   private controller: ResultPromise | undefined;
   private readonly controllerHost: LabHost;
   private templateContainerdConfig: string | undefined;
+  private realTierBin: string | undefined;
 
   private constructor(options: LabOptions, network: LabNetwork, nodes: LabNode[]) {
     this.options = options;
@@ -241,14 +242,7 @@ export class Lab {
   async powerOn(node: LabNode): Promise<void> {
     if (node.vm) return;
     node.vm = await LabVm.boot(this.vmSpec(node));
-    const boot = [
-      // Which units were active is runtime state, gone with the power.
-      `rm -f ${STATE_DIR}/systemd/*.active`,
-      'for unit in containerd kubelet keepalived; do if systemctl is-enabled -q $unit; then systemctl start $unit; fi; done',
-    ].join('\n');
-    const result = await node.vm.run('sh', ['-c', boot], { env: this.nodeEnvironment(node), reject: false, all: true });
-    if (result.exitCode !== 0)
-      throw new Error(`VM ${node.name}: booting from its disk failed (exit ${result.exitCode}): ${String(result.all).trim()}`);
+    await bootFromDisk(node.vm, this.nodeEnvironment(node));
   }
 
   private vmSpec(node: LabNode) {
@@ -302,20 +296,14 @@ export class Lab {
 
   /** The environment a VM's bootstrap sees: guestinfo through the environment transport, stand-ins first on PATH. */
   nodeEnvironment(node: LabNode): Record<string, string> {
-    const env = this.options.real ? this.realEnvironment(this.options.real) : this.standinEnvironment(node);
+    const tier = this.options.real ? realTierEnvironment(this.options.real, this.realTierStandinDir()) : this.standinEnvironment(node);
+    const env: Record<string, string> = { ...tier, VMX_GUESTINFO: '1', ...this.options.nodeEnv };
     for (const [key, value] of Object.entries(node.guestinfo)) env[`VMX_${key.toUpperCase().replace(/\./g, '_')}`] = value;
     return env;
   }
 
-  /** A real-tier VM sees its own `/`: no scratch root, real binaries first on PATH. */
-  private realEnvironment(release: KubernetesRelease): Record<string, string> {
-    return {
-      PATH: realTierPath(release, realTierStandinDir(this.options.workDir, STANDIN_BIN), path.dirname(process.execPath)),
-      HOME: '/root',
-      VMX_GUESTINFO: '1',
-      PKE_STANDIN_SYSTEMD_RUN: 'containerd kubelet keepalived',
-      ...this.options.nodeEnv,
-    };
+  private realTierStandinDir(): string {
+    return (this.realTierBin ??= makeRealTierStandinDir(this.options.workDir, STANDIN_BIN));
   }
 
   private standinEnvironment(node: LabNode): Record<string, string> {
@@ -323,12 +311,10 @@ export class Lab {
       PATH: [STANDIN_BIN, path.dirname(process.execPath), ...SYSTEM_PATH_DIRS].join(':'),
       HOME: node.root,
       PKE_ROOT: node.root,
-      VMX_GUESTINFO: '1',
       // Where the kubeadm stand-in keeps what a real cluster would serve (cluster-info), shared by the VMs.
       PKE_STANDIN_CLUSTER_DIR: path.join(this.options.workDir, 'standin-cluster'),
       // systemctl runs real keepalived in the VM's namespace, as systemd would.
       PKE_STANDIN_SYSTEMD_RUN: 'keepalived',
-      ...this.options.nodeEnv,
     };
   }
 

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { archivesFor } from '../kubernetes/images.ts';
 import { etcdBinDir, kubernetesBinDir, type KubernetesRelease } from '../kubernetes/releases.ts';
-import { SYSTEM_PATH_DIRS } from '../../test/standins/standin-common.ts';
+import { STATE_DIR, SYSTEM_PATH_DIRS } from '../../test/standins/standin-common.ts';
 import type { LabHost } from './network.ts';
 import type { LabVm } from './vm.ts';
 
@@ -28,22 +28,28 @@ export function realTierClusterSpec(): Record<string, unknown> {
   };
 }
 
-/** A directory holding only the stand-ins the real tier uses, for the front of PATH. */
-export function realTierStandinDir(workDir: string, standinBin: string): string {
+/** The services a real-tier VM runs (the systemctl stand-in really runs them), in boot order. */
+const REAL_TIER_UNITS = ['containerd', 'kubelet', 'keepalived'];
+
+/** A directory holding only the stand-ins the real tier uses, for the front of PATH; made once per lab. */
+export function makeRealTierStandinDir(workDir: string, standinBin: string): string {
   const dir = path.join(workDir, 'real-tier-bin');
   mkdirSync(dir, { recursive: true });
-  for (const tool of REAL_TIER_STANDINS) {
-    try {
-      symlinkSync(path.join(standinBin, tool), path.join(dir, tool));
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-  }
+  for (const tool of REAL_TIER_STANDINS) symlinkSync(path.join(standinBin, tool), path.join(dir, tool));
   return dir;
 }
 
+/** What a real-tier VM's processes see: its own `/` (no scratch root), the real binaries first on PATH. */
+export function realTierEnvironment(release: KubernetesRelease, standinDir: string): Record<string, string> {
+  return {
+    PATH: realTierPath(release, standinDir, path.dirname(process.execPath)),
+    HOME: '/root',
+    PKE_STANDIN_SYSTEMD_RUN: REAL_TIER_UNITS.join(' '),
+  };
+}
+
 /** PATH inside a real-tier VM: the real Kubernetes binaries, then the stand-ins, then the system. */
-export function realTierPath(release: KubernetesRelease, standinDir: string, nodeDir: string): string {
+function realTierPath(release: KubernetesRelease, standinDir: string, nodeDir: string): string {
   return [kubernetesBinDir(release.version), etcdBinDir(release.etcd), standinDir, nodeDir, ...SYSTEM_PATH_DIRS].join(':');
 }
 
@@ -101,6 +107,21 @@ export async function bootClone(input: CloneInput): Promise<void> {
     throw new Error(
       `VM ${host.name}: booting the template clone failed (exit ${result.exitCode}): ${String(result.all).trim().slice(-800)}`,
     );
+  }
+}
+
+/**
+ * A powered-off VM booting from its disk: the units enabled on it start, as systemd would start
+ * them. Which units were active is runtime state, gone with the power.
+ */
+export async function bootFromDisk(vm: LabVm, env: Record<string, string>): Promise<void> {
+  const boot = [
+    `rm -f ${STATE_DIR}/systemd/*.active`,
+    `for unit in ${REAL_TIER_UNITS.join(' ')}; do if systemctl is-enabled -q $unit; then systemctl start $unit; fi; done`,
+  ].join('\n');
+  const result = await vm.run('sh', ['-c', boot], { env, reject: false, all: true });
+  if (result.exitCode !== 0) {
+    throw new Error(`VM ${vm.spec.name}: booting from its disk failed (exit ${result.exitCode}): ${String(result.all).trim()}`);
   }
 }
 

@@ -69,7 +69,8 @@ export class LabVm {
       'mount -t tmpfs -o mode=755 tmpfs /run',
       `touch ${LAB_VM_MARKER}`,
       `hostname ${spec.name}`,
-      `echo $$ > ${pidFile}`,
+      // Renamed into place: the pid is whole once the file is there.
+      `echo $$ > ${pidFile}.tmp && mv ${pidFile}.tmp ${pidFile}`,
       'exec sleep infinity',
     ].join('\n');
     const holder = execa(
@@ -77,7 +78,8 @@ export class LabVm {
       [`--net=/run/netns/${spec.namespace}`, 'unshare', '--mount', '--uts', '--propagation', 'private', '--fork', 'sh', '-c', script],
       { reject: false, stdin: 'ignore', buffer: true },
     );
-    for (let i = 0; i < 100 && !existsSync(pidFile); i++) {
+    // Up to 30 s: a busy machine (a whole test run beside it) may take its time.
+    for (let i = 0; i < 600 && !existsSync(pidFile); i++) {
       if (holder.exitCode !== null) break;
       await sleep(50);
     }

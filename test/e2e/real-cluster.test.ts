@@ -1,13 +1,17 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
+import { caCertHash } from '../../agent/controller/pki.ts';
 import { CommandError } from '../../agent/core/errors.ts';
+import { renderJoinConfig } from '../../agent/kube/kubeadm-config.ts';
+import { PKI_FILES } from '../../agent/protocol/api.ts';
 import { isTransientKubeadmError } from '../../agent/kube/kubeadm.ts';
 import { listNamespaces } from '../../scripts/lab/network.ts';
 import { fileOnDisk } from '../../scripts/lab/vm.ts';
 import { archivesFor } from '../../scripts/kubernetes/images.ts';
 import { NEWEST_RELEASE } from '../../scripts/kubernetes/releases.ts';
 import { realBinaries } from '../../scripts/kubernetes/real-binaries.ts';
+import { agentConfig } from '../helpers/standins.ts';
 import { journalOf, namespaceSkipReason, scenarioLab, type ScenarioLab } from './harness.ts';
 
 /**
@@ -70,7 +74,7 @@ describe.skipIf(skip)(`real Kubernetes v${NEWEST_RELEASE.version}: 1 control-pla
   });
 
   it("classifies real kubeadm's answer to an unknown token as transient (the stand-in prints the same line)", async () => {
-    const result = await kubeadmJoinOnW2(s, 'zzzzzz.0123456789abcdef', await clusterCaPin(s));
+    const result = await kubeadmJoinOnW2(s, 'zzzzzz.0123456789abcdef', clusterCaPin(s));
     expect(result.exitCode).toBe(1);
     expect(result.stderr).toContain(
       `couldn't validate the identity of the API Server: could not find a JWS signature in the cluster-info ConfigMap for token ID "zzzzzz"`,
@@ -87,7 +91,7 @@ describe.skipIf(skip)(`real Kubernetes v${NEWEST_RELEASE.version}: 1 control-pla
     expect(result.exitCode).toBe(1);
     // It names the key it found, the one the join should have pinned.
     expect(result.stderr).toContain(
-      `couldn't validate the identity of the API Server: cluster CA found in cluster-info ConfigMap is invalid: none of the public keys "${await clusterCaPin(s)}" are pinned`,
+      `couldn't validate the identity of the API Server: cluster CA found in cluster-info ConfigMap is invalid: none of the public keys "${clusterCaPin(s)}" are pinned`,
     );
     expect(isTransientKubeadmError(new CommandError('kubeadm join', result.exitCode, result.stderr))).toBe(false);
   }, 120_000);
@@ -100,14 +104,13 @@ describe.skipIf(skip)(`real Kubernetes v${NEWEST_RELEASE.version}: 1 control-pla
       await runInVm(s, s.node('m1'), ['kubeadm', 'token', 'create', '--kubeconfig', '/etc/kubernetes/admin.conf', '--ttl', '10m'])
     ).stdout.trim();
     // The shared CA files the certs phase would have put on a control-plane node.
-    const sharedPki = ['ca.crt', 'ca.key', 'sa.key', 'sa.pub', 'front-proxy-ca.crt', 'front-proxy-ca.key', 'etcd/ca.crt', 'etcd/ca.key'];
-    const copy = sharedPki.map(
+    const copy = PKI_FILES.map(
       (file) => `mkdir -p $(dirname /etc/kubernetes/pki/${file}) && cat > /etc/kubernetes/pki/${file} <<'EOF'\n${readOnM1(s, file)}EOF`,
     );
     // w2 was made a worker: it gets the control-plane images too.
     const images = archivesFor(NEWEST_RELEASE, 'master').map((archive) => `ctr -n k8s.io images import ${archive} >/dev/null`);
     await runInVm(s, s.node('w2'), ['sh', '-c', [...copy, ...images].join('\n')]);
-    const result = await kubeadmJoinOnW2(s, token, await clusterCaPin(s), { controlPlane: true });
+    const result = await kubeadmJoinOnW2(s, token, clusterCaPin(s), { controlPlane: true });
     expect(result.exitCode).toBe(1);
     // The line test/kube/kubeadm.test.ts classifies, and the one kubeadm's stand-in is told to print in the join tests.
     expect(result.stderr).toContain(
@@ -176,30 +179,33 @@ async function runInVm(s: ScenarioLab, node: ReturnType<ScenarioLab['node']>, ar
   return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
 }
 
-/** The cluster CA's pin, as `controller node-config` hands it out: sha256 of its DER public key. */
-async function clusterCaPin(s: ScenarioLab): Promise<string> {
-  const pin = await runInVm(s, s.node('m1'), [
-    'sh',
-    '-c',
-    'openssl x509 -pubkey -noout -in /etc/kubernetes/pki/ca.crt | openssl pkey -pubin -outform der | sha256sum',
-  ]);
-  return `sha256:${pin.stdout.split(' ')[0]}`;
+/** The cluster CA's pin, as the controller hands it out, of the CA on m1's disk. */
+function clusterCaPin(s: ScenarioLab): string {
+  return caCertHash(readOnM1(s, 'ca.crt'));
 }
 
 /**
- * Real `kubeadm join` on w2 (a VM the agent never ran on) with a config as the agent writes it,
- * a 10 s discovery and 10 s for each etcd call (kubeadm retries them for 2 minutes by default).
+ * Real `kubeadm join` on w2 (a VM the agent never ran on) with the config the agent renders for
+ * the lab's site, its timeouts cut to 10 s for discovery and each etcd call (kubeadm waits 5 and
+ * 2 minutes by default before it gives up).
  */
 async function kubeadmJoinOnW2(s: ScenarioLab, token: string, caHash: string, options: { controlPlane?: boolean } = {}) {
   const w2 = s.node('w2');
-  const config = stringify({
-    apiVersion: 'kubeadm.k8s.io/v1beta4',
-    kind: 'JoinConfiguration',
-    nodeRegistration: { name: 'w2', criSocket: 'unix:///run/containerd/containerd.sock', ignorePreflightErrors: ['SystemVerification'] },
-    discovery: { bootstrapToken: { apiServerEndpoint: `${s.lab.network.vip}:6443`, token, caCertHashes: [caHash] } },
-    ...(options.controlPlane ? { controlPlane: { localAPIEndpoint: { advertiseAddress: w2.host.ip, bindPort: 6443 } } } : {}),
-    timeouts: { discovery: '10s', etcdAPICall: '10s' },
+  const role = options.controlPlane ? 'master' : 'worker';
+  const agent = agentConfig({
+    kubernetes: { version: NEWEST_RELEASE.version, cgroupDriver: 'cgroupfs', allowCgroupV1: true },
+    role,
+    pool: role === 'master' ? 'control-plane' : 'workers',
   });
+  const node = { nodeName: w2.name, primaryIp: w2.host.ip, interface: 'eth0', ips: [w2.host.ip] };
+  const rendered = renderJoinConfig({
+    config: agent,
+    node,
+    discovery: { endpoint: `${s.lab.network.vip}:6443`, token, caCertHash: caHash },
+  });
+  const join = parse(rendered) as { timeouts: Record<string, string> };
+  join.timeouts = { ...join.timeouts, discovery: '10s', etcdAPICall: '10s' };
+  const config = stringify(join);
   // What host-prep would have set; kubeadm's preflight checks it before discovery.
   const script = `echo 1 > /proc/sys/net/ipv4/ip_forward\ncat > /tmp/join.yaml <<'EOF'\n${config}EOF\nkubeadm join --config /tmp/join.yaml`;
   return runInVm(s, s.node('w2'), ['sh', '-c', script]);

@@ -53,10 +53,14 @@ export function initGrant(cluster: ClusterState, runtime: ControllerRuntime, me:
     touch.node(cluster.id, me.node);
     return current;
   });
+  return { mode: 'init', ...discovery(cluster, init) };
+}
+
+/** What a node needs to find and trust the cluster with its token. */
+function discovery(cluster: ClusterState, token: { token: string; expiresAt: number }) {
   return {
-    mode: 'init',
-    token: init.token,
-    tokenExpiresAt: new Date(init.expiresAt).toISOString(),
+    token: token.token,
+    tokenExpiresAt: new Date(token.expiresAt).toISOString(),
     caCertHash: cluster.caCertHash,
     endpoint: clusterEndpoint(cluster),
   };
@@ -125,10 +129,7 @@ async function mintJoinGrant({ cluster, runtime, signal }: JoinContext, me: Node
   });
   return {
     mode: 'join',
-    token: token.token,
-    tokenExpiresAt: new Date(token.expiresAt).toISOString(),
-    caCertHash: cluster.caCertHash,
-    endpoint: clusterEndpoint(cluster),
+    ...discovery(cluster, token),
     ...(slot ? { slot: { holder: slot.holder, expiresAt: new Date(slot.expiresAt).toISOString() } } : {}),
   };
 }

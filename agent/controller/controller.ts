@@ -5,10 +5,10 @@ import type { AddressInfo, Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { PkeError, errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import { DataDir } from './data-dir.ts';
-import { DEFAULT_LIMITS, LoadGate, type ControllerLimits } from './limits.ts';
-import { caCertHash, issueCertificate } from './pki.ts';
-import type { BoundRoute } from './route.ts';
+import { DataDir } from './store/data-dir.ts';
+import { DEFAULT_LIMITS, LoadGate, type ControllerLimits } from './http/limits.ts';
+import { caCertHash, issueCertificate } from './clusters/pki.ts';
+import type { BoundRoute } from './http/route.ts';
 import { createClusterRoute, listClustersRoute, showClusterRoute } from './routes/clusters.ts';
 import { joinRoute } from './routes/join.ts';
 import { livezRoute } from './routes/livez.ts';
@@ -18,11 +18,11 @@ import { controlPlaneRoute, eventsRoute, joinedRoute, pkiRoute, readyRoute, regi
 import { getVsphereRoute, setVsphereRoute } from './routes/vsphere.ts';
 import { statusRoute } from './routes/status.ts';
 import { ControllerRuntime } from './runtime.ts';
-import { requestHandler } from './server.ts';
-import { LongPollWakeups } from './long-poll-wakeups.ts';
-import { emptyState } from './state.ts';
-import { StateStore } from './store.ts';
-import { TokenAuthority } from './tokens.ts';
+import { requestHandler } from './http/server.ts';
+import { LongPollWakeups } from './formation/long-poll-wakeups.ts';
+import { emptyState } from './store/state.ts';
+import { StateStore } from './store/state-store.ts';
+import { TokenAuthority } from './auth/tokens.ts';
 
 /** TLS 1.3's suites and TLS 1.2's AEAD suites for the ECDSA serving key: nothing with CBC or SHA-1 MACs. */
 const AEAD_CIPHERS = [

@@ -1,15 +1,21 @@
 import type { Logger } from '../core/log.ts';
 import type { PkiFile } from '../protocol/api.ts';
-import { ClusterApiError, assertClusterKubeconfig, httpsClusterApi, parseAdminKubeconfig, type ClusterApi } from './cluster-api.ts';
-import { clusterEndpoint } from './clusters.ts';
-import type { DataDir } from './data-dir.ts';
-import { leaseDeadline } from './lease.ts';
-import { badRequest, conflict } from './problem.ts';
-import { slotDeadline } from './join-slots.ts';
-import type { LongPollWakeups } from './long-poll-wakeups.ts';
-import type { ClusterState } from './state.ts';
-import type { StateStore } from './store.ts';
-import type { TokenAuthority } from './tokens.ts';
+import {
+  ClusterApiError,
+  assertClusterKubeconfig,
+  httpsClusterApi,
+  parseAdminKubeconfig,
+  type ClusterApi,
+} from './kubernetes/cluster-api.ts';
+import { clusterEndpoint } from './clusters/cluster-records.ts';
+import type { DataDir } from './store/data-dir.ts';
+import { leaseDeadline } from './formation/lease.ts';
+import { badRequest, conflict } from './http/problem.ts';
+import { slotDeadline } from './formation/join-slots.ts';
+import type { LongPollWakeups } from './formation/long-poll-wakeups.ts';
+import type { ClusterState } from './store/state.ts';
+import type { StateStore } from './store/state-store.ts';
+import type { TokenAuthority } from './auth/tokens.ts';
 
 /** What every route handler works with: the one instance of each part of a running controller. */
 export class ControllerRuntime {

@@ -16,7 +16,7 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 import { gunzipSync } from 'node:zlib';
 import { Agent, request } from 'undici';
 import { agentConfigSchema, type AgentConfig } from '../../agent/config/schema.ts';
-import { createCa, issueCertificate } from '../../agent/controller/pki.ts';
+import { createCa, issueCertificate } from '../../agent/controller/clusters/pki.ts';
 import type { PhaseEvent } from '../../agent/protocol/api.ts';
 import { AdminClient, createNodeClient, type NodeClient } from '../../agent/protocol/client.ts';
 import { ControllerRequestError } from '../../agent/protocol/errors.ts';

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../agent/core/log.ts';
-import { createCa, issueCertificate, type CertifiedKey } from '../../agent/controller/pki.ts';
+import { createCa, issueCertificate, type CertifiedKey } from '../../agent/controller/clusters/pki.ts';
 import { API, routePath } from '../../agent/protocol/routes.ts';
 import { ControllerTransport, NodeClient } from '../../agent/protocol/client.ts';
 import { ControllerRequestError } from '../../agent/protocol/errors.ts';

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatGuestinfo } from '../../agent/controller/guestinfo-formats.ts';
+import { formatGuestinfo } from '../../agent/controller/node-config/formats.ts';
 import type { NodeConfigResponse } from '../../agent/protocol/api.ts';
 import { createNodeClient } from '../../agent/protocol/client.ts';
 import { ControllerRequestError } from '../../agent/protocol/errors.ts';

@@ -1,8 +1,8 @@
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { emptyState } from '../../agent/controller/state.ts';
-import { StateStore } from '../../agent/controller/store.ts';
+import { emptyState } from '../../agent/controller/store/state.ts';
+import { StateStore } from '../../agent/controller/store/state-store.ts';
 import { scratchDir } from '../helpers/cli.ts';
 
 const dirs: { remove: () => void }[] = [];

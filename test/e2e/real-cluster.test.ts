@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { caCertHash } from '../../agent/controller/pki.ts';
+import { caCertHash } from '../../agent/controller/clusters/pki.ts';
 import { CommandError } from '../../agent/core/errors.ts';
 import { renderJoinConfig } from '../../agent/kube/kubeadm-config.ts';
 import { PKI_FILES } from '../../agent/protocol/api.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ClusterApiError, parseAdminKubeconfig } from '../../agent/controller/cluster-api.ts';
+import { ClusterApiError, parseAdminKubeconfig } from '../../agent/controller/kubernetes/cluster-api.ts';
 import { KubeconfigError, loadKubeconfig, parseKubeconfig } from '../../agent/kube/kubeconfig.ts';
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');

@@ -3,8 +3,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { parseAdminKubeconfig } from '../../agent/controller/cluster-api.ts';
-import { caCertHash, createClusterPki } from '../../agent/controller/pki.ts';
+import { parseAdminKubeconfig } from '../../agent/controller/kubernetes/cluster-api.ts';
+import { caCertHash, createClusterPki } from '../../agent/controller/clusters/pki.ts';
 import { CommandError, PkeError } from '../../agent/core/errors.ts';
 import { kubeInitPhase } from '../../agent/phases/kube-init.ts';
 import type { JoinGrant } from '../../agent/protocol/api.ts';

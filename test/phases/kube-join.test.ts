@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parse } from 'yaml';
-import { caCertHash, createClusterPki } from '../../agent/controller/pki.ts';
+import { caCertHash, createClusterPki } from '../../agent/controller/clusters/pki.ts';
 import { CommandError, PkeError } from '../../agent/core/errors.ts';
 import { createKubeJoinPhase } from '../../agent/phases/kube-join.ts';
 import type { JoinGrant } from '../../agent/protocol/api.ts';

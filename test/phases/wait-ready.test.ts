@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { caCertHash, createClusterPki } from '../../agent/controller/pki.ts';
+import { caCertHash, createClusterPki } from '../../agent/controller/clusters/pki.ts';
 import { PkeError } from '../../agent/core/errors.ts';
 import { createKubeJoinPhase } from '../../agent/phases/kube-join.ts';
 import { createWaitReadyPhase } from '../../agent/phases/wait-ready.ts';

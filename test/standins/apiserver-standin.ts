@@ -20,7 +20,7 @@ import type { TLSSocket } from 'node:tls';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import type { CertifiedKey } from '../../agent/controller/pki.ts';
+import type { CertifiedKey } from '../../agent/controller/clusters/pki.ts';
 import { renderKubeconfig } from './standin-kubeconfig.ts';
 
 export interface ApiServerStandinOptions {
@@ -166,7 +166,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: ApiSer
  * it) loads here, not when the stand-in runs as a server, which needs none of it.
  */
 export async function apiServerCredentials(ca: CertifiedKey): Promise<{ serving: CertifiedKey; admin: CertifiedKey }> {
-  const { issueCertificate } = await import('../../agent/controller/pki.ts');
+  const { issueCertificate } = await import('../../agent/controller/clusters/pki.ts');
   const [serving, admin] = await Promise.all([
     issueCertificate(ca, {
       commonName: 'kube-apiserver',

@@ -5,7 +5,7 @@
 // RSA-2048: an RSA key costs the stand-in tens to hundreds of milliseconds of CPU each, an ECDSA
 // key well under one (the CAs stay RSA).
 import { isIP } from 'node:net';
-import type { CertifiedKey, LeafOptions } from '../../agent/controller/pki.ts';
+import type { CertifiedKey, LeafOptions } from '../../agent/controller/clusters/pki.ts';
 import { readNodeFile, writeNodeFile } from './standin-common.ts';
 import { renderKubeconfig } from './standin-kubeconfig.ts';
 import { issueEcdsaLeaf } from './standin-x509.ts';

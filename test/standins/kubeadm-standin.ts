@@ -43,7 +43,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseAllDocuments, stringify } from 'yaml';
-import type { CertifiedKey } from '../../agent/controller/pki.ts';
+import type { CertifiedKey } from '../../agent/controller/clusters/pki.ts';
 import { KUBEADM_V1BETA4, schemaFor, validateDocument } from './kubeadm-config-schema.ts';
 import { PKI, SHARED_PKI, loadCa, writeControlPlaneCerts, writeKubeconfigs, type ControlPlaneIdentity } from './kubeadm-standin-pki.ts';
 import { STATE_DIR, exitWith, readNodeFile, recordCall, root, under, writeNodeFile } from './standin-common.ts';

@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createCa, issueCertificate, type CertifiedKey, type LeafOptions } from '../../agent/controller/pki.ts';
+import { createCa, issueCertificate, type CertifiedKey, type LeafOptions } from '../../agent/controller/clusters/pki.ts';
 import { issueEcdsaLeaf } from './standin-x509.ts';
 
 /** A DER value as its tag and either its content (hex) or, when constructed, its parts. */

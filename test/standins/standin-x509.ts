@@ -5,7 +5,7 @@
 // cost a stand-in run over 100 ms of CPU, three times as much as this way.
 import { X509Certificate, createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
-import type { CertifiedKey, LeafOptions } from '../../agent/controller/pki.ts';
+import type { CertifiedKey, LeafOptions } from '../../agent/controller/clusters/pki.ts';
 
 /** As pki.ts backdates: clock skew between the nodes. */
 const BACKDATE_MS = 5 * 60 * 1000;

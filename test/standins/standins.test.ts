@@ -2,10 +2,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createClusterPki } from '../../agent/controller/pki.ts';
+import { createClusterPki } from '../../agent/controller/clusters/pki.ts';
 import { kubeadmReset } from '../../agent/kube/kubeadm.ts';
 import { createStandinNode, initLeader, type StandinNode } from '../helpers/standins.ts';
-import { httpsRequest } from '../standins/standin-https.ts';
+import { httpsRequest } from './standin-https.ts';
 
 /** The stand-ins answer as the real tools do, so the phases' check-first logic is tested against real behaviour. */
 describe('stand-ins', () => {

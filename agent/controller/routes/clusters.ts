@@ -1,8 +1,8 @@
 import { API } from '../../protocol/routes.ts';
-import { clusterSummary, findCluster, newClusterId, newClusterState } from '../clusters.ts';
-import { caCertHash, createClusterPki } from '../pki.ts';
-import { conflict } from '../problem.ts';
-import { bind } from '../route.ts';
+import { clusterSummary, findCluster, newClusterId, newClusterState } from '../clusters/cluster-records.ts';
+import { caCertHash, createClusterPki } from '../clusters/pki.ts';
+import { conflict } from '../http/problem.ts';
+import { bind } from '../http/route.ts';
 
 /** Cluster management (admin): create a cluster with its PKI, list, show. */
 

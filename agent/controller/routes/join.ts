@@ -1,17 +1,17 @@
 import type { JoinGrant } from '../../protocol/api.ts';
 import { API } from '../../protocol/routes.ts';
-import { bootstrapTokenSecret, generateBootstrapToken } from '../bootstrap-tokens.ts';
-import { ClusterApiError } from '../cluster-api.ts';
+import { bootstrapTokenSecret, generateBootstrapToken } from '../kubernetes/bootstrap-tokens.ts';
+import { ClusterApiError } from '../kubernetes/cluster-api.ts';
 import { errorMessage } from '../../core/errors.ts';
-import { clusterEndpoint } from '../clusters.ts';
-import { liveSlot, takeSlot } from '../join-slots.ts';
-import { assertEpoch, leaseHolder } from '../lease.ts';
-import { ApiProblem } from '../problem.ts';
-import { bind, type HandlerContext } from '../route.ts';
+import { clusterEndpoint } from '../clusters/cluster-records.ts';
+import { liveSlot, takeSlot } from '../formation/join-slots.ts';
+import { assertEpoch, leaseHolder } from '../formation/lease.ts';
+import { ApiProblem } from '../http/problem.ts';
+import { bind, type HandlerContext } from '../http/route.ts';
 import type { ControllerRuntime } from '../runtime.ts';
 import { nodeOf } from './nodes.ts';
-import type { ClusterState, JoinSlot } from '../state.ts';
-import type { NodePrincipal } from '../tokens.ts';
+import type { ClusterState, JoinSlot } from '../store/state.ts';
+import type { NodePrincipal } from '../auth/tokens.ts';
 
 /**
  * Join material. The lease holder gets `init` (a token for its InitConfiguration). Everyone

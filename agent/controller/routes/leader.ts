@@ -1,9 +1,9 @@
 import type { LeaderClaimResponse } from '../../protocol/api.ts';
 import { API } from '../../protocol/routes.ts';
-import { claimLease, leaderView } from '../lease.ts';
-import { ApiProblem } from '../problem.ts';
+import { claimLease, leaderView } from '../formation/lease.ts';
+import { ApiProblem } from '../http/problem.ts';
 import { initGrant } from './join.ts';
-import { bind } from '../route.ts';
+import { bind } from '../http/route.ts';
 
 /** The leader lease: claim or renew it, and long-poll its state. */
 

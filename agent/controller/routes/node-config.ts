@@ -1,14 +1,14 @@
 import { CONTROL_PLANE_POOL, type NodeConfigRequest } from '../../protocol/api.ts';
 import { API } from '../../protocol/routes.ts';
 import { errorMessage } from '../../core/errors.ts';
-import { ClusterApiError } from '../cluster-api.ts';
-import { releaseSlot } from '../join-slots.ts';
-import { endLeaseOf } from '../lease.ts';
+import { ClusterApiError } from '../kubernetes/cluster-api.ts';
+import { releaseSlot } from '../formation/join-slots.ts';
+import { endLeaseOf } from '../formation/lease.ts';
 import type { ControllerRuntime } from '../runtime.ts';
-import { badRequest, conflict, notFound } from '../problem.ts';
-import { encodedSize, renderGuestinfo } from '../guestinfo.ts';
-import { bind } from '../route.ts';
-import type { ClusterState, NodeState } from '../state.ts';
+import { badRequest, conflict, notFound } from '../http/problem.ts';
+import { encodedSize, renderGuestinfo } from '../node-config/guestinfo.ts';
+import { bind } from '../http/route.ts';
+import type { ClusterState, NodeState } from '../store/state.ts';
 
 /** Node configs (admin): mint a node token and render the node's guestinfo; revoke tokens. */
 

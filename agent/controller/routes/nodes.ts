@@ -1,13 +1,13 @@
 import type { PhaseEvent } from '../../protocol/api.ts';
 import { API } from '../../protocol/routes.ts';
 import { virtualRouterId } from '../../vip/keepalived.ts';
-import { releaseSlot } from '../join-slots.ts';
-import { assertEpoch, fenced, leaseHolder, markInitialized } from '../lease.ts';
-import { badRequest, conflict, forbidden } from '../problem.ts';
-import { bind } from '../route.ts';
+import { releaseSlot } from '../formation/join-slots.ts';
+import { assertEpoch, fenced, leaseHolder, markInitialized } from '../formation/lease.ts';
+import { badRequest, conflict, forbidden } from '../http/problem.ts';
+import { bind } from '../http/route.ts';
 import { nodeStatus } from './status.ts';
-import type { ClusterState, NodeState } from '../state.ts';
-import type { NodePrincipal } from '../tokens.ts';
+import type { ClusterState, NodeState } from '../store/state.ts';
+import type { NodePrincipal } from '../auth/tokens.ts';
 
 /** What a node tells the controller about itself, and the shared views it reads. */
 

@@ -1,10 +1,10 @@
 import type { ClusterStatus, NodeStatus } from '../../protocol/api.ts';
 import { virtualRouterId } from '../../vip/keepalived.ts';
-import { liveSlot } from '../join-slots.ts';
-import { leaderView } from '../lease.ts';
+import { liveSlot } from '../formation/join-slots.ts';
+import { leaderView } from '../formation/lease.ts';
 import { API } from '../../protocol/routes.ts';
-import { bind } from '../route.ts';
-import type { ClusterState, NodeState } from '../state.ts';
+import { bind } from '../http/route.ts';
+import type { ClusterState, NodeState } from '../store/state.ts';
 
 /** The cluster as the controller sees it, for the admin and for any node of the cluster. */
 export const statusRoute = bind(API.status, ({ cluster }) => clusterStatus(cluster, Date.now()));

@@ -1,8 +1,8 @@
 import { vsphereCredentialsSchema } from '../../protocol/api.ts';
 import { API } from '../../protocol/routes.ts';
-import { leaseHolder } from '../lease.ts';
-import { forbidden, notFound } from '../problem.ts';
-import { bind } from '../route.ts';
+import { leaseHolder } from '../formation/lease.ts';
+import { forbidden, notFound } from '../http/problem.ts';
+import { bind } from '../http/route.ts';
 
 /**
  * The vCenter connection of a cluster's vSphere CPI and CSI: set by the admin, read only by the

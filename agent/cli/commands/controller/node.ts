@@ -1,7 +1,7 @@
 import { InputError } from '../../../core/errors.ts';
 import { ownValue } from '../../../core/records.ts';
 import { issuePath } from '../../../core/schema-issues.ts';
-import { formatGuestinfo } from '../../../controller/guestinfo-formats.ts';
+import { formatGuestinfo } from '../../../controller/node-config/formats.ts';
 import { nodeConfigRequestSchema, type NodeConfigRequest } from '../../../protocol/api.ts';
 import { commandContext } from '../../context.ts';
 import type { NodeConfigArgs, RevokeArgs } from '../controller.ts';

@@ -1,9 +1,9 @@
 import { gzipSync } from 'node:zlib';
-import { metaDataTemplate } from '../../cloud-init/templates/meta-data.ts';
-import { userDataTemplate } from '../../cloud-init/templates/user-data.ts';
-import type { AgentConfigInput, Role } from '../config/schema.ts';
-import type { ClusterSpec, Guestinfo } from '../protocol/api.ts';
-import { ownValue } from '../core/records.ts';
+import { metaDataTemplate } from '../../../cloud-init/templates/meta-data.ts';
+import { userDataTemplate } from '../../../cloud-init/templates/user-data.ts';
+import type { AgentConfigInput, Role } from '../../config/schema.ts';
+import type { ClusterSpec, Guestinfo } from '../../protocol/api.ts';
+import { ownValue } from '../../core/records.ts';
 
 /** Everything one VM needs in guestinfo: cloud-init metadata, user-data, and the agent's config. */
 

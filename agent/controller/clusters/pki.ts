@@ -2,7 +2,7 @@ import { X509Certificate, createHash, generateKeyPair as generateKeyPairCallback
 import { isIP } from 'node:net';
 import { promisify } from 'node:util';
 import forge from 'node-forge';
-import type { PkiFile } from '../protocol/api.ts';
+import type { PkiFile } from '../../protocol/api.ts';
 
 /**
  * Certificates the kubeadm way. Keys are RSA 2048 made by node:crypto (native; node-forge's

@@ -1,10 +1,10 @@
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { PkeError, errorMessage } from '../core/errors.ts';
-import { PKI_FILES, type PkiFile } from '../protocol/api.ts';
+import { PkeError, errorMessage } from '../../core/errors.ts';
+import { PKI_FILES, type PkiFile } from '../../protocol/api.ts';
 import { writeDurably } from './durable-file.ts';
-import { createCa, type CertifiedKey } from './pki.ts';
+import { createCa, type CertifiedKey } from '../clusters/pki.ts';
 
 /**
  * The controller's data directory (mode 0700):

@@ -1,4 +1,4 @@
-import type { ApiErrorCode } from '../protocol/api.ts';
+import type { ApiErrorCode } from '../../protocol/api.ts';
 
 /** An answer other than 2xx, thrown by handlers and turned into an apiErrorSchema body by the server. */
 export class ApiProblem extends Error {

@@ -1,4 +1,4 @@
-import type { Guestinfo } from '../protocol/api.ts';
+import type { Guestinfo } from '../../protocol/api.ts';
 
 /** One node's guestinfo, written for the tool that clones the VM. */
 

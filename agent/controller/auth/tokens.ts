@@ -1,7 +1,7 @@
 import { randomBytes, webcrypto } from 'node:crypto';
 import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
 import { z } from 'zod';
-import { roleSchema } from '../protocol/api.ts';
+import { roleSchema } from '../../protocol/api.ts';
 
 /**
  * Bearer tokens: JWTs signed with HS256 and a 32-byte key from the data dir. The controller is

@@ -1,8 +1,8 @@
 import { X509Certificate } from 'node:crypto';
-import { request } from '../net/https.ts';
-import { errorMessage } from '../core/errors.ts';
-import { kubeApiConnection, statusMessage } from '../kube/api-client.ts';
-import { parseKubeconfig, type KubeconfigAccess, type KubeconfigMaterial } from '../kube/kubeconfig.ts';
+import { request } from '../../net/https.ts';
+import { errorMessage } from '../../core/errors.ts';
+import { kubeApiConnection, statusMessage } from '../../kube/api-client.ts';
+import { parseKubeconfig, type KubeconfigAccess, type KubeconfigMaterial } from '../../kube/kubeconfig.ts';
 import type { BootstrapTokenSecret } from './bootstrap-tokens.ts';
 
 /**

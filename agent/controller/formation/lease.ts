@@ -1,7 +1,7 @@
-import type { LeaderState } from '../protocol/api.ts';
-import { clusterEndpoint } from './clusters.ts';
-import { ApiProblem } from './problem.ts';
-import type { ClusterState } from './state.ts';
+import type { LeaderState } from '../../protocol/api.ts';
+import { clusterEndpoint } from '../clusters/cluster-records.ts';
+import { ApiProblem } from '../http/problem.ts';
+import type { ClusterState } from '../store/state.ts';
 
 /**
  * The leader lease of one cluster, as pure functions over its state. A lease has a holder, an

@@ -1,4 +1,4 @@
-import type { ClusterState, JoinSlot } from './state.ts';
+import type { ClusterState, JoinSlot } from '../store/state.ts';
 
 /**
  * The one control-plane join slot of a cluster: etcd takes one learner at a time, so

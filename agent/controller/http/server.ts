@@ -1,16 +1,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ZodType } from 'zod';
-import { errorMessage } from '../core/errors.ts';
-import { issuePath } from '../core/schema-issues.ts';
-import { MAX_BODY_BYTES, type ApiError } from '../protocol/api.ts';
-import { findCluster } from './clusters.ts';
+import { errorMessage } from '../../core/errors.ts';
+import { issuePath } from '../../core/schema-issues.ts';
+import { MAX_BODY_BYTES, type ApiError } from '../../protocol/api.ts';
+import { findCluster } from '../clusters/cluster-records.ts';
 import { ApiProblem, badRequest, forbidden, notFound } from './problem.ts';
-import { API, type RouteSpec } from '../protocol/routes.ts';
+import { API, type RouteSpec } from '../../protocol/routes.ts';
 import type { LoadGate } from './limits.ts';
 import type { BoundRoute, HandlerContext } from './route.ts';
-import type { ControllerRuntime } from './runtime.ts';
-import type { ClusterState } from './state.ts';
-import { TokenRejected, type Principal } from './tokens.ts';
+import type { ControllerRuntime } from '../runtime.ts';
+import type { ClusterState } from '../store/state.ts';
+import { TokenRejected, type Principal } from '../auth/tokens.ts';
 
 /**
  * The HTTP side of the controller: matches a route, authenticates the bearer token, authorizes

@@ -1,7 +1,7 @@
-import type { PathParams, RouteSpec, SchemaInput, SchemaOutput } from '../protocol/routes.ts';
-import type { ControllerRuntime } from './runtime.ts';
-import type { ClusterState } from './state.ts';
-import type { NodePrincipal, Principal } from './tokens.ts';
+import type { PathParams, RouteSpec, SchemaInput, SchemaOutput } from '../../protocol/routes.ts';
+import type { ControllerRuntime } from '../runtime.ts';
+import type { ClusterState } from '../store/state.ts';
+import type { NodePrincipal, Principal } from '../auth/tokens.ts';
 
 /**
  * What a handler of a route of the table (agent/protocol/routes.ts) is given: the server has

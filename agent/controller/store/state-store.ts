@@ -1,8 +1,8 @@
 import { constants as fs } from 'node:fs';
 import { open, readFile, type FileHandle } from 'node:fs/promises';
-import { PkeError, errorMessage } from '../core/errors.ts';
-import { nameRecord } from '../core/records.ts';
-import { issuePath, type SchemaIssue } from '../core/schema-issues.ts';
+import { PkeError, errorMessage } from '../../core/errors.ts';
+import { nameRecord } from '../../core/records.ts';
+import { issuePath, type SchemaIssue } from '../../core/schema-issues.ts';
 import { writeDurably } from './durable-file.ts';
 import { STATE_FORMAT, controllerStateSchema, type ClusterState, type ControllerState, type NodeState } from './state.ts';
 

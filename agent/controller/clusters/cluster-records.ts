@@ -1,8 +1,8 @@
 import { randomInt } from 'node:crypto';
-import type { ClusterSpec, ClusterSummary } from '../protocol/api.ts';
-import { virtualRouterId } from '../vip/keepalived.ts';
-import { nameRecord, ownValue } from '../core/records.ts';
-import type { ClusterState, ControllerState } from './state.ts';
+import type { ClusterSpec, ClusterSummary } from '../../protocol/api.ts';
+import { virtualRouterId } from '../../vip/keepalived.ts';
+import { nameRecord, ownValue } from '../../core/records.ts';
+import type { ClusterState, ControllerState } from '../store/state.ts';
 
 /** Cluster records: ids, lookup, and the summary admins see. */
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { nameRecord } from '../core/records.ts';
-import { clusterSpecSchema, roleSchema } from '../protocol/api.ts';
+import { nameRecord } from '../../core/records.ts';
+import { clusterSpecSchema, roleSchema } from '../../protocol/api.ts';
 
 /**
  * The controller's durable state: everything in `state.json`. Times are epoch milliseconds,

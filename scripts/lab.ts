@@ -19,12 +19,13 @@ const { values } = parseArgs({
     keep: { type: 'boolean', default: false },
     standins: { type: 'boolean', default: false },
     'kubernetes-version': { type: 'string' },
+    prefix: { type: 'string', default: 'pke-lab-' },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
   console.log(
-    `usage: npm run lab [-- --masters N --workers M --failover --keep --standins --kubernetes-version ${NEWEST_RELEASE.version}]`,
+    `usage: npm run lab [-- --masters N --workers M --failover --keep --standins --kubernetes-version ${NEWEST_RELEASE.version} --prefix pke-lab-]`,
   );
   process.exit(0);
 }
@@ -32,6 +33,9 @@ const masters = Number(values.masters);
 const workers = Number(values.workers);
 if (!Number.isInteger(masters) || masters < 1 || masters > 7) fail('--masters must be a whole number from 1 to 7', 2);
 if (!Number.isInteger(workers) || workers < 0 || workers > 50) fail('--workers must be a whole number from 0 to 50', 2);
+// Namespaces, cgroups and the work directory are named with it, so two labs with different prefixes run side by side.
+if (!/^[a-z][a-z0-9-]{0,14}-$/.test(values.prefix))
+  fail('--prefix must be lowercase letters, digits and dashes, end with a dash, at most 16 characters', 2);
 
 const real = values.standins ? undefined : realRelease(values['kubernetes-version'] ?? NEWEST_RELEASE.version);
 
@@ -65,8 +69,8 @@ try {
   view.note(`creating ${masters} control-plane and ${workers} worker VMs in network namespaces, a controller, and the cluster`);
   lab = await Lab.create(
     {
-      prefix: 'pke-lab-',
-      workDir: path.join(REPO, '.cache/lab'),
+      prefix: values.prefix,
+      workDir: path.join(REPO, '.cache', values.prefix.slice(0, -1)),
       executable,
       masters,
       workers,

@@ -16,7 +16,7 @@ export async function bundleProblem(host: Host, name: AddonName): Promise<string
   const dir = bundleDir(name);
   const where = `add-on ${name} ${ADDON_VERSIONS[name]}`;
   if (!(await host.exists(dir)))
-    return `${where}: its bundle ${dir} is missing (the image build stages it from addons/${name}/${ADDON_VERSIONS[name]})`;
+    return `${where}: its bundle ${dir} is missing (the image build fetches it: scripts/addons/fetch.ts, then packer/scripts/75-addons.sh)`;
   const files = await host.list(dir);
   if (!files.some(isManifest)) return `${where}: ${dir} holds no manifest (*.yaml)`;
   if (!files.includes(IMAGES_LIST)) return `${where}: ${dir}/${IMAGES_LIST} is missing`;

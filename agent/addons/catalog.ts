@@ -1,24 +1,52 @@
+import pins from '../../addons/pins.json' with { type: 'json' };
+
 /**
- * The add-ons this agent version knows, each pinned to the one version whose bundle the image
- * carries under /opt/pke/addons/NAME/VERSION (sources in the repository's `addons/`).
+ * The add-ons this agent version knows, each pinned to the one upstream release the image
+ * carries under /opt/pke/addons/NAME/VERSION. The pins (upstream URL, sha256, the Go module
+ * that holds the same file) live in the repository's `addons/pins.json`; the image build
+ * fetches and checks them (scripts/addons/fetch.ts).
  */
 
-export const CNI_PLUGINS = ['calico', 'cilium', 'flannel'] as const;
+export const CNI_PLUGINS = ['calico', 'flannel'] as const;
 export type CniPlugin = (typeof CNI_PLUGINS)[number];
 /** A cluster's choice: one of the bundled plugins, or `none` for a site that brings its own CNI. */
 export const CNI_CHOICES = [...CNI_PLUGINS, 'none'] as const;
 
-export const ADDON_VERSIONS = {
-  calico: 'v3.28.2',
-  cilium: 'v1.16.3',
-  flannel: 'v0.25.7',
-  metallb: 'v0.14.8',
-  'vsphere-cpi': 'v1.31.0',
-  'vsphere-csi': 'v3.3.1',
-} as const satisfies Record<CniPlugin | 'metallb' | 'vsphere-cpi' | 'vsphere-csi', string>;
-export type AddonName = keyof typeof ADDON_VERSIONS;
+export const ADDON_NAMES = [...CNI_PLUGINS, 'metallb', 'vsphere-cpi', 'vsphere-csi'] as const;
+export type AddonName = (typeof ADDON_NAMES)[number];
 
-export const ADDON_NAMES = Object.keys(ADDON_VERSIONS) as AddonName[];
+/** One upstream file of a release, as `addons/pins.json` pins it. */
+export interface PinnedFile {
+  /** Its name in the bundle: numbered, so that name order is apply order. */
+  file: string;
+  /** The release's URL; `{version}` and `{minor}` stand for the release's version and minor. */
+  url: string;
+  /** Where the same file lies in the Go module's tree. */
+  path: string;
+  sha256: string;
+  /** Where the sha256 was computed, said plainly. */
+  checksumFrom: string;
+}
+
+export interface AddonRelease {
+  version: string;
+  /** The Go module whose zip holds the files; its version may be `{version}`. */
+  module: { path: string; version: string };
+  files: PinnedFile[];
+}
+
+export const ADDON_RELEASES: Record<AddonName, AddonRelease> = pins.addons;
+
+export const ADDON_VERSIONS = Object.fromEntries(ADDON_NAMES.map((name) => [name, ADDON_RELEASES[name].version])) as Record<
+  AddonName,
+  string
+>;
+
+/** `{version}` and `{minor}` of a URL, path or module version, filled in for a release. */
+export function expandPin(template: string, version: string): string {
+  const minor = version.split('.').slice(0, 2).join('.');
+  return template.replaceAll('{version}', version).replaceAll('{minor}', minor);
+}
 
 /** Where the image build puts the bundle (packer/scripts/75-addons.sh). */
 export const ADDONS_BUNDLE_DIR = '/opt/pke/addons';

@@ -7,8 +7,9 @@ import type { NodeApi } from '../protocol/node-api.ts';
 import { readBundle, type AddonBundle } from './bundle.ts';
 import { RENDERED_ADDONS_DIR, type AddonName } from './catalog.ts';
 import { applyManifests, applySecretObjects, waitForRollout } from './kubectl.ts';
-import { parseObjects, renderManifest, workloadsOf, type KubeObject, type ManifestValues } from './manifest.ts';
+import { parseObjects, workloadsOf } from './manifest.ts';
 import { renderMetallbPool } from './metallb-pool.ts';
+import { renderAddon, type RenderValues } from './render.ts';
 import { renderCpiConfig, renderCsiConfig, renderStorageClass } from './vsphere.ts';
 
 export interface AddonResult {
@@ -47,9 +48,9 @@ function planAddons(config: AgentConfig, vsphere: VsphereCredentials | undefined
   return plan;
 }
 
-/** The values the bundles' placeholders take: one source of truth, kubeadm's podSubnet. */
-export function manifestValues(config: AgentConfig): ManifestValues {
-  return { podCidr: config.kubernetes.podCidr };
+/** What the cluster config puts into the bundles: kubeadm's podSubnet, and kubeadm's image mirror. */
+export function renderValues(config: AgentConfig): RenderValues {
+  return { podCidr: config.kubernetes.podCidr, imageRepository: config.kubernetes.imageRepository };
 }
 
 export interface InstallOptions {
@@ -89,16 +90,17 @@ async function installOne(options: InstallOptions, bundle: AddonBundle, plan: Pl
   const started = Date.now();
   const log = options.log.child({ addon: bundle.name, version: bundle.version });
   const outDir = `${RENDERED_ADDONS_DIR}/${bundle.name}`;
+  const sources = await Promise.all(
+    bundle.manifests.map(async (file) => ({ file, path: `${bundle.dir}/${file}`, text: (await host.readText(`${bundle.dir}/${file}`)) ?? '' })),
+  );
+  const rendered = renderAddon(bundle.name, bundle.version, sources, renderValues(config));
   const files: string[] = [];
-  const objects: KubeObject[] = [];
-  for (const manifest of bundle.manifests) {
-    const source = `${bundle.dir}/${manifest}`;
-    const text = renderManifest((await host.readText(source)) ?? '', manifestValues(config), source);
-    objects.push(...parseObjects(text, source));
-    const target = `${outDir}/${manifest}`;
+  for (const { file, text } of rendered) {
+    const target = `${outDir}/${file}`;
     await host.writeFile(target, text);
     files.push(target);
   }
+  const objects = rendered.flatMap((r) => r.objects);
   const failed = (what: string, error: unknown) =>
     new PkeError(`add-on ${bundle.name} ${bundle.version}: ${what}: ${errorMessage(error)}`, {
       context: error instanceof PkeError ? error.context : {},

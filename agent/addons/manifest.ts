@@ -1,9 +1,5 @@
 import { parseAllDocuments } from 'yaml';
 import { PkeError } from '../core/errors.ts';
-import { ownValue } from '../core/records.ts';
-
-/** What the agent fills into a bundle's manifests: `{{ podCidr }}` and the like, inside quoted YAML strings. */
-export type ManifestValues = Record<string, string>;
 
 /** A workload whose rollout the addons phase waits for. */
 export interface Workload {
@@ -19,16 +15,16 @@ export interface KubeObject {
   [field: string]: unknown;
 }
 
-/** Replaces each `{{ name }}`; a placeholder without a value is a broken bundle, never left in. */
-export function renderManifest(text: string, values: ManifestValues, file: string): string {
-  return text.replace(/\{\{\s*(\w+)\s*\}\}/g, (_, name: string) => {
-    const value = ownValue(values, name);
-    if (value === undefined)
-      throw new PkeError(`${file}: placeholder {{ ${name} }} has no value; the agent fills in ${Object.keys(values).join(', ')}`, {
-        context: { path: file },
-      });
-    return value;
-  });
+/** One YAML document's value as a Kubernetes object; null for an empty document; an error naming the file otherwise. */
+export function toKubeObject(value: unknown, file: string, index: number): KubeObject | null {
+  if (value === null || value === undefined) return null;
+  const object = value as Partial<KubeObject>;
+  if (typeof object.apiVersion !== 'string' || typeof object.kind !== 'string' || typeof object.metadata?.name !== 'string') {
+    throw new PkeError(`${file}: document ${index + 1} is not a Kubernetes object (needs apiVersion, kind and metadata.name)`, {
+      context: { path: file },
+    });
+  }
+  return object as KubeObject;
 }
 
 /** Every document of a manifest file as a Kubernetes object; anything without apiVersion, kind and metadata.name is an error naming the file. */
@@ -37,14 +33,8 @@ export function parseObjects(text: string, file: string): KubeObject[] {
   for (const [index, doc] of parseAllDocuments(text).entries()) {
     if (doc.errors.length > 0)
       throw new PkeError(`${file}: document ${index + 1} is not valid YAML: ${doc.errors[0]?.message}`, { context: { path: file } });
-    const value = doc.toJS() as Partial<KubeObject> | null;
-    if (value === null) continue;
-    if (typeof value.apiVersion !== 'string' || typeof value.kind !== 'string' || typeof value.metadata?.name !== 'string') {
-      throw new PkeError(`${file}: document ${index + 1} is not a Kubernetes object (needs apiVersion, kind and metadata.name)`, {
-        context: { path: file },
-      });
-    }
-    objects.push(value as KubeObject);
+    const object = toKubeObject(doc.toJS(), file, index);
+    if (object) objects.push(object);
   }
   return objects;
 }

@@ -290,8 +290,9 @@ export class Lab {
     write(SYSCTL_FILE, SYSCTL_TEXT);
     for (const module of KERNEL_MODULES) mkdirSync(path.join(node.root, 'sys/module', module), { recursive: true });
     for (const [key, value] of Object.entries(SYSCTLS)) write(sysctlPath(key), `${value}\n`);
-    // What the template's image build stages (packer/scripts/75-addons.sh).
-    cpSync(path.join(REPO, 'addons'), path.join(node.root, 'opt/pke/addons'), { recursive: true });
+    // Where the template's image build stages the add-ons (packer/scripts/75-addons.sh); the stand-in
+    // tier's kubectl applies nothing, so the small trimmed fixture stands for the upstream bundles.
+    cpSync(path.join(REPO, 'test/fixtures/addons-subset'), path.join(node.root, 'opt/pke/addons'), { recursive: true });
   }
 
   /** The environment a VM's bootstrap sees: guestinfo through the environment transport, stand-ins first on PATH. */

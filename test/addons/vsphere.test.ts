@@ -158,7 +158,7 @@ describe('the addons phase with vSphere configured', () => {
     const node = await createStandinNode();
     try {
       await node.host.writeFile('/etc/kubernetes/admin.conf', 'apiVersion: v1\nkind: Config\n', { mode: 0o600 });
-      cpSync(path.join(REPO, 'addons'), node.host.file('/opt/pke/addons'), { recursive: true });
+      cpSync(path.join(REPO, 'test/fixtures/addons-subset'), node.host.file('/opt/pke/addons'), { recursive: true });
       const config = agentConfig({ nodeName: 'cp-1', addons: { cni: 'calico', vsphere: { storagePolicy: 'gold' } } });
       const ctx = phaseContext(node, config, fakeController({ vsphere: CREDENTIALS }), { elect: { leader: true, epoch: 1 } });
       const output = await createAddonsPhase({ rolloutTimeoutSeconds: 30 }).run(ctx);
@@ -202,7 +202,7 @@ describe('the addons phase with vSphere configured', () => {
     const node = await createStandinNode();
     try {
       await node.host.writeFile('/etc/kubernetes/admin.conf', 'apiVersion: v1\nkind: Config\n', { mode: 0o600 });
-      cpSync(path.join(REPO, 'addons'), node.host.file('/opt/pke/addons'), { recursive: true });
+      cpSync(path.join(REPO, 'test/fixtures/addons-subset'), node.host.file('/opt/pke/addons'), { recursive: true });
       const config = agentConfig({ nodeName: 'cp-1', addons: { cni: 'calico', vsphere: {} } });
       const ctx = phaseContext(node, config, fakeController({}), { elect: { leader: true, epoch: 1 } });
       await expect(createAddonsPhase().run(ctx)).rejects.toThrow(

@@ -28,7 +28,7 @@ describe('controller cluster create: add-on flags', () => {
       '--vip',
       '10.50.0.10',
       '--cni',
-      'cilium',
+      'flannel',
       '--metallb-address',
       '10.50.0.200-10.50.0.220',
       '--metallb-address',
@@ -37,7 +37,7 @@ describe('controller cluster create: add-on flags', () => {
     );
     expect(created.exitCode, created.stderr).toBe(0);
     expect(clusterSummarySchema.parse(JSON.parse(created.stdout)).spec.addons).toEqual({
-      cni: 'cilium',
+      cni: 'flannel',
       kubeProxy: true,
       coreDns: true,
       metallb: { addresses: ['10.50.0.200-10.50.0.220', '10.50.1.0/28'] },

@@ -21,12 +21,12 @@ describe('add-ons in the agent config and the cluster spec', () => {
     expect(problem?.path.join('.')).toBe('addons.kubeProxy');
   });
 
-  it('takes Cilium or Flannel and MetalLB CIDRs or ranges; refuses other CNIs, bad addresses and unknown keys, naming the key', () => {
+  it('takes Flannel and MetalLB CIDRs or ranges; refuses other CNIs, bad addresses and unknown keys, naming the key', () => {
     const parsed = agentConfigSchema.parse(
-      validConfig({ addons: { cni: 'cilium', metallb: { addresses: ['198.51.100.240/28', '198.51.100.10-198.51.100.20'] } } }),
+      validConfig({ addons: { cni: 'flannel', metallb: { addresses: ['198.51.100.240/28', '198.51.100.10-198.51.100.20'] } } }),
     );
     expect(parsed.addons).toEqual({
-      cni: 'cilium',
+      cni: 'flannel',
       kubeProxy: true,
       coreDns: true,
       metallb: { addresses: ['198.51.100.240/28', '198.51.100.10-198.51.100.20'] },

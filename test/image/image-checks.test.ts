@@ -99,7 +99,7 @@ describe.skipIf(missing)(titled('imageChecks on an image under --root', missing)
     write('/etc/ssh/sshd_config', '');
     mkdirSync(path.join(root, 'etc/systemd/system/multi-user.target.wants'), { recursive: true });
     symlinkSync('/lib/systemd/system/kubelet.service', path.join(root, 'etc/systemd/system/multi-user.target.wants/kubelet.service'));
-    cpSync(path.join(REPO, 'addons'), path.join(root, 'opt/pke/addons'), { recursive: true });
+    cpSync(path.join(REPO, 'test/fixtures/addons-subset'), path.join(root, 'opt/pke/addons'), { recursive: true });
     const bins = ['/usr/local/bin', '/usr/bin', '/usr/sbin'].map((d) => path.join(root, d));
     return new Host({ root, path: bins.join(':') });
   }

@@ -20,7 +20,7 @@ describe('the addons phase', () => {
     const node = await createStandinNode();
     nodes.push(node);
     await node.host.writeFile(ADMIN_CONF, 'apiVersion: v1\nkind: Config\n', { mode: 0o600 });
-    if (options.bundle !== false) cpSync(path.join(REPO, 'addons'), node.host.file('/opt/pke/addons'), { recursive: true });
+    if (options.bundle !== false) cpSync(path.join(REPO, 'test/fixtures/addons-subset'), node.host.file('/opt/pke/addons'), { recursive: true });
     return node;
   }
 
@@ -47,14 +47,14 @@ describe('the addons phase', () => {
   it('applies Calico by default with admin.conf, waits for each rollout with a timeout, and logs each add-on', async () => {
     const node = await leaderNode();
     const output = await phase.run(context(node));
-    expect(output.addons.map((a) => `${a.name} ${a.version}`)).toEqual(['calico v3.28.2']);
+    expect(output.addons.map((a) => `${a.name} ${a.version}`)).toEqual(['calico v3.28.5']);
     expect(kubectlCalls(node)).toEqual([
       `--kubeconfig ${ADMIN_CONF} apply ${['10-rbac', '20-config', '30-calico-node', '40-calico-kube-controllers'].map((f) => `-f /etc/kubernetes/pke/addons/calico/${f}.yaml`).join(' ')}`,
       `--kubeconfig ${ADMIN_CONF} -n kube-system rollout status daemonset/calico-node --timeout=30s`,
       `--kubeconfig ${ADMIN_CONF} -n kube-system rollout status deployment/calico-kube-controllers --timeout=30s`,
     ]);
     const rendered = readFileSync(node.host.file('/etc/kubernetes/pke/addons/calico/30-calico-node.yaml'), 'utf8');
-    expect(rendered).toContain('value: "10.244.0.0/16"');
+    expect(rendered).toMatch(/- name: CALICO_IPV4POOL_CIDR\n\s+value: 10\.244\.0\.0\/16\n/);
     expect(node.logLines.filter((l) => l.event.startsWith('addons.')).map((l) => `${l.event} ${String(l.addon)}`)).toEqual([
       'addons.applied calico',
       'addons.rolled-out calico',
@@ -84,14 +84,14 @@ describe('the addons phase', () => {
 
   it('changes nothing when run again: the same files applied, every object unchanged, no error', async () => {
     const node = await leaderNode();
-    const ctx = context(node, { addons: { cni: 'cilium', metallb: { addresses: ['198.51.100.10-198.51.100.20'] } } });
+    const ctx = context(node, { addons: { cni: 'flannel', metallb: { addresses: ['198.51.100.10-198.51.100.20'] } } });
     await phase.run(ctx);
     const first = kubectlCalls(node);
-    const rendered = readFileSync(node.host.file('/etc/kubernetes/pke/addons/cilium/20-config.yaml'), 'utf8');
+    const rendered = readFileSync(node.host.file('/etc/kubernetes/pke/addons/flannel/10-kube-flannel.yaml'), 'utf8');
     await phase.run(ctx);
     const calls = kubectlCalls(node);
     expect(calls.slice(first.length)).toEqual(first);
-    expect(readFileSync(node.host.file('/etc/kubernetes/pke/addons/cilium/20-config.yaml'), 'utf8')).toBe(rendered);
+    expect(readFileSync(node.host.file('/etc/kubernetes/pke/addons/flannel/10-kube-flannel.yaml'), 'utf8')).toBe(rendered);
     const applied = node.logLines.filter((l) => l.event === 'addons.applied').map((l) => l.changed);
     expect(applied.slice(0, 3).every((changed) => Number(changed) > 0)).toBe(true);
     expect(applied.slice(3)).toEqual([0, 0, 0]);
@@ -108,7 +108,7 @@ describe('the addons phase', () => {
     );
     expect(error).toBeInstanceOf(Error);
     expect((error as Error).message).toMatch(
-      /^add-on calico v3\.28\.2: daemonset\/calico-node in kube-system did not roll out within 30 s: kubectl .*rollout status daemonset\/calico-node --timeout=30s exited 1: error: timed out waiting for the condition/,
+      /^add-on calico v3\.28\.5: daemonset\/calico-node in kube-system did not roll out within 30 s: kubectl .*rollout status daemonset\/calico-node --timeout=30s exited 1: error: timed out waiting for the condition/,
     );
     expect((error as { context: { command?: string } }).context.command).toContain('rollout status daemonset/calico-node');
     expect(node.logLines.some((l) => l.event === 'addons.ready')).toBe(false);
@@ -122,11 +122,11 @@ describe('the addons phase', () => {
       (e: unknown) => e as Error,
     );
     expect(error?.message).toBe(
-      'add-on metallb v0.14.8: its bundle /opt/pke/addons/metallb/v0.14.8 is missing (the image build stages it from addons/metallb/v0.14.8)',
+      'add-on metallb v0.14.8: its bundle /opt/pke/addons/metallb/v0.14.8 is missing (the image build fetches it: scripts/addons/fetch.ts, then packer/scripts/75-addons.sh)',
     );
     expect(node.calls('kubectl')).toEqual([]);
 
     const bare = await leaderNode({ bundle: false });
-    await expect(phase.run(context(bare))).rejects.toThrow('add-on calico v3.28.2: its bundle /opt/pke/addons/calico/v3.28.2 is missing');
+    await expect(phase.run(context(bare))).rejects.toThrow('add-on calico v3.28.5: its bundle /opt/pke/addons/calico/v3.28.5 is missing');
   });
 });

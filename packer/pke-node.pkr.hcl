@@ -248,10 +248,17 @@ variable "agent_binary" {
   description = "The pke-agent executable to bake in; default dist/pke-agent of this repository."
 }
 
+variable "addons_dir" {
+  type        = string
+  default     = ""
+  description = "The add-on bundles to bake in, as scripts/addons/fetch.ts writes them (fetched and sha256-checked before the build); default dist/addons of this repository."
+}
+
 locals {
   template_name      = var.template_name != "" ? var.template_name : "pke-node-k8s-${var.kubernetes_version}"
   agent_binary       = var.agent_binary != "" ? var.agent_binary : "${path.root}/../dist/pke-agent"
   local_packages_dir = var.local_packages_dir != "" ? var.local_packages_dir : "${path.root}/packages"
+  addons_dir         = var.addons_dir != "" ? var.addons_dir : "${path.root}/../dist/addons"
 
   # Kept on the template (not guestinfo, so not visible to the guest): what the template holds.
   extra_config = {
@@ -385,7 +392,7 @@ build {
   }
 
   provisioner "file" {
-    source      = "${path.root}/../addons/"
+    source      = "${local.addons_dir}/"
     destination = "/tmp/pke-build/addons"
   }
 

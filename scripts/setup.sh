@@ -51,3 +51,8 @@ fi
 # The real Kubernetes tier's binaries and images; without them (no Go, no module proxy) its tests
 # skip naming the reason, which the build keeps in its cache's last-build-error file.
 node scripts/kubernetes/build.ts || echo "setup: the real Kubernetes tier is not available (above); its tests will skip" >&2
+
+# The upstream add-on releases that the add-on tests render and dry-run against the real API server,
+# fetched through the Go module proxy into a cache outside the clone and checked against
+# addons/pins.json; without them those tests skip naming the reason.
+node scripts/addons/fetch.ts --cache || echo "setup: the upstream add-on bundles are not available (above); their tests will skip" >&2

@@ -8,6 +8,8 @@ import { FetchError, locationOf, readPinnedFile, type Source, sha256, upstreamUr
 
 /** What the build records beside each bundle: where every file came from and what it was checked against. */
 export const SOURCES_RECORD = 'sources.json';
+/** The pinned sums in sha256sum's format, which packer/scripts/75-addons.sh checks again in the image. */
+export const SUMS_FILE = 'SHA256SUMS';
 
 export interface StageOptions {
   /** Where the bundles go: OUT/NAME/VERSION/, the tree packer/scripts/75-addons.sh stages under /opt/pke/addons. */
@@ -87,6 +89,7 @@ async function stageOne(options: StageOptions, name: AddonName, staging: string)
     path.join(dir, IMAGES_LIST),
     `# Images of ${name} ${release.version} as its upstream manifests name them (what an air-gapped site mirrors).\n${images.join('\n')}\n`,
   );
+  await writeFile(path.join(dir, SUMS_FILE), release.files.map((file) => `${file.sha256}  ${file.file}\n`).join(''));
   await writeFile(path.join(dir, SOURCES_RECORD), `${JSON.stringify({ name, version: release.version, files: records }, null, 2)}\n`);
   const ms = Date.now() - started;
   options.log?.(

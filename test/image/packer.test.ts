@@ -1,4 +1,4 @@
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,8 +22,18 @@ const PACKER_ENV = {
 // validate and build need the agent binary to exist; its content does not matter to them.
 const fakeAgent = path.join(scratch, 'pke-agent');
 writeFileSync(fakeAgent, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+// The fetched add-on bundles (scripts/addons/fetch.ts) likewise: a directory must be there to upload.
+const addonsDir = path.join(scratch, 'addons');
+mkdirSync(addonsDir);
 // A literal checksum keeps `packer validate` from downloading the ISO's SHA256SUMS.
-const OFFLINE_VARS = ['-var', `agent_binary=${fakeAgent}`, '-var', `iso_checksum=sha256:${'0'.repeat(64)}`];
+const OFFLINE_VARS = [
+  '-var',
+  `agent_binary=${fakeAgent}`,
+  '-var',
+  `addons_dir=${addonsDir}`,
+  '-var',
+  `iso_checksum=sha256:${'0'.repeat(64)}`,
+];
 
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 

@@ -91,7 +91,11 @@ async function installOne(options: InstallOptions, bundle: AddonBundle, plan: Pl
   const log = options.log.child({ addon: bundle.name, version: bundle.version });
   const outDir = `${RENDERED_ADDONS_DIR}/${bundle.name}`;
   const sources = await Promise.all(
-    bundle.manifests.map(async (file) => ({ file, path: `${bundle.dir}/${file}`, text: (await host.readText(`${bundle.dir}/${file}`)) ?? '' })),
+    bundle.manifests.map(async (file) => ({
+      file,
+      path: `${bundle.dir}/${file}`,
+      text: (await host.readText(`${bundle.dir}/${file}`)) ?? '',
+    })),
   );
   const rendered = renderAddon(bundle.name, bundle.version, sources, renderValues(config));
   const files: string[] = [];

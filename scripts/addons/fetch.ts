@@ -9,14 +9,14 @@
  *   node scripts/addons/fetch.ts --cache                                 the tests' cache, through the Go module proxy
  *
  * --pins FILE uses another pin catalog than addons/pins.json; --only NAME (repeatable) fetches
- * some add-ons. Exit 2: bad flags or pins; exit 1: a file could not be fetched or its checksum differs.
+ * some add-ons. Exit 2: bad flags, a bad or missing pin; exit 1: a file could not be fetched or its checksum differs.
  */
 import { rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ADDON_NAMES, type AddonName } from '../../agent/addons/catalog.ts';
 import { addonsCacheDir, lastFetchErrorFile } from './cache.ts';
 import { PINS_FILE, PinsError, readPins } from './pins.ts';
-import { SOURCE_KINDS, type Source } from './sources.ts';
+import { MissingPinError, SOURCE_KINDS, type Source } from './sources.ts';
 import { stageAddons } from './stage.ts';
 
 function usage(message: string): never {
@@ -86,5 +86,5 @@ try {
     writeFileSync(lastFetchErrorFile(), `${message}\n`);
   }
   console.error(`addons fetch: ${message}`);
-  process.exit(1);
+  process.exit(error instanceof MissingPinError ? 2 : 1);
 }

@@ -22,6 +22,9 @@ export const SOURCE_KINDS = ['upstream', 'dir', 'mirror', 'goproxy'] as const;
 /** A failure that names the add-on, its version and what was being fetched: one line, exit 1. */
 export class FetchError extends Error {}
 
+/** A file of addons/pins.json without its sha256: bad input, exit 2. */
+export class MissingPinError extends FetchError {}
+
 export function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }

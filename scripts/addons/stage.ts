@@ -4,7 +4,7 @@ import path from 'node:path';
 import { ADDON_NAMES, type AddonName, type AddonRelease, IMAGES_LIST } from '../../agent/addons/catalog.ts';
 import { parseObjects } from '../../agent/addons/manifest.ts';
 import { imagesOf } from '../../agent/addons/render.ts';
-import { FetchError, locationOf, readPinnedFile, type Source, sha256, upstreamUrl } from './sources.ts';
+import { FetchError, MissingPinError, locationOf, readPinnedFile, type Source, sha256, upstreamUrl } from './sources.ts';
 
 /** What the build records beside each bundle: where every file came from and what it was checked against. */
 export const SOURCES_RECORD = 'sources.json';
@@ -40,7 +40,11 @@ export async function stageAddons(options: StageOptions): Promise<StagedAddon[]>
   await mkdir(options.out, { recursive: true });
   const staging = await mkdtemp(path.join(options.out, '.staging-'));
   try {
-    const staged = await Promise.all(names.map((name) => stageOne(options, name, staging)));
+    // Every add-on settles before the staging directory goes, failed or not.
+    const settled = await Promise.allSettled(names.map((name) => stageOne(options, name, staging)));
+    const failure = settled.find((result) => result.status === 'rejected');
+    if (failure) throw failure.reason;
+    const staged = settled.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
     for (const name of names) {
       await rm(path.join(options.out, name), { recursive: true, force: true });
       await rename(path.join(staging, name), path.join(options.out, name));
@@ -63,7 +67,7 @@ async function stageOne(options: StageOptions, name: AddonName, staging: string)
   for (const file of release.files) {
     const where = locationOf(options.source, name, release, file);
     if (!/^[0-9a-f]{64}$/.test(file.sha256))
-      throw new FetchError(
+      throw new MissingPinError(
         `add-on ${name} ${release.version}: ${file.file}: no sha256 pinned for ${upstreamUrl(release, file)} in addons/pins.json (got ${JSON.stringify(file.sha256 ?? null)}); pin it with scripts/addons/refresh-pins.ts ${name} ${release.version}`,
       );
     const existing = path.join(options.out, name, release.version, file.file);
@@ -82,7 +86,13 @@ async function stageOne(options: StageOptions, name: AddonName, staging: string)
     bytes += content.length;
     await writeFile(path.join(dir, file.file), content, { mode: 0o644 });
     objects.push(...parseObjects(content.toString('utf8'), where));
-    records.push({ file: file.file, url: upstreamUrl(release, file), fetchedFrom: where, sha256: file.sha256, checksumFrom: file.checksumFrom });
+    records.push({
+      file: file.file,
+      url: upstreamUrl(release, file),
+      fetchedFrom: where,
+      sha256: file.sha256,
+      checksumFrom: file.checksumFrom,
+    });
   }
   const images = imagesOf(objects);
   await writeFile(

@@ -97,11 +97,15 @@ describe.skipIf(!upstream.available)(`the upstream releases, as fetched by the i
   });
 
   it("leaves out the CPI's example vsphere.conf and credentials (the leader applies its own) and keeps everything else", () => {
-    const upstreamObjects = sourcesOf(root, 'vsphere-cpi').flatMap((s) => YAML.parseAllDocuments(s.text).map((d) => d.toJS() as KubeObject));
+    const upstreamObjects = sourcesOf(root, 'vsphere-cpi').flatMap((s) =>
+      YAML.parseAllDocuments(s.text).map((d) => d.toJS() as KubeObject),
+    );
     const objects = rendered(root, 'vsphere-cpi');
     const names = (list: KubeObject[]) => list.filter(Boolean).map((o) => `${o.kind}/${o.metadata.name}`);
     expect(names(upstreamObjects)).toContain('Secret/vsphere-cloud-secret');
-    expect(names(objects)).toEqual(names(upstreamObjects).filter((n) => n !== 'Secret/vsphere-cloud-secret' && n !== 'ConfigMap/vsphere-cloud-config'));
+    expect(names(objects)).toEqual(
+      names(upstreamObjects).filter((n) => n !== 'Secret/vsphere-cloud-secret' && n !== 'ConfigMap/vsphere-cloud-config'),
+    );
   });
 
   it("moves every image under the cluster's image repository when one is set, and no other field", () => {
@@ -111,8 +115,15 @@ describe.skipIf(!upstream.available)(`the upstream releases, as fetched by the i
       const mirrored = rendered(root, name, { imageRepository: repository });
       const images = imagesOf(mirrored);
       expect(images.length, name).toBeGreaterThan(0);
-      expect(images.every((image) => image.startsWith(`${repository}/`)), name).toBe(true);
-      expect(images, name).toEqual(imagesOf(plain).map((image) => mirroredImage(image, repository)).sort());
+      expect(
+        images.every((image) => image.startsWith(`${repository}/`)),
+        name,
+      ).toBe(true);
+      expect(images, name).toEqual(
+        imagesOf(plain)
+          .map((image) => mirroredImage(image, repository))
+          .sort(),
+      );
       const withoutImages = (objects: KubeObject[]) => JSON.stringify(objects).replaceAll(/"image":"[^"]*"/g, '');
       expect(withoutImages(mirrored), name).toBe(withoutImages(plain));
     }
@@ -140,7 +151,13 @@ describe('rendering', () => {
   });
 
   it('fails naming the add-on, its version and the file when upstream moved what it sets', () => {
-    const files = [{ file: '10-calico.yaml', path: '/opt/pke/addons/calico/v3.28.5/10-calico.yaml', text: 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\n' }];
+    const files = [
+      {
+        file: '10-calico.yaml',
+        path: '/opt/pke/addons/calico/v3.28.5/10-calico.yaml',
+        text: 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\n',
+      },
+    ];
     expect(() => renderAddon('calico', 'v3.28.5', files, { podCidr: '10.244.0.0/16' })).toThrow(
       'add-on calico v3.28.5: no DaemonSet calico-node with a container calico-node (where CALICO_IPV4POOL_CIDR goes) in /opt/pke/addons/calico/v3.28.5/10-calico.yaml: the upstream layout changed',
     );

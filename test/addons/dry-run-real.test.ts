@@ -43,66 +43,69 @@ const EXTRAS: Partial<Record<AddonName, string[]>> = {
   'vsphere-csi': [renderCsiConfig(VSPHERE, 'cluster-1'), renderStorageClass('gold')],
 };
 
-describe.skipIf(skip)(`the rendered add-ons against a real kube-apiserver v${NEWEST_RELEASE.version}${skip ? ` (skipped: ${skip})` : ''}`, () => {
-  const scratch = mkdtempSync(path.join(tmpdir(), 'pke-addons-dry-run-'));
-  let server: RealApiServer;
+describe.skipIf(skip)(
+  `the rendered add-ons against a real kube-apiserver v${NEWEST_RELEASE.version}${skip ? ` (skipped: ${skip})` : ''}`,
+  () => {
+    const scratch = mkdtempSync(path.join(tmpdir(), 'pke-addons-dry-run-'));
+    let server: RealApiServer;
 
-  beforeAll(async () => {
-    if (!binaries.available) return;
-    server = await startApiServer(
-      { etcd: binaries.path('etcd'), kubeApiserver: binaries.path('kube-apiserver'), kubectl: binaries.path('kubectl') },
-      path.join(scratch, 'apiserver'),
-    );
-  }, 120_000);
+    beforeAll(async () => {
+      if (!binaries.available) return;
+      server = await startApiServer(
+        { etcd: binaries.path('etcd'), kubeApiserver: binaries.path('kube-apiserver'), kubectl: binaries.path('kubectl') },
+        path.join(scratch, 'apiserver'),
+      );
+    }, 120_000);
 
-  afterAll(async () => {
-    await server?.stop();
-    rmSync(scratch, { recursive: true, force: true });
-  });
+    afterAll(async () => {
+      await server?.stop();
+      rmSync(scratch, { recursive: true, force: true });
+    });
 
-  it.each(ADDON_NAMES)(
-    '%s: every object passes a server-side dry run (namespaces and CRDs first)',
-    async (name) => {
-      if (!upstream.available) return;
-      const dir = path.join(upstream.dir, name, ADDON_VERSIONS[name]);
-      const sources = readdirSync(dir)
-        .filter((f) => f.endsWith('.yaml'))
-        .sort()
-        .map((file) => ({ file, path: path.join(dir, file), text: readFileSync(path.join(dir, file), 'utf8') }));
-      const config = agentConfig({ kubernetes: { version: NEWEST_RELEASE.version, podCidr: '172.20.0.0/16' } });
-      const rendered = renderAddon(name, ADDON_VERSIONS[name], sources, renderValues(config));
-      const out = path.join(scratch, name);
-      const files = rendered.map(({ file, text }) => {
-        const at = `${out}-${file}`;
-        writeFileSync(at, text);
-        return at;
-      });
-      const objects = rendered.flatMap((r) => r.objects);
+    it.each(ADDON_NAMES)(
+      '%s: every object passes a server-side dry run (namespaces and CRDs first)',
+      async (name) => {
+        if (!upstream.available) return;
+        const dir = path.join(upstream.dir, name, ADDON_VERSIONS[name]);
+        const sources = readdirSync(dir)
+          .filter((f) => f.endsWith('.yaml'))
+          .sort()
+          .map((file) => ({ file, path: path.join(dir, file), text: readFileSync(path.join(dir, file), 'utf8') }));
+        const config = agentConfig({ kubernetes: { version: NEWEST_RELEASE.version, podCidr: '172.20.0.0/16' } });
+        const rendered = renderAddon(name, ADDON_VERSIONS[name], sources, renderValues(config));
+        const out = path.join(scratch, name);
+        const files = rendered.map(({ file, text }) => {
+          const at = `${out}-${file}`;
+          writeFileSync(at, text);
+          return at;
+        });
+        const objects = rendered.flatMap((r) => r.objects);
 
-      const first = objects.filter((o) => o.kind === 'Namespace' || o.kind === 'CustomResourceDefinition');
-      if (first.length > 0) {
-        const firstFile = `${out}-first.yaml`;
-        writeFileSync(firstFile, first.map((o) => YAML.stringify(o)).join('---\n'));
-        const created = await server.kubectl(['apply', '-f', firstFile]);
-        expect(created.exitCode, created.stderr).toBe(0);
-        if (first.some((o) => o.kind === 'CustomResourceDefinition')) {
-          const established = await server.kubectl(['wait', '--for=condition=Established', 'crd', '--all', '--timeout=60s']);
-          expect(established.exitCode, established.stderr).toBe(0);
+        const first = objects.filter((o) => o.kind === 'Namespace' || o.kind === 'CustomResourceDefinition');
+        if (first.length > 0) {
+          const firstFile = `${out}-first.yaml`;
+          writeFileSync(firstFile, first.map((o) => YAML.stringify(o)).join('---\n'));
+          const created = await server.kubectl(['apply', '-f', firstFile]);
+          expect(created.exitCode, created.stderr).toBe(0);
+          if (first.some((o) => o.kind === 'CustomResourceDefinition')) {
+            const established = await server.kubectl(['wait', '--for=condition=Established', 'crd', '--all', '--timeout=60s']);
+            expect(established.exitCode, established.stderr).toBe(0);
+          }
         }
-      }
 
-      const dryRun = await server.kubectl(['apply', '--dry-run=server', ...files.flatMap((f) => ['-f', f])]);
-      expect(dryRun.exitCode, dryRun.stderr).toBe(0);
-      expect(dryRun.stdout.split('\n').filter((line) => line.endsWith('(server dry run)')).length).toBe(objects.length);
+        const dryRun = await server.kubectl(['apply', '--dry-run=server', ...files.flatMap((f) => ['-f', f])]);
+        expect(dryRun.exitCode, dryRun.stderr).toBe(0);
+        expect(dryRun.stdout.split('\n').filter((line) => line.endsWith('(server dry run)')).length).toBe(objects.length);
 
-      for (const extra of EXTRAS[name] ?? []) {
-        const result = await server.kubectl(['apply', '--dry-run=server', '-f', '-'], extra);
-        expect(result.exitCode, result.stderr).toBe(0);
-        expect(result.stdout.split('\n').filter((line) => line.endsWith('(server dry run)')).length).toBe(
-          parseObjects(extra, `${name} extra`).length,
-        );
-      }
-    },
-    180_000,
-  );
-});
+        for (const extra of EXTRAS[name] ?? []) {
+          const result = await server.kubectl(['apply', '--dry-run=server', '-f', '-'], extra);
+          expect(result.exitCode, result.stderr).toBe(0);
+          expect(result.stdout.split('\n').filter((line) => line.endsWith('(server dry run)')).length).toBe(
+            parseObjects(extra, `${name} extra`).length,
+          );
+        }
+      },
+      180_000,
+    );
+  },
+);

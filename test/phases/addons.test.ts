@@ -20,7 +20,8 @@ describe('the addons phase', () => {
     const node = await createStandinNode();
     nodes.push(node);
     await node.host.writeFile(ADMIN_CONF, 'apiVersion: v1\nkind: Config\n', { mode: 0o600 });
-    if (options.bundle !== false) cpSync(path.join(REPO, 'test/fixtures/addons-subset'), node.host.file('/opt/pke/addons'), { recursive: true });
+    if (options.bundle !== false)
+      cpSync(path.join(REPO, 'test/fixtures/addons-subset'), node.host.file('/opt/pke/addons'), { recursive: true });
     return node;
   }
 

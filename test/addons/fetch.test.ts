@@ -215,4 +215,30 @@ describe('scripts/addons/fetch.ts', () => {
       new RegExp(`^addons fetch: ${broken}: addons\\.calico\\.version: expected a release version such as v1\\.31\\.0$`),
     );
   });
+
+  it('refresh-pins.ts pins a new release from its URLs, and fetch.ts then takes exactly that release', async () => {
+    const file = pins();
+    const next = 'v0.99.0';
+    const served099 = Buffer.from(
+      readFileSync(path.join(FIXTURE, 'flannel', ADDON_VERSIONS.flannel, '10-kube-flannel.yaml'), 'utf8').replaceAll(
+        ADDON_VERSIONS.flannel,
+        next,
+      ),
+    );
+    served.set(`/upstream/flannel/${next}/10-kube-flannel.yaml`, served099);
+    const refreshed = await execa(process.execPath, [path.join(REPO, 'scripts/addons/refresh-pins.ts'), 'flannel', next, '--pins', file], {
+      reject: false,
+    });
+    expect(refreshed.exitCode, refreshed.stderr).toBe(0);
+    const pinned = JSON.parse(readFileSync(file, 'utf8')).addons.flannel as AddonRelease;
+    expect(pinned.version).toBe(next);
+    expect(pinned.files[0]).toMatchObject({ sha256: sha256(served099) });
+    expect(pinned.files[0]!.checksumFrom).toContain(`${base}/upstream/flannel/${next}/10-kube-flannel.yaml`);
+    // The agent knows one version per add-on: fetch.ts stages what the pins say, under their version.
+    const target = path.join(scratch, 'refreshed');
+    const fetched = await fetchAddons(['--out', target, '--pins', file, '--only', 'flannel']);
+    expect(fetched.exitCode, fetched.stderr).toBe(0);
+    expect(readFileSync(path.join(target, 'flannel', next, '10-kube-flannel.yaml')).equals(served099)).toBe(true);
+    expect(listedImages(path.join(target, 'flannel', next, 'images.txt'))).toContain(`docker.io/flannel/flannel:${next}`);
+  });
 });

@@ -54,7 +54,11 @@ const document = JSON.parse(readFileSync(values.pins, 'utf8')) as { addons: Reco
 const current = document.addons[name as AddonName];
 const release: AddonRelease = {
   version,
-  module: { path: current.module.path, version: values['module-version'] ?? '{version}' },
+  // A module version that is not the tag (Calico's branch commit) stays while the release does.
+  module: {
+    path: current.module.path,
+    version: values['module-version'] ?? (version === current.version ? current.module.version : '{version}'),
+  },
   files: current.files.map((file) => ({ ...file })),
 };
 

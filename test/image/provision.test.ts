@@ -13,6 +13,7 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADDON_VERSIONS } from '../../agent/addons/catalog.ts';
 import { imageManifestSchema } from '../../agent/preflight/image.ts';
 import { ensureBuilt } from '../../scripts/ensure-built.ts';
 import { aptSources, chrootMissing, createChroot, ensureRootfs, type Chroot } from './chroot.ts';
@@ -220,6 +221,21 @@ describe.skipIf(missing)(titled('image provisioning in a Debian chroot', missing
     expect(result.exitCode).not.toBe(0);
     expect(result.all).toContain(`no .deb for cri-tools 1.99.0 in ${BUILD_DIR}/packages`);
     expect(result.all).toContain('step failed');
+  });
+
+  it('fails the addons step, naming the bundle and the file, when an uploaded add-on file differs from its pinned sha256', async () => {
+    const bundle = `${BUILD_DIR}/addons/metallb/${ADDON_VERSIONS.metallb}/`;
+    const file = inChroot(`${bundle}30-workloads.yaml`);
+    const original = readFileSync(file);
+    writeFileSync(file, Buffer.concat([original, Buffer.from('# changed after the fetch\n')]));
+    try {
+      const result = await provision(['addons']);
+      expect(result.exitCode).not.toBe(0);
+      expect(result.all).toContain('30-workloads.yaml: FAILED');
+      expect(result.all).toContain(`${bundle}: a file differs from its pinned sha256`);
+    } finally {
+      writeFileSync(file, original);
+    }
   });
 
   it("fails (exit 1, naming kubeadm) when kubeadm is removed, and so does the build's self-test step", async () => {

@@ -48,9 +48,13 @@ function planAddons(config: AgentConfig, vsphere: VsphereCredentials | undefined
   return plan;
 }
 
-/** What the cluster config puts into the bundles: kubeadm's podSubnet, and kubeadm's image mirror. */
+/** What the cluster config puts into the bundles: kubeadm's podSubnet and image mirror, the control-plane size. */
 export function renderValues(config: AgentConfig): RenderValues {
-  return { podCidr: config.kubernetes.podCidr, imageRepository: config.kubernetes.imageRepository };
+  return {
+    podCidr: config.kubernetes.podCidr,
+    imageRepository: config.kubernetes.imageRepository,
+    controlPlaneNodes: config.controlPlaneNodes,
+  };
 }
 
 export interface InstallOptions {

@@ -15,6 +15,8 @@ export interface RenderValues {
   podCidr: string;
   /** The cluster's image mirror (kubernetes.imageRepository): every image reference is moved under it. */
   imageRepository?: string | undefined;
+  /** How many control-plane nodes the cluster has, when known. */
+  controlPlaneNodes?: number | undefined;
 }
 
 export interface SourceFile {
@@ -71,6 +73,22 @@ const flannelNetwork: Edit = {
 };
 
 /**
+ * Upstream runs the CSI controller as 3 replicas that must sit on distinct control-plane nodes
+ * (required anti-affinity): on a smaller control plane its rollout could never finish. It runs
+ * one replica per control-plane node, up to upstream's count.
+ */
+const csiControllerReplicas: Edit = {
+  what: 'Deployment vsphere-csi-controller with spec.replicas',
+  apply(doc, object, values) {
+    if (object.kind !== 'Deployment' || object.metadata.name !== 'vsphere-csi-controller') return false;
+    const replicas = doc.getIn(['spec', 'replicas'], true);
+    if (!isScalar(replicas) || typeof replicas.value !== 'number') return false;
+    if (values.controlPlaneNodes !== undefined && values.controlPlaneNodes < replicas.value) replicas.value = values.controlPlaneNodes;
+    return true;
+  },
+};
+
+/**
  * Objects of an upstream file that pke-agent replaces with its own: the CPI's example
  * vsphere.conf and credentials, which the leader applies from the controller's vCenter connection.
  */
@@ -84,6 +102,7 @@ const REPLACED: Partial<Record<AddonName, ReadonlyArray<{ kind: string; name: st
 const EDITS: Partial<Record<AddonName, Edit[]>> = {
   calico: [calicoPoolCidr],
   flannel: [flannelNetwork],
+  'vsphere-csi': [csiControllerReplicas],
 };
 
 /** Renders every file of one add-on's bundle; an edit that found no place is an error naming the add-on. */

@@ -117,6 +117,11 @@ export const agentConfigSchema = z
     labels: nodeLabels,
     taints: z.array(taint).default([]),
     addons: addonsSchema,
+    /**
+     * The cluster's control-plane size, which node-config gives control-plane nodes: an add-on
+     * controller that runs one replica per control-plane node (the vSphere CSI's) runs no more.
+     */
+    controlPlaneNodes: z.number().int().min(1).max(9).optional(),
   })
   .refine((config) => config.nodeName !== undefined || tokenNodeName(config.controller.token) !== undefined, {
     path: ['controller', 'token'],

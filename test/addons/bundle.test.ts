@@ -108,6 +108,20 @@ describe.skipIf(!upstream.available)(`the upstream releases, as fetched by the i
     );
   });
 
+  it('runs the CSI controller on at most as many replicas as the cluster has control-plane nodes (upstream: 3, one per node)', () => {
+    const replicas = (controlPlaneNodes?: number) => {
+      const config = agentConfig({ kubernetes: { version: '1.31.2' }, ...(controlPlaneNodes ? { controlPlaneNodes } : {}) });
+      const objects = renderAddon(
+        'vsphere-csi',
+        ADDON_VERSIONS['vsphere-csi'],
+        sourcesOf(root, 'vsphere-csi'),
+        renderValues(config),
+      ).flatMap((file) => file.objects);
+      return find(objects, 'Deployment', 'vsphere-csi-controller').spec.replicas;
+    };
+    expect([replicas(), replicas(1), replicas(2), replicas(3), replicas(5)]).toEqual([3, 1, 2, 3, 3]);
+  });
+
   it("moves every image under the cluster's image repository when one is set, and no other field", () => {
     const repository = 'registry.example.net/mirror';
     for (const name of ADDON_NAMES) {

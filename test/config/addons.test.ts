@@ -56,8 +56,13 @@ describe('add-ons carried from the cluster to the leader through node-config', (
     const cluster = await createCluster(t.admin, { name: 'addons', podCidr: '172.20.0.0/16', addons });
     const master = await t.admin.nodeConfig(cluster.id, { name: 'addons-master-01', role: 'master' });
     const worker = await t.admin.nodeConfig(cluster.id, { name: 'addons-worker-01', role: 'worker', pool: 'workers' });
-    expect(agentConfigOf(master)).toMatchObject({ addons, kubernetes: { podCidr: '172.20.0.0/16' } });
+    expect(agentConfigOf(master)).toMatchObject({
+      addons,
+      kubernetes: { podCidr: '172.20.0.0/16' },
+      controlPlaneNodes: cluster.spec.controlPlaneNodes,
+    });
     expect(JSON.parse(decodeGuestinfo(worker.guestinfo, 'guestinfo.pke.config'))).not.toHaveProperty('addons');
+    expect(JSON.parse(decodeGuestinfo(worker.guestinfo, 'guestinfo.pke.config'))).not.toHaveProperty('controlPlaneNodes');
     expect(master.encodedBytes).toBeLessThan(4096);
   });
 });

@@ -50,7 +50,7 @@ function agentConfig(input: NodeConfigInput): AgentConfigInput {
     labels: pool?.labels ?? {},
     taints: pool?.taints ?? [],
     // Only a control-plane node can become the leader, the one node that installs add-ons.
-    ...(input.role === 'master' ? { addons: spec.addons } : {}),
+    ...(input.role === 'master' ? { addons: spec.addons, controlPlaneNodes: spec.controlPlaneNodes } : {}),
   };
 }
 

@@ -7,8 +7,8 @@ import { promisify } from 'node:util';
 const REPO = path.resolve(import.meta.dirname, '..');
 const EXECUTABLE = path.join(REPO, 'dist/pke-agent');
 const LOCK = path.join(REPO, 'dist/.build.lock');
-/** What scripts/build.mjs reads: the agent, itself and its helper scripts, the package manifest. */
-const SOURCES = ['agent', 'scripts/build.mjs', 'package.json', 'package-lock.json', ...helperScripts()];
+/** What scripts/build.mjs reads: the agent (and the add-on pins it imports), itself and its helper scripts, the package manifest. */
+const SOURCES = ['agent', 'addons/pins.json', 'scripts/build.mjs', 'package.json', 'package-lock.json', ...helperScripts()];
 const LOCK_WAIT_MS = 10 * 60_000;
 
 let building: Promise<string> | undefined;

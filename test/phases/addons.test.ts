@@ -4,9 +4,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createAddonsPhase } from '../../agent/phases/addons.ts';
 import { PHASES } from '../../agent/phases/index.ts';
 import type { AgentConfigInput } from '../../agent/config/schema.ts';
+import { upstreamBundles } from '../../scripts/addons/cache.ts';
 import { agentConfig, createStandinNode, fakeController, phaseContext, withEnv, type StandinNode } from '../helpers/standins.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
+const upstream = upstreamBundles();
 const ADMIN_CONF = '/etc/kubernetes/admin.conf';
 
 describe('the addons phase', () => {
@@ -15,13 +17,13 @@ describe('the addons phase', () => {
     for (const node of nodes.splice(0)) await node.cleanup();
   });
 
-  /** A leader after kube-init: admin.conf written, the image's bundle at /opt/pke/addons. */
-  async function leaderNode(options: { bundle?: boolean } = {}): Promise<StandinNode> {
+  /** A leader after kube-init: admin.conf written, the image's bundles (the trimmed fixture unless `from`) at /opt/pke/addons. */
+  async function leaderNode(options: { bundle?: boolean; from?: string } = {}): Promise<StandinNode> {
     const node = await createStandinNode();
     nodes.push(node);
     await node.host.writeFile(ADMIN_CONF, 'apiVersion: v1\nkind: Config\n', { mode: 0o600 });
     if (options.bundle !== false)
-      cpSync(path.join(REPO, 'test/fixtures/addons-subset'), node.host.file('/opt/pke/addons'), { recursive: true });
+      cpSync(options.from ?? path.join(REPO, 'test/fixtures/addons-subset'), node.host.file('/opt/pke/addons'), { recursive: true });
     return node;
   }
 
@@ -63,6 +65,30 @@ describe('the addons phase', () => {
       'addons.ready calico',
     ]);
   });
+
+  it.skipIf(!upstream.available)(
+    `applies the upstream Calico release as the image stages it, the pool set and the images under the mirror${upstream.available ? '' : ` (skipped: ${upstream.reason})`}`,
+    async () => {
+      const node = await leaderNode({ from: upstream.available ? upstream.dir : '' });
+      const output = await phase.run(
+        context(node, { kubernetes: { version: '1.31.2', podCidr: '172.20.0.0/16', imageRepository: 'registry.example.net/mirror' } }),
+      );
+      expect(output.addons.map((a) => `${a.name} ${a.version}`)).toEqual(['calico v3.28.5']);
+      expect(kubectlCalls(node)).toEqual([
+        `--kubeconfig ${ADMIN_CONF} apply -f /etc/kubernetes/pke/addons/calico/10-calico.yaml`,
+        `--kubeconfig ${ADMIN_CONF} -n kube-system rollout status daemonset/calico-node --timeout=30s`,
+        `--kubeconfig ${ADMIN_CONF} -n kube-system rollout status deployment/calico-kube-controllers --timeout=30s`,
+      ]);
+      const rendered = readFileSync(node.host.file('/etc/kubernetes/pke/addons/calico/10-calico.yaml'), 'utf8');
+      expect(rendered).toMatch(/- name: CALICO_IPV4POOL_CIDR\n\s+value: 172\.20\.0\.0\/16\n/);
+      expect(
+        [...rendered.matchAll(/^\s*image: (\S+)/gm)]
+          .map((m) => m[1])
+          .every((image) => image?.startsWith('registry.example.net/mirror/calico/')),
+      ).toBe(true);
+      expect(output.addons[0]!.objects).toBeGreaterThan(30);
+    },
+  );
 
   it('installs the selected CNI and MetalLB with its layer-2 pool only when addresses are configured', async () => {
     const node = await leaderNode();

@@ -9,7 +9,7 @@ import { RENDERED_ADDONS_DIR, type AddonName } from './catalog.ts';
 import { applyManifests, applySecretObjects, waitForRollout } from './kubectl.ts';
 import { parseObjects, workloadsOf } from './manifest.ts';
 import { renderMetallbPool } from './metallb-pool.ts';
-import { renderAddon, type RenderValues } from './render.ts';
+import { renderAddon, type RenderedFile, type RenderValues } from './render.ts';
 import { renderCpiConfig, renderCsiConfig, renderStorageClass } from './vsphere.ts';
 
 export interface AddonResult {
@@ -66,16 +66,29 @@ export interface InstallOptions {
 }
 
 /**
- * Installs the planned add-ons in order. Every bundle is read, and the vCenter connection
- * fetched, before anything is applied: a node that lacks either changes nothing in the cluster.
+ * Installs the planned add-ons in order. Every bundle is read and rendered, and the vCenter
+ * connection fetched, before anything is applied: a node that lacks either, or holds a bundle
+ * whose layout the rendering does not know, changes nothing in the cluster.
  */
 export async function installAddons(options: InstallOptions): Promise<AddonResult[]> {
   const vsphere = options.config.addons.vsphere ? await fetchVsphere(options.controller) : undefined;
   const plan = planAddons(options.config, vsphere);
   const bundles = await Promise.all(plan.map((addon) => readBundle(options.host, addon.name)));
+  const rendered = await Promise.all(bundles.map((bundle) => renderBundle(options, bundle)));
   const results: AddonResult[] = [];
-  for (const [index, addon] of plan.entries()) results.push(await installOne(options, bundles[index]!, addon));
+  for (const [index, addon] of plan.entries()) results.push(await installOne(options, bundles[index]!, rendered[index]!, addon));
   return results;
+}
+
+async function renderBundle(options: InstallOptions, bundle: AddonBundle): Promise<RenderedFile[]> {
+  const sources = await Promise.all(
+    bundle.manifests.map(async (file) => ({
+      file,
+      path: `${bundle.dir}/${file}`,
+      text: (await options.host.readText(`${bundle.dir}/${file}`)) ?? '',
+    })),
+  );
+  return renderAddon(bundle.name, bundle.version, sources, renderValues(options.config));
 }
 
 async function fetchVsphere(controller: NodeApi): Promise<VsphereCredentials> {
@@ -89,19 +102,16 @@ async function fetchVsphere(controller: NodeApi): Promise<VsphereCredentials> {
   }
 }
 
-async function installOne(options: InstallOptions, bundle: AddonBundle, plan: PlannedAddon): Promise<AddonResult> {
-  const { host, config } = options;
+async function installOne(
+  options: InstallOptions,
+  bundle: AddonBundle,
+  rendered: RenderedFile[],
+  plan: PlannedAddon,
+): Promise<AddonResult> {
+  const { host } = options;
   const started = Date.now();
   const log = options.log.child({ addon: bundle.name, version: bundle.version });
   const outDir = `${RENDERED_ADDONS_DIR}/${bundle.name}`;
-  const sources = await Promise.all(
-    bundle.manifests.map(async (file) => ({
-      file,
-      path: `${bundle.dir}/${file}`,
-      text: (await host.readText(`${bundle.dir}/${file}`)) ?? '',
-    })),
-  );
-  const rendered = renderAddon(bundle.name, bundle.version, sources, renderValues(config));
   const files: string[] = [];
   for (const { file, text } of rendered) {
     const target = `${outDir}/${file}`;

@@ -151,7 +151,7 @@ export async function startEtcdCluster(options: { members?: number } = {}): Prom
     },
   };
   try {
-    names.forEach((_, i) => launch(i, 'new'));
+    for (let i = 0; i < names.length; i += 1) launch(i, 'new');
     await waitHealthy(client(), dir);
   } catch (error) {
     await cluster.stop();

@@ -79,10 +79,11 @@ export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime,
       let answer;
       try {
         for (let attempt = 1; ; attempt += 1) {
+          const since = runtime.store.mark();
           answer = await route.handle(context);
           try {
             // Every 2xx answer reflects state that is stored (group commit: see store/).
-            await runtime.store.durable();
+            await runtime.store.durable(since);
             break;
           } catch (error) {
             // Another replica changed what this request built on: run it again on what it changed.

@@ -13,12 +13,14 @@ export interface ControllerStore {
    * must not await, and a change that throws must throw before it changes anything.
    */
   mutate<T>(change: (state: ControllerState, touch: Touch) => T): T;
+  /** A mark of the mutations applied so far, for `durable(since)`. */
+  mark(): number;
   /**
    * Resolves once every mutation applied so far is stored. Rejects with StoreConflict when one
-   * of them lost a race with another replica (the request may be run again), with
-   * StoreUnavailable when the store cannot take writes.
+   * of them, or one applied after `mark()` returned `since`, lost a race with another replica
+   * (the request may be run again), with StoreUnavailable when the store cannot take writes.
    */
-  durable(): Promise<void>;
+  durable(since?: number): Promise<void>;
   /** Tells `listener` of each cluster that changed through another replica (shared stores only). */
   onRemoteChange(listener: (cluster: string) => void): void;
   close(): Promise<void>;

@@ -32,20 +32,22 @@ import {
  * transaction compares each key's mod revision with the one the mirror had when a mutation
  * first touched it, so a write based on what another replica has since changed is refused as
  * a whole: leases, fencing epochs and join slots (fields of the cluster entity) can never be
- * granted twice. A refused batch fails its requests with StoreConflict (the server runs them
- * again on the corrected mirror) and its keys are read back from etcd. What other replicas
+ * granted twice. When a batch is refused (or etcd does not answer), every mutation applied so
+ * far fails, since any of them may have read what the batch changed, and their entities are
+ * set back at once to what etcd last confirmed (kept as text for that), so that nothing reads
+ * a refused change; the server runs requests that lost a race again (StoreConflict) and answers
+ * 503 when etcd has no quorum (StoreUnavailable). What other replicas
  * write arrives through one watch on `state/` and is applied to the mirror in place (handlers
  * hold cluster objects across awaits), then announced so that long-polls wake.
  */
 
 /** etcd's default --max-txn-ops: the most keys one batch compares and writes. */
 export const DEFAULT_TXN_KEYS = 128;
-/** How long one etcd call may take before the write is answered 503. */
-const CALL_TIMEOUT_MS = 4000;
+/** How long one etcd call may take; a write that fails is tried this many times (the client moves to another member) before it is answered 503. */
+const CALL_TIMEOUT_MS = 2000;
+const WRITE_ATTEMPTS = 3;
 /** A mutation's keys written by the batch in flight: its base is that batch's revision. */
 const AFTER_IN_FLIGHT = 'in-flight';
-/** A mutation's keys written by a batch that failed: the mutation fails too. */
-const FAILED = 'failed';
 
 export interface EtcdStoreOptions {
   /** Keys per transaction, at most the etcd cluster's --max-txn-ops. */
@@ -63,22 +65,23 @@ interface Waiter {
 export class EtcdStateStore implements ControllerStore {
   private readonly kv: Namespace;
   private readonly current: ControllerState;
-  /** By entity key: the mod revision of what the mirror holds ('0': absent). */
+  /** By entity key: the mod revision of what etcd last confirmed ('0': absent), and its value (JSON, null: absent). */
   private readonly revisions = new Map<string, string>();
+  private readonly confirmed = new Map<string, string | null>();
   /** By entity key touched and not yet written: the revision the write must find, or a marker. */
   private readonly base = new Map<string, string>();
   /** Mutations not yet cut into a batch, with the keys each touched. */
   private pending: { version: number; keys: Set<string> }[] = [];
   private touching: Set<string> | undefined;
   private inFlight = new Set<string>();
-  /** Keys whose mirror value may hold what etcd refused or never confirmed: read back before writing more. */
-  private readonly reload = new Set<string>();
-  /** Watch events held while a batch or a read-back is in flight, applied after it. */
+  /** Watch events held while a batch is in flight, applied after it. */
   private held: { kv: IKeyValue; deleted: boolean }[] = [];
   private busy = false;
   private appliedVersion = 0;
   private settledVersion = 0;
   private waiters: Waiter[] = [];
+  /** The last failure, and the mutations it failed (those up to `version`). */
+  private lastFailure: { version: number; error: Error } | undefined;
   private flushing: Promise<void> | undefined;
   private readonly listeners: ((cluster: string) => void)[] = [];
   private watcher: Watcher | undefined;
@@ -112,7 +115,7 @@ export class EtcdStateStore implements ControllerStore {
     for (const item of kvs) {
       const key = entityKey(item.key.toString());
       applyInPlace(state, parseEntity(key, item.value.toString()));
-      revisions.set(key, String(item.mod_revision));
+      revisions.set(key, `${item.mod_revision}\0${item.value.toString()}`);
     }
     if (state.format !== STATE_FORMAT)
       throw new PkeError(
@@ -121,7 +124,11 @@ export class EtcdStateStore implements ControllerStore {
     const checked = controllerStateSchema.safeParse(state);
     if (!checked.success) throw new PkeError(`the controller state in etcd does not validate: ${checked.error.issues[0]?.message ?? ''}`);
     const store = new EtcdStateStore(kv, checked.data, options);
-    for (const [key, revision] of revisions) store.revisions.set(key, revision);
+    for (const [key, both] of revisions) {
+      const [revision = '0', value = ''] = both.split('\0');
+      store.revisions.set(key, revision);
+      store.confirmed.set(key, value);
+    }
     await store.watch(String(Number(response.header.revision) + 1));
     return store;
   }
@@ -145,7 +152,13 @@ export class EtcdStateStore implements ControllerStore {
     return result;
   }
 
-  durable(): Promise<void> {
+  mark(): number {
+    return this.appliedVersion;
+  }
+
+  durable(since?: number): Promise<void> {
+    const failure = this.lastFailure;
+    if (since !== undefined && failure && failure.version > since) return Promise.reject(failure.error);
     if (this.settledVersion >= this.appliedVersion) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       this.waiters.push({ version: this.appliedVersion, resolve, reject });
@@ -177,19 +190,9 @@ export class EtcdStateStore implements ControllerStore {
 
   private async flush(): Promise<void> {
     try {
-      while (this.settledVersion < this.appliedVersion || this.reload.size > 0) {
-        if (this.closed) return;
-        if (this.reload.size > 0 && !(await this.readBack())) {
-          // etcd cannot answer: what waits now cannot be stored before etcd is back.
-          this.failPending(new StoreUnavailable('etcd has no quorum or cannot be reached; the write was not stored'));
-          await new Promise((resolve) => setTimeout(resolve, 500));
-          continue;
-        }
-        if (this.pending.length === 0) {
-          this.settle(this.appliedVersion);
-          continue;
-        }
-        await this.writeBatch();
+      while (this.settledVersion < this.appliedVersion && !this.closed) {
+        if (this.pending.length === 0) this.settle(this.appliedVersion);
+        else await this.writeBatch();
       }
     } finally {
       this.flushing = undefined;
@@ -217,83 +220,74 @@ export class EtcdStateStore implements ControllerStore {
       if (later.has(key)) this.base.set(key, AFTER_IN_FLIGHT);
       else this.base.delete(key);
     }
-    if (ordered.some((key) => expected.get(key) === FAILED)) {
-      this.batchFailed(ordered, last, new StoreConflict('a write this one built on was not stored'));
-      return;
-    }
 
-    const writes = ordered.map((key) => ({ key, entity: entityAt(this.current, key) }));
+    const writes = ordered.map((key) => {
+      const { v } = entityAt(this.current, key);
+      return { key, json: v === null ? null : JSON.stringify(v) };
+    });
     this.inFlight = new Set(ordered);
     this.busy = true;
-    let outcome: { revision: string } | { error: Error };
-    try {
-      let txn = this.kv.if(etcdKey(ordered[0] ?? ROOT_KEY), 'Mod', '==', Number(expected.get(ordered[0] ?? ROOT_KEY)));
-      for (const key of ordered.slice(1)) txn = txn.and(etcdKey(key), 'Mod', '==', Number(expected.get(key)));
-      const result = await txn
-        .then(
-          ...writes.map(({ key, entity }) =>
-            entity.v === null ? this.kv.delete().key(etcdKey(key)) : this.kv.put(etcdKey(key)).value(JSON.stringify(entity.v)),
-          ),
-        )
-        .options(deadline())
-        .commit();
-      outcome = result.succeeded
-        ? { revision: String(result.header.revision) }
-        : { error: new StoreConflict('another controller replica changed what this request changed; nothing of it was stored') };
-    } catch (error) {
-      outcome = { error: new StoreUnavailable(`etcd did not take the write: ${errorMessage(error)}`) };
+    let outcome: { revision: string } | { error: Error } = { error: new StoreUnavailable('etcd was not asked') };
+    for (let attempt = 1; attempt <= WRITE_ATTEMPTS; attempt += 1) {
+      outcome = await this.commit(ordered, expected, writes);
+      // A retry after a write that was stored after all is refused (its revisions moved): a conflict, and the watch brings the write.
+      if (!('error' in outcome) || !(outcome.error instanceof StoreUnavailable) || this.closed) break;
     }
     this.inFlight = new Set();
     if ('revision' in outcome) {
-      for (const { key, entity } of writes) this.revisions.set(key, entity.v === null ? '0' : outcome.revision);
+      for (const { key, json } of writes) {
+        this.revisions.set(key, json === null ? '0' : outcome.revision);
+        this.confirmed.set(key, json);
+      }
       for (const [key, value] of this.base) if (value === AFTER_IN_FLIGHT) this.base.set(key, outcome.revision);
       this.releaseHeld();
       this.settle(last);
-    } else this.batchFailed(ordered, last, outcome.error);
+    } else this.failAll(ordered, outcome.error);
   }
 
-  /** Fails the batch's requests and schedules its keys to be read back (the mirror holds what etcd does not). */
-  private batchFailed(keys: string[], last: number, error: Error): void {
-    for (const key of keys) this.reload.add(key);
-    for (const [key, value] of this.base) if (value === AFTER_IN_FLIGHT) this.base.set(key, FAILED);
-    this.busy = false;
-    this.releaseHeld();
-    this.settle(last, error);
+  /** One transaction: every key at its expected revision, or nothing written. */
+  private async commit(
+    ordered: string[],
+    expected: Map<string, string>,
+    writes: { key: string; json: string | null }[],
+  ): Promise<{ revision: string } | { error: Error }> {
+    try {
+      const [first = ROOT_KEY, ...rest] = ordered;
+      let txn = this.kv.if(etcdKey(first), 'Mod', '==', Number(expected.get(first)));
+      for (const key of rest) txn = txn.and(etcdKey(key), 'Mod', '==', Number(expected.get(key)));
+      const result = await txn
+        .then(
+          ...writes.map(({ key, json }) => (json === null ? this.kv.delete().key(etcdKey(key)) : this.kv.put(etcdKey(key)).value(json))),
+        )
+        .options(deadline())
+        .commit();
+      return result.succeeded
+        ? { revision: String(result.header.revision) }
+        : { error: new StoreConflict('another controller replica changed what this request changed; nothing of it was stored') };
+    } catch (error) {
+      return { error: new StoreUnavailable(`etcd did not take the write: ${errorMessage(error)}`) };
+    }
   }
 
-  /** Every mutation applied so far fails; its keys are read back once etcd answers. */
-  private failPending(error: Error): void {
-    for (const mutation of this.pending) for (const key of mutation.keys) this.reload.add(key);
-    for (const key of this.base.keys()) this.reload.add(key);
+  /**
+   * Fails every mutation applied so far (any may have read what the batch changed) and sets
+   * each entity they touched back to what etcd last confirmed; then applies what the watch
+   * brought meanwhile. A write whose outcome etcd never told comes back through the watch if
+   * it was stored after all.
+   */
+  private failAll(batch: string[], error: Error): void {
+    const keys = new Set([...batch, ...this.base.keys(), ...this.pending.flatMap((mutation) => [...mutation.keys])]);
     this.pending = [];
     this.base.clear();
-    this.settle(this.appliedVersion, error);
-  }
-
-  /** Reads the keys to reload from etcd into the mirror; false when etcd cannot answer. */
-  private async readBack(): Promise<boolean> {
-    const keys = [...this.reload].sort((a, b) => kindRank(a) - kindRank(b));
-    this.busy = true;
-    try {
-      const found = await Promise.all(keys.map((key) => this.kv.get(etcdKey(key)).options(deadline()).exec()));
-      const changed = new Set<string>();
-      keys.forEach((key, i) => {
-        const item = found[i]?.kvs[0];
-        const revision = item ? String(item.mod_revision) : '0';
-        // A mutation that touched the key since builds on the old value: it fails at its write.
-        if (this.base.has(key)) this.base.set(key, FAILED);
-        this.reload.delete(key);
-        this.applyRemote(key, item?.value.toString() ?? null, revision, changed, true);
-      });
-      this.announce(changed);
-      return true;
-    } catch (error) {
-      this.warn('store.etcd.unavailable', { error: errorMessage(error) });
-      return false;
-    } finally {
-      this.busy = false;
-      this.releaseHeld();
+    const changed = new Set<string>();
+    for (const key of [...keys].sort((a, b) => kindRank(a) - kindRank(b))) {
+      const value = this.confirmed.get(key) ?? null;
+      this.applyRemote(key, value, this.revisions.get(key) ?? '0', changed, true);
     }
+    this.lastFailure = { version: this.appliedVersion, error };
+    this.settle(this.appliedVersion, error);
+    this.releaseHeld();
+    this.announce(changed);
   }
 
   private async watch(startRevision: string): Promise<void> {
@@ -340,6 +334,7 @@ export class EtcdStateStore implements ControllerStore {
       return;
     }
     this.revisions.set(key, revision);
+    this.confirmed.set(key, value);
     if (key !== ROOT_KEY) changed.add(key.split('\0')[1] ?? '');
   }
 

@@ -117,7 +117,11 @@ export class StateStore implements ControllerStore {
     return result;
   }
 
-  /** Resolves once every mutation applied so far is on disk. */
+  mark(): number {
+    return this.appliedVersion;
+  }
+
+  /** Resolves once every mutation applied so far is on disk (a failed write fails its waiters). */
   durable(): Promise<void> {
     if (this.durableVersion >= this.appliedVersion) return Promise.resolve();
     const done = new Promise<void>((resolve, reject) => {

@@ -24,7 +24,7 @@ import { emptyState } from './store/state.ts';
 import { StateStore } from './store/state-store.ts';
 import type { ControllerStore } from './store/entities.ts';
 import type { ClusterFiles } from './store/cluster-files.ts';
-import { openEtcdBackend, type EtcdOptions } from './store/etcd-backend.ts';
+import type { EtcdOptions } from './store/etcd-backend.ts';
 import type { CertifiedKey } from './clusters/pki.ts';
 import { TokenAuthority } from './auth/tokens.ts';
 
@@ -120,6 +120,8 @@ interface Backend {
 
 async function openBackend(dataDir: DataDir, options: ControllerOptions): Promise<Backend> {
   if (options.etcd) {
+    // Loaded only here: the etcd client (gRPC) costs a one-controller start nothing.
+    const { openEtcdBackend } = await import('./store/etcd-backend.ts');
     const etcd = await openEtcdBackend(options.etcd, dataDir, options.log);
     return { ...etcd, files: etcd.secrets };
   }

@@ -1,4 +1,7 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { SecretBox } from '../../../agent/controller/store/secret-box.ts';
 import type { AgentConfig } from '../../../agent/config/schema.ts';
 import { AdminClient, createNodeClient, type NodeClient, type RetryOptions } from '../../../agent/protocol/client.ts';
 import { ControllerRequestError } from '../../../agent/protocol/errors.ts';
@@ -34,7 +37,7 @@ interface Replica {
   admin: AdminClient;
 }
 
-async function startReplica(etcd: EtcdCluster, prefix: string): Promise<Replica> {
+async function startReplica(etcd: EtcdCluster, prefix: string, secretKeyFile = etcd.secretKeyFile): Promise<Replica> {
   const data = scratchDir('replica');
   const proc = await spawnController(data.dir, 0, [
     '--etcd',
@@ -46,7 +49,7 @@ async function startReplica(etcd: EtcdCluster, prefix: string): Promise<Replica>
     '--etcd-key',
     etcd.keyFile,
     '--etcd-secret-key',
-    etcd.secretKeyFile,
+    secretKeyFile,
     '--etcd-prefix',
     prefix,
   ]);
@@ -111,6 +114,21 @@ describe.skipIf(!etcdBinary())('controller replicas on etcd', () => {
       expect(value).not.toMatch(/PRIVATE KEY|BEGIN/);
     }
     expect(Object.values(secrets).join('')).not.toContain(a.proc.adminToken);
+  }, 60_000);
+
+  it('re-seal the secrets with a new key put first in the key file, after which the old key can go', async () => {
+    const prefix = freshPrefix();
+    const first = await startReplica(etcd, prefix);
+    const oldKey = readFileSync(etcd.secretKeyFile, 'utf8');
+    const newKey = SecretBox.newKeyFileText();
+    const both = path.join(etcd.dir, `rotate-${prefix.replaceAll('/', '')}.key`);
+    writeFileSync(both, `${newKey}${oldKey}`, { mode: 0o600 });
+    await startReplica(etcd, prefix, both);
+    const onlyNew = path.join(etcd.dir, `new-${prefix.replaceAll('/', '')}.key`);
+    writeFileSync(onlyNew, newKey, { mode: 0o600 });
+    const last = await startReplica(etcd, prefix, onlyNew);
+    expect(last.proc.adminToken).toBe(first.proc.adminToken);
+    expect(last.proc.caCertPem).toBe(first.proc.caCertPem);
   }, 60_000);
 
   it('grant the lease once and the join slot once to 200 nodes racing through two replicas', async () => {

@@ -108,7 +108,8 @@ function etcdProtos() {
     setup(build) {
       build.onLoad({ filter: /etcd3[\\/]lib[\\/]connection-pool\.js$/ }, (args) => {
         const source = readFileSync(args.path, 'utf8');
-        const call = '(0, proto_loader_1.loadSync)(`${__dirname}/../proto/rpc.proto`,';
+        // The call as etcd3's compiled source spells it (a template literal in a plain string).
+        const call = ['(0, proto_loader_1.loadSync)(`$', '{__dirname}/../proto/rpc.proto`,'].join('');
         if (!source.includes(call)) throw new Error(`build: ${args.path} no longer loads its protos as expected; update etcdProtos()`);
         const protoDir = path.join(path.dirname(args.path), '../proto');
         const files = Object.fromEntries(

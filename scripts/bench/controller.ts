@@ -123,6 +123,7 @@ export async function benchController(): Promise<BenchSection> {
       { name: `${HA} etcd members' CPU during the run`, value: ha.etcdCpu ?? 0, unit: 's' },
       { name: `${HA} largest replica peak RSS (VmHWM)`, value: ha.peakRssMb, unit: 'MB', max: TARGET_RSS_MB },
       { name: `${HA} requests`, value: ha.requests, unit: 'count' },
+      { name: `${HA} bootstrap tokens minted (${NODES - 1} joins)`, value: ha.secrets, unit: 'count' },
     ];
     return {
       name: 'controller',
@@ -281,7 +282,8 @@ async function runFormation(options: {
     const status = await admin.status(cluster.id);
     const ready = status.nodes.filter((n) => n.state === 'ready').length;
     const secrets = readdirSync(path.join(apiServer.stateDir, 'secrets', 'kube-system')).length;
-    if (ready !== NODES || secrets !== NODES - 1)
+    // Replicas run a request that lost a race again, and a join that runs again mints again: more tokens than joins is what that costs.
+    if (ready !== NODES || (etcd ? secrets < NODES - 1 : secrets !== NODES - 1))
       throw new Error(`bench run incomplete: ${ready}/${NODES} nodes ready, ${secrets} bootstrap tokens minted`);
     const leaseWake = etcd ? await leaseChangeWake(admin, urls) : undefined;
     await admin.close();

@@ -77,6 +77,9 @@ export class EtcdStateStore implements ControllerStore {
   /** Watch events held while a batch is in flight, applied after it. */
   private held: { kv: IKeyValue; deleted: boolean }[] = [];
   private busy = false;
+  /** The etcd revision the watch has delivered everything up to, and who waits for it to grow. */
+  private watched = 0;
+  private watchWaiters: { revision: number; resolve: () => void }[] = [];
   private appliedVersion = 0;
   private settledVersion = 0;
   private waiters: Waiter[] = [];
@@ -221,28 +224,53 @@ export class EtcdStateStore implements ControllerStore {
       else this.base.delete(key);
     }
 
+    if (ordered.length === 0) {
+      this.settle(last);
+      return;
+    }
     const writes = ordered.map((key) => {
       const { v } = entityAt(this.current, key);
       return { key, json: v === null ? null : JSON.stringify(v) };
     });
     this.inFlight = new Set(ordered);
     this.busy = true;
-    let outcome: { revision: string } | { error: Error } = { error: new StoreUnavailable('etcd was not asked') };
+    // A touched entity that did not change is compared (what the mutation decided rests on it) but not written: no new revision for other replicas to trip on.
+    const changed = writes.filter(({ key, json }) => !this.confirmed.has(key) || this.confirmed.get(key) !== json);
+    let outcome: { revision: string } | { error: Error; revision?: string } = { error: new StoreUnavailable('etcd was not asked') };
     for (let attempt = 1; attempt <= WRITE_ATTEMPTS; attempt += 1) {
-      outcome = await this.commit(ordered, expected, writes);
+      outcome = await this.commit(ordered, expected, changed);
       // A retry after a write that was stored after all is refused (its revisions moved): a conflict, and the watch brings the write.
       if (!('error' in outcome) || !(outcome.error instanceof StoreUnavailable) || this.closed) break;
     }
     this.inFlight = new Set();
-    if ('revision' in outcome) {
-      for (const { key, json } of writes) {
+    if (!('error' in outcome)) {
+      for (const { key, json } of changed) {
         this.revisions.set(key, json === null ? '0' : outcome.revision);
         this.confirmed.set(key, json);
       }
-      for (const [key, value] of this.base) if (value === AFTER_IN_FLIGHT) this.base.set(key, outcome.revision);
+      for (const [key, value] of this.base) if (value === AFTER_IN_FLIGHT) this.base.set(key, this.revisions.get(key) ?? '0');
       this.releaseHeld();
       this.settle(last);
-    } else this.failAll(ordered, outcome.error);
+    } else {
+      // Refused: what beat it is on its way through the watch; the requests run again once the mirror has it.
+      if (outcome.revision !== undefined) await this.watchedUpTo(Number(outcome.revision));
+      this.failAll(ordered, outcome.error);
+    }
+  }
+
+  /** Resolves once the watch has delivered every change up to `revision`, or after a second. */
+  private watchedUpTo(revision: number): Promise<void> {
+    if (this.watched >= revision) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, 1000);
+      this.watchWaiters.push({
+        revision,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+    });
   }
 
   /** One transaction: every key at its expected revision, or nothing written. */
@@ -250,7 +278,7 @@ export class EtcdStateStore implements ControllerStore {
     ordered: string[],
     expected: Map<string, string>,
     writes: { key: string; json: string | null }[],
-  ): Promise<{ revision: string } | { error: Error }> {
+  ): Promise<{ revision: string } | { error: Error; revision?: string }> {
     try {
       const [first = ROOT_KEY, ...rest] = ordered;
       let txn = this.kv.if(etcdKey(first), 'Mod', '==', Number(expected.get(first)));
@@ -263,7 +291,10 @@ export class EtcdStateStore implements ControllerStore {
         .commit();
       return result.succeeded
         ? { revision: String(result.header.revision) }
-        : { error: new StoreConflict('another controller replica changed what this request changed; nothing of it was stored') };
+        : {
+            error: new StoreConflict('another controller replica changed what this request changed; nothing of it was stored'),
+            revision: String(result.header.revision),
+          };
     } catch (error) {
       return { error: new StoreUnavailable(`etcd did not take the write: ${errorMessage(error)}`) };
     }
@@ -293,6 +324,13 @@ export class EtcdStateStore implements ControllerStore {
   private async watch(startRevision: string): Promise<void> {
     const watcher = await this.kv.watch().prefix('').startRevision(startRevision).create();
     this.watcher = watcher;
+    watcher.on('data', (response) => {
+      this.watched = Math.max(this.watched, Number(response.header.revision));
+      if (this.watchWaiters.length === 0) return;
+      const waiting = this.watchWaiters;
+      this.watchWaiters = waiting.filter((waiter) => waiter.revision > this.watched);
+      for (const waiter of waiting) if (waiter.revision <= this.watched) waiter.resolve();
+    });
     watcher.on('put', (kv) => this.onEvent(kv, false));
     watcher.on('delete', (kv) => this.onEvent(kv, true));
     watcher.on('disconnected', (error) => this.warn('store.etcd.watch.disconnected', { error: errorMessage(error) }));

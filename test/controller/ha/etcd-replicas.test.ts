@@ -37,9 +37,10 @@ interface Replica {
   admin: AdminClient;
 }
 
-async function startReplica(etcd: EtcdCluster, prefix: string, secretKeyFile = etcd.secretKeyFile): Promise<Replica> {
+async function startReplica(etcd: EtcdCluster, prefix: string, secretKeyFile = etcd.secretKeyFile, extra: string[] = []): Promise<Replica> {
   const data = scratchDir('replica');
   const proc = await spawnController(data.dir, 0, [
+    ...extra,
     '--etcd',
     etcd.urls.join(','),
     '--etcd-ca',
@@ -114,6 +115,22 @@ describe.skipIf(!etcdBinary())('controller replicas on etcd', () => {
       expect(value).not.toMatch(/PRIVATE KEY|BEGIN/);
     }
     expect(Object.values(secrets).join('')).not.toContain(a.proc.adminToken);
+  }, 60_000);
+
+  it('render node configs that carry every replica URL, the guestinfo still under 4 KiB', async () => {
+    const peers = ['https://controller-2.example.net:9443', 'https://controller-3.example.net:9443'];
+    const replica = await startReplica(
+      etcd,
+      freshPrefix(),
+      etcd.secretKeyFile,
+      peers.flatMap((url) => ['--peer-url', url]),
+    );
+    const cluster = await createLocalCluster(replica.admin);
+    const rendered = await replica.admin.nodeConfig(cluster.id, { name: 'a-rather-long-worker-name-0001', role: 'worker' });
+    const config = agentConfigOf(rendered);
+    expect(config.controller.url).toBe(replica.proc.url);
+    expect(config.controller.otherUrls).toEqual(peers);
+    expect(rendered.encodedBytes).toBeLessThan(4096);
   }, 60_000);
 
   it('re-seal the secrets with a new key put first in the key file, after which the old key can go', async () => {

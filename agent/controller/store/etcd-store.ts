@@ -27,11 +27,11 @@ import {
  *
  * Each replica keeps the whole state in memory (a mirror) and serves the same synchronous
  * mutation/touch model as the data dir: a mutation is applied to the mirror at once, and the
- * entities it touched (root, a cluster's own fields, a node: one key each under `state/`) are
- * written in a batch, one etcd transaction, with the same group commit as the journal. The
- * transaction compares each key's mod revision with the one the mirror had when a mutation
- * first touched it, so a write based on what another replica has since changed is refused as
- * a whole: leases, fencing epochs and join slots (fields of the cluster entity) can never be
+ * entities it touched and changed (root, a cluster's own fields, a node: one key each under
+ * `state/`) are written in a batch, one etcd transaction, with the same group commit as the
+ * journal. The transaction compares each key's mod revision with the one the mirror had when a
+ * mutation first touched it, so a write based on what another replica has since changed is
+ * refused as a whole: leases, fencing epochs and join slots (fields of the cluster entity) can never be
  * granted twice. When a batch is refused (or etcd does not answer), every mutation applied so
  * far fails, since any of them may have read what the batch changed, and their entities are
  * set back at once to what etcd last confirmed (kept as text for that), so that nothing reads
@@ -218,27 +218,34 @@ export class EtcdStateStore implements ControllerStore {
     const later = new Set(this.pending.flatMap((mutation) => [...mutation.keys]));
     const ordered = [...keys].sort((a, b) => kindRank(a) - kindRank(b));
     const expected = new Map(ordered.map((key) => [key, this.base.get(key) ?? this.revisions.get(key) ?? '0']));
-    for (const key of ordered) {
-      // A later mutation that touched the key too is written with the value this batch writes.
-      if (later.has(key)) this.base.set(key, AFTER_IN_FLIGHT);
-      else this.base.delete(key);
-    }
-
-    if (ordered.length === 0) {
-      this.settle(last);
-      return;
-    }
     const writes = ordered.map((key) => {
       const { v } = entityAt(this.current, key);
       return { key, json: v === null ? null : JSON.stringify(v) };
     });
-    this.inFlight = new Set(ordered);
+    // A touched entity that did not change is neither written nor compared: what a mutation
+    // decides is guarded by the entities it changes (a lease, an epoch, a slot are changes of the
+    // cluster's entity), and a touch that changes nothing leaves no revision to trip on. (One
+    // that another replica changed since the touch counts as changed: the write must fail.)
+    const changed = writes.filter(
+      ({ key, json }) => (this.confirmed.get(key) ?? null) !== json || expected.get(key) !== (this.revisions.get(key) ?? '0'),
+    );
+    const changedKeys = new Set(changed.map(({ key }) => key));
+    for (const key of changedKeys) {
+      // A later mutation that touched the key too is written with the value this batch writes.
+      if (later.has(key)) this.base.set(key, AFTER_IN_FLIGHT);
+      else this.base.delete(key);
+    }
+    // An unchanged key keeps the base a later mutation found, or none.
+    for (const key of ordered) if (!later.has(key) && !changedKeys.has(key)) this.base.delete(key);
+    if (changed.length === 0) {
+      this.settle(last);
+      return;
+    }
+    this.inFlight = changedKeys;
     this.busy = true;
-    // A touched entity that did not change is compared (what the mutation decided rests on it) but not written: no new revision for other replicas to trip on.
-    const changed = writes.filter(({ key, json }) => !this.confirmed.has(key) || this.confirmed.get(key) !== json);
     let outcome: { revision: string } | { error: Error; revision?: string } = { error: new StoreUnavailable('etcd was not asked') };
     for (let attempt = 1; attempt <= WRITE_ATTEMPTS; attempt += 1) {
-      outcome = await this.commit(ordered, expected, changed);
+      outcome = await this.commit(expected, changed);
       // A retry after a write that was stored after all is refused (its revisions moved): a conflict, and the watch brings the write.
       if (!('error' in outcome) || !(outcome.error instanceof StoreUnavailable) || this.closed) break;
     }
@@ -275,12 +282,11 @@ export class EtcdStateStore implements ControllerStore {
 
   /** One transaction: every key at its expected revision, or nothing written. */
   private async commit(
-    ordered: string[],
     expected: Map<string, string>,
     writes: { key: string; json: string | null }[],
   ): Promise<{ revision: string } | { error: Error; revision?: string }> {
     try {
-      const [first = ROOT_KEY, ...rest] = ordered;
+      const [first = ROOT_KEY, ...rest] = writes.map(({ key }) => key);
       let txn = this.kv.if(etcdKey(first), 'Mod', '==', Number(expected.get(first)));
       for (const key of rest) txn = txn.and(etcdKey(key), 'Mod', '==', Number(expected.get(key)));
       const result = await txn

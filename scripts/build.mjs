@@ -41,6 +41,7 @@ const common = {
   // string-width, which loads ICU's grapheme data and compiles Unicode-property regular
   // expressions: some 80 ms of CPU at every start. fast-string-width measures the same text.
   alias: { 'string-width': 'fast-string-width' },
+  plugins: [etcdProtos()],
   logLevel: 'warning',
 };
 await build({ ...common, entryPoints: [path.join(repo, 'agent/sea-main.ts')], outfile: bundle });
@@ -95,6 +96,38 @@ try {
 renameSync(unfinished, executable);
 rmSync(blob);
 console.log(`build: ${path.relative(repo, executable)} (${pkg.version}, commit ${commit})`);
+
+/**
+ * etcd3 (the controller's etcd backend) reads its gRPC .proto files from its package directory
+ * when it loads; the executable has no such directory, so the files are embedded in the bundle
+ * and written to a temporary directory for that one synchronous read.
+ */
+function etcdProtos() {
+  return {
+    name: 'etcd3-protos',
+    setup(build) {
+      build.onLoad({ filter: /etcd3[\\/]lib[\\/]connection-pool\.js$/ }, (args) => {
+        const source = readFileSync(args.path, 'utf8');
+        // The call as etcd3's compiled source spells it (a template literal in a plain string).
+        const call = ['(0, proto_loader_1.loadSync)(`$', '{__dirname}/../proto/rpc.proto`,'].join('');
+        if (!source.includes(call)) throw new Error(`build: ${args.path} no longer loads its protos as expected; update etcdProtos()`);
+        const protoDir = path.join(path.dirname(args.path), '../proto');
+        const files = Object.fromEntries(
+          ['rpc.proto', 'kv.proto', 'auth.proto'].map((name) => [name, readFileSync(path.join(protoDir, name), 'utf8')]),
+        );
+        const loader = `(function (files) {
+  const fs = require('node:fs'), os = require('node:os'), p = require('node:path');
+  const dir = fs.mkdtempSync(p.join(os.tmpdir(), 'pke-etcd-proto-'));
+  try {
+    for (const [name, text] of Object.entries(files)) fs.writeFileSync(p.join(dir, name), text);
+    return (options) => { try { return proto_loader_1.loadSync(p.join(dir, 'rpc.proto'), options); } finally { fs.rmSync(dir, { recursive: true, force: true }); } };
+  } catch (error) { fs.rmSync(dir, { recursive: true, force: true }); throw error; }
+})(${JSON.stringify(files)})(`;
+        return { contents: source.replace(call, loader), loader: 'js' };
+      });
+    },
+  };
+}
 
 function gitCommit() {
   try {

@@ -1,6 +1,8 @@
-// npm run lab [-- --masters N --workers M --failover --keep --standins]: a whole cluster
+// npm run lab [-- --masters N --workers M --failover --keep --standins --ha]: a whole cluster
 // bootstrapped on this machine, one network namespace per VM, real controller, agents and
-// keepalived; by default real kubeadm, kubelet, containerd, etcd and control plane too.
+// keepalived; by default real kubeadm, kubelet, containerd, etcd and control plane too. With
+// --ha, three controller replicas on a three-member etcd cluster, one of them SIGKILLed once a
+// node holds the leader lease, the formation going on through the other two.
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -16,6 +18,7 @@ const { values } = parseArgs({
     masters: { type: 'string', default: '3' },
     workers: { type: 'string', default: '2' },
     failover: { type: 'boolean', default: false },
+    ha: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     standins: { type: 'boolean', default: false },
     'kubernetes-version': { type: 'string' },
@@ -25,7 +28,7 @@ const { values } = parseArgs({
 });
 if (values.help) {
   console.log(
-    `usage: npm run lab [-- --masters N --workers M --failover --keep --standins --kubernetes-version ${NEWEST_RELEASE.version} --prefix pke-lab-]`,
+    `usage: npm run lab [-- --masters N --workers M --failover --keep --standins --ha --kubernetes-version ${NEWEST_RELEASE.version} --prefix pke-lab-]`,
   );
   process.exit(0);
 }
@@ -76,17 +79,25 @@ try {
       workers,
       kubernetesVersion: values['kubernetes-version'],
       real,
+      ha: values.ha,
     },
     (text) => view.note(text),
   );
-  view.note(`controller ${lab.controllerUrl}, VIP ${lab.network.vip}; powering on every VM`);
+  view.note(`controller ${lab.controllerUrls.join(', ')}, VIP ${lab.network.vip}; powering on every VM`);
   for (const node of lab.nodes) view.add(node.name, node.role);
   const bootStarted = Date.now();
-  const results = await Promise.all(lab.nodes.map((node) => boot(lab!, node)));
+  const formation = Promise.all(lab.nodes.map((node) => boot(lab!, node)));
+  const killed = values.ha ? killReplicaOnceLeased(lab, formation) : undefined;
+  const results = await formation;
   view.stop();
   const seconds = ((Date.now() - bootStarted) / 1000).toFixed(1);
   console.log('');
-  console.log(await lab.controllerCli(['status', '--cluster', lab.clusterName]));
+  const replicaKilled = await killed;
+  if (values.ha) {
+    console.log(replicaKilled ?? 'no replica was killed: the formation ended before a node held the lease');
+    for (const { replica, output } of await lab.eachReplicaCli(['status', '--cluster', lab.clusterName]))
+      console.log(`\ncontroller status through the replica on ${replica}:\n${output}`);
+  } else console.log(await lab.controllerCli(['status', '--cluster', lab.clusterName]));
   const failed = results.filter((code) => code !== 0).length;
   if (failed > 0) {
     console.log(`\n${failed} node(s) failed; logs in ${lab.options.workDir}`);
@@ -160,6 +171,25 @@ async function boot(lab: Lab, node: LabNode): Promise<number> {
 async function statusText(lab: Lab, node: LabNode): Promise<string> {
   const result = await lab.agentCommand(node, ['status', '--probe']);
   return result.stdout + result.stderr;
+}
+
+/** SIGKILLs the first controller replica (every node config's first URL) as soon as a node holds the leader lease. */
+async function killReplicaOnceLeased(lab: Lab, formation: Promise<unknown>): Promise<string | undefined> {
+  let done = false;
+  void formation.finally(() => {
+    done = true;
+  });
+  while (!done) {
+    const status = (await lab.clusterStatus().catch(() => undefined)) as { leader?: { holder?: string } } | undefined;
+    const holder = status?.leader?.holder;
+    if (holder) {
+      const name = await lab.killReplica(0);
+      view.note(`SIGKILLed the controller replica on ${name} while ${holder} held the lease`);
+      return `controller replica on ${name} SIGKILLed mid-formation, while ${holder} held the leader lease`;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return undefined;
 }
 
 async function failover(lab: Lab): Promise<void> {

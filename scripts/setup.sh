@@ -26,6 +26,8 @@ NEEDED="$NEEDED /usr/lib/go-1.19/bin/go:golang-1.19-go /usr/share/gocode/src/git
 # preflight and the agent's require of a node (conntrack, modprobe).
 NEEDED="$NEEDED containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins umoci:umoci skopeo:skopeo"
 NEEDED="$NEEDED cc:gcc /usr/include/stdio.h:libc6-dev conntrack:conntrack modprobe:kmod"
+# The controller's etcd backend: its tests, the HA bench and `npm run lab -- --ha` run Debian's etcd.
+NEEDED="$NEEDED /usr/bin/etcd:etcd-server /usr/bin/etcdctl:etcd-client"
 missing=""
 for pair in $NEEDED; do
   cmd=${pair%%:*}

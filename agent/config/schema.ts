@@ -102,6 +102,11 @@ export const agentConfigSchema = z
     nodeName: z.string().regex(dnsSubdomain, 'expected a lower-case DNS name').optional(),
     controller: z.strictObject({
       url: z.url({ protocol: /^https$/, error: 'expected an https:// URL' }),
+      /** The other replicas of an HA controller (etcd backend), tried in turn after `url`. */
+      otherUrls: z
+        .array(z.url({ protocol: /^https$/, error: 'expected an https:// URL' }))
+        .max(8)
+        .optional(),
       caCert: z.string().regex(pemCertificate, 'expected one PEM certificate (-----BEGIN CERTIFICATE-----)'),
       token: z.string().regex(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, 'expected a signed JWT'),
     }),

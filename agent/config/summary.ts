@@ -27,7 +27,7 @@ export function summarizeConfig(config: AgentConfig): ConfigSummary {
     role: config.role,
     pool: config.pool,
     nodeName: config.nodeName,
-    controllerUrl: maskCredentials(config.controller.url),
+    controllerUrl: [config.controller.url, ...(config.controller.otherUrls ?? [])].map(maskCredentials).join(', '),
     controllerCaSha256: certificateFingerprint(config.controller.caCert),
     token: describeToken(config.controller.token),
     kubernetesVersion: config.kubernetes.version,

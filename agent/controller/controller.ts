@@ -22,6 +22,10 @@ import { requestHandler } from './http/server.ts';
 import { LongPollWakeups } from './formation/long-poll-wakeups.ts';
 import { emptyState } from './store/state.ts';
 import { StateStore } from './store/state-store.ts';
+import type { ControllerStore } from './store/entities.ts';
+import type { ClusterFiles } from './store/cluster-files.ts';
+import type { EtcdOptions } from './store/etcd-backend.ts';
+import type { CertifiedKey } from './clusters/pki.ts';
 import { TokenAuthority } from './auth/tokens.ts';
 
 /** TLS 1.3's suites and TLS 1.2's AEAD suites for the ECDSA serving key: nothing with CBC or SHA-1 MACs. */
@@ -74,6 +78,10 @@ export interface ControllerOptions {
   verifyStateTouches?: boolean;
   /** Caps on connections and long-polls; DEFAULT_LIMITS where not given. */
   limits?: Partial<ControllerLimits>;
+  /** The other replicas' URLs, which node configs carry after advertiseUrl (and the serving certificate names). */
+  peerUrls?: string[];
+  /** Share state and secrets with other replicas through etcd instead of keeping them in the data dir. */
+  etcd?: EtcdOptions;
 }
 
 export interface RunningController {
@@ -101,16 +109,47 @@ export async function startController(options: ControllerOptions): Promise<Runni
   }
 }
 
-async function serve(dataDir: DataDir, options: ControllerOptions): Promise<RunningController> {
+/** Where state and secrets live: the data dir (one controller) or etcd (replicas). */
+interface Backend {
+  store: ControllerStore;
+  files: ClusterFiles;
+  ca: CertifiedKey;
+  tokens: TokenAuthority;
+  close(): Promise<void>;
+}
+
+async function openBackend(dataDir: DataDir, options: ControllerOptions): Promise<Backend> {
+  if (options.etcd) {
+    // Loaded only here: the etcd client (gRPC) costs a one-controller start nothing.
+    const { openEtcdBackend } = await import('./store/etcd-backend.ts');
+    const etcd = await openEtcdBackend(options.etcd, dataDir, options.log);
+    return { ...etcd, files: etcd.secrets };
+  }
   const ca = await dataDir.servingCa();
   const tokens = await TokenAuthority.fromSecret(await dataDir.signingKeyBytes());
   const store = await StateStore.open(dataDir.stateFile, () => emptyState(''), { verifyTouches: options.verifyStateTouches });
   await ensureAdminToken(dataDir, store, tokens);
+  return { store, files: dataDir, ca, tokens, close: () => store.close() };
+}
+
+async function serve(dataDir: DataDir, options: ControllerOptions): Promise<RunningController> {
+  const backend = await openBackend(dataDir, options);
+  try {
+    return await serveWith(dataDir, backend, options);
+  } catch (error) {
+    await backend.close();
+    throw error;
+  }
+}
+
+async function serveWith(dataDir: DataDir, backend: Backend, options: ControllerOptions): Promise<RunningController> {
+  const { store, files, ca, tokens } = backend;
 
   const advertiseHost = options.advertiseUrl
     ? new URL(options.advertiseUrl).hostname.replace(/^\[|\]$/g, '')
     : defaultAdvertiseHost(options.host);
-  const sans = servingNames(advertiseHost, options.sans ?? []);
+  const peerHosts = (options.peerUrls ?? []).map((url) => new URL(url).hostname.replace(/^\[|\]$/g, ''));
+  const sans = servingNames(advertiseHost, [...(options.sans ?? []), ...peerHosts]);
   const serving = await issueCertificate(ca, {
     keyType: 'ecdsa',
     commonName: 'pke-controller',
@@ -140,13 +179,19 @@ async function serve(dataDir: DataDir, options: ControllerOptions): Promise<Runn
     store,
     wakeups: new LongPollWakeups(),
     tokens,
-    dataDir,
+    dataDir: files,
     log: options.log,
     advertiseUrl,
+    peerUrls: options.peerUrls,
     caCertPem: ca.certPem,
   });
-  for (const id of Object.keys(store.state.clusters)) runtime.pki.set(id, await dataDir.readClusterPki(id));
+  for (const id of Object.keys(store.state.clusters)) runtime.pki.set(id, await files.readClusterPki(id));
   for (const cluster of Object.values(store.state.clusters)) runtime.armDeadlines(cluster);
+  // A change through another replica wakes this one's long-polls as one of its own would.
+  store.onRemoteChange((id) => {
+    const cluster = store.state.clusters[id];
+    if (cluster) runtime.changed(cluster);
+  });
   const handle = requestHandler(ROUTES, runtime, gate);
   const inFlight = new Set<Promise<void>>();
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
@@ -173,7 +218,7 @@ async function serve(dataDir: DataDir, options: ControllerOptions): Promise<Runn
         // Keep-alive connections would hold the server open until they time out.
         server.closeAllConnections();
         await stopped;
-        await store.close();
+        await backend.close();
         await dataDir.unlock();
       })();
       return closed;

@@ -8,26 +8,29 @@ import {
   type ClusterApi,
 } from './kubernetes/cluster-api.ts';
 import { clusterEndpoint } from './clusters/cluster-records.ts';
-import type { DataDir } from './store/data-dir.ts';
+import type { ClusterFiles } from './store/cluster-files.ts';
 import { leaseDeadline } from './formation/lease.ts';
 import { badRequest, conflict } from './http/problem.ts';
 import { slotDeadline } from './formation/join-slots.ts';
 import type { LongPollWakeups } from './formation/long-poll-wakeups.ts';
 import type { ClusterState } from './store/state.ts';
-import type { StateStore } from './store/state-store.ts';
+import type { ControllerStore } from './store/entities.ts';
 import type { TokenAuthority } from './auth/tokens.ts';
 
 /** What every route handler works with: the one instance of each part of a running controller. */
 export class ControllerRuntime {
-  readonly store: StateStore;
+  readonly store: ControllerStore;
   readonly wakeups: LongPollWakeups;
   readonly tokens: TokenAuthority;
-  readonly dataDir: DataDir;
+  /** Secrets and cluster files: the data dir's files, or etcd's sealed values. */
+  readonly dataDir: ClusterFiles;
   readonly log: Logger;
   /** The URL nodes reach the controller at, and the CA they pin: both go into node configs. */
   readonly advertiseUrl: string;
+  /** The other replicas' URLs (etcd backend): node configs carry them after advertiseUrl. */
+  readonly peerUrls: string[];
   readonly caCertPem: string;
-  /** Each cluster's shared control-plane files, loaded at start and when a cluster is created. */
+  /** Each cluster's shared control-plane files, loaded at start and when a cluster is created (or first asked for: made by another replica). */
   readonly pki = new Map<string, Record<PkiFile, string>>();
   private readonly clusterApis = new Map<string, ClusterApi>();
   /** By cluster: settles when the control-plane join grant being made there is made (or not). */
@@ -35,12 +38,13 @@ export class ControllerRuntime {
   private closing = false;
 
   constructor(parts: {
-    store: StateStore;
+    store: ControllerStore;
     wakeups: LongPollWakeups;
     tokens: TokenAuthority;
-    dataDir: DataDir;
+    dataDir: ClusterFiles;
     log: Logger;
     advertiseUrl: string;
+    peerUrls?: string[];
     caCertPem: string;
   }) {
     this.store = parts.store;
@@ -49,7 +53,16 @@ export class ControllerRuntime {
     this.dataDir = parts.dataDir;
     this.log = parts.log;
     this.advertiseUrl = parts.advertiseUrl;
+    this.peerUrls = parts.peerUrls ?? [];
     this.caCertPem = parts.caCertPem;
+  }
+
+  async clusterPki(cluster: string): Promise<Record<PkiFile, string>> {
+    const loaded = this.pki.get(cluster);
+    if (loaded) return loaded;
+    const files = await this.dataDir.readClusterPki(cluster);
+    this.pki.set(cluster, files);
+    return files;
   }
 
   get isClosing(): boolean {
@@ -80,11 +93,11 @@ export class ControllerRuntime {
       if (stored === text) return;
       if (stored !== undefined) throw conflict(`cluster ${cluster.id} is initialized and its admin kubeconfig is set; it is not replaced`);
     }
+    const pki = await this.clusterPki(cluster.id);
     let api: ClusterApi;
     try {
       const kubeconfig = parseAdminKubeconfig(text);
-      const caCertPem = this.pki.get(cluster.id)?.['ca.crt'];
-      if (caCertPem === undefined) throw new Error(`the PKI of cluster ${cluster.id} is not loaded`);
+      const caCertPem = pki['ca.crt'];
       assertClusterKubeconfig(kubeconfig, { caCertPem, endpoint: clusterEndpoint(cluster) });
       api = httpsClusterApi(kubeconfig);
     } catch (error) {

@@ -43,6 +43,8 @@ export const API_ERROR_CODES = [
   'cluster-api-unavailable',
   /** Too many connections or long-polls at once (in all, or of this node); retry later. */
   'overloaded',
+  /** The controllers' shared store (etcd) did not take the write (no quorum, or replicas raced); retry. */
+  'store-unavailable',
   'internal',
 ] as const;
 export type ApiErrorCode = (typeof API_ERROR_CODES)[number];

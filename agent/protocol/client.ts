@@ -50,6 +50,8 @@ export interface RetryOptions {
 
 export interface ClientOptions {
   url: string;
+  /** More replicas of the same controller, tried in turn after `url` on a connection error or a 5xx. */
+  otherUrls?: string[];
   /** PEM of the controller's CA: the only CA this client trusts. */
   caCert: string;
   token: string;
@@ -72,7 +74,9 @@ interface CallOptions<Body> {
 }
 
 export class ControllerTransport {
-  readonly baseUrl: string;
+  /** Every replica's URL; `current` is the one that answered last. */
+  private readonly urls: string[];
+  private current = 0;
   private readonly token: string;
   private readonly pool: ConnectionPool;
   private readonly log: Logger;
@@ -81,7 +85,7 @@ export class ControllerTransport {
   private readonly signal: AbortSignal | undefined;
 
   constructor(options: ClientOptions) {
-    this.baseUrl = options.url.replace(/\/+$/, '');
+    this.urls = [options.url, ...(options.otherUrls ?? [])].map((url) => url.replace(/\/+$/, ''));
     this.token = options.token;
     this.pool = new ConnectionPool({ secureContext: secureContextFor(options.caCert) });
     this.log = options.log ?? silentLogger;
@@ -128,11 +132,26 @@ export class ControllerTransport {
     }
   }
 
+  /** The controller URL requests go to now. */
+  get baseUrl(): string {
+    return this.urls[this.current] ?? '';
+  }
+
   close(): Promise<void> {
     return this.pool.close();
   }
 
   private async once<R extends RouteSpec>(route: R, path: string, options: CallOptions<unknown>): Promise<SchemaOutput<R['answer']>> {
+    try {
+      return await this.onceAt(route, path, options);
+    } catch (error) {
+      // Sticks to a replica that answers; the next attempt (after the usual backoff) asks the next one.
+      if (this.urls.length > 1 && retryable(error)) this.current = (this.current + 1) % this.urls.length;
+      throw error;
+    }
+  }
+
+  private async onceAt<R extends RouteSpec>(route: R, path: string, options: CallOptions<unknown>): Promise<SchemaOutput<R['answer']>> {
     const { method } = route;
     const query = Object.entries(options.query ?? {}).filter(
       (entry): entry is [string, string | number | boolean] => entry[1] !== undefined,
@@ -291,8 +310,8 @@ export class NodeClient implements NodeApi {
 
 /** The client a node's bootstrap uses: URL, CA and token from its config; node name from the config or the token. */
 export function createNodeClient(config: AgentConfig, options: Omit<ClientOptions, 'url' | 'caCert' | 'token'> = {}): NodeClient {
-  const { url, caCert, token } = config.controller;
-  return new NodeClient(new ControllerTransport({ ...options, url, caCert, token }), config.cluster.id, nodeName(config));
+  const { url, otherUrls, caCert, token } = config.controller;
+  return new NodeClient(new ControllerTransport({ ...options, url, otherUrls, caCert, token }), config.cluster.id, nodeName(config));
 }
 
 /** Cluster management with the admin token, for the CLI. */

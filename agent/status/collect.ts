@@ -114,6 +114,13 @@ async function runProbes(host: Host, config: AgentConfig, advertiseAddress: stri
   const { vip, port } = config.controlPlaneEndpoint;
   const probes: Record<string, Promise<ProbeResult>> = {
     controller: probeHttps(new URL('/livez', config.controller.url).href, { ca: config.controller.caCert }),
+    // The other replicas of an HA controller, each on its own.
+    ...Object.fromEntries(
+      (config.controller.otherUrls ?? []).map((url, i) => [
+        `controller ${i + 2}`,
+        probeHttps(new URL('/livez', url).href, { ca: config.controller.caCert }),
+      ]),
+    ),
     'api via VIP': probeHttps(`https://${vip}:${port}/livez`, { ca }),
   };
   // The API server's certificate names the node's advertise address (not 127.0.0.1), as kubeadm makes it.

@@ -5,10 +5,14 @@
 // join tokens are minted through. A trivial node:https server answering the same number of
 // requests the same way is the baseline. The simulated nodes run on two worker threads, so
 // that the load generator's own event loop does not add its lag to the latencies measured.
+// The same formation then runs against three controller replicas sharing a real three-member
+// etcd cluster (TLS), the nodes' first URLs dealt out over the replicas, side by side in one
+// run; and the time nodes waiting on two replicas take to see a lease change made through the
+// third.
 //   node scripts/bench/controller.ts
 import { ensureBuilt } from '../ensure-built.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createSecureContext } from 'node:tls';
@@ -22,6 +26,7 @@ import { AdminClient, createNodeClient, type NodeClient } from '../../agent/prot
 import { ControllerRequestError } from '../../agent/protocol/errors.ts';
 import { adminKubeconfig, apiServerCredentials } from '../../test/standins/apiserver-standin.ts';
 import { freePort } from '../free-port.ts';
+import { etcdBinary, startEtcdCluster, type EtcdCluster } from '../../test/helpers/etcd-cluster.ts';
 import type { BenchMetric, BenchSection } from '../bench.ts';
 
 const repo = path.resolve(import.meta.dirname, '../..');
@@ -33,6 +38,11 @@ const LONG_POLL_SECONDS = 30;
 const TARGET_TOTAL_S = 10;
 const TARGET_P99_MS = 250;
 const TARGET_RSS_MB = 250;
+/** The HA run: controller replicas sharing a three-member etcd cluster, no slower than 1.5 times one controller. */
+const REPLICAS = 3;
+const TARGET_HA_RATIO = 1.5;
+/** Nodes long-polling the lease on the other replicas while it changes through the first. */
+const LEASE_WAITERS = 100;
 /** Control-plane joins wait, by design, for the one join slot: a long-poll, so no latency target. */
 const WAITS_FOR_SLOT = 'join (control plane, waits for the join slot)';
 
@@ -59,22 +69,186 @@ interface ThreadReport {
 export async function benchController(): Promise<BenchSection> {
   const work = mkdtempSync(path.join(tmpdir(), 'pke-bench-controller-'));
   const children: ChildProcess[] = [];
+  let etcd: EtcdCluster | undefined;
   try {
     // The shipped executable, as operators run it.
-    const controller = await startChild(
-      ['controller', 'serve', '--json', '--data-dir', path.join(work, 'data'), '--listen', '127.0.0.1:0'],
-      path.join(work, 'controller.log'),
-      /"listening"/,
-      {},
-      await ensureBuilt(),
+    const executable = await ensureBuilt();
+    const single = await runFormation({ work: path.join(work, 'single'), executable, children });
+    const baseline = await runBaseline(work, single.requests, children);
+    etcd = await startEtcdCluster();
+    const ha = await runFormation({ work: path.join(work, 'ha'), executable, children, etcd, spread: true });
+    // As an operator's node configs are: each names first the replica that rendered it (here all the first one), the others after.
+    const rendered = await runFormation({ work: path.join(work, 'ha-rendered'), executable, children, etcd, spread: false });
+    const wake = ha.leaseWake ?? [];
+
+    const endpoints = [...single.latencies.entries()].map(([endpoint, values]) => ({
+      endpoint,
+      count: values.length,
+      p50: percentile(values, 0.5),
+      p99: percentile(values, 0.99),
+    }));
+    const haEndpoints = [...ha.latencies.entries()].map(([endpoint, values]) => ({
+      endpoint,
+      count: values.length,
+      p50: percentile(values, 0.5),
+      p99: percentile(values, 0.99),
+    }));
+    const HA = `${REPLICAS} replicas on etcd, nodes spread over them:`;
+    const RENDERED = `${REPLICAS} replicas on etcd, first URL as rendered:`;
+    const metrics: BenchMetric[] = [
+      { name: `total, ${NODES} nodes`, value: single.totalMs / 1000, unit: 's', max: TARGET_TOTAL_S },
+      ...endpoints.flatMap((e) => [
+        { name: `${e.endpoint} p50`, value: e.p50, unit: 'ms' as const },
+        { name: `${e.endpoint} p99`, value: e.p99, unit: 'ms' as const, ...(e.endpoint === WAITS_FOR_SLOT ? {} : { max: TARGET_P99_MS }) },
+      ]),
+      { name: 'long-poll wake after init p50', value: percentile(single.wakes, 0.5), unit: 'ms' },
+      { name: 'long-poll wake after init p99', value: percentile(single.wakes, 0.99), unit: 'ms' },
+      { name: 'controller peak RSS (VmHWM)', value: single.peakRssMb, unit: 'MB', max: TARGET_RSS_MB },
+      { name: 'controller CPU during the run', value: single.cpu, unit: 's' },
+      { name: 'requests', value: single.requests, unit: 'count' },
+      { name: 'baseline node:https total', value: baseline.totalMs / 1000, unit: 's' },
+      { name: 'baseline p50', value: baseline.p50, unit: 'ms' },
+      { name: 'baseline p99', value: baseline.p99, unit: 'ms' },
+      { name: 'baseline server CPU', value: baseline.serverCpu, unit: 's' },
+      { name: 'controller / baseline total', value: single.totalMs / baseline.totalMs, unit: 'x' },
+      { name: `render ${NODES} node configs (setup)`, value: single.renderMs / 1000, unit: 's' },
+      { name: `${HA} total, ${NODES} nodes`, value: ha.totalMs / 1000, unit: 's' },
+      { name: `${HA} total / one controller on its data dir`, value: ha.totalMs / single.totalMs, unit: 'x', max: TARGET_HA_RATIO },
+      ...haEndpoints.flatMap((e) => [
+        { name: `${HA} ${e.endpoint} p50`, value: e.p50, unit: 'ms' as const },
+        { name: `${HA} ${e.endpoint} p99`, value: e.p99, unit: 'ms' as const },
+      ]),
+      { name: `${HA} long-poll wake after init p50`, value: percentile(ha.wakes, 0.5), unit: 'ms' },
+      { name: `${HA} long-poll wake after init p99`, value: percentile(ha.wakes, 0.99), unit: 'ms' },
+      { name: `${HA} lease change seen through another replica p50`, value: percentile(wake, 0.5), unit: 'ms' },
+      { name: `${HA} lease change seen through another replica p99`, value: percentile(wake, 0.99), unit: 'ms' },
+      { name: `${HA} replicas' CPU during the run`, value: ha.cpu, unit: 's' },
+      { name: `${HA} etcd members' CPU during the run`, value: ha.etcdCpu ?? 0, unit: 's' },
+      { name: `${HA} largest replica peak RSS (VmHWM)`, value: ha.peakRssMb, unit: 'MB', max: TARGET_RSS_MB },
+      { name: `${HA} requests`, value: ha.requests, unit: 'count' },
+      { name: `${HA} bootstrap tokens minted (${NODES - 1} joins)`, value: ha.secrets, unit: 'count' },
+      { name: `${RENDERED} total, ${NODES} nodes`, value: rendered.totalMs / 1000, unit: 's' },
+      {
+        name: `${RENDERED} total / one controller on its data dir`,
+        value: rendered.totalMs / single.totalMs,
+        unit: 'x',
+        max: TARGET_HA_RATIO,
+      },
+      { name: `${RENDERED} register p99`, value: percentile(rendered.latencies.get('register') ?? [], 0.99), unit: 'ms' },
+      { name: `${RENDERED} join p99`, value: percentile(rendered.latencies.get('join') ?? [], 0.99), unit: 'ms' },
+      { name: `${RENDERED} replicas' CPU during the run`, value: rendered.cpu, unit: 's' },
+      { name: `${RENDERED} etcd members' CPU during the run`, value: rendered.etcdCpu ?? 0, unit: 's' },
+      { name: `${RENDERED} bootstrap tokens minted (${NODES - 1} joins)`, value: rendered.secrets, unit: 'count' },
+    ];
+    return {
+      name: 'controller',
+      summary: `${NODES} simulated nodes (${MASTERS} control plane), ${CONCURRENCY} at a time on ${THREADS} threads, tokens minted through the kube-apiserver stand-in: against one controller process on its data dir, then against ${REPLICAS} replicas sharing a ${REPLICAS}-member etcd cluster (TLS) in the same run, the nodes' first URLs spread over the replicas, then all on the replica that rendered the configs`,
+      metrics,
+      details: {
+        endpoints,
+        haEndpoints,
+        longPollWakes: single.wakes.length,
+        haLongPollWakes: ha.wakes.length,
+        leaseWakeWaiters: wake.length,
+        nodesReady: single.ready,
+        haNodesReady: ha.ready,
+        bootstrapTokensMinted: single.secrets,
+        concurrency: CONCURRENCY,
+        threads: THREADS,
+        etcd: etcdBinary(),
+      },
+    };
+  } finally {
+    for (const child of children) kill(child);
+    await etcd?.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+interface FormationRun {
+  totalMs: number;
+  latencies: Map<string, number[]>;
+  wakes: number[];
+  requests: number;
+  cpu: number;
+  peakRssMb: number;
+  renderMs: number;
+  ready: number;
+  secrets: number;
+  etcdCpu?: number;
+  /** With etcd: when each node waiting on another replica saw a lease change made through the first (ms). */
+  leaseWake?: number[];
+}
+
+/**
+ * One 1000-node formation: against one controller on its data dir, or (with `etcd`) against
+ * REPLICAS replicas sharing it, the nodes' configs dealt out so that each replica is some
+ * nodes' first URL. The controllers are stopped at the end.
+ */
+async function runFormation(options: {
+  work: string;
+  executable: string;
+  children: ChildProcess[];
+  etcd?: EtcdCluster;
+  /** Deal the nodes' first URLs out over the replicas (the worst case: every replica writes the same cluster at once). */
+  spread?: boolean;
+}): Promise<FormationRun> {
+  const { work, executable, etcd } = options;
+  mkdirSync(work, { recursive: true });
+  const own: ChildProcess[] = [];
+  try {
+    const count = etcd ? REPLICAS : 1;
+    const ports = await Promise.all(Array.from({ length: count }, () => freePort()));
+    const urls = ports.map((port) => `https://127.0.0.1:${port}`);
+    const etcdArgs = etcd
+      ? [
+          '--etcd',
+          etcd.urls.join(','),
+          '--etcd-ca',
+          etcd.caFile,
+          '--etcd-cert',
+          etcd.certFile,
+          '--etcd-key',
+          etcd.keyFile,
+          '--etcd-secret-key',
+          etcd.secretKeyFile,
+          // Each run its own state in the one etcd cluster.
+          '--etcd-prefix',
+          `/bench-${path.basename(work)}/`,
+        ]
+      : [];
+    const controllers = await Promise.all(
+      urls.map(async (url, i) => {
+        const peers = etcd ? urls.filter((_, j) => j !== i).flatMap((peer) => ['--peer-url', peer]) : [];
+        const started = await startChild(
+          [
+            'controller',
+            'serve',
+            '--json',
+            '--data-dir',
+            path.join(work, `data-${i}`),
+            '--listen',
+            `127.0.0.1:${ports[i]}`,
+            '--advertise-url',
+            url,
+            ...peers,
+            ...etcdArgs,
+          ],
+          path.join(work, `controller-${i}.log`),
+          /"listening"/,
+          {},
+          executable,
+        );
+        own.push(started.child);
+        options.children.push(started.child);
+        return started;
+      }),
     );
-    children.push(controller.child);
-    const listening = JSON.parse(controller.line) as { url: string; caCertFile: string; adminTokenFile: string };
-    const admin = new AdminClient({
-      url: listening.url,
-      caCert: readFileSync(listening.caCertFile, 'utf8'),
-      token: readFileSync(listening.adminTokenFile, 'utf8').trim(),
-    });
+    const first = controllers[0];
+    if (!first) throw new Error('no controller started');
+    const listening = JSON.parse(first.line) as { url: string; caCertFile: string; adminTokenFile: string };
+    const caCert = readFileSync(listening.caCertFile, 'utf8');
+    const admin = new AdminClient({ url: listening.url, caCert, token: readFileSync(listening.adminTokenFile, 'utf8').trim() });
     // The cluster's endpoint is where its API server stand-in listens: the controller takes admin.conf for that endpoint only.
     const cluster = await admin.createCluster({
       name: 'bench',
@@ -87,13 +261,16 @@ export async function benchController(): Promise<BenchSection> {
       i < MASTERS ? `master-${i + 1}` : `worker-${String(i - MASTERS + 1).padStart(4, '0')}`,
     );
     const renderStarted = performance.now();
-    const configs = await inPool(names, 20, async (name, i) =>
+    const rendered = await inPool(names, 20, async (name, i) =>
       agentConfigOf(await admin.nodeConfig(cluster.id, { name, role: i < MASTERS ? 'master' : 'worker' })),
     );
     const renderMs = performance.now() - renderStarted;
+    // Node i asks replica i mod REPLICAS first, as if its config had been rendered there.
+    const configs = options.spread ? rendered.map((config, i) => startingAt(config, urls, i)) : rendered;
 
     const apiServer = await startClusterApi(configs[0], work);
-    children.push(apiServer.child);
+    own.push(apiServer.child);
+    options.children.push(apiServer.child);
 
     // Thread 0 runs the control plane first; the workers are dealt out round-robin.
     const initializedAt = new SharedArrayBuffer(8);
@@ -111,18 +288,24 @@ export async function benchController(): Promise<BenchSection> {
         }),
       ),
     );
-    const cpuBefore = cpuTime(controller.child.pid);
+    const pids = controllers.map((c) => c.child.pid);
+    const etcdPids = etcd?.members.map((m) => m.child?.pid) ?? [];
+    const cpuBefore = sum(pids.map(cpuTime));
+    const etcdCpuBefore = sum(etcdPids.map(cpuTime));
     const started = now();
     const reports = await Promise.all(threads.map((go) => go()));
     const totalMs = now() - started;
-    const controllerCpu = cpuTime(controller.child.pid) - cpuBefore;
-    const peakRssMb = peakRss(controller.child.pid);
+    const cpu = sum(pids.map(cpuTime)) - cpuBefore;
+    const etcdCpu = sum(etcdPids.map(cpuTime)) - etcdCpuBefore;
+    const peakRssMb = Math.max(...pids.map(peakRss));
 
     const status = await admin.status(cluster.id);
     const ready = status.nodes.filter((n) => n.state === 'ready').length;
     const secrets = readdirSync(path.join(apiServer.stateDir, 'secrets', 'kube-system')).length;
-    if (ready !== NODES || secrets !== NODES - 1)
+    // Replicas run a request that lost a race again, and a join that runs again mints again: more tokens than joins is what that costs.
+    if (ready !== NODES || (etcd ? secrets < NODES - 1 : secrets !== NODES - 1))
       throw new Error(`bench run incomplete: ${ready}/${NODES} nodes ready, ${secrets} bootstrap tokens minted`);
+    const leaseWake = etcd && options.spread ? await leaseChangeWake(admin, urls) : undefined;
     await admin.close();
 
     const initAt = Number(new BigInt64Array(initializedAt)[0]) / 1000;
@@ -131,51 +314,59 @@ export async function benchController(): Promise<BenchSection> {
     for (const report of reports)
       for (const [endpoint, values] of Object.entries(report.latencies))
         latencies.set(endpoint, [...(latencies.get(endpoint) ?? []), ...values]);
-    const requests = reports.reduce((sum, r) => sum + r.requests, 0);
-
-    const baseline = await runBaseline(work, requests, children);
-
-    const endpoints = [...latencies.entries()].map(([endpoint, values]) => ({
-      endpoint,
-      count: values.length,
-      p50: percentile(values, 0.5),
-      p99: percentile(values, 0.99),
-    }));
-    const metrics: BenchMetric[] = [
-      { name: `total, ${NODES} nodes`, value: totalMs / 1000, unit: 's', max: TARGET_TOTAL_S },
-      ...endpoints.flatMap((e) => [
-        { name: `${e.endpoint} p50`, value: e.p50, unit: 'ms' as const },
-        { name: `${e.endpoint} p99`, value: e.p99, unit: 'ms' as const, ...(e.endpoint === WAITS_FOR_SLOT ? {} : { max: TARGET_P99_MS }) },
-      ]),
-      { name: 'long-poll wake after init p50', value: percentile(wakes, 0.5), unit: 'ms' },
-      { name: 'long-poll wake after init p99', value: percentile(wakes, 0.99), unit: 'ms' },
-      { name: 'controller peak RSS (VmHWM)', value: peakRssMb, unit: 'MB', max: TARGET_RSS_MB },
-      { name: 'controller CPU during the run', value: controllerCpu, unit: 's' },
-      { name: 'requests', value: requests, unit: 'count' },
-      { name: 'baseline node:https total', value: baseline.totalMs / 1000, unit: 's' },
-      { name: 'baseline p50', value: baseline.p50, unit: 'ms' },
-      { name: 'baseline p99', value: baseline.p99, unit: 'ms' },
-      { name: 'baseline server CPU', value: baseline.serverCpu, unit: 's' },
-      { name: 'controller / baseline total', value: totalMs / baseline.totalMs, unit: 'x' },
-      { name: `render ${NODES} node configs (setup)`, value: renderMs / 1000, unit: 's' },
-    ];
-    return {
-      name: 'controller',
-      summary: `${NODES} simulated nodes (${MASTERS} control plane) against one controller process, ${CONCURRENCY} at a time on ${THREADS} threads, tokens minted through the kube-apiserver stand-in`,
-      metrics,
-      details: {
-        endpoints,
-        longPollWakes: wakes.length,
-        nodesReady: ready,
-        bootstrapTokensMinted: secrets,
-        concurrency: CONCURRENCY,
-        threads: THREADS,
-      },
-    };
+    const requests = reports.reduce((total, r) => total + r.requests, 0);
+    return { totalMs, latencies, wakes, requests, cpu, peakRssMb, renderMs, ready, secrets, ...(etcd ? { etcdCpu, leaseWake } : {}) };
   } finally {
-    for (const child of children) kill(child);
-    rmSync(work, { recursive: true, force: true });
+    for (const child of own) kill(child);
   }
+}
+
+/** The config with `urls[i mod n]` first and the other replicas after it. */
+function startingAt(config: AgentConfig, urls: string[], i: number): AgentConfig {
+  if (urls.length < 2) return config;
+  const url = urls[i % urls.length] as string;
+  return { ...config, controller: { ...config.controller, url, otherUrls: urls.filter((other) => other !== url) } };
+}
+
+/**
+ * A leader holds the lease of a second cluster through the first replica; LEASE_WAITERS nodes
+ * long-poll its state on the other replicas; the admin revokes the leader through the first
+ * replica. Returns, for each waiter, the time from the revocation's answer to its own.
+ */
+async function leaseChangeWake(admin: AdminClient, urls: string[]): Promise<number[]> {
+  const cluster = await admin.createCluster({
+    name: 'lease-wake',
+    kubernetesVersion: '1.31.2',
+    controlPlaneEndpoint: { vip: '127.0.0.1', port: await freePort() },
+  });
+  const leaderConfig = agentConfigOf(await admin.nodeConfig(cluster.id, { name: 'leader', role: 'master' }));
+  const leader = createNodeClient(startingAt(leaderConfig, urls, 0));
+  const claim = await leader.claimLeader({});
+  const others = urls.slice(1);
+  const waiters = await inPool(
+    Array.from({ length: LEASE_WAITERS }, (_, i) => `waiter-${i + 1}`),
+    20,
+    async (name, i) => createNodeClient(startingAt(agentConfigOf(await admin.nodeConfig(cluster.id, { name, role: 'master' })), others, i)),
+  );
+  try {
+    const answered = waiters.map((client) =>
+      client.leaderState({ waitSeconds: LONG_POLL_SECONDS, known: { epoch: claim.epoch, initialized: false } }).then((state) => {
+        if (state.holder !== undefined) throw new Error(`a waiter was answered before the lease changed (holder ${state.holder})`);
+        return now();
+      }),
+    );
+    // The long-polls are in: each replica holds them (waiting is idle, so a pause is enough to be sure).
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await admin.revoke(cluster.id, { node: 'leader' });
+    const revokedAt = now();
+    return (await Promise.all(answered)).map((at) => at - revokedAt);
+  } finally {
+    await Promise.all([leader, ...waiters].map((client) => client.close()));
+  }
+}
+
+function sum(values: number[]): number {
+  return values.reduce((total, value) => total + value, 0);
 }
 
 // --- load threads ------------------------------------------------------------------------------
@@ -439,12 +630,14 @@ function now(): number {
 
 /** Peak resident set size of a process, from /proc/PID/status (VmHWM, kB), in MB. */
 function peakRss(pid: number | undefined): number {
+  if (pid === undefined) return 0;
   const kb = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
   return kb / 1024;
 }
 
 /** User plus system CPU seconds of a process so far, from /proc/PID/stat (fields 14 and 15). */
 function cpuTime(pid: number | undefined): number {
+  if (pid === undefined) return 0;
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8')
     .replace(/^.*\) /, '')
     .split(' ');

@@ -21,6 +21,7 @@ import {
 } from '../../agent/node/kernel.ts';
 import { STATE_DIR, SYSTEM_PATH_DIRS } from '../../test/standins/standin-common.ts';
 import type { KubernetesRelease } from '../kubernetes/releases.ts';
+import { startHaControllers, type HaControllers } from './ha.ts';
 import { createNetwork, holderOf, removeNamespaces, type LabHost, type LabNetwork } from './network.ts';
 import { bootClone, bootFromDisk, makeRealTierStandinDir, realTierClusterSpec, realTierEnvironment } from './real-node.ts';
 import { LabVm, processesNamed, removeLeftoverVms } from './vm.ts';
@@ -49,6 +50,8 @@ export interface LabOptions {
    * the stand-in tier.
    */
   real?: KubernetesRelease;
+  /** Three controller replicas on a three-member etcd cluster (scripts/lab/ha.ts) instead of one controller. */
+  ha?: boolean;
 }
 
 export interface LabNode {
@@ -79,6 +82,9 @@ export class Lab {
   readonly clusterName = 'lab';
   private controller: ResultPromise | undefined;
   private readonly controllerHost: LabHost;
+  private ha: HaControllers | undefined;
+  /** With ha: the replica the admin's CLI talks to (the first one still running). */
+  private cliReplica = 0;
   private templateContainerdConfig: string | undefined;
   private realTierBin: string | undefined;
 
@@ -90,11 +96,16 @@ export class Lab {
   }
 
   get controllerUrl(): string {
-    return `https://${this.controllerHost.ip}:${CONTROLLER_PORT}`;
+    return this.ha?.replicas[this.cliReplica]?.url ?? `https://${this.controllerHost.ip}:${CONTROLLER_PORT}`;
   }
 
   get dataDir(): string {
-    return path.join(this.options.workDir, 'controller');
+    return this.ha?.replicas[this.cliReplica]?.dataDir ?? path.join(this.options.workDir, 'controller');
+  }
+
+  /** With ha: every replica's URL; else the one controller's. */
+  get controllerUrls(): string[] {
+    return this.ha?.replicas.map((r) => r.url) ?? [this.controllerUrl];
   }
 
   /** Removes leftovers of an earlier run with the same prefix, then builds the network and the controller. */
@@ -105,10 +116,15 @@ export class Lab {
     rmSync(options.workDir, { recursive: true, force: true });
     mkdirSync(options.workDir, { recursive: true });
 
-    const names = ['ctl', ...range(options.masters).map((i) => `m${i + 1}`), ...range(options.workers).map((i) => `w${i + 1}`)];
+    const names = [
+      'ctl',
+      ...(options.ha ? ['ctl2', 'ctl3'] : []),
+      ...range(options.masters).map((i) => `m${i + 1}`),
+      ...range(options.workers).map((i) => `w${i + 1}`),
+    ];
     const network = await createNetwork(options.prefix, names);
     const nodes: LabNode[] = network.hosts
-      .filter((h) => h.name !== 'ctl')
+      .filter((h) => !h.name.startsWith('ctl'))
       .map((host) => ({
         name: host.name,
         role: host.name.startsWith('m') ? 'master' : 'worker',
@@ -134,7 +150,8 @@ export class Lab {
 
   /** `pke-agent controller ARGS` in the controller's namespace. */
   private onControllerHost<O extends Options>(args: string[], options: O) {
-    return execa('ip', ['netns', 'exec', this.controllerHost.namespace, this.options.executable, 'controller', ...args], options);
+    const host = this.ha?.replicas[this.cliReplica]?.host ?? this.controllerHost;
+    return execa('ip', ['netns', 'exec', host.namespace, this.options.executable, 'controller', ...args], options);
   }
 
   /** Runs a pke-agent command inside the controller's namespace (the admin's machine). */
@@ -146,6 +163,16 @@ export class Lab {
   }
 
   async startController(): Promise<void> {
+    if (this.options.ha) {
+      const hosts = this.network.hosts.filter((h) => h.name.startsWith('ctl'));
+      this.ha = await startHaControllers({
+        hosts,
+        workDir: this.options.workDir,
+        executable: this.options.executable,
+        port: CONTROLLER_PORT,
+      });
+      return;
+    }
     const log = createWriteStream(path.join(this.options.workDir, 'controller.log'), { flags: 'a' });
     const child = this.onControllerHost(['serve', '--data-dir', this.dataDir, '--listen', `${this.controllerHost.ip}:${CONTROLLER_PORT}`], {
       reject: false,
@@ -180,6 +207,37 @@ export class Lab {
       await sleep(100);
     }
     throw new Error(`the controller did not start; see ${path.join(this.options.workDir, 'controller.log')}`);
+  }
+
+  /**
+   * With ha: SIGKILLs one replica (a crashed controller host); the CLI moves to the next
+   * replica still running. Returns the replica's name.
+   */
+  async killReplica(index: number): Promise<string> {
+    const replica = this.ha?.replicas[index];
+    if (!replica?.child) throw new Error(`no running controller replica ${index}`);
+    replica.child.kill('SIGKILL');
+    await replica.child.catch(() => undefined);
+    replica.child = undefined;
+    const live = this.ha?.replicas.findIndex((r) => r.child !== undefined) ?? -1;
+    if (live >= 0) this.cliReplica = live;
+    return replica.host.name;
+  }
+
+  /** With ha: `controller ARGS` run against each replica still running, by replica name. */
+  async eachReplicaCli(args: string[]): Promise<{ replica: string; output: string }[]> {
+    const results: { replica: string; output: string }[] = [];
+    const current = this.cliReplica;
+    try {
+      for (const [index, replica] of (this.ha?.replicas ?? []).entries()) {
+        if (!replica.child) continue;
+        this.cliReplica = index;
+        results.push({ replica: replica.host.name, output: await this.controllerCli(args) });
+      }
+    } finally {
+      this.cliReplica = current;
+    }
+    return results;
   }
 
   /** Stops the controller process (SIGTERM, or SIGKILL to act out a crash). */
@@ -419,7 +477,10 @@ export class Lab {
   async destroy(options: { keepFiles?: boolean } = {}): Promise<void> {
     await Promise.all(this.nodes.map((n) => n.vm?.destroy()));
     await removeNamespaces(this.options.prefix);
-    const children = [this.controller, ...this.nodes.map((n) => n.bootstrap)].filter((c): c is ResultPromise => c !== undefined);
+    const replicas = [...(this.ha?.replicas.map((r) => r.child) ?? []), ...(this.ha?.etcdMembers ?? [])];
+    const children = [this.controller, ...replicas, ...this.nodes.map((n) => n.bootstrap)].filter(
+      (c): c is ResultPromise => c !== undefined,
+    );
     await Promise.all(children.map((c) => c.catch(() => undefined)));
     if (!options.keepFiles) rmSync(this.options.workDir, { recursive: true, force: true });
   }

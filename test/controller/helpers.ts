@@ -196,10 +196,10 @@ export async function controllerCommand(
   return { exitCode: result.exitCode, stdout: String(result.stdout), stderr: String(result.stderr) };
 }
 
-export async function spawnController(dataDir: string, port = 0): Promise<ControllerProcess> {
+export async function spawnController(dataDir: string, port = 0, extraArgs: string[] = []): Promise<ControllerProcess> {
   const child = spawn(
     process.execPath,
-    [AGENT_ENTRY, 'controller', 'serve', '--json', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`],
+    [AGENT_ENTRY, 'controller', 'serve', '--json', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, ...extraArgs],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },

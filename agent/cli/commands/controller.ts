@@ -16,6 +16,13 @@ export interface ServeArgs extends GlobalArgs {
   listen: string;
   san: string[];
   'advertise-url'?: string;
+  'peer-url': string[];
+  etcd?: string;
+  'etcd-ca'?: string;
+  'etcd-cert'?: string;
+  'etcd-key'?: string;
+  'etcd-secret-key'?: string;
+  'etcd-prefix'?: string;
 }
 
 /** How a CLI command finds and authenticates to a running controller. */
@@ -96,7 +103,22 @@ const serveCommand: CommandModule<GlobalArgs, ServeArgs> = {
       .option('advertise-url', {
         type: 'string',
         describe: 'The URL node configs point at (default: https://<first non-loopback IPv4>:<port>)',
-      }),
+      })
+      .option('peer-url', {
+        type: 'string',
+        array: true,
+        default: [] as string[],
+        describe: "Another replica's URL, which node configs carry after this one's (repeatable; with --etcd)",
+      })
+      .option('etcd', { type: 'string', describe: 'Keep state and secrets in etcd, shared by replicas: client URLs, comma-separated' })
+      .option('etcd-ca', { type: 'string', describe: 'CA certificate of the etcd members (PEM)' })
+      .option('etcd-cert', { type: 'string', describe: 'Client certificate for etcd (PEM)' })
+      .option('etcd-key', { type: 'string', describe: 'Client key for etcd (PEM)' })
+      .option('etcd-secret-key', {
+        type: 'string',
+        describe: 'File (0600) of the keys that seal secrets in etcd, one base64 32-byte key a line, the first current',
+      })
+      .option('etcd-prefix', { type: 'string', describe: 'Prefix of every key the controller keeps in etcd (default /pke-controller/)' }),
   handler: async (args) => (await import('./controller/serve.ts')).serve(args),
 };
 

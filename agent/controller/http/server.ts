@@ -10,6 +10,7 @@ import type { LoadGate } from './limits.ts';
 import type { BoundRoute, HandlerContext } from './route.ts';
 import type { ControllerRuntime } from '../runtime.ts';
 import type { ClusterState } from '../store/state.ts';
+import { StoreConflict, StoreUnavailable } from '../store/entities.ts';
 import { TokenRejected, type Principal } from '../auth/tokens.ts';
 
 /**
@@ -18,6 +19,9 @@ import { TokenRejected, type Principal } from '../auth/tokens.ts';
  * handler, waits until the state behind the answer is on disk, and logs one line per request.
  * `routes` binds a handler to every route of the table, each once.
  */
+/** How many times a request that lost a race with another replica is run (shared stores only). */
+const STORE_CONFLICT_ATTEMPTS = 5;
+
 export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime, gate: LoadGate) {
   assertEveryRouteBound(routes);
   const table = routes.map((route) => ({ route, segments: route.spec.path.split('/') }));
@@ -74,17 +78,31 @@ export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime,
         spec.longPoll && principal?.kind === 'node' ? gate.enterLongPoll(`${principal.cluster}/${principal.node}`) : undefined;
       let answer;
       try {
-        answer = await route.handle(context);
+        for (let attempt = 1; ; attempt += 1) {
+          const since = runtime.store.mark();
+          answer = await route.handle(context);
+          try {
+            // Every 2xx answer reflects state that is stored (group commit: see store/).
+            await runtime.store.durable(since);
+            break;
+          } catch (error) {
+            // Another replica changed what this request built on: run it again on what it changed.
+            if (!(error instanceof StoreConflict) || attempt >= STORE_CONFLICT_ATTEMPTS) throw error;
+          }
+        }
       } finally {
         release?.();
       }
-      // Every 2xx answer reflects state that is on disk (group commit: see store.ts).
-      await runtime.store.durable();
       finish(spec.status, spec.status === 204 ? undefined : answer);
     };
 
     serve().catch((error: unknown) => {
       if (res.headersSent) return;
+      if (error instanceof StoreConflict || error instanceof StoreUnavailable) {
+        runtime.log.warn('request.store', { method: req.method, route: log.route, error: error.message });
+        finish(503, { error: { code: 'store-unavailable', message: `${error.message}; retry` } } satisfies ApiError);
+        return;
+      }
       if (error instanceof ApiProblem) {
         const body: ApiError = {
           error: { code: error.code, message: error.message, ...(error.field === undefined ? {} : { field: error.field }) },

@@ -15,7 +15,7 @@ export interface NodeConfigInput {
   node: string;
   role: Role;
   pool: string;
-  controller: { url: string; caCert: string; token: string };
+  controller: { url: string; otherUrls?: string[]; caCert: string; token: string };
 }
 
 export function renderGuestinfo(input: NodeConfigInput): Guestinfo {

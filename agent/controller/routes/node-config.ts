@@ -36,7 +36,12 @@ export const nodeConfigRoute = bind(API.nodeConfig, async ({ cluster, body, runt
     node: body.name,
     role: body.role,
     pool,
-    controller: { url: runtime.advertiseUrl, caCert: runtime.caCertPem, token: minted.token },
+    controller: {
+      url: runtime.advertiseUrl,
+      ...(runtime.peerUrls.length > 0 ? { otherUrls: runtime.peerUrls } : {}),
+      caCert: runtime.caCertPem,
+      token: minted.token,
+    },
   });
   runtime.log.info('node.config', { cluster: cluster.id, node: body.name, role: body.role, pool, jti: minted.jti });
   return {

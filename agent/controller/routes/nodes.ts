@@ -105,11 +105,7 @@ export const readyRoute = bind(API.ready, ({ cluster, principal: me, runtime }) 
   runtime.changed(cluster);
 });
 
-export const pkiRoute = bind(API.pki, ({ cluster, runtime }) => {
-  const files = runtime.pki.get(cluster.id);
-  if (!files) throw new Error(`the PKI of cluster ${cluster.id} is not loaded`);
-  return { files };
-});
+export const pkiRoute = bind(API.pki, async ({ cluster, runtime }) => ({ files: await runtime.clusterPki(cluster.id) }));
 
 export const controlPlaneRoute = bind(API.controlPlane, ({ cluster }) => {
   const nodes = Object.values(cluster.nodes)

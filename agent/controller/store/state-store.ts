@@ -1,10 +1,21 @@
 import { constants as fs } from 'node:fs';
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { PkeError, errorMessage } from '../../core/errors.ts';
-import { nameRecord } from '../../core/records.ts';
 import { issuePath, type SchemaIssue } from '../../core/schema-issues.ts';
 import { writeDurably } from './durable-file.ts';
-import { STATE_FORMAT, controllerStateSchema, type ClusterState, type ControllerState, type NodeState } from './state.ts';
+import {
+  applyEntity,
+  clusterKey,
+  entityAt,
+  kindRank,
+  nodeKey,
+  ROOT_KEY,
+  serialize,
+  type ControllerStore,
+  type Entity,
+  type Touch,
+} from './entities.ts';
+import { STATE_FORMAT, controllerStateSchema, type ControllerState } from './state.ts';
 
 /**
  * The controller's state on disk: a snapshot (`state.json`) and a journal (`state.journal`).
@@ -25,24 +36,13 @@ import { STATE_FORMAT, controllerStateSchema, type ClusterState, type Controller
 /** The journal is folded into a new snapshot beyond this size. */
 const JOURNAL_LIMIT_BYTES = 16 * 1024 * 1024;
 
-type Entity =
-  | { t: 'root'; v: Pick<ControllerState, 'format' | 'adminTokenId'> }
-  | { t: 'cluster'; c: string; v: ClusterShell | null }
-  | { t: 'node'; c: string; n: string; v: NodeState | null };
-type ClusterShell = Omit<ClusterState, 'nodes'>;
+export type { Touch } from './entities.ts';
+
 type JournalRecord = Entity & { s: number };
 
 interface Snapshot {
   journalSeq: number;
   state: ControllerState;
-}
-
-/** How a mutation says what it changed; only touched entities are written. */
-export interface Touch {
-  root(): void;
-  /** The cluster's own fields (leader, join slot, revocations, ...), not its nodes. */
-  cluster(id: string): void;
-  node(cluster: string, name: string): void;
 }
 
 export interface StoreOptions {
@@ -54,7 +54,7 @@ export interface StoreOptions {
   verifyTouches?: boolean;
 }
 
-export class StateStore {
+export class StateStore implements ControllerStore {
   readonly file: string;
   readonly journalFile: string;
   private current: ControllerState;
@@ -117,7 +117,11 @@ export class StateStore {
     return result;
   }
 
-  /** Resolves once every mutation applied so far is on disk. */
+  mark(): number {
+    return this.appliedVersion;
+  }
+
+  /** Resolves once every mutation applied so far is on disk (a failed write fails its waiters). */
   durable(): Promise<void> {
     if (this.durableVersion >= this.appliedVersion) return Promise.resolve();
     const done = new Promise<void>((resolve, reject) => {
@@ -126,6 +130,9 @@ export class StateStore {
     this.flushing ??= this.flush();
     return done;
   }
+
+  /** One controller owns the data dir: nothing changes behind its back. */
+  onRemoteChange(): void {}
 
   /** Writes what is pending, folds the journal into the snapshot and closes the journal. */
   async close(): Promise<void> {
@@ -229,38 +236,6 @@ export class StateStore {
   }
 }
 
-const ROOT_KEY = 'root';
-const clusterKey = (id: string) => `c\0${id}`;
-const nodeKey = (cluster: string, name: string) => `n\0${cluster}\0${name}`;
-
-function kindRank(key: string): number {
-  return key === ROOT_KEY ? 0 : key.startsWith('c\0') ? 1 : 2;
-}
-
-/** The entity an entity key names, as it is now (`v: null` when it is gone). */
-function entityAt(state: ControllerState, key: string): Entity {
-  if (key === ROOT_KEY) return { t: 'root', v: { format: state.format, adminTokenId: state.adminTokenId } };
-  const [kind, c = '', n = ''] = key.split('\0');
-  const cluster = state.clusters[c];
-  if (kind === 'c') return { t: 'cluster', c, v: cluster ? shellOf(cluster) : null };
-  return { t: 'node', c, n, v: cluster?.nodes[n] ?? null };
-}
-
-function shellOf(cluster: ClusterState): ClusterShell {
-  const { nodes: _nodes, ...shell } = cluster;
-  return shell;
-}
-
-/** Every entity's JSON by key (for verifyTouches). */
-function serialize(state: ControllerState): Map<string, string> {
-  const out = new Map<string, string>([[ROOT_KEY, JSON.stringify(entityAt(state, ROOT_KEY).v)]]);
-  for (const cluster of Object.values(state.clusters)) {
-    out.set(clusterKey(cluster.id), JSON.stringify(shellOf(cluster)));
-    for (const node of Object.values(cluster.nodes)) out.set(nodeKey(cluster.id, node.name), JSON.stringify(node));
-  }
-  return out;
-}
-
 /** Applies the journal's records newer than the snapshot; returns the last sequence number. */
 function replay(snapshot: Snapshot, journalFile: string, text: string): number {
   let seq = snapshot.journalSeq;
@@ -279,32 +254,12 @@ function replay(snapshot: Snapshot, journalFile: string, text: string): number {
       throw corrupt(journalFile, `line ${index + 1} is not a journal record`);
     }
     if (record.s <= snapshot.journalSeq) return;
-    applyRecord(snapshot.state, record, () =>
+    applyEntity(snapshot.state, record, () =>
       corrupt(journalFile, `line ${index + 1} names cluster ${'c' in record ? record.c : '?'}, which does not exist`),
     );
     seq = record.s;
   });
   return seq;
-}
-
-function applyRecord(state: ControllerState, record: JournalRecord, missingCluster: () => Error): void {
-  switch (record.t) {
-    case 'root':
-      state.format = record.v.format;
-      state.adminTokenId = record.v.adminTokenId;
-      return;
-    case 'cluster':
-      if (record.v === null) delete state.clusters[record.c];
-      else state.clusters[record.c] = { ...record.v, nodes: state.clusters[record.c]?.nodes ?? nameRecord() };
-      return;
-    case 'node': {
-      const cluster = state.clusters[record.c];
-      if (!cluster) throw missingCluster();
-      if (record.v === null) delete cluster.nodes[record.n];
-      else cluster.nodes[record.n] = record.v;
-      return;
-    }
-  }
 }
 
 function parseSnapshot(file: string, text: string): Snapshot {

@@ -26,7 +26,7 @@ const registrationSchema = z.object({
   seq: z.number().int().nonnegative(),
 });
 
-const nodeStateSchema = z.object({
+export const nodeStateSchema = z.object({
   name: z.string(),
   role: roleSchema,
   pool: z.string(),
@@ -61,7 +61,7 @@ const leaderLeaseSchema = z.object({
 const joinSlotSchema = z.object({ holder: z.string(), expiresAt: epochMs });
 export type JoinSlot = z.infer<typeof joinSlotSchema>;
 
-const clusterStateSchema = z.object({
+export const clusterStateSchema = z.object({
   id: z.string(),
   name: z.string(),
   createdAt: epochMs,

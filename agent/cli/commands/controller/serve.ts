@@ -1,6 +1,7 @@
 import { InputError } from '../../../core/errors.ts';
 import { createLogger } from '../../../core/log.ts';
 import { startController } from '../../../controller/controller.ts';
+import type { EtcdOptions } from '../../../controller/store/etcd-backend.ts';
 import { commandContext } from '../../context.ts';
 import type { ServeArgs } from '../controller.ts';
 import { parseListen } from './flags.ts';
@@ -15,12 +16,20 @@ export async function serve(args: ServeArgs): Promise<void> {
   if (advertiseUrl !== undefined && !/^https:\/\/[^/]+\/?$/.test(advertiseUrl)) {
     throw new InputError(`--advertise-url: expected https://HOST:PORT, got ${advertiseUrl}`);
   }
+  const peerUrls = args['peer-url'].map((url) => {
+    if (!/^https:\/\/[^/]+\/?$/.test(url)) throw new InputError(`--peer-url: expected https://HOST:PORT, got ${url}`);
+    return url.replace(/\/$/, '');
+  });
+  const etcd = etcdOptions(args);
+  if (!etcd && peerUrls.length > 0) throw new InputError('--peer-url: replicas share their state through etcd; give --etcd too');
   const controller = await startController({
     dataDir: args['data-dir'],
     host,
     port,
     sans: args.san,
     advertiseUrl: advertiseUrl?.replace(/\/$/, ''),
+    peerUrls,
+    etcd,
     log,
   });
   const facts = {
@@ -49,6 +58,29 @@ export async function serve(args: ServeArgs): Promise<void> {
   await controller.close();
   log.info('controller.stopped', { signal });
   stderr.flush();
+}
+
+function etcdOptions(args: ServeArgs): EtcdOptions | undefined {
+  if (args.etcd === undefined) {
+    const stray = (['etcd-ca', 'etcd-cert', 'etcd-key', 'etcd-secret-key', 'etcd-prefix'] as const).find(
+      (flag) => args[flag] !== undefined,
+    );
+    if (stray) throw new InputError(`--${stray} goes with --etcd`);
+    return undefined;
+  }
+  const secretKeyFile = args['etcd-secret-key'];
+  if (secretKeyFile === undefined) throw new InputError('--etcd-secret-key: the etcd backend seals secrets with a key file; give its path');
+  return {
+    urls: args.etcd
+      .split(',')
+      .map((url) => url.trim())
+      .filter(Boolean),
+    caFile: args['etcd-ca'],
+    certFile: args['etcd-cert'],
+    keyFile: args['etcd-key'],
+    secretKeyFile,
+    prefix: args['etcd-prefix'],
+  };
 }
 
 /**

@@ -23,6 +23,10 @@ import { LongPollWakeups } from './formation/long-poll-wakeups.ts';
 import { emptyState } from './store/state.ts';
 import { StateStore } from './store/state-store.ts';
 import { TokenAuthority } from './auth/tokens.ts';
+import { ControllerMetrics } from './metrics/controller-metrics.ts';
+import { createAccessTokenRoute, listAccessTokensRoute, revokeAccessTokenRoute } from './routes/access-tokens.ts';
+import { metricsRoute, timelineRoute } from './routes/observability.ts';
+import { viewClusterRoute, viewEventsRoute, viewIndexRoute, viewLoginRoute, viewLogoutRoute } from './routes/view.ts';
 
 /** TLS 1.3's suites and TLS 1.2's AEAD suites for the ECDSA serving key: nothing with CBC or SHA-1 MACs. */
 const AEAD_CIPHERS = [
@@ -58,6 +62,16 @@ const ROUTES: BoundRoute[] = [
   statusRoute,
   setVsphereRoute,
   getVsphereRoute,
+  timelineRoute,
+  createAccessTokenRoute,
+  listAccessTokensRoute,
+  revokeAccessTokenRoute,
+  metricsRoute,
+  viewIndexRoute,
+  viewClusterRoute,
+  viewEventsRoute,
+  viewLoginRoute,
+  viewLogoutRoute,
 ];
 
 export interface ControllerOptions {
@@ -144,10 +158,18 @@ async function serve(dataDir: DataDir, options: ControllerOptions): Promise<Runn
     log: options.log,
     advertiseUrl,
     caCertPem: ca.certPem,
+    metrics: new ControllerMetrics(() => store.state),
+    viewChanges: new LongPollWakeups(),
   });
   for (const id of Object.keys(store.state.clusters)) runtime.pki.set(id, await dataDir.readClusterPki(id));
   for (const cluster of Object.values(store.state.clusters)) runtime.armDeadlines(cluster);
-  const handle = requestHandler(ROUTES, runtime, gate);
+  const handle = requestHandler(ROUTES, runtime, gate, {
+    answered: (request) => {
+      runtime.metrics.answered(request);
+      // A request that changed a cluster (a node's report among them) updates the views watching it.
+      if (request.cluster !== undefined && request.method === 'POST' && request.status < 300) runtime.viewChanges.changed(request.cluster);
+    },
+  });
   const inFlight = new Set<Promise<void>>();
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const done = new Promise<void>((resolve) => res.once('close', () => resolve()));

@@ -16,6 +16,7 @@ import type { LongPollWakeups } from './formation/long-poll-wakeups.ts';
 import type { ClusterState } from './store/state.ts';
 import type { StateStore } from './store/state-store.ts';
 import type { TokenAuthority } from './auth/tokens.ts';
+import type { ControllerMetrics } from './metrics/controller-metrics.ts';
 
 /** What every route handler works with: the one instance of each part of a running controller. */
 export class ControllerRuntime {
@@ -27,6 +28,10 @@ export class ControllerRuntime {
   /** The URL nodes reach the controller at, and the CA they pin: both go into node configs. */
   readonly advertiseUrl: string;
   readonly caCertPem: string;
+  /** What /metrics shows; routes count phase durations and join-slot waits into it. */
+  readonly metrics: ControllerMetrics;
+  /** Wakes the web view's event streams when a request changed a cluster (its nodes' reports included). */
+  readonly viewChanges: LongPollWakeups;
   /** Each cluster's shared control-plane files, loaded at start and when a cluster is created. */
   readonly pki = new Map<string, Record<PkiFile, string>>();
   private readonly clusterApis = new Map<string, ClusterApi>();
@@ -42,6 +47,8 @@ export class ControllerRuntime {
     log: Logger;
     advertiseUrl: string;
     caCertPem: string;
+    metrics: ControllerMetrics;
+    viewChanges: LongPollWakeups;
   }) {
     this.store = parts.store;
     this.wakeups = parts.wakeups;
@@ -50,6 +57,8 @@ export class ControllerRuntime {
     this.log = parts.log;
     this.advertiseUrl = parts.advertiseUrl;
     this.caCertPem = parts.caCertPem;
+    this.metrics = parts.metrics;
+    this.viewChanges = parts.viewChanges;
   }
 
   get isClosing(): boolean {
@@ -141,6 +150,7 @@ export class ControllerRuntime {
   async close(): Promise<void> {
     this.closing = true;
     this.wakeups.close();
+    this.viewChanges.close();
     await Promise.all([...this.clusterApis.values()].map((api) => api.close()));
     this.clusterApis.clear();
   }

@@ -26,10 +26,12 @@ import { STATE_FORMAT, controllerStateSchema, type ClusterState, type Controller
 const JOURNAL_LIMIT_BYTES = 16 * 1024 * 1024;
 
 type Entity =
-  | { t: 'root'; v: Pick<ControllerState, 'format' | 'adminTokenId'> }
+  | { t: 'root'; v: RootState }
   | { t: 'cluster'; c: string; v: ClusterShell | null }
   | { t: 'node'; c: string; n: string; v: NodeState | null };
 type ClusterShell = Omit<ClusterState, 'nodes'>;
+/** The state's own fields: everything but the clusters. */
+type RootState = Omit<ControllerState, 'clusters'>;
 type JournalRecord = Entity & { s: number };
 
 interface Snapshot {
@@ -239,7 +241,10 @@ function kindRank(key: string): number {
 
 /** The entity an entity key names, as it is now (`v: null` when it is gone). */
 function entityAt(state: ControllerState, key: string): Entity {
-  if (key === ROOT_KEY) return { t: 'root', v: { format: state.format, adminTokenId: state.adminTokenId } };
+  if (key === ROOT_KEY) {
+    const { clusters: _clusters, ...root } = state;
+    return { t: 'root', v: root };
+  }
   const [kind, c = '', n = ''] = key.split('\0');
   const cluster = state.clusters[c];
   if (kind === 'c') return { t: 'cluster', c, v: cluster ? shellOf(cluster) : null };
@@ -290,8 +295,7 @@ function replay(snapshot: Snapshot, journalFile: string, text: string): number {
 function applyRecord(state: ControllerState, record: JournalRecord, missingCluster: () => Error): void {
   switch (record.t) {
     case 'root':
-      state.format = record.v.format;
-      state.adminTokenId = record.v.adminTokenId;
+      Object.assign(state, record.v);
       return;
     case 'cluster':
       if (record.v === null) delete state.clusters[record.c];

@@ -1,6 +1,7 @@
 // npm run lab [-- --masters N --workers M --failover --keep --standins]: a whole cluster
 // bootstrapped on this machine, one network namespace per VM, real controller, agents and
 // keepalived; by default real kubeadm, kubelet, containerd, etcd and control plane too.
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -87,6 +88,7 @@ try {
   const seconds = ((Date.now() - bootStarted) / 1000).toFixed(1);
   console.log('');
   console.log(await lab.controllerCli(['status', '--cluster', lab.clusterName]));
+  await writeTimeline(lab);
   const failed = results.filter((code) => code !== 0).length;
   if (failed > 0) {
     console.log(`\n${failed} node(s) failed; logs in ${lab.options.workDir}`);
@@ -114,6 +116,7 @@ try {
 } catch (error) {
   view.stop();
   console.error(`lab: ${error instanceof Error ? error.message : String(error)}`);
+  if (lab) await writeTimeline(lab);
   await cleanup(1);
 }
 
@@ -138,6 +141,20 @@ async function ensureRealBinaries(release: KubernetesRelease): Promise<void> {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   if (result.exitCode !== 0) fail(`building Kubernetes v${release.version} failed (above); --standins runs the lab without it`, 1);
+}
+
+/**
+ * The formation's timeline, drawn by `controller timeline` as an operator would, beside the lab's
+ * work directory (which cleanup removes): every run leaves one, failed runs too.
+ */
+async function writeTimeline(lab: Lab): Promise<void> {
+  const file = path.join(REPO, '.cache', `${values.prefix}formation.svg`);
+  try {
+    writeFileSync(file, await lab.controllerCli(['timeline', '--cluster', lab.clusterName]));
+    console.log(`\nformation timeline: ${file}`);
+  } catch (error) {
+    console.error(`lab: could not draw the formation timeline: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }
 
 async function boot(lab: Lab, node: LabNode): Promise<number> {

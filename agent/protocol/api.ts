@@ -463,6 +463,11 @@ export const timelineSchema = z.object({
       role: roleSchema,
       pool: z.string(),
       state: nodeStatusSchema.shape.state,
+      /**
+       * When the controller granted the node its join (controller clock): the part of its
+       * kube-join before it was waiting, for the leader's init or the join slot.
+       */
+      joinGrantedAt: isoTime.optional(),
       spans: z.array(phaseSpanSchema),
     }),
   ),

@@ -23,6 +23,7 @@ export function clusterTimeline(cluster: ClusterState, now: number): Timeline {
       role: node.role,
       pool: node.pool,
       state: nodeState(node),
+      joinGrantedAt: node.granted === 'join' ? iso(node.joinTokenIssuedAt) : undefined,
       spans: (node.phaseRuns ?? []).map(span),
     })),
   };

@@ -12,6 +12,8 @@ import type { PhaseSpan, Timeline } from '../../protocol/api.ts';
  */
 
 const COLORS: Record<PhaseSpan['outcome'], string> = { done: '#3b9a5a', failed: '#d9483b', running: '#e0a21c' };
+/** The part of a kube-join spent waiting for the leader's init or the join slot. */
+const WAITING = '#c3cad4';
 const LABEL_WIDTH = 180;
 const RIGHT_PAD = 24;
 const TOP = 58;
@@ -30,6 +32,8 @@ interface Placed {
   row: number;
   start: number;
   end: number;
+  /** A kube-join's grant, when it came after the phase began: the time before it was a wait. */
+  granted?: number;
 }
 
 export function timelineSvg(timeline: Timeline, options: TimelineSvgOptions = {}): string {
@@ -39,7 +43,9 @@ export function timelineSvg(timeline: Timeline, options: TimelineSvgOptions = {}
     node.spans.map((span) => {
       const start = Date.parse(span.startedAt);
       const end = span.endedAt === undefined ? Math.max(start, now) : Date.parse(span.endedAt);
-      return { span, row, start, end };
+      const granted = node.joinGrantedAt === undefined ? Number.NaN : Date.parse(node.joinGrantedAt);
+      const waited = span.phase === 'kube-join' && granted > start && granted < end;
+      return { span, row, start, end, ...(waited ? { granted } : {}) };
     }),
   );
   const t0 = placed.length > 0 ? Math.min(...placed.map((p) => p.start)) : now;
@@ -81,11 +87,17 @@ export function timelineSvg(timeline: Timeline, options: TimelineSvgOptions = {}
       `<text x="${LABEL_WIDTH - 8}" y="${y + ROW / 2 + 4}" text-anchor="end" fill="#8a93a3" font-size="10">${node.role === 'master' ? 'control plane' : xml(node.pool)}</text>`,
     );
     for (const p of placed.filter((q) => q.row === row)) {
-      const bx = x(p.start);
-      const bw = Math.max(2, x(p.end) - bx);
       const by = y + (ROW - BAR) / 2;
       const onPath = critical.includes(p);
       const { span } = p;
+      if (p.granted !== undefined) {
+        const waited = `${node.name} · kube-join: waited ${formatSeconds((p.granted - p.start) / 1000)} for the leader's init or the join slot`;
+        out.push(
+          `<rect class="wait" x="${n(x(p.start))}" y="${n(by + 3)}" width="${n(x(p.granted) - x(p.start))}" height="${BAR - 6}" fill="${WAITING}"><title>${xml(waited)}</title></rect>`,
+        );
+      }
+      const bx = x(p.granted ?? p.start);
+      const bw = Math.max(2, x(p.end) - bx);
       out.push(
         `<rect class="bar" data-phase="${xml(span.phase)}" data-attempt="${span.attempt}" data-outcome="${span.outcome}"${onPath ? ' data-critical="true"' : ''} x="${n(bx)}" y="${n(by)}" width="${n(bw)}" height="${BAR}" rx="2" fill="${COLORS[span.outcome]}"${onPath ? ' stroke="#1d2433" stroke-width="2"' : ' stroke="#ffffff" stroke-width="0.5"'}><title>${xml(describe(node.name, p))}</title></rect>`,
       );
@@ -104,18 +116,20 @@ export function timelineSvg(timeline: Timeline, options: TimelineSvgOptions = {}
     out.push('</g>');
   });
 
-  if (critical.length > 1) {
-    const points = critical.flatMap((p) => [`${n(x(p.start))},${n(rowY(p.row) + ROW / 2)}`, `${n(x(p.end))},${n(rowY(p.row) + ROW / 2)}`]);
+  // Each step of the critical path hands over to the next: from one's end to the next one's start (its grant, when it waited).
+  critical.slice(1).forEach((p, i) => {
+    const before = critical[i]!;
     out.push(
-      `<polyline class="critical-path" points="${points.join(' ')}" fill="none" stroke="#1d2433" stroke-width="1.5" stroke-dasharray="4 3" pointer-events="none"/>`,
+      `<line class="critical-path" x1="${n(x(before.end))}" y1="${n(rowY(before.row) + ROW / 2)}" x2="${n(x(p.granted ?? p.start))}" y2="${n(rowY(p.row) + ROW / 2)}" stroke="#1d2433" stroke-width="1.5" stroke-dasharray="4 3" pointer-events="none"/>`,
     );
-  }
+  });
 
   const ly = rowY(Math.max(1, timeline.nodes.length)) + 24;
   const legend: [string, string][] = [
     [COLORS.done, 'done'],
     [COLORS.failed, 'failed (hover for the message)'],
     [COLORS.running, 'running'],
+    [WAITING, 'waiting to join'],
   ];
   let lx = 12;
   out.push('<g class="legend" fill="#1d2433">');

@@ -35,6 +35,8 @@ export interface FormationOptions {
   /** Pause between steps, so that a watcher sees the formation unfold (ms). */
   stepMs?: number;
   onStep?: (what: string) => void;
+  /** Called with the new cluster's id; the formation begins when the promise it returns settles (a watcher opens its page). */
+  beforeFormation?: (cluster: string) => Promise<void>;
 }
 
 const SECOND = 1000;
@@ -58,6 +60,7 @@ const AFTER_JOIN_WORKER: Plan = [
 
 export async function actOutFormation(t: TestController, options: FormationOptions): Promise<Formation> {
   const cluster = (await createLocalCluster(t.admin)).id;
+  await options.beforeFormation?.(cluster);
   const nodes: TestNode[] = [];
   const runs: Formation['runs'] = new Map();
   let eventPosts = 0;

@@ -94,9 +94,8 @@ async function* clusterEvents(cluster: ClusterState, runtime: ControllerRuntime,
 function parts(cluster: ClusterState, now: number): ClusterParts {
   const status = clusterStatus(cluster, now);
   const holder = status.leader.initialized ? status.leader.holder : undefined;
-  const vip = holder
-    ? `${holder} expected (the leader has the highest keepalived priority); not probed by the controller`
-    : 'none expected before the leader initializes';
+  // The controller does not probe the VIP: the leader's keepalived has the highest priority and takes it.
+  const vip = holder ? `${holder} (the leader, expected)` : 'none before the leader initializes';
   return clusterParts(status, clusterTimeline(cluster, now), vip);
 }
 

@@ -23,7 +23,7 @@ button { font: inherit; padding: 6px 12px; border-radius: 6px; border: 1px solid
 main { padding: 12px 16px 32px; max-width: 1280px; margin: 0 auto; }
 h1 { font-size: 22px; margin: 8px 0 12px; }
 h2 { font-size: 17px; margin: 24px 0 8px; }
-dl.facts { display: grid; grid-template-columns: repeat(auto-fill, minmax(220px, 1fr)); gap: 8px 20px; margin: 0; }
+dl.facts { display: grid; grid-template-columns: repeat(auto-fill, minmax(160px, 1fr)); gap: 8px 20px; margin: 0; }
 dl.facts div { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 8px 10px; }
 dl.facts dt { font-size: 12px; color: var(--muted); text-transform: uppercase; letter-spacing: .04em; }
 dl.facts dd { margin: 2px 0 0; font-weight: 600; overflow-wrap: anywhere; }

@@ -8,7 +8,7 @@ import { ApiProblem, badRequest, forbidden, notFound } from './problem.ts';
 import { API, type RouteSpec } from '../../protocol/routes.ts';
 import type { LoadGate } from './limits.ts';
 import { RawAnswer, type BoundRoute, type HandlerContext } from './route.ts';
-import { viewCookieToken } from './view-cookie.ts';
+import { takesViewCookie, viewCookieToken } from './view-cookie.ts';
 import type { ControllerRuntime } from '../runtime.ts';
 import type { ClusterState } from '../store/state.ts';
 import { TokenRejected, type Principal } from '../auth/tokens.ts';
@@ -89,7 +89,7 @@ export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime,
       const { spec } = route;
       log.route = spec.path;
 
-      const principal = spec.access === 'anyone' ? undefined : await authenticate(req, runtime, spec.access === 'viewer');
+      const principal = spec.access === 'anyone' ? undefined : await authenticate(req, runtime, takesViewCookie(spec));
       const cluster = principal === undefined ? undefined : authorize(spec, principal, params, runtime);
       if (principal) log.node = principal.kind === 'node' ? principal.node : principal.kind === 'access' ? principal.role : 'admin';
       if (cluster) log.cluster = cluster.id;
@@ -201,7 +201,7 @@ function matchRoute(table: { route: BoundRoute; segments: string[] }[], method: 
   return { methodMismatch };
 }
 
-/** The bearer token, or on `viewer` routes (`cookie`) the web view's cookie. */
+/** The bearer token, or on the view's own routes (`cookie`) the web view's cookie. */
 async function authenticate(req: IncomingMessage, runtime: ControllerRuntime, cookie: boolean): Promise<Principal> {
   const header = req.headers.authorization ?? '';
   const token = /^Bearer\s+(\S+)$/i.exec(header)?.[1] ?? (cookie ? viewCookieToken(req.headers.cookie) : undefined);

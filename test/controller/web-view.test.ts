@@ -155,7 +155,7 @@ describe.skipIf(skip)('the web view', () => {
     await page.setViewport({ width: 390, height: 844, isMobile: true, hasTouch: true });
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
     expect(await page.$eval('tr[data-node="w2"] td.error', (td) => getComputedStyle(td).display)).toBe('block');
-    await keepScreenshot(page, 'web-view-phone', { fullPage: false });
+    await keepScreenshot(page, 'web-view-phone', { fullPage: false, readme: true });
 
     // Logging out ends the session.
     await page.click('#logout');

@@ -87,7 +87,7 @@ describe.skipIf(skip)('the web view of a forming lab cluster', () => {
         ['w2', 'failed'],
       ]);
       expect(await page.$eval('tr[data-node="w2"] td.error', (td) => td.textContent ?? '')).toContain(FAILURE);
-      await keepScreenshot(page, 'lab-web-view');
+      await keepScreenshot(page, 'lab-web-view', { readme: true });
 
       // The timeline `npm run lab` writes: a row per node, a bar per phase run each agent logged as finished.
       const svg = await s.lab.controllerCli(['timeline', '--cluster', s.lab.clusterName]);
@@ -105,7 +105,7 @@ describe.skipIf(skip)('the web view of a forming lab cluster', () => {
       const timelinePage = await browser.newPage();
       await timelinePage.setViewport({ width: 1000, height: 300 });
       await timelinePage.setContent(`<!doctype html><body style="margin:0">${svg}</body>`);
-      await keepScreenshot(timelinePage, 'lab-timeline');
+      await keepScreenshot(timelinePage, 'lab-timeline', { readme: true });
     } finally {
       await stopWatching();
       await close();

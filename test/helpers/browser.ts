@@ -84,12 +84,15 @@ export async function launchBrowser(options: { pin: string; namespace?: string }
   };
 }
 
-/** A screenshot of the page, kept under .cache/screenshots (and docs/screenshots with PKE_UPDATE_SCREENSHOTS=1); returns its path. */
-export async function keepScreenshot(page: Page, name: string, options: { fullPage?: boolean } = {}): Promise<string> {
+/**
+ * A screenshot of the page, kept under .cache/screenshots; the README's (`readme`) also go to
+ * docs/screenshots with PKE_UPDATE_SCREENSHOTS=1. Returns its path.
+ */
+export async function keepScreenshot(page: Page, name: string, options: { fullPage?: boolean; readme?: boolean } = {}): Promise<string> {
   mkdirSync(SCREENSHOTS, { recursive: true });
   const file = path.join(SCREENSHOTS, `${name}.png`);
   await page.screenshot({ path: file as `${string}.png`, fullPage: options.fullPage ?? true });
-  if (process.env.PKE_UPDATE_SCREENSHOTS === '1') {
+  if (options.readme && process.env.PKE_UPDATE_SCREENSHOTS === '1') {
     mkdirSync(DOCS_SCREENSHOTS, { recursive: true });
     copyFileSync(file, path.join(DOCS_SCREENSHOTS, `${name}.png`));
   }

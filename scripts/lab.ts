@@ -3,6 +3,7 @@
 // keepalived; by default real kubeadm, kubelet, containerd, etcd and control plane too. With
 // --ha, three controller replicas on a three-member etcd cluster, one of them SIGKILLed once a
 // node holds the leader lease, the formation going on through the other two.
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -98,6 +99,7 @@ try {
     for (const { replica, output } of await lab.eachReplicaCli(['status', '--cluster', lab.clusterName]))
       console.log(`\ncontroller status through the replica on ${replica}:\n${output}`);
   } else console.log(await lab.controllerCli(['status', '--cluster', lab.clusterName]));
+  await writeTimeline(lab);
   const failed = results.filter((code) => code !== 0).length;
   if (failed > 0) {
     console.log(`\n${failed} node(s) failed; logs in ${lab.options.workDir}`);
@@ -125,6 +127,7 @@ try {
 } catch (error) {
   view.stop();
   console.error(`lab: ${error instanceof Error ? error.message : String(error)}`);
+  if (lab) await writeTimeline(lab);
   await cleanup(1);
 }
 
@@ -149,6 +152,20 @@ async function ensureRealBinaries(release: KubernetesRelease): Promise<void> {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   if (result.exitCode !== 0) fail(`building Kubernetes v${release.version} failed (above); --standins runs the lab without it`, 1);
+}
+
+/**
+ * The formation's timeline, drawn by `controller timeline` as an operator would, beside the lab's
+ * work directory (which cleanup removes): every run leaves one, failed runs too.
+ */
+async function writeTimeline(lab: Lab): Promise<void> {
+  const file = path.join(REPO, '.cache', `${values.prefix}formation.svg`);
+  try {
+    writeFileSync(file, await lab.controllerCli(['timeline', '--cluster', lab.clusterName]));
+    console.log(`\nformation timeline: ${file}`);
+  } catch (error) {
+    console.error(`lab: could not draw the formation timeline: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }
 
 async function boot(lab: Lab, node: LabNode): Promise<number> {

@@ -28,6 +28,8 @@ NEEDED="$NEEDED containerd:containerd runc:runc /usr/lib/cni/bridge:containernet
 NEEDED="$NEEDED cc:gcc /usr/include/stdio.h:libc6-dev conntrack:conntrack modprobe:kmod"
 # The controller's etcd backend: its tests, the HA bench and `npm run lab -- --ha` run Debian's etcd.
 NEEDED="$NEEDED /usr/bin/etcd:etcd-server /usr/bin/etcdctl:etcd-client"
+# The web view's tests: a real headless browser, and a font it draws the pages and screenshots with.
+NEEDED="$NEEDED chromium:chromium /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core"
 missing=""
 for pair in $NEEDED; do
   cmd=${pair%%:*}
@@ -47,6 +49,18 @@ if [ -n "$missing" ]; then
     apt-get install -y -qq --no-install-recommends $missing >&2
   else
     echo "setup: missing Debian packages:$missing (not root, so not installing them; tests that need them skip)" >&2
+  fi
+fi
+
+# Prometheus' own text-format parser (prom2json, from its Go module), which reads the controller's
+# /metrics in the tests; built once into the cache beside the Kubernetes binaries (cold: ~3 min).
+TOOLS_CACHE="${PKE_TOOLS_CACHE:-$([ "$(id -u)" -eq 0 ] && echo /var/cache/pke-agent/tools || echo "$HOME/.cache/pke-agent/tools")}"
+PROM2JSON_VERSION=v1.4.2
+if [ ! -x "$TOOLS_CACHE/prom2json-$PROM2JSON_VERSION/prom2json" ]; then
+  if command -v go >/dev/null 2>&1 && GOBIN="$TOOLS_CACHE/prom2json-$PROM2JSON_VERSION" go install "github.com/prometheus/prom2json/cmd/prom2json@$PROM2JSON_VERSION" >&2; then
+    echo "setup: built prom2json $PROM2JSON_VERSION" >&2
+  else
+    echo "setup: prom2json $PROM2JSON_VERSION could not be built (above); the metrics tests will skip" >&2
   fi
 fi
 

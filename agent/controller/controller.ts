@@ -27,6 +27,10 @@ import type { ClusterFiles } from './store/cluster-files.ts';
 import type { EtcdOptions } from './store/etcd-backend.ts';
 import type { CertifiedKey } from './clusters/pki.ts';
 import { TokenAuthority } from './auth/tokens.ts';
+import { ControllerMetrics } from './metrics/controller-metrics.ts';
+import { createAccessTokenRoute, listAccessTokensRoute, revokeAccessTokenRoute } from './routes/access-tokens.ts';
+import { metricsRoute, timelineRoute } from './routes/observability.ts';
+import { viewClusterRoute, viewEventsRoute, viewIndexRoute, viewLoginRoute, viewLogoutRoute } from './routes/view.ts';
 
 /** TLS 1.3's suites and TLS 1.2's AEAD suites for the ECDSA serving key: nothing with CBC or SHA-1 MACs. */
 const AEAD_CIPHERS = [
@@ -62,6 +66,16 @@ const ROUTES: BoundRoute[] = [
   statusRoute,
   setVsphereRoute,
   getVsphereRoute,
+  timelineRoute,
+  createAccessTokenRoute,
+  listAccessTokensRoute,
+  revokeAccessTokenRoute,
+  metricsRoute,
+  viewIndexRoute,
+  viewClusterRoute,
+  viewEventsRoute,
+  viewLoginRoute,
+  viewLogoutRoute,
 ];
 
 export interface ControllerOptions {
@@ -184,6 +198,8 @@ async function serveWith(dataDir: DataDir, backend: Backend, options: Controller
     advertiseUrl,
     peerUrls: options.peerUrls,
     caCertPem: ca.certPem,
+    metrics: new ControllerMetrics(() => store.state),
+    viewChanges: new LongPollWakeups(),
   });
   for (const id of Object.keys(store.state.clusters)) runtime.pki.set(id, await files.readClusterPki(id));
   for (const cluster of Object.values(store.state.clusters)) runtime.armDeadlines(cluster);
@@ -191,8 +207,15 @@ async function serveWith(dataDir: DataDir, backend: Backend, options: Controller
   store.onRemoteChange((id) => {
     const cluster = store.state.clusters[id];
     if (cluster) runtime.changed(cluster);
+    runtime.viewChanges.changed(id);
   });
-  const handle = requestHandler(ROUTES, runtime, gate);
+  const handle = requestHandler(ROUTES, runtime, gate, {
+    answered: (request) => {
+      runtime.metrics.answered(request);
+      // A request that changed a cluster (a node's report among them) updates the views watching it.
+      if (request.cluster !== undefined && request.method === 'POST' && request.status < 300) runtime.viewChanges.changed(request.cluster);
+    },
+  });
   const inFlight = new Set<Promise<void>>();
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const done = new Promise<void>((resolve) => res.once('close', () => resolve()));

@@ -16,6 +16,7 @@ import type { LongPollWakeups } from './formation/long-poll-wakeups.ts';
 import type { ClusterState } from './store/state.ts';
 import type { ControllerStore } from './store/entities.ts';
 import type { TokenAuthority } from './auth/tokens.ts';
+import type { ControllerMetrics } from './metrics/controller-metrics.ts';
 
 /** What every route handler works with: the one instance of each part of a running controller. */
 export class ControllerRuntime {
@@ -30,6 +31,10 @@ export class ControllerRuntime {
   /** The other replicas' URLs (etcd backend): node configs carry them after advertiseUrl. */
   readonly peerUrls: string[];
   readonly caCertPem: string;
+  /** What /metrics shows; routes count phase durations and join-slot waits into it. */
+  readonly metrics: ControllerMetrics;
+  /** Wakes the web view's event streams when a request changed a cluster (its nodes' reports included). */
+  readonly viewChanges: LongPollWakeups;
   /** Each cluster's shared control-plane files, loaded at start and when a cluster is created (or first asked for: made by another replica). */
   readonly pki = new Map<string, Record<PkiFile, string>>();
   private readonly clusterApis = new Map<string, ClusterApi>();
@@ -46,6 +51,8 @@ export class ControllerRuntime {
     advertiseUrl: string;
     peerUrls?: string[];
     caCertPem: string;
+    metrics: ControllerMetrics;
+    viewChanges: LongPollWakeups;
   }) {
     this.store = parts.store;
     this.wakeups = parts.wakeups;
@@ -55,6 +62,8 @@ export class ControllerRuntime {
     this.advertiseUrl = parts.advertiseUrl;
     this.peerUrls = parts.peerUrls ?? [];
     this.caCertPem = parts.caCertPem;
+    this.metrics = parts.metrics;
+    this.viewChanges = parts.viewChanges;
   }
 
   async clusterPki(cluster: string): Promise<Record<PkiFile, string>> {
@@ -154,6 +163,7 @@ export class ControllerRuntime {
   async close(): Promise<void> {
     this.closing = true;
     this.wakeups.close();
+    this.viewChanges.close();
     await Promise.all([...this.clusterApis.values()].map((api) => api.close()));
     this.clusterApis.clear();
   }

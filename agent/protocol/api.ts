@@ -390,3 +390,88 @@ export const clusterStatusSchema = z.object({
   nodes: z.array(nodeStatusSchema),
 });
 export type ClusterStatus = z.infer<typeof clusterStatusSchema>;
+
+// --- access tokens (admin mints them for people and monitoring) -------------------------------
+/**
+ * `viewer`: the read-only web view, the timeline and /metrics; `metrics`: /metrics only (for a
+ * Prometheus scrape config). Neither can change anything.
+ */
+export const ACCESS_TOKEN_ROLES = ['viewer', 'metrics'] as const;
+export const accessTokenRoleSchema = z.enum(ACCESS_TOKEN_ROLES);
+export type AccessTokenRole = z.infer<typeof accessTokenRoleSchema>;
+
+export const accessTokenRequestSchema = z.strictObject({
+  role: accessTokenRoleSchema,
+  /** Who or what the token is for (shown by `token list`). */
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9][-A-Za-z0-9_.@]{0,63}$/, 'expected letters, digits, - _ . @, at most 64 characters')
+    .optional(),
+  ttlSeconds: z
+    .number()
+    .int()
+    .min(60)
+    .max(365 * 86400)
+    .default(30 * 86400),
+});
+export type AccessTokenRequest = z.input<typeof accessTokenRequestSchema>;
+
+const accessTokenInfoSchema = z.object({
+  jti: z.string(),
+  role: accessTokenRoleSchema,
+  name: z.string().optional(),
+  createdAt: isoTime,
+  expiresAt: isoTime,
+});
+export type AccessTokenInfo = z.infer<typeof accessTokenInfoSchema>;
+export const accessTokenSchema = accessTokenInfoSchema.extend({ token: z.string() });
+export type AccessToken = z.infer<typeof accessTokenSchema>;
+export const accessTokenListSchema = z.object({ tokens: z.array(accessTokenInfoSchema) });
+export type AccessTokenList = z.infer<typeof accessTokenListSchema>;
+export const accessTokenRevocationSchema = z.strictObject({ jti: z.string().min(1).max(64) });
+
+/** POST /ui/login: the admin or a viewer token, exchanged for the view's cookie. */
+export const viewLoginSchema = z.strictObject({ token: z.string().min(1).max(4096) });
+
+// --- timeline ------------------------------------------------------------------------------------
+/** One run of one phase on one node, from its start report to its end or failure report. */
+export const phaseSpanSchema = z.object({
+  phase: z.string(),
+  attempt: z.number().int().positive(),
+  startedAt: isoTime,
+  /** Absent while the phase runs. */
+  endedAt: isoTime.optional(),
+  outcome: z.enum(['running', 'done', 'failed']),
+  /** The failure report's message (with its command and exit code). */
+  message: z.string().optional(),
+});
+export type PhaseSpan = z.infer<typeof phaseSpanSchema>;
+
+/**
+ * A cluster's formation, node by node: every phase's start and end as the nodes reported them
+ * (their clocks). Nodes in formation order: the leader, the other control-plane nodes in the
+ * order they joined, then the workers.
+ */
+export const timelineSchema = z.object({
+  cluster: z.object({ id: z.string(), name: z.string() }),
+  /** When the controller answered: where running phases end for now. */
+  now: isoTime,
+  /** The node that ran kubeadm init. */
+  leader: z.string().optional(),
+  initializedAt: isoTime.optional(),
+  nodes: z.array(
+    z.object({
+      name: z.string(),
+      role: roleSchema,
+      pool: z.string(),
+      state: nodeStatusSchema.shape.state,
+      /**
+       * When the controller granted the node its join (controller clock): the part of its
+       * kube-join before it was waiting, for the leader's init or the join slot.
+       */
+      joinGrantedAt: isoTime.optional(),
+      spans: z.array(phaseSpanSchema),
+    }),
+  ),
+});
+export type Timeline = z.infer<typeof timelineSchema>;

@@ -9,6 +9,10 @@ import { issuePath } from '../core/schema-issues.ts';
 import { ControllerRequestError, knownErrorCode } from './errors.ts';
 import {
   apiErrorSchema,
+  type AccessToken,
+  type AccessTokenList,
+  type AccessTokenRequest,
+  type Timeline,
   type ClusterList,
   type ClusterSpecInput,
   type ClusterStatus,
@@ -352,6 +356,22 @@ export class AdminClient {
 
   controlPlane(cluster: string): Promise<ControlPlaneView> {
     return this.transport.call(API.controlPlane, { c: cluster });
+  }
+
+  timeline(cluster: string): Promise<Timeline> {
+    return this.transport.call(API.timeline, { c: cluster });
+  }
+
+  createAccessToken(request: AccessTokenRequest): Promise<AccessToken> {
+    return this.transport.call(API.createAccessToken, {}, { body: request });
+  }
+
+  listAccessTokens(): Promise<AccessTokenList> {
+    return this.transport.call(API.listAccessTokens, {});
+  }
+
+  revokeAccessToken(jti: string): Promise<void> {
+    return this.transport.call(API.revokeAccessToken, {}, { body: { jti } });
   }
 
   close(): Promise<void> {

@@ -1,6 +1,10 @@
 import { z } from 'zod';
 import { ownValue } from '../core/records.ts';
 import {
+  accessTokenListSchema,
+  accessTokenRequestSchema,
+  accessTokenRevocationSchema,
+  accessTokenSchema,
   clusterListSchema,
   clusterSpecSchema,
   clusterStatusSchema,
@@ -22,6 +26,8 @@ import {
   registerRequestSchema,
   revocationRequestSchema,
   revocationResponseSchema,
+  timelineSchema,
+  viewLoginSchema,
   vsphereCredentialsSchema,
   waitQuerySchema,
 } from './api.ts';
@@ -32,12 +38,17 @@ import {
  *
  * `access` says who may call a route: `anyone` without a token; `admin` the admin token;
  * `node` a node token of the path's cluster; `control-plane` the same, role master only;
- * `admin-or-node` either. A path with `{n}` must name the token's own node.
+ * `admin-or-node` either; `viewer` the admin token or a viewer token (also from the web view's
+ * cookie); `metrics` the admin, a viewer or a metrics token. Node tokens never pass `viewer` or
+ * `metrics`, and viewer and metrics tokens pass nothing else. A path with `{n}` must name the
+ * token's own node.
  */
 
-export type Access = 'anyone' | 'admin' | 'node' | 'control-plane' | 'admin-or-node';
+export type Access = 'anyone' | 'admin' | 'node' | 'control-plane' | 'admin-or-node' | 'viewer' | 'metrics';
 
 type Schema = z.ZodType | undefined;
+/** A route's answer when not JSON; see `produces`. */
+type Produces = 'html' | 'text' | 'event-stream' | undefined;
 
 export interface RouteSpec<
   Path extends string = string,
@@ -45,6 +56,7 @@ export interface RouteSpec<
   Query extends Schema = Schema,
   Answer extends Schema = Schema,
   Who extends Access = Access,
+  Kind extends Produces = Produces,
 > {
   method: 'GET' | 'POST';
   /** `{c}` is a cluster id or name, `{n}` a node name; also what the request log shows. */
@@ -57,17 +69,26 @@ export interface RouteSpec<
   answer: Answer;
   /** The request may wait up to `?wait=` seconds for a change (counted against the long-poll caps). */
   longPoll?: boolean;
+  /**
+   * What the answer is, when not JSON: a page, plain text (the Prometheus format), or a stream
+   * of server-sent events that lasts until the client leaves.
+   */
+  produces?: Kind;
 }
 
 /** What a schema slot of a route takes on the client (`input`) and gives the server (`output`). */
 export type SchemaInput<S extends Schema> = S extends z.ZodType ? z.input<S> : undefined;
 export type SchemaOutput<S extends Schema> = S extends z.ZodType ? z.output<S> : undefined;
 
-type Declared<Path extends string, Body extends Schema, Query extends Schema, Answer extends Schema, Who extends Access> = Omit<
-  RouteSpec<Path, Body, Query, Answer, Who>,
-  'body' | 'query' | 'answer'
-> &
-  Partial<Pick<RouteSpec<Path, Body, Query, Answer, Who>, 'body' | 'query' | 'answer'>>;
+type Declared<
+  Path extends string,
+  Body extends Schema,
+  Query extends Schema,
+  Answer extends Schema,
+  Who extends Access,
+  Kind extends Produces,
+> = Omit<RouteSpec<Path, Body, Query, Answer, Who, Kind>, 'body' | 'query' | 'answer'> &
+  Partial<Pick<RouteSpec<Path, Body, Query, Answer, Who, Kind>, 'body' | 'query' | 'answer'>>;
 
 function route<
   const Path extends string,
@@ -75,8 +96,9 @@ function route<
   Body extends Schema = undefined,
   Query extends Schema = undefined,
   Answer extends Schema = undefined,
->(spec: Declared<Path, Body, Query, Answer, Who>): RouteSpec<Path, Body, Query, Answer, Who> {
-  return { body: undefined, query: undefined, answer: undefined, ...spec } as RouteSpec<Path, Body, Query, Answer, Who>;
+  const Kind extends Produces = undefined,
+>(spec: Declared<Path, Body, Query, Answer, Who, Kind>): RouteSpec<Path, Body, Query, Answer, Who, Kind> {
+  return { body: undefined, query: undefined, answer: undefined, ...spec } as RouteSpec<Path, Body, Query, Answer, Who, Kind>;
 }
 
 const CLUSTER = '/v1/clusters/{c}';
@@ -161,6 +183,33 @@ export const API = {
     answer: controlPlaneViewSchema,
   }),
   status: route({ method: 'GET', path: `${CLUSTER}/status`, access: 'admin-or-node', status: 200, answer: clusterStatusSchema }),
+  /** Every phase of every node, start to end: what `controller timeline` draws. */
+  timeline: route({ method: 'GET', path: `${CLUSTER}/timeline`, access: 'viewer', status: 200, answer: timelineSchema }),
+  createAccessToken: route({
+    method: 'POST',
+    path: '/v1/tokens',
+    access: 'admin',
+    status: 201,
+    body: accessTokenRequestSchema,
+    answer: accessTokenSchema,
+  }),
+  listAccessTokens: route({ method: 'GET', path: '/v1/tokens', access: 'admin', status: 200, answer: accessTokenListSchema }),
+  revokeAccessToken: route({
+    method: 'POST',
+    path: '/v1/tokens/revocations',
+    access: 'admin',
+    status: 204,
+    body: accessTokenRevocationSchema,
+  }),
+  /** Prometheus text format. */
+  metrics: route({ method: 'GET', path: '/metrics', access: 'metrics', status: 200, produces: 'text' }),
+  /** The web view: clusters, one cluster's nodes and formation timeline, updated live. */
+  viewIndex: route({ method: 'GET', path: '/ui', access: 'viewer', status: 200, produces: 'html' }),
+  viewCluster: route({ method: 'GET', path: '/ui/clusters/{c}', access: 'viewer', status: 200, produces: 'html' }),
+  viewEvents: route({ method: 'GET', path: '/ui/clusters/{c}/events', access: 'viewer', status: 200, produces: 'event-stream' }),
+  /** Exchanges the admin or a viewer token for the view's cookie (HttpOnly, Secure, SameSite=Strict, Path=/ui). */
+  viewLogin: route({ method: 'POST', path: '/ui/login', access: 'anyone', status: 204, body: viewLoginSchema }),
+  viewLogout: route({ method: 'POST', path: '/ui/logout', access: 'anyone', status: 204 }),
 } as const;
 
 export type RouteName = keyof typeof API;

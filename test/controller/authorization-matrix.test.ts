@@ -35,6 +35,9 @@ const CALLERS = [
   'admin',
   'master',
   'worker',
+  'viewer',
+  'metricsToken',
+  'revokedViewer',
 ] as const;
 type Caller = (typeof CALLERS)[number];
 
@@ -73,12 +76,24 @@ const SAMPLES: Record<RouteName, Sample> = {
   join: { body: () => ({}), query: '?wait=0', outcome: { worker: 409 } },
   controlPlane: {},
   status: {},
+  timeline: {},
+  createAccessToken: { body: () => ({ role: 'viewer', name: `matrix-${++created}` }) },
+  listAccessTokens: {},
+  revokeAccessToken: { body: () => ({ jti: spareAccessJti }) },
+  metrics: {},
+  viewIndex: {},
+  viewCluster: {},
+  viewEvents: {},
+  // Whatever the header carries, the body's token logs in.
+  viewLogin: { body: () => ({ token: tokens.viewer }) },
+  viewLogout: {},
 };
 
 let t: TestController;
 let dispatcher: Agent;
 let clusterA: string;
 let spareJti: string;
+let spareAccessJti: string;
 const nodes: TestNode[] = [];
 const tokens = {} as Record<Caller, string | undefined>;
 /** The node name each caller puts into `{n}`: its own, except `otherNode`. */
@@ -94,6 +109,9 @@ const SELF: Record<Caller, string> = {
   admin: 'm1',
   master: 'm1',
   worker: 'w1',
+  viewer: 'm1',
+  metricsToken: 'm1',
+  revokedViewer: 'm1',
 };
 
 beforeAll(async () => {
@@ -109,6 +127,9 @@ beforeAll(async () => {
   spareJti = (await t.admin.nodeConfig(clusterA, { name: 'w3', role: 'worker' })).tokenId;
   await t.admin.revoke(clusterA, { jti: revoked.tokenId });
   expect((await master.client.claimLeader({})).granted).toBe(true);
+  spareAccessJti = (await t.admin.createAccessToken({ role: 'metrics' })).jti;
+  const revokedViewer = await t.admin.createAccessToken({ role: 'viewer' });
+  await t.admin.revokeAccessToken(revokedViewer.jti);
 
   const signingKey = createSecretKey(await readFile(path.join(t.dataDir, 'signing.key')));
   const workerClaims = decodeJwt(worker.config.controller.token);
@@ -134,6 +155,9 @@ beforeAll(async () => {
     admin: (await readFile(t.controller.adminTokenFile, 'utf8')).trim(),
     master: master.config.controller.token,
     worker: worker.config.controller.token,
+    viewer: (await t.admin.createAccessToken({ role: 'viewer' })).token,
+    metricsToken: (await t.admin.createAccessToken({ role: 'metrics' })).token,
+    revokedViewer: revokedViewer.token,
   } satisfies Record<Caller, string | undefined>);
 });
 
@@ -157,21 +181,31 @@ function expected(spec: RouteSpec, caller: Caller): Expected {
     case 'expired':
       return { allowed: false, status: 401, code: 'token-expired' };
     case 'revoked':
+    case 'revokedViewer':
       return { allowed: false, status: 401, code: 'token-revoked' };
     case 'otherCluster':
     case 'otherNode':
       return { allowed: false, status: 403, code: 'forbidden' };
     case 'admin':
-      return spec.access === 'admin' || spec.access === 'admin-or-node'
-        ? { allowed: true }
-        : { allowed: false, status: 403, code: 'forbidden' };
-    case 'master':
-      return spec.access === 'admin' ? { allowed: false, status: 403, code: 'forbidden' } : { allowed: true };
-    case 'worker':
-      return spec.access === 'admin' || spec.access === 'control-plane'
+      return spec.access === 'node' || spec.access === 'control-plane'
         ? { allowed: false, status: 403, code: 'forbidden' }
         : { allowed: true };
+    case 'master':
+      return spec.access === 'admin' || readOnly(spec) ? { allowed: false, status: 403, code: 'forbidden' } : { allowed: true };
+    case 'worker':
+      return spec.access === 'admin' || spec.access === 'control-plane' || readOnly(spec)
+        ? { allowed: false, status: 403, code: 'forbidden' }
+        : { allowed: true };
+    case 'viewer':
+      return readOnly(spec) ? { allowed: true } : { allowed: false, status: 403, code: 'forbidden' };
+    case 'metricsToken':
+      return spec.access === 'metrics' ? { allowed: true } : { allowed: false, status: 403, code: 'forbidden' };
   }
+}
+
+/** Routes that show and never change: the web view, the timeline, the metrics. Node tokens never read them. */
+function readOnly(spec: RouteSpec): boolean {
+  return spec.access === 'viewer' || spec.access === 'metrics';
 }
 
 /** `otherNode` is a node acting under another node's name: only paths with `{n}` name one. */
@@ -192,8 +226,20 @@ async function call(spec: RouteSpec, sample: Sample, caller: Caller) {
     },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
+  const type = String(answer.headers['content-type'] ?? '');
+  if (type.startsWith('text/event-stream')) {
+    // A stream lasts until the client leaves: its first event is enough.
+    for await (const chunk of answer.body) {
+      answer.body.destroy();
+      return { status: answer.statusCode, type, body: String(chunk) };
+    }
+  }
   const text = await answer.body.text();
-  return { status: answer.statusCode, body: text === '' ? undefined : (JSON.parse(text) as unknown) };
+  return {
+    status: answer.statusCode,
+    type,
+    body: type.startsWith('application/json') && text !== '' ? (JSON.parse(text) as unknown) : text === '' ? undefined : text,
+  };
 }
 
 describe('authorization matrix, from the route table', () => {
@@ -212,6 +258,14 @@ describe('authorization matrix, from the route table', () => {
           caller,
           status: sample.outcome?.[caller] ?? spec.status,
         });
+      } else if (spec.produces === 'html') {
+        // A page route shows its refusal as a page: the login form for 401.
+        expect({ caller, status: answer.status, type: answer.type }).toEqual({
+          caller,
+          status: want.status,
+          type: 'text/html; charset=utf-8',
+        });
+        if (want.status === 401) expect(answer.body).toContain('<form id="login"');
       } else {
         expect({ caller, status: answer.status }).toEqual({ caller, status: want.status });
         const problem = apiErrorSchema.parse(answer.body);

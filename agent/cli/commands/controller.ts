@@ -74,6 +74,20 @@ export interface NodeConfigArgs extends ClusterArgs {
   'token-ttl'?: string;
 }
 
+export interface TokenCreateArgs extends ConnectionArgs {
+  role: 'viewer' | 'metrics';
+  name?: string;
+  ttl?: string;
+}
+
+export interface TokenRevokeArgs extends ConnectionArgs {
+  jti: string;
+}
+
+export interface TimelineArgs extends ClusterArgs {
+  width: number;
+}
+
 export interface RevokeArgs extends ClusterArgs {
   name?: string;
   jti?: string;
@@ -246,6 +260,53 @@ const statusCommand: CommandModule<GlobalArgs, ClusterArgs> = {
   handler: async (args) => (await import('./controller/status.ts')).status(args),
 };
 
+const tokenCreateCommand: CommandModule<GlobalArgs, TokenCreateArgs> = {
+  command: 'create',
+  describe: 'Mint a read-only token: viewer (the web view, the timeline, /metrics) or metrics (/metrics only); prints it',
+  builder: (yargs) =>
+    connectionOptions(yargs)
+      .option('role', { choices: ['viewer', 'metrics'] as const, demandOption: true })
+      .option('name', { type: 'string', describe: 'Who or what it is for (shown by token list)' })
+      .option('ttl', { type: 'string', describe: 'Lifetime, e.g. 12h or 90d (default 30d)' }),
+  handler: async (args) => (await import('./controller/token.ts')).createToken(args),
+};
+
+const tokenListCommand: CommandModule<GlobalArgs, ConnectionArgs> = {
+  command: 'list',
+  describe: 'List the live viewer and metrics tokens (ids, never the tokens)',
+  builder: (yargs) => connectionOptions(yargs),
+  handler: async (args) => (await import('./controller/token.ts')).listTokens(args),
+};
+
+const tokenRevokeCommand: CommandModule<GlobalArgs, TokenRevokeArgs> = {
+  command: 'revoke',
+  describe: 'Revoke a viewer or metrics token by its id',
+  builder: (yargs) => connectionOptions(yargs).option('jti', { type: 'string', demandOption: true, describe: 'The token id (token list)' }),
+  handler: async (args) => (await import('./controller/token.ts')).revokeToken(args),
+};
+
+const tokenCommand: CommandModule<GlobalArgs, GlobalArgs> = {
+  command: 'token <command>',
+  describe: 'Read-only tokens for people (the web view) and monitoring (/metrics)',
+  builder: (yargs) =>
+    yargs
+      .command(tokenCreateCommand)
+      .command(tokenListCommand)
+      .command(tokenRevokeCommand)
+      .demandCommand(1, 'Name a token command: create, list or revoke.'),
+  handler: () => {},
+};
+
+const timelineCommand: CommandModule<GlobalArgs, TimelineArgs> = {
+  command: 'timeline',
+  describe: "Draw a cluster's formation as an SVG on stdout: a row per node, a bar per phase (--json for the timeline document)",
+  builder: (yargs) =>
+    connectionOptions(yargs)
+      .option('cluster', { type: 'string', demandOption: true, describe: 'Cluster id or name' })
+      .option('width', { type: 'number', default: 1000, describe: 'Width of the drawing in pixels' }),
+  handler: async (args) => (await import('./controller/timeline.ts')).timeline(args),
+};
+
 export const controllerCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'controller <command>',
   describe: 'The control service nodes talk to: leader lease, certificates, join tokens',
@@ -256,6 +317,8 @@ export const controllerCommand: CommandModule<GlobalArgs, GlobalArgs> = {
       .command(nodeConfigCommand)
       .command(nodeCommand)
       .command(statusCommand)
-      .demandCommand(1, 'Name a controller command: serve, cluster, node-config, node or status.'),
+      .command(timelineCommand)
+      .command(tokenCommand)
+      .demandCommand(1, 'Name a controller command: serve, cluster, node-config, node, status, timeline or token.'),
   handler: () => {},
 };

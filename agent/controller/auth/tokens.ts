@@ -1,7 +1,7 @@
 import { randomBytes, webcrypto } from 'node:crypto';
 import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
 import { z } from 'zod';
-import { roleSchema } from '../../protocol/api.ts';
+import { accessTokenRoleSchema, roleSchema, type AccessTokenRole } from '../../protocol/api.ts';
 
 /**
  * Bearer tokens: JWTs signed with HS256 and a 32-byte key from the data dir. The controller is
@@ -22,7 +22,8 @@ const nodeClaimsSchema = z.object({
   exp: z.number(),
 });
 const adminClaimsSchema = z.object({ kind: z.literal('admin'), jti: z.string() });
-const claimsSchema = z.discriminatedUnion('kind', [nodeClaimsSchema, adminClaimsSchema]);
+const accessClaimsSchema = z.object({ kind: z.literal('access'), role: accessTokenRoleSchema, jti: z.string(), exp: z.number() });
+const claimsSchema = z.discriminatedUnion('kind', [nodeClaimsSchema, adminClaimsSchema, accessClaimsSchema]);
 
 export type NodePrincipal = {
   kind: 'node';
@@ -34,7 +35,9 @@ export type NodePrincipal = {
   /** Epoch ms. */
   expiresAt: number;
 };
-export type Principal = NodePrincipal | { kind: 'admin'; jti: string };
+/** A viewer or metrics token: reads the view, the timeline and /metrics (metrics: /metrics only). */
+export type AccessPrincipal = { kind: 'access'; role: AccessTokenRole; jti: string; expiresAt: number };
+export type Principal = NodePrincipal | AccessPrincipal | { kind: 'admin'; jti: string };
 
 /** Why a token was refused; `expired` gets its own code so the client can say so. */
 export class TokenRejected extends Error {
@@ -91,6 +94,22 @@ export class TokenAuthority {
     return { token, jti, expiresAt: exp * 1000 };
   }
 
+  /** A viewer or metrics token; the caller records its `jti` in the state, which is what keeps it valid. */
+  async mintAccessToken(claims: { role: AccessTokenRole; ttlSeconds: number }): Promise<MintedToken> {
+    const jti = newTokenId();
+    const issuedAt = Math.floor(Date.now() / 1000);
+    const exp = issuedAt + claims.ttlSeconds;
+    const token = await new SignJWT({ kind: 'access', role: claims.role })
+      .setProtectedHeader({ alg: ALGORITHM })
+      .setIssuer(TOKEN_ISSUER)
+      .setSubject(claims.role)
+      .setJti(jti)
+      .setIssuedAt(issuedAt)
+      .setExpirationTime(exp)
+      .sign(this.key);
+    return { token, jti, expiresAt: exp * 1000 };
+  }
+
   /** The admin token does not expire; it is replaced by writing a new admin.token (see data-dir.ts). */
   async mintAdminToken(): Promise<{ token: string; jti: string }> {
     const jti = newTokenId();
@@ -115,7 +134,7 @@ export class TokenAuthority {
     if (known) this.verified.delete(token);
     const principal = await this.verifySignature(token);
     if (this.verified.size >= VERIFIED_CACHE_SIZE) this.verified.delete(this.verified.keys().next().value ?? '');
-    this.verified.set(token, { principal, expiresAt: principal.kind === 'node' ? principal.expiresAt : Number.MAX_SAFE_INTEGER });
+    this.verified.set(token, { principal, expiresAt: principal.kind === 'admin' ? Number.MAX_SAFE_INTEGER : principal.expiresAt });
     return principal;
   }
 
@@ -133,9 +152,9 @@ export class TokenAuthority {
     const claims = claimsSchema.safeParse(payload);
     if (!claims.success) throw new TokenRejected('invalid', 'the token does not carry the claims of a controller token');
     const c = claims.data;
-    return c.kind === 'admin'
-      ? { kind: 'admin', jti: c.jti }
-      : { kind: 'node', node: c.sub, cluster: c.cluster, role: c.role, pool: c.pool, jti: c.jti, expiresAt: c.exp * 1000 };
+    if (c.kind === 'admin') return { kind: 'admin', jti: c.jti };
+    if (c.kind === 'access') return { kind: 'access', role: c.role, jti: c.jti, expiresAt: c.exp * 1000 };
+    return { kind: 'node', node: c.sub, cluster: c.cluster, role: c.role, pool: c.pool, jti: c.jti, expiresAt: c.exp * 1000 };
   }
 }
 

@@ -7,7 +7,8 @@ import { findCluster } from '../clusters/cluster-records.ts';
 import { ApiProblem, badRequest, forbidden, notFound } from './problem.ts';
 import { API, type RouteSpec } from '../../protocol/routes.ts';
 import type { LoadGate } from './limits.ts';
-import type { BoundRoute, HandlerContext } from './route.ts';
+import { RawAnswer, type BoundRoute, type HandlerContext } from './route.ts';
+import { takesViewCookie, viewCookieToken } from './view-cookie.ts';
 import type { ControllerRuntime } from '../runtime.ts';
 import type { ClusterState } from '../store/state.ts';
 import { StoreConflict, StoreUnavailable } from '../store/entities.ts';
@@ -17,43 +18,68 @@ import { TokenRejected, type Principal } from '../auth/tokens.ts';
  * The HTTP side of the controller: matches a route, authenticates the bearer token, authorizes
  * it for the route and the path's cluster and node, reads and validates the body, runs the
  * handler, waits until the state behind the answer is on disk, and logs one line per request.
- * `routes` binds a handler to every route of the table, each once.
+ * `routes` binds a handler to every route of the table, each once. `observer` hears of every
+ * answer (metrics, the web view's live updates).
  */
 /** How many times a request that lost a race with another replica is run (shared stores only). */
 const STORE_CONFLICT_ATTEMPTS = 5;
 
-export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime, gate: LoadGate) {
+export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime, gate: LoadGate, observer?: RequestObserver) {
   assertEveryRouteBound(routes);
   const table = routes.map((route) => ({ route, segments: route.spec.path.split('/') }));
 
   return (req: IncomingMessage, res: ServerResponse): void => {
     const started = performance.now();
-    const log: { route: string; cluster?: string; node?: string } = { route: '(none)' };
+    const log: { route: string; cluster?: string; node?: string; code?: string } = { route: '(none)' };
     const aborter = new AbortController();
     // Only a client that leaves before its answer is aborted (abort() costs a DOMException).
     res.on('close', () => {
       if (!res.writableFinished) aborter.abort();
     });
 
-    const finish = (status: number, body: unknown, headers: Record<string, string> = {}) => {
-      const text = body === undefined ? '' : JSON.stringify(body);
-      res.writeHead(status, {
-        'content-type': 'application/json',
-        'content-length': String(Buffer.byteLength(text)),
-        'cache-control': 'no-store',
-        ...headers,
-      });
-      res.end(text);
+    const logAnswered = (status: number) => {
+      const seconds = (performance.now() - started) / 1000;
       runtime.log.info('request', {
         method: req.method,
         route: log.route,
         status,
-        ms: Math.round(performance.now() - started),
+        ms: Math.round(seconds * 1000),
         cluster: log.cluster,
         node: log.node,
       });
+      observer?.answered({ method: req.method ?? 'GET', route: log.route, status, seconds, cluster: log.cluster, code: log.code });
     };
 
+    const finish = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+      const raw = body instanceof RawAnswer ? body : undefined;
+      const text = raw ? raw.body : body === undefined ? '' : JSON.stringify(body);
+      res.writeHead(status, {
+        'content-type': raw ? raw.contentType : 'application/json',
+        'content-length': String(Buffer.byteLength(text)),
+        'cache-control': 'no-store',
+        ...(raw?.contentType.startsWith('text/html') ? PAGE_HEADERS : {}),
+        ...raw?.headers,
+        ...headers,
+      });
+      res.end(text);
+      logAnswered(status);
+    };
+
+    /** Server-sent events until the stream ends or the client leaves; the answer is logged when it closes. */
+    const stream = async (events: AsyncIterable<string>) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+      try {
+        for await (const event of events) {
+          if (aborter.signal.aborted) break;
+          res.write(event);
+        }
+      } finally {
+        res.end();
+        logAnswered(200);
+      }
+    };
+
+    let pageRoute: BoundRoute | undefined;
     const serve = async () => {
       gate.checkConnections();
       const url = new URL(req.url ?? '/', 'https://controller');
@@ -63,24 +89,34 @@ export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime,
           ? new ApiProblem(405, 'bad-request', `${req.method} is not allowed on ${url.pathname}`)
           : notFound(`no route ${req.method} ${url.pathname}`);
       const { route, params } = match;
+      pageRoute = route;
       const { spec } = route;
       log.route = spec.path;
 
-      const principal = spec.access === 'anyone' ? undefined : await authenticate(req, runtime);
+      const principal = spec.access === 'anyone' ? undefined : await authenticate(req, runtime, takesViewCookie(spec));
       const cluster = principal === undefined ? undefined : authorize(spec, principal, params, runtime);
-      if (principal) log.node = principal.kind === 'node' ? principal.node : 'admin';
+      if (principal) log.node = principal.kind === 'node' ? principal.node : principal.kind === 'access' ? principal.role : 'admin';
       if (cluster) log.cluster = cluster.id;
 
       const body = spec.body ? validate(spec.body, req.method === 'POST' ? ((await readJson(req)) ?? {}) : {}, '') : undefined;
       const query = spec.query ? validate(spec.query, Object.fromEntries(url.searchParams), 'query.') : undefined;
       const context = { principal, params, cluster, body, query, signal: aborter.signal, runtime } as HandlerContext<RouteSpec>;
+      // An event stream holds a connection as a long-poll does, and counts against the same cap.
       const release =
-        spec.longPoll && principal?.kind === 'node' ? gate.enterLongPoll(`${principal.cluster}/${principal.node}`) : undefined;
+        spec.longPoll && principal?.kind === 'node'
+          ? gate.enterLongPoll(`${principal.cluster}/${principal.node}`)
+          : spec.produces === 'event-stream'
+            ? gate.enterLongPoll(`stream/${streams++}`)
+            : undefined;
       let answer;
       try {
         for (let attempt = 1; ; attempt += 1) {
           const since = runtime.store.mark();
           answer = await route.handle(context);
+          if (spec.produces === 'event-stream') {
+            await stream(answer as AsyncIterable<string>);
+            return;
+          }
           try {
             // Every 2xx answer reflects state that is stored (group commit: see store/).
             await runtime.store.durable(since);
@@ -93,7 +129,7 @@ export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime,
       } finally {
         release?.();
       }
-      finish(spec.status, spec.status === 204 ? undefined : answer);
+      finish(spec.status, spec.status === 204 && !(answer instanceof RawAnswer) ? undefined : answer);
     };
 
     serve().catch((error: unknown) => {
@@ -104,12 +140,14 @@ export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime,
         return;
       }
       if (error instanceof ApiProblem) {
+        log.code = error.code;
         const body: ApiError = {
           error: { code: error.code, message: error.message, ...(error.field === undefined ? {} : { field: error.field }) },
         };
         // A refusal before the body is in (401, 403, 413) does not wait for the rest of it, and an overloaded controller sheds the connection.
         const close = !req.complete || error.code === 'overloaded';
-        finish(error.status, body, close ? { connection: 'close' } : {});
+        const page = pageRoute?.problemAnswer?.(error);
+        finish(error.status, page ?? body, close ? { connection: 'close' } : {});
         return;
       }
       runtime.log.error('request.failed', { method: req.method, route: log.route, error: errorMessage(error) });
@@ -118,6 +156,32 @@ export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime,
     });
   };
 }
+
+/** What the server tells its observer about each answer. */
+export interface AnsweredRequest {
+  method: string;
+  /** The route's path pattern, `(none)` when no route matched. */
+  route: string;
+  status: number;
+  seconds: number;
+  /** The path's cluster id, once authorized. */
+  cluster?: string;
+  /** The error code of a refusal. */
+  code?: string;
+}
+
+export interface RequestObserver {
+  answered(request: AnsweredRequest): void;
+}
+
+/** What pages may do: only what the controller serves itself (no external assets), never framed. */
+const PAGE_HEADERS = {
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+};
+
+let streams = 0;
 
 type Match =
   | { route: BoundRoute; params: Record<string, string>; methodMismatch?: undefined }
@@ -155,10 +219,21 @@ function matchRoute(table: { route: BoundRoute; segments: string[] }[], method: 
   return { methodMismatch };
 }
 
-async function authenticate(req: IncomingMessage, runtime: ControllerRuntime): Promise<Principal> {
+/** The bearer token, or on the view's own routes (`cookie`) the web view's cookie. */
+async function authenticate(req: IncomingMessage, runtime: ControllerRuntime, cookie: boolean): Promise<Principal> {
   const header = req.headers.authorization ?? '';
-  const token = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
-  if (!token) throw new ApiProblem(401, 'unauthorized', 'no bearer token: send Authorization: Bearer <token>');
+  const token = /^Bearer\s+(\S+)$/i.exec(header)?.[1] ?? (cookie ? viewCookieToken(req.headers.cookie) : undefined);
+  if (!token)
+    throw new ApiProblem(
+      401,
+      'unauthorized',
+      `no bearer token: send Authorization: Bearer <token>${cookie ? ', or log in to the view' : ''}`,
+    );
+  return verifyToken(token, runtime);
+}
+
+/** A principal whose token verifies and is current: not replaced (admin), revoked (node) or withdrawn (viewer, metrics). */
+export async function verifyToken(token: string, runtime: ControllerRuntime): Promise<Principal> {
   let principal: Principal;
   try {
     principal = await runtime.tokens.verify(token);
@@ -173,6 +248,9 @@ async function authenticate(req: IncomingMessage, runtime: ControllerRuntime): P
   if (principal.kind === 'node' && runtime.store.state.clusters[principal.cluster]?.revokedTokens[principal.jti] !== undefined) {
     throw new ApiProblem(401, 'token-revoked', `this node token (jti ${principal.jti}) has been revoked`);
   }
+  if (principal.kind === 'access' && runtime.store.state.accessTokens?.[principal.jti] === undefined) {
+    throw new ApiProblem(401, 'token-revoked', `this ${principal.role} token (jti ${principal.jti}) has been revoked`);
+  }
   return principal;
 }
 
@@ -184,7 +262,12 @@ function authorize(
   runtime: ControllerRuntime,
 ): ClusterState | undefined {
   const cluster = params.c === undefined ? undefined : findCluster(runtime.store.state, params.c);
-  if (principal.kind === 'node') {
+  const readOnly = route.access === 'viewer' || route.access === 'metrics';
+  if (principal.kind === 'access') {
+    if (!readOnly || (route.access === 'viewer' && principal.role !== 'viewer'))
+      throw forbidden(`${route.method} ${route.path} is not for a ${principal.role} token`);
+  } else if (principal.kind === 'node') {
+    if (readOnly) throw forbidden(`${route.method} ${route.path} needs the admin token or a viewer token; node tokens cannot read it`);
     if (params.c === undefined || !cluster || cluster.id !== principal.cluster) {
       throw forbidden(
         `this node token belongs to cluster ${principal.cluster}${params.c === undefined ? '; cluster management needs the admin token' : `, not ${params.c}`}`,
@@ -196,8 +279,7 @@ function authorize(
     }
     if (params.n !== undefined && params.n !== principal.node) throw forbidden(`this token is for node ${principal.node}, not ${params.n}`);
     return cluster;
-  }
-  if (route.access === 'node' || route.access === 'control-plane') {
+  } else if (route.access === 'node' || route.access === 'control-plane') {
     throw forbidden(`${route.method} ${route.path} is for nodes; the admin token cannot act as a node`);
   }
   if (params.c !== undefined && !cluster) throw notFound(`no cluster ${params.c}`);

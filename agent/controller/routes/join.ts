@@ -76,13 +76,16 @@ async function waitForTurn({ cluster, query, signal, runtime }: JoinContext, me:
     else if (me.role === 'master') {
       const now = Date.now();
       const held = liveSlot(cluster, now);
-      if (held && held.holder !== me.node) blocked = 'slot-busy';
-      else if (held) slot = held;
+      if (held && held.holder !== me.node) {
+        blocked = 'slot-busy';
+        runtime.metrics.slotBusy(cluster.id, me.node, now);
+      } else if (held) slot = held;
       else {
         slot = runtime.store.mutate((_, touch) => {
           touch.cluster(cluster.id);
           return takeSlot(cluster, me.node, now);
         });
+        runtime.metrics.slotTaken(cluster.id, me.node, now);
         runtime.log.info('join.slot', { cluster: cluster.id, node: me.node });
         runtime.armDeadlines(cluster);
       }

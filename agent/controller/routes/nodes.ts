@@ -6,7 +6,8 @@ import { assertEpoch, fenced, leaseHolder, markInitialized } from '../formation/
 import { badRequest, conflict, forbidden } from '../http/problem.ts';
 import { bind } from '../http/route.ts';
 import { nodeStatus } from './status.ts';
-import type { ClusterState, NodeState } from '../store/state.ts';
+import type { ClusterState, NodeState, PhaseRun } from '../store/state.ts';
+import { failureMessage, recordPhaseEvent } from '../timeline/phase-runs.ts';
 import type { NodePrincipal } from '../auth/tokens.ts';
 
 /** What a node tells the controller about itself, and the shared views it reads. */
@@ -33,11 +34,13 @@ export const registerRoute = bind(API.register, ({ cluster, principal, body, run
 });
 
 export const eventsRoute = bind(API.events, ({ cluster, principal, body, runtime }) => {
-  runtime.store.mutate((_, touch) => {
+  const ended = runtime.store.mutate((_, touch) => {
     const record = nodeOf(cluster, principal);
-    for (const event of body.events) applyEvent(record, event);
+    const runs = body.events.map((event) => applyEvent(record, event));
     touch.node(cluster.id, record.name);
+    return runs.filter((run): run is PhaseRun => run !== undefined);
   });
+  for (const run of ended) runtime.metrics.phaseEnded(principal.role, run);
   for (const event of body.events) {
     if (event.type === 'fail') {
       runtime.log.warn('node.phase.failed', {
@@ -126,15 +129,13 @@ export function nodeOf(cluster: ClusterState, principal: NodePrincipal): NodeSta
   return record;
 }
 
-function applyEvent(record: NodeState, event: PhaseEvent): void {
+/** Applies one phase report; returns the phase run it ended, if any. */
+function applyEvent(record: NodeState, event: PhaseEvent): PhaseRun | undefined {
   record.phase = event.phase;
   record.phaseState = event.type === 'start' ? 'running' : event.type === 'end' ? 'done' : 'failed';
   const at = Date.parse(event.at);
   record.phaseAt = Number.isNaN(at) ? Date.now() : at;
-  if (event.type === 'fail') {
-    const detail = [event.command && `command: ${event.command}`, event.exitCode !== undefined && `exit ${event.exitCode}`]
-      .filter(Boolean)
-      .join(', ');
-    record.lastError = `${event.phase} (attempt ${event.attempt}): ${event.message ?? 'failed'}${detail ? ` (${detail})` : ''}`;
-  }
+  if (event.type === 'fail') record.lastError = `${event.phase} (attempt ${event.attempt}): ${failureMessage(event)}`;
+  record.phaseRuns ??= [];
+  return recordPhaseEvent(record.phaseRuns, event, record.phaseAt);
 }

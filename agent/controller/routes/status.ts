@@ -9,7 +9,7 @@ import type { ClusterState, NodeState } from '../store/state.ts';
 /** The cluster as the controller sees it, for the admin and for any node of the cluster. */
 export const statusRoute = bind(API.status, ({ cluster }) => clusterStatus(cluster, Date.now()));
 
-function clusterStatus(cluster: ClusterState, now: number): ClusterStatus {
+export function clusterStatus(cluster: ClusterState, now: number): ClusterStatus {
   const view = leaderView(cluster, now);
   const slot = liveSlot(cluster, now);
   const nodes = Object.values(cluster.nodes).sort(
@@ -59,7 +59,7 @@ export function nodeStatus(node: NodeState): NodeStatus {
   };
 }
 
-function nodeState(node: NodeState): NodeStatus['state'] {
+export function nodeState(node: NodeState): NodeStatus['state'] {
   if (node.revokedAt !== undefined) return 'revoked';
   if (node.readyAt !== undefined) return 'ready';
   if (node.phaseState === 'failed') return 'failed';

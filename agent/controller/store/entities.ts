@@ -45,10 +45,12 @@ export class StoreUnavailable extends Error {
 }
 
 export type Entity =
-  | { t: 'root'; v: Pick<ControllerState, 'format' | 'adminTokenId'> }
+  | { t: 'root'; v: RootState }
   | { t: 'cluster'; c: string; v: ClusterShell | null }
   | { t: 'node'; c: string; n: string; v: NodeState | null };
 export type ClusterShell = Omit<ClusterState, 'nodes'>;
+/** The state's own fields: everything but the clusters. */
+export type RootState = Omit<ControllerState, 'clusters'>;
 
 export const ROOT_KEY = 'root';
 export const clusterKey = (id: string) => `c\0${id}`;
@@ -60,7 +62,10 @@ export function kindRank(key: string): number {
 
 /** The entity an entity key names, as it is now (`v: null` when it is gone). */
 export function entityAt(state: ControllerState, key: string): Entity {
-  if (key === ROOT_KEY) return { t: 'root', v: { format: state.format, adminTokenId: state.adminTokenId } };
+  if (key === ROOT_KEY) {
+    const { clusters: _clusters, ...root } = state;
+    return { t: 'root', v: root };
+  }
   const [kind, c = '', n = ''] = key.split('\0');
   const cluster = state.clusters[c];
   if (kind === 'c') return { t: 'cluster', c, v: cluster ? shellOf(cluster) : null };
@@ -86,8 +91,7 @@ export function serialize(state: ControllerState): Map<string, string> {
 export function applyEntity(state: ControllerState, entity: Entity, missingCluster: () => Error): void {
   switch (entity.t) {
     case 'root':
-      state.format = entity.v.format;
-      state.adminTokenId = entity.v.adminTokenId;
+      setRoot(state, entity.v);
       return;
     case 'cluster':
       if (entity.v === null) delete state.clusters[entity.c];
@@ -101,4 +105,12 @@ export function applyEntity(state: ControllerState, entity: Entity, missingClust
       return;
     }
   }
+}
+
+/** The root's fields set to `root`'s, a field it lacks removed. */
+export function setRoot(state: ControllerState, root: RootState): void {
+  state.format = root.format;
+  state.adminTokenId = root.adminTokenId;
+  if (root.accessTokens) state.accessTokens = root.accessTokens;
+  else delete state.accessTokens;
 }

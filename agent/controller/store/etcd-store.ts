@@ -9,6 +9,7 @@ import {
   entityAt,
   kindRank,
   nodeKey,
+  setRoot,
   type ControllerStore,
   type Entity,
   type Touch,
@@ -418,7 +419,7 @@ function entityKey(etcd: string): string {
 }
 
 const clusterShellSchema = clusterStateSchema.omit({ nodes: true });
-const rootSchema = controllerStateSchema.pick({ format: true, adminTokenId: true });
+const rootSchema = controllerStateSchema.omit({ clusters: true });
 
 /** One entity from its etcd value, validated (records of names come out without a prototype). */
 function parseEntity(key: string, text: string): Entity {
@@ -442,8 +443,7 @@ function absent(key: string): Entity {
 function applyInPlace(state: ControllerState, entity: Entity): void {
   switch (entity.t) {
     case 'root':
-      state.format = entity.v.format;
-      state.adminTokenId = entity.v.adminTokenId;
+      setRoot(state, entity.v);
       return;
     case 'cluster': {
       const existing = state.clusters[entity.c];

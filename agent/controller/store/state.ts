@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { nameRecord } from '../../core/records.ts';
-import { clusterSpecSchema, roleSchema } from '../../protocol/api.ts';
+import { accessTokenRoleSchema, clusterSpecSchema, roleSchema } from '../../protocol/api.ts';
 
 /**
  * The controller's durable state: everything in `state.json`. Times are epoch milliseconds,
@@ -26,6 +26,17 @@ const registrationSchema = z.object({
   seq: z.number().int().nonnegative(),
 });
 
+/** One run of a phase as the node reported it (its clock); `endedAt` absent while it runs. */
+const phaseRunSchema = z.object({
+  phase: z.string(),
+  attempt: z.number().int().positive(),
+  startedAt: epochMs,
+  endedAt: epochMs.optional(),
+  outcome: z.enum(['running', 'done', 'failed']),
+  message: z.string().optional(),
+});
+export type PhaseRun = z.infer<typeof phaseRunSchema>;
+
 export const nodeStateSchema = z.object({
   name: z.string(),
   role: roleSchema,
@@ -38,6 +49,8 @@ export const nodeStateSchema = z.object({
   phaseState: z.enum(['running', 'done', 'failed']).optional(),
   phaseAt: epochMs.optional(),
   lastError: z.string().optional(),
+  /** Every phase run reported, oldest first (the last MAX_PHASE_RUNS): the formation timeline. */
+  phaseRuns: z.array(phaseRunSchema).optional(),
   /** What the controller granted this node (its init or join material); only such a node reports joined. */
   granted: z.enum(['init', 'join']).optional(),
   /** When the node reported its kubeadm init or join done. */
@@ -87,10 +100,21 @@ export type ClusterState = z.infer<typeof clusterStateSchema>;
 /** 2: the leader's `ready` became `initialized` (the cluster exists) and nodes report `joined`. */
 export const STATE_FORMAT = 2;
 
+/** A viewer or metrics token the admin minted; revoking it removes it, so only these pass. */
+const accessTokenStateSchema = z.object({
+  role: accessTokenRoleSchema,
+  name: z.string().optional(),
+  createdAt: epochMs,
+  expiresAt: epochMs,
+});
+export type AccessTokenState = z.infer<typeof accessTokenStateSchema>;
+
 export const controllerStateSchema = z.object({
   format: z.literal(STATE_FORMAT),
   /** The `jti` of the only admin token that is valid; a new admin.token replaces it. */
   adminTokenId: z.string(),
+  /** Live viewer and metrics tokens by `jti` (absent in states written before they existed). */
+  accessTokens: byName(accessTokenStateSchema).optional(),
   clusters: byName(clusterStateSchema),
 });
 export type ControllerState = z.infer<typeof controllerStateSchema>;

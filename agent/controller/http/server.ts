@@ -69,7 +69,9 @@ export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime,
 
       const body = spec.body ? validate(spec.body, req.method === 'POST' ? ((await readJson(req)) ?? {}) : {}, '') : undefined;
       const query = spec.query ? validate(spec.query, Object.fromEntries(url.searchParams), 'query.') : undefined;
-      const context = { principal, params, cluster, body, query, signal: aborter.signal, runtime } as HandlerContext<RouteSpec>;
+      // An upload's body is the handler's to read (and to refuse before reading); others have theirs parsed above.
+      const upload = spec.upload ? req : undefined;
+      const context = { principal, params, cluster, body, query, upload, signal: aborter.signal, runtime } as HandlerContext<RouteSpec>;
       const release =
         spec.longPoll && principal?.kind === 'node' ? gate.enterLongPoll(`${principal.cluster}/${principal.node}`) : undefined;
       let answer;

@@ -5,11 +5,14 @@ import { leaderView } from '../formation/lease.ts';
 import { API } from '../../protocol/routes.ts';
 import { bind } from '../http/route.ts';
 import type { ClusterState, NodeState } from '../store/state.ts';
+import type { DataDir } from '../store/data-dir.ts';
+import { backupStatus } from '../backups/backups.ts';
+import { certificateWarnings, earliestExpiry } from '../certificates/certificates.ts';
 
 /** The cluster as the controller sees it, for the admin and for any node of the cluster. */
-export const statusRoute = bind(API.status, ({ cluster }) => clusterStatus(cluster, Date.now()));
+export const statusRoute = bind(API.status, ({ cluster, runtime }) => clusterStatus(cluster, Date.now(), runtime.dataDir));
 
-function clusterStatus(cluster: ClusterState, now: number): ClusterStatus {
+function clusterStatus(cluster: ClusterState, now: number, dataDir: DataDir): ClusterStatus {
   const view = leaderView(cluster, now);
   const slot = liveSlot(cluster, now);
   const nodes = Object.values(cluster.nodes).sort(
@@ -34,7 +37,14 @@ function clusterStatus(cluster: ClusterState, now: number): ClusterStatus {
     },
     joinSlot: slot ? { holder: slot.holder, expiresAt: new Date(slot.expiresAt).toISOString() } : undefined,
     nodes: nodes.map(nodeStatus),
+    ...dayTwo(cluster, now, dataDir),
   };
+}
+
+/** Snapshots and certificate expiry: what the operator has to act on shows as warnings. */
+function dayTwo(cluster: ClusterState, now: number, dataDir: DataDir): Pick<ClusterStatus, 'backups' | 'warnings'> {
+  const { backups, warnings } = backupStatus(dataDir, cluster, now);
+  return { backups, warnings: [...certificateWarnings(cluster, now), ...warnings] };
 }
 
 /** One node as every view shows it: status, and the answer to its register. */
@@ -56,6 +66,9 @@ export function nodeStatus(node: NodeState): NodeStatus {
     lastError: node.lastError,
     joinedAt: iso(node.joinedAt),
     readyAt: iso(node.readyAt),
+    certificatesExpireAt: iso(earliestExpiry(node)?.notAfter),
+    certificatesCheckedAt: iso(node.certificates?.checkedAt),
+    certificatesRenewedAt: iso(node.certificates?.renewedAt),
   };
 }
 

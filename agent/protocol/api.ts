@@ -68,7 +68,12 @@ const isoTime = z.string();
 export const backupPolicySchema = z
   .strictObject({
     /** Hours between scheduled snapshots; 0: on demand only. */
-    intervalHours: z.number().int().min(0).max(24 * 31).default(6),
+    intervalHours: z
+      .number()
+      .int()
+      .min(0)
+      .max(24 * 31)
+      .default(6),
     /** Snapshots kept; the oldest beyond this are deleted when a new one is stored. */
     retain: z.number().int().min(1).max(1000).default(14),
     /** The largest snapshot the controller takes, in bytes (etcd's default quota is 2 GiB). */
@@ -501,4 +506,3 @@ export const clusterStatusSchema = z.object({
   warnings: z.array(z.string()).optional(),
 });
 export type ClusterStatus = z.infer<typeof clusterStatusSchema>;
-

@@ -170,7 +170,13 @@ export const API = {
   }),
   status: route({ method: 'GET', path: `${CLUSTER}/status`, access: 'admin-or-node', status: 200, answer: clusterStatusSchema }),
   /** A control-plane node reports the expiry of its leaf certificates (after a check or a renewal). */
-  reportCertificates: route({ method: 'POST', path: `${NODE}/certificates`, access: 'control-plane', status: 204, body: certificatesReportSchema }),
+  reportCertificates: route({
+    method: 'POST',
+    path: `${NODE}/certificates`,
+    access: 'control-plane',
+    status: 204,
+    body: certificatesReportSchema,
+  }),
   /** The admin asks for an etcd snapshot now; a control-plane node's next claim takes it. */
   requestBackup: route({ method: 'POST', path: `${CLUSTER}/backups`, access: 'admin', status: 201, answer: backupRequestResponseSchema }),
   listBackups: route({ method: 'GET', path: `${CLUSTER}/backups`, access: 'admin', status: 200, answer: backupListSchema }),

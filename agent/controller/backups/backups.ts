@@ -31,7 +31,10 @@ function backupsOf(cluster: ClusterState): BackupsState {
 
 /** `20261206T110000Z-1a2b3c4d`: sorts by time, and is safe as a file name. */
 function newBackupId(now: number): string {
-  const stamp = new Date(now).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const stamp = new Date(now)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   return `${stamp}-${randomBytes(4).toString('hex')}`;
 }
 

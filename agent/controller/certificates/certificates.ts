@@ -19,7 +19,9 @@ const SKEW_MS = 5 * 60_000;
  */
 export function acceptCertificates(cluster: ClusterState, node: NodeState | undefined, report: CertificatesReport, now: number) {
   if (node?.role !== 'master' || node.joinedAt === undefined) {
-    throw conflict(`node ${node?.name ?? '?'} reports certificates, but the controller knows it as no joined control-plane node of ${cluster.name}`);
+    throw conflict(
+      `node ${node?.name ?? '?'} reports certificates, but the controller knows it as no joined control-plane node of ${cluster.name}`,
+    );
   }
   const time = (field: string, value: string) => {
     const at = Date.parse(value);

@@ -1,5 +1,13 @@
 import { API } from '../../protocol/routes.ts';
-import { backupRecord, claimBackup, deleteBackupFiles, listBackups, receiveBackup, recordBackup, requestBackup } from '../backups/backups.ts';
+import {
+  backupRecord,
+  claimBackup,
+  deleteBackupFiles,
+  listBackups,
+  receiveBackup,
+  recordBackup,
+  requestBackup,
+} from '../backups/backups.ts';
 import { acceptCertificates } from '../certificates/certificates.ts';
 import { bind } from '../http/route.ts';
 import { nodeOf } from './nodes.ts';

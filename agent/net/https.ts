@@ -73,7 +73,11 @@ export function request(url: string, options: RequestOptions): Promise<Answer> {
     const req = httpsRequest(url, { method: options.method ?? 'GET', headers, agent: options.pool.agent, signal }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.once('end', () => resolve({ statusCode: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      res.once('end', () => {
+        resolve({ statusCode: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
+        // A server that answered before it had the whole body (a refused upload) needs no more of it.
+        if (!req.writableFinished) req.destroy();
+      });
       res.once('error', reject);
     });
     req.once('error', (error) => reject(timeout.aborted ? new Error(`no answer within ${options.timeoutMs} ms`, { cause: error }) : error));

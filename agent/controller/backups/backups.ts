@@ -63,10 +63,10 @@ export function claimBackup(cluster: ClusterState, nodeName: string, now: number
   if (!cluster.leader.initialized || node?.role !== 'master' || node.joinedAt === undefined || node.revokedAt !== undefined) {
     return { due: false };
   }
-  const backups = backupsOf(cluster);
-  const live = backups.claim !== undefined && backups.claim.expiresAt > now ? backups.claim : undefined;
+  const current = cluster.backups?.claim;
+  const live = current !== undefined && current.expiresAt > now ? current : undefined;
   if (live) return live.node === nodeName ? claimAnswer(live) : { due: false };
-  const requested = backups.requested;
+  const requested = cluster.backups?.requested;
   if (requested === undefined && !scheduledDue(cluster, now)) return { due: false };
   const claim: BackupClaimState = {
     id: requested?.id ?? newBackupId(now),
@@ -75,7 +75,7 @@ export function claimBackup(cluster: ClusterState, nodeName: string, now: number
     request: requested?.id,
     expiresAt: now + CLAIM_TTL_MS,
   };
-  backups.claim = claim;
+  backupsOf(cluster).claim = claim;
   touch.cluster(cluster.id);
   return claimAnswer(claim);
 }

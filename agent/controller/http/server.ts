@@ -25,6 +25,7 @@ export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime,
   return (req: IncomingMessage, res: ServerResponse): void => {
     const started = performance.now();
     const log: { route: string; cluster?: string; node?: string } = { route: '(none)' };
+    let upload = false;
     const aborter = new AbortController();
     // Only a client that leaves before its answer is aborted (abort() costs a DOMException).
     res.on('close', () => {
@@ -61,6 +62,7 @@ export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime,
       const { route, params } = match;
       const { spec } = route;
       log.route = spec.path;
+      upload = spec.upload === true;
 
       const principal = spec.access === 'anyone' ? undefined : await authenticate(req, runtime);
       const cluster = principal === undefined ? undefined : authorize(spec, principal, params, runtime);
@@ -70,8 +72,16 @@ export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime,
       const body = spec.body ? validate(spec.body, req.method === 'POST' ? ((await readJson(req)) ?? {}) : {}, '') : undefined;
       const query = spec.query ? validate(spec.query, Object.fromEntries(url.searchParams), 'query.') : undefined;
       // An upload's body is the handler's to read (and to refuse before reading); others have theirs parsed above.
-      const upload = spec.upload ? req : undefined;
-      const context = { principal, params, cluster, body, query, upload, signal: aborter.signal, runtime } as HandlerContext<RouteSpec>;
+      const context = {
+        principal,
+        params,
+        cluster,
+        body,
+        query,
+        upload: upload ? req : undefined,
+        signal: aborter.signal,
+        runtime,
+      } as HandlerContext<RouteSpec>;
       const release =
         spec.longPoll && principal?.kind === 'node' ? gate.enterLongPoll(`${principal.cluster}/${principal.node}`) : undefined;
       let answer;
@@ -92,7 +102,9 @@ export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime,
           error: { code: error.code, message: error.message, ...(error.field === undefined ? {} : { field: error.field }) },
         };
         // A refusal before the body is in (401, 403, 413) does not wait for the rest of it, and an overloaded controller sheds the connection.
-        const close = !req.complete || error.code === 'overloaded';
+        // An upload refused part-way is read to its end and dropped (node:http does it), so that its
+        // client, still sending, gets the answer rather than a reset connection; it stops sending once it has.
+        const close = (!req.complete && !upload) || error.code === 'overloaded';
         finish(error.status, body, close ? { connection: 'close' } : {});
         return;
       }

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { commandContext, type GlobalArgs } from '../context.ts';
 
@@ -44,11 +45,7 @@ export const restoreCommand: CommandModule<GlobalArgs, RestoreArgs> = {
     yargs.option('snapshot', { type: 'string', demandOption: true, describe: 'The snapshot file (from `controller cluster backups`)' }),
   handler: async (args) => {
     const ctx = commandContext(args);
-    const [{ restoreSnapshot }, { InputError }, path] = await Promise.all([
-      import('../../etcd/restore.ts'),
-      import('../../core/errors.ts'),
-      import('node:path'),
-    ]);
+    const [{ restoreSnapshot }, { InputError }] = await Promise.all([import('../../etcd/restore.ts'), import('../../core/errors.ts')]);
     const snapshot = path.resolve(args.snapshot);
     if (!(await ctx.host.exists(snapshot))) throw new InputError(`--snapshot: ${snapshot} does not exist on this node`);
     const result = await restoreSnapshot({ host: ctx.host, log: ctx.log, snapshot });

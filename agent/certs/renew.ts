@@ -4,6 +4,7 @@ import type { Logger } from '../core/log.ts';
 import { STATE_DIR } from '../core/state-paths.ts';
 import type { Host } from '../host/host.ts';
 import { acquireBootstrapLock } from '../journal/lock.ts';
+import { ADMIN_KUBECONFIG } from '../kube/paths.ts';
 import { CONTROL_PLANE_PODS, restartStaticPod, resumePausedManifests } from '../kube/static-pods.ts';
 import type { CertificatesReport, EventsRequest } from '../protocol/api.ts';
 import { daysLeft, readLeafCertificates, soonest, type LeafExpiry } from './expiry.ts';
@@ -97,7 +98,7 @@ export async function renewCertificates(options: {
     }
     const expiries = await readLeafCertificates(host);
     await event(options.reporter, log, { phase: RENEW_PHASE, type: 'end', at: now().toISOString(), attempt });
-    await report(options.reporter, log, expiries, now, renewal.renewedAt);
+    await report(options.reporter, log, expiries, now, renewal.renewedAt, () => host.readText(ADMIN_KUBECONFIG));
     return { renewed: true, renewedAt: renewal.renewedAt!, before: renewal.before, expiries };
   } finally {
     await unlock();
@@ -145,6 +146,7 @@ async function report(
   expiries: LeafExpiry[],
   now: () => Date,
   renewedAt: string | undefined,
+  adminKubeconfig: () => Promise<string | undefined> = async () => undefined,
 ): Promise<void> {
   if (!reporter || expiries.length === 0) return;
   try {
@@ -152,6 +154,8 @@ async function report(
       checkedAt: now().toISOString(),
       renewedAt,
       certificates: expiries.map((e) => ({ name: e.name, notAfter: e.notAfter.toISOString() })),
+      // The controller keeps an admin.conf of its own (for join tokens): it takes this one if it outlives that.
+      adminKubeconfig: renewedAt === undefined ? undefined : await adminKubeconfig(),
     });
   } catch (error) {
     log.warn('certs.report-failed', { error: errorMessage(error) });

@@ -98,6 +98,19 @@ export class ControllerRuntime {
   }
 
   /**
+   * Replaces the admin.conf of an initialized cluster with a renewed one that `check` has found
+   * to be the cluster's (controller/certificates/admin-kubeconfig.ts); the cluster's API client
+   * follows it.
+   */
+  async replaceAdminKubeconfig(cluster: ClusterState, text: string): Promise<void> {
+    const api = httpsClusterApi(parseAdminKubeconfig(text));
+    await this.dataDir.writeAdminKubeconfig(cluster.id, text);
+    const previous = this.clusterApis.get(cluster.id);
+    this.clusterApis.set(cluster.id, api);
+    await previous?.close();
+  }
+
+  /**
    * Marks a control-plane join grant in the making until `done` settles. Call it in the same
    * turn of the event loop as the slot is taken, so that worker grants woken by the same change
    * see it (`afterControlPlaneGrant`).

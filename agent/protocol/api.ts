@@ -401,6 +401,14 @@ export const certificatesReportSchema = z.strictObject({
   checkedAt: isoTime.max(64),
   /** When this node last ran `kubeadm certs renew all`, if it has. */
   renewedAt: isoTime.max(64).optional(),
+  /**
+   * After a renewal: the node's renewed admin.conf, so that the controller's copy (the leader's,
+   * from init, with a one-year client certificate) does not expire under it.
+   */
+  adminKubeconfig: z
+    .string()
+    .max(64 * 1024)
+    .optional(),
   certificates: z
     .array(z.strictObject({ name: z.enum(LEAF_CERTIFICATES), notAfter: isoTime.max(64) }))
     .min(1)

@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCa, issueCertificate } from '../../agent/controller/clusters/pki.ts';
+import { adminKubeconfig } from '../standins/apiserver-standin.ts';
 import { scratchDir } from '../helpers/cli.ts';
 import { etcdBinaries, realEtcdSnapshot } from '../helpers/real-etcd.ts';
 import {
@@ -194,5 +196,39 @@ describe('certificate expiry on the controller', () => {
     expect(byName.m3?.certificatesExpireAt).toBeUndefined();
     expect(status.warnings).toHaveLength(1);
     expect(status.warnings?.[0]).toMatch(/^node m2: 2 certificate\(s\) expire within 30 days, first apiserver\.crt at .* \(in 20 days\)/);
+  });
+
+  it("takes a renewed admin.conf for its own copy only if it is the cluster's and outlives the one kept", async () => {
+    const { cluster, m1 } = await formedCluster();
+    const kept = path.join(t.dataDir, 'clusters', cluster, 'admin.conf');
+    const before = readFileSync(kept, 'utf8');
+    const files = (await m1.client.pki()).files;
+    const ca = { certPem: files['ca.crt'] ?? '', keyPem: files['ca.key'] ?? '' };
+    const { vip, port } = m1.config.controlPlaneEndpoint;
+    const admin = (validDays: number, signer = ca, organizations = ['kubeadm:cluster-admins']) =>
+      issueCertificate(signer, { keyType: 'ecdsa', commonName: 'kubernetes-admin', organizations, usage: 'client', validDays });
+    const report = (kubeconfig: string) =>
+      m1.client.reportCertificates({
+        checkedAt: new Date().toISOString(),
+        renewedAt: new Date().toISOString(),
+        certificates: [{ name: 'admin.conf', notAfter: new Date(Date.now() + 86_400_000).toISOString() }],
+        adminKubeconfig: kubeconfig,
+      });
+
+    // Signed by another CA: refused, the kept one untouched.
+    const stranger = await createCa('kubernetes');
+    const foreign = await rejection(report(adminKubeconfig(`https://${vip}:${port}`, ca.certPem, await admin(800, stranger))));
+    expect(foreign.context.status).toBe(400);
+    expect(foreign.message).toMatch(/not signed by the cluster CA/);
+    const notAdmin = await rejection(report(adminKubeconfig(`https://${vip}:${port}`, ca.certPem, await admin(800, ca, ['developers']))));
+    expect(notAdmin.message).toMatch(/in none of kubeadm:cluster-admins, system:masters/);
+    // Shorter-lived than the kept one (the stand-in's lasts a year): kept as it is.
+    await report(adminKubeconfig(`https://${vip}:${port}`, ca.certPem, await admin(30)));
+    expect(readFileSync(kept, 'utf8')).toBe(before);
+
+    const renewed = adminKubeconfig(`https://${vip}:${port}`, ca.certPem, await admin(800));
+    await report(renewed);
+    expect(readFileSync(kept, 'utf8')).toBe(renewed);
+    expect(statSync(kept).mode & 0o777).toBe(0o600);
   });
 });

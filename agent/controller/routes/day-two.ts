@@ -8,14 +8,27 @@ import {
   recordBackup,
   requestBackup,
 } from '../backups/backups.ts';
+import { renewedAdminKubeconfig } from '../certificates/admin-kubeconfig.ts';
 import { acceptCertificates } from '../certificates/certificates.ts';
 import { bind } from '../http/route.ts';
 import { nodeOf } from './nodes.ts';
 
 /** Day two: certificate expiry reports, and etcd snapshots asked for, claimed and uploaded. */
 
-export const reportCertificatesRoute = bind(API.reportCertificates, ({ cluster, principal: me, body, runtime }) => {
+export const reportCertificatesRoute = bind(API.reportCertificates, async ({ cluster, principal: me, body, runtime }) => {
   const accepted = acceptCertificates(cluster, cluster.nodes[me.node], body, Date.now());
+  if (body.adminKubeconfig !== undefined && cluster.leader.initialized) {
+    const stored = await runtime.dataDir.readAdminKubeconfig(cluster.id);
+    const caCertPem = runtime.pki.get(cluster.id)?.['ca.crt'];
+    if (
+      stored !== undefined &&
+      caCertPem !== undefined &&
+      renewedAdminKubeconfig({ cluster, caCertPem, stored, text: body.adminKubeconfig })
+    ) {
+      await runtime.replaceAdminKubeconfig(cluster, body.adminKubeconfig);
+      runtime.log.info('cluster.admin-kubeconfig-renewed', { cluster: cluster.id, node: me.node });
+    }
+  }
   runtime.store.mutate((_, touch) => {
     nodeOf(cluster, me).certificates = accepted;
     touch.node(cluster.id, me.node);

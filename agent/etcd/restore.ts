@@ -11,8 +11,8 @@ import { sha256OfFile, snapshotStatus, type SnapshotStatus } from './snapshot.ts
 /**
  * `pke-agent restore --snapshot FILE` on the first control-plane node: the whole control plane's
  * state rolled back to a snapshot, as etcd's and Kubernetes' docs give it. Every static pod is
- * stopped (API servers first, etcd last), the member's data dir is moved aside (kept, never
- * deleted), `etcdutl snapshot restore` makes a new one-member etcd cluster of this node from the
+ * stopped (API servers first, etcd last), the member's files are moved aside within its data dir
+ * (kept, never deleted), `etcdutl snapshot restore` makes a new one-member etcd cluster of this node from the
  * snapshot (its revision bumped and compacted, so no watcher mistakes the old state for new), and
  * the static pods start again (etcd first), then the kubelet restarts. Each step is journaled in
  * /var/lib/pke-agent/etcd-restore.json: a run stopped anywhere resumes. Other control-plane nodes
@@ -88,16 +88,20 @@ export async function restoreSnapshot(options: {
       await writeJournal(host, journal);
     }
     const { dataDir, name, peerUrl } = journal.member;
+    // Within the data dir, which may be a mount of its own (a disk for etcd) or an overlay's
+    // directory, neither of which can be renamed: the member's files are what moves.
+    const member = `${dataDir}/member`;
+    const scratch = `${dataDir}/pke-restore`;
     if (!journal.restored) {
       if (journal.movedAside === undefined) {
-        const aside = `${dataDir}.before-restore-${journal.startedAt.replace(/[-:.]/g, '')}`;
-        if (await host.exists(dataDir)) await host.move(dataDir, aside);
+        const aside = `${dataDir}/member.before-restore-${journal.startedAt.replace(/[-:.]/g, '')}`;
+        if (await host.exists(member)) await host.move(member, aside);
         journal = { ...journal, movedAside: aside };
         await writeJournal(host, journal);
-      } else {
-        // A restore that stopped half-way left a partial data dir; etcdutl wants none.
-        await host.remove(dataDir);
       }
+      // A restore that stopped half-way left a partial one; etcdutl wants none.
+      await host.remove(scratch);
+      await host.remove(member);
       const args = [
         'snapshot',
         'restore',
@@ -109,21 +113,23 @@ export async function restoreSnapshot(options: {
         '--initial-advertise-peer-urls',
         peerUrl,
         '--data-dir',
-        dataDir,
+        scratch,
         '--bump-revision',
         String(BUMP_REVISION),
         '--mark-compacted',
       ];
       await host.run(
         'etcdutl',
-        args.map((arg) => (arg === options.snapshot || arg === dataDir ? host.file(arg) : arg)),
+        args.map((arg) => (arg === options.snapshot || arg === scratch ? host.file(arg) : arg)),
         { timeoutMs: RESTORE_TIMEOUT_MS, displayArgs: args },
       );
+      await host.move(`${scratch}/member`, member);
+      await host.remove(scratch);
       journal = { ...journal, restored: true };
       await writeJournal(host, journal);
       log.info('etcd.restore.restored', { dataDir, member: name });
     }
-    for (const pod of CONTROL_PLANE_PODS) await startStaticPod(host, pod, log, { signal });
+    for (const pod of CONTROL_PLANE_PODS) await startStaticPod(host, pod, log, signal);
     await host.service.restart('kubelet');
     journal = { ...journal, finishedAt: now().toISOString() };
     await writeJournal(host, journal);

@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { connect as netConnect } from 'node:net';
 import { connect } from 'node:tls';
 import { PkeError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
@@ -10,9 +11,9 @@ import { PKI_DIR } from './paths.ts';
  * Restarting the static pods of a control-plane node, as kubeadm's docs say to after `kubeadm
  * certs renew`: the kubelet stops a static pod whose manifest leaves /etc/kubernetes/manifests
  * and starts it again when the manifest comes back. Each move is waited out by what the
- * component serves: the certificate on its port is read (TLS, nothing trusted or sent), so the
- * wait ends when the old process is gone and again when the new one serves, and for the API
- * server and etcd, when it serves the certificate now on disk.
+ * component serves: the stop ends when nothing listens on its port any more, the start when it
+ * serves TLS there again, and for the API server and etcd, the certificate now on disk (read
+ * from the handshake, nothing trusted or sent).
  */
 
 const MANIFESTS_DIR = '/etc/kubernetes/manifests';
@@ -77,34 +78,34 @@ async function waitFor(what: string, timeoutMs: number, check: () => Promise<boo
   }
 }
 
-/**
- * Moves the manifest out and waits until the pod no longer serves what it served. Returns what
- * it served before, unless it was seen down (then any answer after the start is the new process).
- */
-export async function stopStaticPod(host: Host, pod: StaticPod, log: Logger, signal?: AbortSignal): Promise<string | undefined> {
-  const before = await servedFingerprint(host, pod);
+/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = netConnect({ host: '127.0.0.1', port, timeout: 3000 });
+    const done = (open: boolean) => {
+      socket.destroy();
+      resolve(open);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+    socket.once('timeout', () => done(true));
+  });
+}
+
+/** Moves the manifest out and waits until nothing listens on the pod's port: its process is gone. */
+export async function stopStaticPod(host: Host, pod: StaticPod, log: Logger, signal?: AbortSignal): Promise<void> {
   await host.move(manifestOf(pod), pausedOf(pod));
   log.info('static-pod.stopping', { pod: pod.name });
-  let now: string | undefined;
   await waitFor(
-    `${pod.name} stopping after its manifest left ${MANIFESTS_DIR}`,
+    `${pod.name} stopping after its manifest left ${MANIFESTS_DIR} (port ${pod.port} still open)`,
     STOP_TIMEOUT_MS,
-    async () => {
-      now = await servedFingerprint(host, pod);
-      return now === undefined || now !== before;
-    },
+    async () => !(await portOpen(pod.port)),
     signal,
   );
-  return now === undefined ? undefined : before;
 }
 
 /** Puts the manifest back and waits until the pod serves again: its certificate file, or a new one of its own. */
-export async function startStaticPod(
-  host: Host,
-  pod: StaticPod,
-  log: Logger,
-  options: { before?: string; signal?: AbortSignal } = {},
-): Promise<void> {
+export async function startStaticPod(host: Host, pod: StaticPod, log: Logger, signal?: AbortSignal): Promise<void> {
   if (await host.exists(pausedOf(pod))) await host.move(pausedOf(pod), manifestOf(pod));
   const expected = pod.servedCertificate === undefined ? undefined : await fileFingerprint(host, pod.servedCertificate);
   log.info('static-pod.starting', { pod: pod.name });
@@ -113,17 +114,17 @@ export async function startStaticPod(
     START_TIMEOUT_MS,
     async () => {
       const now = await servedFingerprint(host, pod);
-      return now !== undefined && (expected === undefined ? options.before === undefined || now !== options.before : now === expected);
+      return now !== undefined && (expected === undefined || now === expected);
     },
-    options.signal,
+    signal,
   );
   log.info('static-pod.serving', { pod: pod.name, port: pod.port });
 }
 
 /** Stops and starts one static pod; it serves again when this returns. */
 export async function restartStaticPod(host: Host, pod: StaticPod, log: Logger, signal?: AbortSignal): Promise<void> {
-  const before = await stopStaticPod(host, pod, log, signal);
-  await startStaticPod(host, pod, log, { before, signal });
+  await stopStaticPod(host, pod, log, signal);
+  await startStaticPod(host, pod, log, signal);
 }
 
 /** Puts back every manifest a run that crashed left paused. */

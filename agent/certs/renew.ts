@@ -5,7 +5,7 @@ import { STATE_DIR } from '../core/state-paths.ts';
 import type { Host } from '../host/host.ts';
 import { acquireBootstrapLock } from '../journal/lock.ts';
 import { ADMIN_KUBECONFIG } from '../kube/paths.ts';
-import { CONTROL_PLANE_PODS, restartStaticPod, resumePausedManifests } from '../kube/static-pods.ts';
+import { CONTROL_PLANE_PODS, restartStaticPod, resumePausedManifests, waitForEndpoint } from '../kube/static-pods.ts';
 import type { CertificatesReport, EventsRequest } from '../protocol/api.ts';
 import { daysLeft, readLeafCertificates, soonest, type LeafExpiry } from './expiry.ts';
 
@@ -48,6 +48,8 @@ export async function renewCertificates(options: {
   log: Logger;
   withinDays: number;
   force: boolean;
+  /** The cluster's endpoint (VIP and port), which must answer again before the run is done. */
+  endpoint: { vip: string; port: number };
   reporter?: CertificatesReporter;
   now?: () => Date;
   signal?: AbortSignal;
@@ -84,6 +86,7 @@ export async function renewCertificates(options: {
     await event(options.reporter, log, { phase: RENEW_PHASE, type: 'start', at: now().toISOString(), attempt });
     try {
       renewal = await carryOut(host, log, renewal, now, options.signal);
+      await waitForEndpoint(host, options.endpoint, log, options.signal);
     } catch (error) {
       await event(options.reporter, log, {
         phase: RENEW_PHASE,

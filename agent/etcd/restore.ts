@@ -5,7 +5,7 @@ import type { Logger } from '../core/log.ts';
 import { STATE_DIR } from '../core/state-paths.ts';
 import type { Host } from '../host/host.ts';
 import { acquireBootstrapLock } from '../journal/lock.ts';
-import { CONTROL_PLANE_PODS, PAUSED_MANIFESTS_DIR, startStaticPod, stopStaticPod } from '../kube/static-pods.ts';
+import { CONTROL_PLANE_PODS, PAUSED_MANIFESTS_DIR, startStaticPod, stopStaticPod, waitForEndpoint } from '../kube/static-pods.ts';
 import { sha256OfFile, snapshotStatus, type SnapshotStatus } from './snapshot.ts';
 
 /**
@@ -49,6 +49,8 @@ export async function restoreSnapshot(options: {
   log: Logger;
   /** The snapshot file, a node path. */
   snapshot: string;
+  /** The cluster's endpoint (VIP and port), which must answer again before the restore is done. */
+  endpoint: { vip: string; port: number };
   now?: () => Date;
   signal?: AbortSignal;
 }): Promise<RestoreResult> {
@@ -131,6 +133,7 @@ export async function restoreSnapshot(options: {
     }
     for (const pod of CONTROL_PLANE_PODS) await startStaticPod(host, pod, log, signal);
     await host.service.restart('kubelet');
+    await waitForEndpoint(host, options.endpoint, log, signal);
     journal = { ...journal, finishedAt: now().toISOString() };
     await writeJournal(host, journal);
     log.info('etcd.restore.done', { revision: status.revision, keptAside: journal.movedAside });

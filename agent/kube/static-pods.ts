@@ -5,7 +5,8 @@ import { connect } from 'node:tls';
 import { PkeError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { Host } from '../host/host.ts';
-import { PKI_DIR } from './paths.ts';
+import { probeHttps } from '../net/https-probe.ts';
+import { CLUSTER_CA_CERT, PKI_DIR } from './paths.ts';
 
 /**
  * Restarting the static pods of a control-plane node, as kubeadm's docs say to after `kubeadm
@@ -125,6 +126,23 @@ export async function startStaticPod(host: Host, pod: StaticPod, log: Logger, si
 export async function restartStaticPod(host: Host, pod: StaticPod, log: Logger, signal?: AbortSignal): Promise<void> {
   await stopStaticPod(host, pod, log, signal);
   await startStaticPod(host, pod, log, signal);
+}
+
+/**
+ * Waits until the API answers /livez through the cluster's endpoint (the VIP), verified against
+ * the cluster CA: on the node that held the VIP, keepalived dropped it while the API server was
+ * down and takes it back once its health check passes again.
+ */
+export async function waitForEndpoint(
+  host: Host,
+  endpoint: { vip: string; port: number },
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<void> {
+  const ca = await host.readText(CLUSTER_CA_CERT);
+  const url = `https://${endpoint.vip}:${endpoint.port}/livez`;
+  await waitFor(`the API server answering ${url}`, START_TIMEOUT_MS, async () => (await probeHttps(url, { ca })).ok, signal);
+  log.info('static-pod.endpoint-live', { url });
 }
 
 /** Puts back every manifest a run that crashed left paused. */

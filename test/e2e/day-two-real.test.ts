@@ -107,6 +107,9 @@ describe.skipIf(skip)(`real Kubernetes v${NEWEST_RELEASE.version}: certificates 
       backups: { id: string }[];
     };
     expect(listed.backups.map((b) => b.id)).toEqual([request]);
+    expect(await s.lab.controllerCli(['status', '--cluster', s.lab.clusterName])).toContain(
+      `etcd snapshots 1 stored, latest ${request} from m1`,
+    );
 
     await s.lab.kubectl(m1(), ['create', 'configmap', 'after-snapshot', '-n', 'default', '--from-literal=k=v']);
     // The controller's data dir is on a path the VM sees as this machine does (not one of its overlays).

@@ -45,10 +45,15 @@ export const restoreCommand: CommandModule<GlobalArgs, RestoreArgs> = {
     yargs.option('snapshot', { type: 'string', demandOption: true, describe: 'The snapshot file (from `controller cluster backups`)' }),
   handler: async (args) => {
     const ctx = commandContext(args);
-    const [{ restoreSnapshot }, { InputError }] = await Promise.all([import('../../etcd/restore.ts'), import('../../core/errors.ts')]);
+    const [{ restoreSnapshot }, { InputError }, { savedConfig }] = await Promise.all([
+      import('../../etcd/restore.ts'),
+      import('../../core/errors.ts'),
+      import('./day-two/saved-controller.ts'),
+    ]);
     const snapshot = path.resolve(args.snapshot);
     if (!(await ctx.host.exists(snapshot))) throw new InputError(`--snapshot: ${snapshot} does not exist on this node`);
-    const result = await restoreSnapshot({ host: ctx.host, log: ctx.log, snapshot });
+    const config = await savedConfig(ctx.host, 'restore');
+    const result = await restoreSnapshot({ host: ctx.host, log: ctx.log, snapshot, endpoint: config.controlPlaneEndpoint });
     ctx.print(
       JSON.stringify({ restored: true, revision: result.snapshot.revision, member: result.member.name, keptAside: result.movedAside }),
     );

@@ -81,6 +81,7 @@ const renewCommand: CommandModule<GlobalArgs, CertsRenewArgs> = {
         log: ctx.log,
         withinDays: args.within,
         force: args.force,
+        endpoint: config.controlPlaneEndpoint,
         reporter: client,
       });
       if (!result.renewed) ctx.log.info('certs.renew-skipped', { reason: result.reason });

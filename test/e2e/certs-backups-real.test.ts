@@ -41,7 +41,7 @@ describe.skipIf(skip)(`real Kubernetes v${NEWEST_RELEASE.version}: certificates 
   const fileFingerprint = (file: string) => new X509Certificate(readFileSync(fileOnDisk(m1().root, file))).fingerprint256;
 
   beforeAll(async () => {
-    s = await scenarioLab('certs-backups', { masters: 1, workers: 0, real: NEWEST_RELEASE });
+    s = await scenarioLab('certs', { masters: 1, workers: 0, real: NEWEST_RELEASE });
     expect(await s.boot(m1())).toBe(0);
   }, 300_000);
   afterAll(() => s?.destroy(), 60_000);

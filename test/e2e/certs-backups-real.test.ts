@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fileOnDisk } from '../../scripts/lab/vm.ts';
+import { fileOnDisk, processesNamed } from '../../scripts/lab/vm.ts';
 import { realBinaries } from '../../scripts/kubernetes/real-binaries.ts';
 import { NEWEST_RELEASE } from '../../scripts/kubernetes/releases.ts';
 import { namespaceSkipReason, scenarioLab, type ScenarioLab } from './harness.ts';
@@ -86,6 +86,32 @@ describe.skipIf(skip)(`real Kubernetes v${NEWEST_RELEASE.version}: certificates 
     const reported = status.nodes.find((n) => n.name === 'm1');
     expect(reported?.certificatesRenewedAt).toBeDefined();
     expect(Date.parse(reported?.certificatesExpireAt ?? '')).toBe(Math.min(...after.values()));
+  }, 600_000);
+
+  it('resumes a renewal killed while the API server was stopped: the manifest back, no second renewal', async () => {
+    const paused = fileOnDisk(m1().root, '/etc/kubernetes/pke/paused-manifests/kube-apiserver.yaml');
+    const journalFile = fileOnDisk(m1().root, '/var/lib/pke-agent/certs-renewal.json');
+    const run = s.lab.agentCommand(m1(), ['certs', 'renew', '--force', '--json']);
+    for (let i = 0; !existsSync(paused); i++) {
+      if (i > 3000) throw new Error('the renewal never stopped the API server');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    for (const pid of processesNamed(m1().vm!.spec.cgroup, 'pke-agent')) process.kill(pid, 'SIGKILL');
+    expect((await run).exitCode).not.toBe(0);
+    const killed = JSON.parse(readFileSync(journalFile, 'utf8')) as { renewedAt?: string; restarted: string[]; finishedAt?: string };
+    expect(killed).toMatchObject({ restarted: ['etcd'] });
+    expect(killed.renewedAt).toBeDefined();
+    expect(killed.finishedAt).toBeUndefined();
+
+    // Rerun without --force: a renewal that did not finish goes on whatever the expiry dates.
+    const resumed = JSON.parse(await agent(['certs', 'renew'])) as { renewed: boolean; renewedAt: string };
+    expect(resumed).toMatchObject({ renewed: true, renewedAt: killed.renewedAt });
+    expect(existsSync(paused)).toBe(false);
+    expect(JSON.parse(readFileSync(journalFile, 'utf8'))).toMatchObject({
+      renewedAt: killed.renewedAt,
+      restarted: ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler'],
+    });
+    expect(await servedApiserverFingerprint()).toBe(fileFingerprint('/etc/kubernetes/pki/apiserver.crt'));
   }, 600_000);
 
   it('stores a snapshot asked for, and restores the control plane from it: what was there before is back, what came after is gone', async () => {

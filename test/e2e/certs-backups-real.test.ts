@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fileOnDisk, processesNamed } from '../../scripts/lab/vm.ts';
+import { fileOnDisk, processesIn } from '../../scripts/lab/vm.ts';
 import { realBinaries } from '../../scripts/kubernetes/real-binaries.ts';
 import { NEWEST_RELEASE } from '../../scripts/kubernetes/releases.ts';
 import { namespaceSkipReason, scenarioLab, type ScenarioLab } from './harness.ts';
@@ -96,7 +96,16 @@ describe.skipIf(skip)(`real Kubernetes v${NEWEST_RELEASE.version}: certificates 
       if (i > 3000) throw new Error('the renewal never stopped the API server');
       await new Promise((r) => setTimeout(r, 50));
     }
-    for (const pid of processesNamed(m1().vm!.spec.cgroup, 'pke-agent')) process.kill(pid, 'SIGKILL');
+    // The agent's own process (its comm is Node's MainThread; its command line says what it is).
+    const renewing = processesIn(m1().vm!.spec.cgroup).filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('certs\0renew');
+      } catch {
+        return false;
+      }
+    });
+    expect(renewing.length).toBeGreaterThan(0);
+    for (const pid of renewing) process.kill(pid, 'SIGKILL');
     expect((await run).exitCode).not.toBe(0);
     const killed = JSON.parse(readFileSync(journalFile, 'utf8')) as { renewedAt?: string; restarted: string[]; finishedAt?: string };
     expect(killed).toMatchObject({ restarted: ['etcd'] });

@@ -62,12 +62,13 @@ export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime,
       const { route, params } = match;
       const { spec } = route;
       log.route = spec.path;
-      upload = spec.upload === true;
 
       const principal = spec.access === 'anyone' ? undefined : await authenticate(req, runtime);
       const cluster = principal === undefined ? undefined : authorize(spec, principal, params, runtime);
       if (principal) log.node = principal.kind === 'node' ? principal.node : 'admin';
       if (cluster) log.cluster = cluster.id;
+      // Only an authorized caller's upload is read to its end when refused; anyone else's connection is closed.
+      upload = spec.upload === true;
 
       const body = spec.body ? validate(spec.body, req.method === 'POST' ? ((await readJson(req)) ?? {}) : {}, '') : undefined;
       const query = spec.query ? validate(spec.query, Object.fromEntries(url.searchParams), 'query.') : undefined;

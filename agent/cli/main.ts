@@ -2,6 +2,8 @@ import yargs from 'yargs';
 import { ExitCode, InputError, PkeError, errorMessage } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { bootstrapCommand } from './commands/bootstrap.ts';
+import { certsCommand } from './commands/certs.ts';
+import { etcdCommand, restoreCommand } from './commands/etcd.ts';
 import { configCommand } from './commands/config.ts';
 import { controllerCommand } from './commands/controller.ts';
 import { preflightCommand } from './commands/preflight.ts';
@@ -32,6 +34,9 @@ export async function main(argv: string[]): Promise<number> {
     .command(preflightCommand)
     .command(controllerCommand)
     .command(vipCommand)
+    .command(certsCommand)
+    .command(etcdCommand)
+    .command(restoreCommand)
     .demandCommand(1, 'Name a command; see --help.')
     .strict()
     .version(false)

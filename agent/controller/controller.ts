@@ -17,6 +17,7 @@ import { nodeConfigRoute, revokeRoute } from './routes/node-config.ts';
 import { controlPlaneRoute, eventsRoute, joinedRoute, pkiRoute, readyRoute, registerRoute } from './routes/nodes.ts';
 import { getVsphereRoute, setVsphereRoute } from './routes/vsphere.ts';
 import { statusRoute } from './routes/status.ts';
+import { claimBackupRoute, listBackupsRoute, reportCertificatesRoute, requestBackupRoute, uploadBackupRoute } from './routes/day-two.ts';
 import { ControllerRuntime } from './runtime.ts';
 import { requestHandler } from './http/server.ts';
 import { LongPollWakeups } from './formation/long-poll-wakeups.ts';
@@ -76,6 +77,11 @@ const ROUTES: BoundRoute[] = [
   viewEventsRoute,
   viewLoginRoute,
   viewLogoutRoute,
+  reportCertificatesRoute,
+  requestBackupRoute,
+  listBackupsRoute,
+  claimBackupRoute,
+  uploadBackupRoute,
 ];
 
 export interface ControllerOptions {
@@ -194,6 +200,7 @@ async function serveWith(dataDir: DataDir, backend: Backend, options: Controller
     wakeups: new LongPollWakeups(),
     tokens,
     dataDir: files,
+    snapshots: dataDir,
     log: options.log,
     advertiseUrl,
     peerUrls: options.peerUrls,

@@ -16,6 +16,7 @@ import type { LongPollWakeups } from './formation/long-poll-wakeups.ts';
 import type { ClusterState } from './store/state.ts';
 import type { ControllerStore } from './store/entities.ts';
 import type { TokenAuthority } from './auth/tokens.ts';
+import type { SnapshotFiles } from './backups/backups.ts';
 import type { ControllerMetrics } from './metrics/controller-metrics.ts';
 
 /** What every route handler works with: the one instance of each part of a running controller. */
@@ -25,6 +26,8 @@ export class ControllerRuntime {
   readonly tokens: TokenAuthority;
   /** Secrets and cluster files: the data dir's files, or etcd's sealed values. */
   readonly dataDir: ClusterFiles;
+  /** Where uploaded etcd snapshots are kept: this controller's own data dir, with either backend. */
+  readonly snapshots: SnapshotFiles;
   readonly log: Logger;
   /** The URL nodes reach the controller at, and the CA they pin: both go into node configs. */
   readonly advertiseUrl: string;
@@ -47,6 +50,7 @@ export class ControllerRuntime {
     wakeups: LongPollWakeups;
     tokens: TokenAuthority;
     dataDir: ClusterFiles;
+    snapshots: SnapshotFiles;
     log: Logger;
     advertiseUrl: string;
     peerUrls?: string[];
@@ -58,6 +62,7 @@ export class ControllerRuntime {
     this.wakeups = parts.wakeups;
     this.tokens = parts.tokens;
     this.dataDir = parts.dataDir;
+    this.snapshots = parts.snapshots;
     this.log = parts.log;
     this.advertiseUrl = parts.advertiseUrl;
     this.peerUrls = parts.peerUrls ?? [];
@@ -113,6 +118,19 @@ export class ControllerRuntime {
       if (error instanceof ClusterApiError) throw badRequest(`adminKubeconfig: ${error.message}`, 'adminKubeconfig');
       throw error;
     }
+    await this.dataDir.writeAdminKubeconfig(cluster.id, text);
+    const previous = this.clusterApis.get(cluster.id);
+    this.clusterApis.set(cluster.id, api);
+    await previous?.close();
+  }
+
+  /**
+   * Replaces the admin.conf of an initialized cluster with a renewed one that `check` has found
+   * to be the cluster's (controller/certificates/admin-kubeconfig.ts); the cluster's API client
+   * follows it.
+   */
+  async replaceAdminKubeconfig(cluster: ClusterState, text: string): Promise<void> {
+    const api = httpsClusterApi(parseAdminKubeconfig(text));
     await this.dataDir.writeAdminKubeconfig(cluster.id, text);
     const previous = this.clusterApis.get(cluster.id);
     this.clusterApis.set(cluster.id, api);

@@ -6,6 +6,7 @@ import {
   openSync,
   readFileSync,
   readdirSync,
+  renameSync,
   rmSync,
   statSync,
   writeSync,
@@ -139,6 +140,12 @@ export class Host {
 
   async ensureDir(nodePath: string, mode = 0o755): Promise<void> {
     mkdirSync(this.file(nodePath), { recursive: true, mode });
+  }
+
+  /** Renames a file or directory within the node (both paths below the root; same file system). */
+  async move(fromNodePath: string, toNodePath: string): Promise<void> {
+    mkdirSync(path.dirname(this.file(toNodePath)), { recursive: true });
+    renameSync(this.file(fromNodePath), this.file(toNodePath));
   }
 
   async remove(nodePath: string): Promise<void> {

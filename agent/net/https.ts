@@ -1,3 +1,4 @@
+import { createReadStream, statSync } from 'node:fs';
 import { Agent, request as httpsRequest } from 'node:https';
 import type { SecureContext } from 'node:tls';
 
@@ -45,6 +46,8 @@ export interface RequestOptions {
   method?: 'GET' | 'POST' | 'DELETE' | 'HEAD';
   headers?: Record<string, string>;
   body?: string;
+  /** Instead of `body`: a file streamed as the body (an etcd snapshot may be gigabytes). */
+  bodyFile?: string;
   /** The whole exchange, from connecting to the answer's last byte. */
   timeoutMs: number;
   signal?: AbortSignal;
@@ -59,17 +62,31 @@ export interface Answer {
 export function request(url: string, options: RequestOptions): Promise<Answer> {
   const timeout = AbortSignal.timeout(options.timeoutMs);
   const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
-  const headers =
-    options.body === undefined ? options.headers : { ...options.headers, 'content-length': String(Buffer.byteLength(options.body)) };
+  const length =
+    options.bodyFile !== undefined
+      ? statSync(options.bodyFile).size
+      : options.body === undefined
+        ? undefined
+        : Buffer.byteLength(options.body);
+  const headers = length === undefined ? options.headers : { ...options.headers, 'content-length': String(length) };
   return new Promise((resolve, reject) => {
     const req = httpsRequest(url, { method: options.method ?? 'GET', headers, agent: options.pool.agent, signal }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.once('end', () => resolve({ statusCode: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      res.once('end', () => {
+        resolve({ statusCode: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
+        // A server that answered before it had the whole body (a refused upload) needs no more of it.
+        if (!req.writableFinished) req.destroy();
+      });
       res.once('error', reject);
     });
     req.once('error', (error) => reject(timeout.aborted ? new Error(`no answer within ${options.timeoutMs} ms`, { cause: error }) : error));
-    req.end(options.body);
+    if (options.bodyFile === undefined) req.end(options.body);
+    else {
+      const file = createReadStream(options.bodyFile);
+      file.once('error', (error) => req.destroy(error));
+      file.pipe(req);
+    }
   });
 }
 

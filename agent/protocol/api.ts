@@ -66,6 +66,29 @@ const nodeName = z
 const isoTime = z.string();
 
 // --- clusters (admin) ------------------------------------------------------------------------
+/** The etcd snapshot policy of a cluster (see "etcd backups" in the README). */
+export const backupPolicySchema = z
+  .strictObject({
+    /** Hours between scheduled snapshots; 0: on demand only. */
+    intervalHours: z
+      .number()
+      .int()
+      .min(0)
+      .max(24 * 31)
+      .default(6),
+    /** Snapshots kept; the oldest beyond this are deleted when a new one is stored. */
+    retain: z.number().int().min(1).max(1000).default(14),
+    /** The largest snapshot the controller takes, in bytes (etcd's default quota is 2 GiB). */
+    maxBytes: z
+      .number()
+      .int()
+      .min(1024 * 1024)
+      .max(64 * 1024 ** 3)
+      .default(4 * 1024 ** 3),
+  })
+  .default({ intervalHours: 6, retain: 14, maxBytes: 4 * 1024 ** 3 });
+export type BackupPolicy = z.infer<typeof backupPolicySchema>;
+
 const poolSpecSchema = z.strictObject({
   name: dnsLabel,
   /** Node labels and taints of the pool's nodes, validated as the agent config validates them. */
@@ -107,6 +130,8 @@ export const clusterSpecSchema = z.strictObject({
   joinSlotTtlSeconds: z.number().int().min(1).max(86400).default(600),
   /** Lifetime of each kubeadm bootstrap token handed to a joining node. */
   bootstrapTokenTtlSeconds: z.number().int().min(10).max(86400).default(900),
+  /** etcd snapshots: how often one is taken, how many the controller keeps, how large one may be. */
+  backups: backupPolicySchema,
   /** Lifetime of the leader's init token (covers the whole init). */
   initTokenTtlSeconds: z
     .number()
@@ -349,6 +374,99 @@ export type JoinedRequest = z.infer<typeof joinedRequestSchema>;
 export const readyRequestSchema = z.strictObject({});
 export type ReadyRequest = z.infer<typeof readyRequestSchema>;
 
+// --- certificates (control plane reports) --------------------------------------------------
+/** `pke-agent status` and `controller status` warn when a certificate expires within this many days. */
+export const CERT_WARNING_DAYS = 30;
+
+/**
+ * The leaf certificates kubeadm makes on a control-plane node and `kubeadm certs renew all`
+ * renews: files below /etc/kubernetes/pki, and the client certificates inside kubeconfigs below
+ * /etc/kubernetes. The kubelet's own client certificate rotates by itself and is not here.
+ */
+export const LEAF_CERTIFICATES = [
+  'apiserver.crt',
+  'apiserver-kubelet-client.crt',
+  'apiserver-etcd-client.crt',
+  'front-proxy-client.crt',
+  'etcd/server.crt',
+  'etcd/peer.crt',
+  'etcd/healthcheck-client.crt',
+  'admin.conf',
+  'super-admin.conf',
+  'controller-manager.conf',
+  'scheduler.conf',
+] as const;
+export type LeafCertificate = (typeof LEAF_CERTIFICATES)[number];
+
+/** POST nodes/{n}/certificates: the expiry of each leaf certificate on a control-plane node. */
+export const certificatesReportSchema = z.strictObject({
+  checkedAt: isoTime.max(64),
+  /** When this node last ran `kubeadm certs renew all`, if it has. */
+  renewedAt: isoTime.max(64).optional(),
+  /**
+   * After a renewal: the node's renewed admin.conf, so that the controller's copy (the leader's,
+   * from init, with a one-year client certificate) does not expire under it.
+   */
+  adminKubeconfig: z
+    .string()
+    .max(64 * 1024)
+    .optional(),
+  certificates: z
+    .array(z.strictObject({ name: z.enum(LEAF_CERTIFICATES), notAfter: isoTime.max(64) }))
+    .min(1)
+    .max(LEAF_CERTIFICATES.length)
+    .refine((list) => new Set(list.map((c) => c.name)).size === list.length, 'each certificate once'),
+});
+export type CertificatesReport = z.infer<typeof certificatesReportSchema>;
+
+// --- etcd backups --------------------------------------------------------------------------
+const backupId = z.string().regex(/^[0-9]{8}T[0-9]{6}Z-[a-f0-9]{8}$/, 'expected a backup id as the controller makes them');
+
+export const backupRecordSchema = z.object({
+  id: z.string(),
+  node: z.string(),
+  /** `scheduled` by the cluster's interval, or `requested` by `controller cluster backup`. */
+  reason: z.enum(['scheduled', 'requested']),
+  /** The id of the request it answers (on-demand snapshots). */
+  request: z.string().optional(),
+  takenAt: isoTime,
+  storedAt: isoTime,
+  bytes: z.number().int(),
+  sha256: z.string(),
+  /** etcd's revision at the snapshot, as the node read it from the snapshot. */
+  revision: z.number().int().optional(),
+  /** Where the controller keeps it (in its data dir, 0600). */
+  file: z.string(),
+});
+export type BackupRecord = z.infer<typeof backupRecordSchema>;
+export const backupListSchema = z.object({ backups: z.array(backupRecordSchema), pending: z.string().optional() });
+export type BackupList = z.infer<typeof backupListSchema>;
+
+/** POST backups (admin): asks for a snapshot now; the answer names the request the stored backup will carry. */
+export const backupRequestResponseSchema = z.object({ request: z.string(), requestedAt: isoTime });
+export type BackupRequestResponse = z.infer<typeof backupRequestResponseSchema>;
+
+/**
+ * POST nodes/{n}/backup-claim: a control-plane node asks whether it should take a snapshot now
+ * (its timer asks every minute). At most one node of a cluster holds the claim; a claim not
+ * answered with an upload within its time goes to the next node that asks.
+ */
+export const backupClaimSchema = z.object({
+  due: z.boolean(),
+  id: backupId.optional(),
+  reason: z.enum(['scheduled', 'requested']).optional(),
+  expiresAt: isoTime.optional(),
+});
+export type BackupClaim = z.infer<typeof backupClaimSchema>;
+
+/** POST nodes/{n}/backups?id=&sha256=&takenAt=&revision=: the snapshot file as the raw body (application/octet-stream). */
+export const backupUploadQuerySchema = z.object({
+  id: backupId,
+  sha256: z.string().regex(/^[a-f0-9]{64}$/, 'expected the hex SHA-256 of the body'),
+  takenAt: isoTime.max(64),
+  revision: z.coerce.number().int().nonnegative().optional(),
+});
+
 // --- status ----------------------------------------------------------------------------------
 export const nodeStatusSchema = z.object({
   name: z.string(),
@@ -367,6 +485,10 @@ export const nodeStatusSchema = z.object({
   lastError: z.string().optional(),
   joinedAt: z.string().optional(),
   readyAt: z.string().optional(),
+  /** The earliest expiry among the certificates this control-plane node last reported, and when it reported. */
+  certificatesExpireAt: z.string().optional(),
+  certificatesCheckedAt: z.string().optional(),
+  certificatesRenewedAt: z.string().optional(),
 });
 export type NodeStatus = z.infer<typeof nodeStatusSchema>;
 
@@ -388,6 +510,10 @@ export const clusterStatusSchema = z.object({
   }),
   joinSlot: z.object({ holder: z.string(), expiresAt: z.string() }).optional(),
   nodes: z.array(nodeStatusSchema),
+  /** The newest stored etcd snapshot, and one asked for and not stored yet. */
+  backups: z.object({ latest: backupRecordSchema.optional(), stored: z.number().int(), pending: z.string().optional() }).optional(),
+  /** What needs the operator: certificates within CERT_WARNING_DAYS of expiry, overdue snapshots. */
+  warnings: z.array(z.string()).optional(),
 });
 export type ClusterStatus = z.infer<typeof clusterStatusSchema>;
 

@@ -13,6 +13,11 @@ import {
   type AccessTokenList,
   type AccessTokenRequest,
   type Timeline,
+  type BackupClaim,
+  type BackupList,
+  type BackupRecord,
+  type BackupRequestResponse,
+  type CertificatesReport,
   type ClusterList,
   type ClusterSpecInput,
   type ClusterStatus,
@@ -72,6 +77,8 @@ const DEFAULT_TIMEOUT_MS = 30_000;
 
 interface CallOptions<Body> {
   body?: Body;
+  /** Upload routes: the file that is the raw body. */
+  bodyFile?: string;
   query?: Record<string, string | number | boolean | undefined>;
   /** Long-poll wait in seconds: the request may take that long before the answer starts. */
   waitSeconds?: number;
@@ -171,8 +178,10 @@ export class ControllerTransport {
           authorization: `Bearer ${this.token}`,
           accept: 'application/json',
           ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...(options.bodyFile === undefined ? {} : { 'content-type': 'application/octet-stream' }),
         },
         body: options.body === undefined ? undefined : JSON.stringify(options.body),
+        bodyFile: options.bodyFile,
         timeoutMs: timeout,
         signal: this.signal,
       });
@@ -307,6 +316,19 @@ export class NodeClient implements NodeApi {
     return this.transport.call(API.status, this.at);
   }
 
+  reportCertificates(report: CertificatesReport): Promise<void> {
+    return this.transport.call(API.reportCertificates, this.self, { body: report });
+  }
+
+  claimBackup(): Promise<BackupClaim> {
+    return this.transport.call(API.claimBackup, this.self);
+  }
+
+  /** Streams the snapshot `file` as the upload of claim `query.id`. */
+  uploadBackup(query: { id: string; sha256: string; takenAt: string; revision?: number }, file: string): Promise<BackupRecord> {
+    return this.transport.call(API.uploadBackup, this.self, { query, bodyFile: file });
+  }
+
   close(): Promise<void> {
     return this.transport.close();
   }
@@ -372,6 +394,14 @@ export class AdminClient {
 
   revokeAccessToken(jti: string): Promise<void> {
     return this.transport.call(API.revokeAccessToken, {}, { body: { jti } });
+  }
+
+  requestBackup(cluster: string): Promise<BackupRequestResponse> {
+    return this.transport.call(API.requestBackup, { c: cluster });
+  }
+
+  listBackups(cluster: string): Promise<BackupList> {
+    return this.transport.call(API.listBackups, { c: cluster });
   }
 
   close(): Promise<void> {

@@ -5,6 +5,12 @@ import {
   accessTokenRequestSchema,
   accessTokenRevocationSchema,
   accessTokenSchema,
+  backupClaimSchema,
+  backupListSchema,
+  backupRecordSchema,
+  backupRequestResponseSchema,
+  backupUploadQuerySchema,
+  certificatesReportSchema,
   clusterListSchema,
   clusterSpecSchema,
   clusterStatusSchema,
@@ -74,6 +80,8 @@ export interface RouteSpec<
    * of server-sent events that lasts until the client leaves.
    */
   produces?: Kind;
+  /** The body is raw bytes (application/octet-stream), streamed to the handler rather than parsed as JSON. */
+  upload?: boolean;
 }
 
 /** What a schema slot of a route takes on the client (`input`) and gives the server (`output`). */
@@ -210,6 +218,29 @@ export const API = {
   /** Exchanges the admin or a viewer token for the view's cookie (HttpOnly, Secure, SameSite=Strict, Path=/ui). */
   viewLogin: route({ method: 'POST', path: '/ui/login', access: 'anyone', status: 204, body: viewLoginSchema }),
   viewLogout: route({ method: 'POST', path: '/ui/logout', access: 'anyone', status: 204 }),
+  /** A control-plane node reports the expiry of its leaf certificates (after a check or a renewal). */
+  reportCertificates: route({
+    method: 'POST',
+    path: `${NODE}/certificates`,
+    access: 'control-plane',
+    status: 204,
+    body: certificatesReportSchema,
+  }),
+  /** The admin asks for an etcd snapshot now; a control-plane node's next claim takes it. */
+  requestBackup: route({ method: 'POST', path: `${CLUSTER}/backups`, access: 'admin', status: 201, answer: backupRequestResponseSchema }),
+  listBackups: route({ method: 'GET', path: `${CLUSTER}/backups`, access: 'admin', status: 200, answer: backupListSchema }),
+  /** Whether this node should take a snapshot now (scheduled or requested); one node of a cluster at a time. */
+  claimBackup: route({ method: 'POST', path: `${NODE}/backup-claim`, access: 'control-plane', status: 200, answer: backupClaimSchema }),
+  /** The snapshot of the claim `?id=`, raw, with its SHA-256; stored (0600) once every check passed. */
+  uploadBackup: route({
+    method: 'POST',
+    path: `${NODE}/backups`,
+    access: 'control-plane',
+    status: 201,
+    query: backupUploadQuerySchema,
+    answer: backupRecordSchema,
+    upload: true,
+  }),
 } as const;
 
 export type RouteName = keyof typeof API;

@@ -12,6 +12,7 @@ import { gatherFacts, type NodeFacts } from '../node/facts.ts';
 import type { Phase } from '../phases/phase.ts';
 import { PKI_FILES } from '../protocol/api.ts';
 import { KEEPALIVED_CONFIG } from '../vip/keepalived.ts';
+import { daysLeft, expiryWarnings, readLeafCertificates } from '../certs/expiry.ts';
 
 /** Files whose presence tells how far a node got; certificates also show their expiry. */
 const KEY_FILES = [
@@ -54,6 +55,9 @@ export interface StatusReport {
   vipHere?: boolean;
   files: FileRow[];
   probes?: Record<string, ProbeResult>;
+  /** kubeadm's leaf certificates on a control-plane node (`pke-agent certs check`), and what is expiring. */
+  certificates?: { name: string; notAfter: string; daysLeft: number }[];
+  warnings?: string[];
 }
 
 export async function collectStatus(host: Host, phases: readonly Phase[], options: { probe: boolean }): Promise<StatusReport> {
@@ -102,11 +106,24 @@ export async function collectStatus(host: Host, phases: readonly Phase[], option
     vipHere: vip ? facts.interfaces.some((i) => i.ipv4.some((cidr) => cidr.split('/')[0] === vip)) : undefined,
     files,
   };
+  await addCertificates(host, report);
   if (options.probe && config) {
     const register = journal ? phaseOutputs(journal).register : undefined;
     report.probes = await runProbes(host, config, register?.primaryIp);
   }
   return report;
+}
+
+async function addCertificates(host: Host, report: StatusReport): Promise<void> {
+  const now = new Date();
+  try {
+    const expiries = await readLeafCertificates(host);
+    if (expiries.length === 0) return;
+    report.certificates = expiries.map((e) => ({ name: e.name, notAfter: e.notAfter.toISOString(), daysLeft: daysLeft(e, now) }));
+    report.warnings = expiryWarnings(expiries, now);
+  } catch (error) {
+    report.warnings = [`certificates: ${errorMessage(error)}`];
+  }
 }
 
 async function runProbes(host: Host, config: AgentConfig, advertiseAddress: string | undefined): Promise<Record<string, ProbeResult>> {

@@ -25,6 +25,14 @@ export function renderStatus(report: StatusReport): string {
   } else {
     lines.push(`Config      ${report.configProblem}`);
   }
+  if (report.certificates) {
+    const first = [...report.certificates].sort((a, b) => a.daysLeft - b.daysLeft)[0];
+    if (first)
+      lines.push(
+        `Certs       ${report.certificates.length} kubeadm leaf certificates, soonest ${first.name} at ${first.notAfter} (${first.daysLeft} days)`,
+      );
+  }
+  for (const warning of report.warnings ?? []) lines.push(`WARNING     ${warning}`);
   if (report.probes) {
     for (const [name, probe] of Object.entries(report.probes)) {
       lines.push(`Probe       ${name}: ${probe.ok ? 'ok' : 'FAILED'} (${probe.status ?? 'no answer'}, ${probe.detail}, ${probe.ms}ms)`);

@@ -198,12 +198,13 @@ async function buildEtcd(etcdVersion: string): Promise<void> {
       'require (',
       `\tgo.etcd.io/etcd/server/v3 v${etcdVersion}`,
       `\tgo.etcd.io/etcd/etcdctl/v3 v${etcdVersion}`,
+      `\tgo.etcd.io/etcd/etcdutl/v3 v${etcdVersion}`,
       ')',
       '',
     ].join('\n'),
   );
   console.error(`kubernetes build: etcd v${etcdVersion}: building ${missing.join(', ')}`);
-  const packages = { etcd: 'go.etcd.io/etcd/server/v3', etcdctl: 'go.etcd.io/etcd/etcdctl/v3' };
+  const packages = { etcd: 'go.etcd.io/etcd/server/v3', etcdctl: 'go.etcd.io/etcd/etcdctl/v3', etcdutl: 'go.etcd.io/etcd/etcdutl/v3' };
   await goBuild(
     `etcd v${etcdVersion}`,
     workDir,

@@ -31,8 +31,8 @@ export const KUBERNETES_COMMANDS = [
 ] as const;
 export type KubernetesCommand = (typeof KUBERNETES_COMMANDS)[number];
 
-/** The commands built from go.etcd.io/etcd. */
-export const ETCD_COMMANDS = ['etcd', 'etcdctl'] as const;
+/** The commands built from go.etcd.io/etcd (etcdutl: offline snapshot status and restore, which etcdctl no longer does). */
+export const ETCD_COMMANDS = ['etcd', 'etcdctl', 'etcdutl'] as const;
 export type EtcdCommand = (typeof ETCD_COMMANDS)[number];
 
 /**

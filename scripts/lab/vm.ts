@@ -197,7 +197,7 @@ function createCgroups(cgroup: string): void {
 }
 
 /** The PIDs in the VM's subtree of the pids hierarchy: every task it holds, whoever started it. */
-function processesIn(cgroup: string): number[] {
+export function processesIn(cgroup: string): number[] {
   const pids: number[] = [];
   const walk = (dir: string) => {
     if (!existsSync(dir)) return;

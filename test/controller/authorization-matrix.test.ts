@@ -87,6 +87,21 @@ const SAMPLES: Record<RouteName, Sample> = {
   // Whatever the header carries, the body's token logs in.
   viewLogin: { body: () => ({ token: tokens.viewer }) },
   viewLogout: {},
+  // m1 never reported joined: the controller knows no control-plane member by that name.
+  reportCertificates: {
+    body: () => ({ checkedAt: now(), certificates: [{ name: 'apiserver.crt', notAfter: now() }] }),
+    outcome: { master: 409 },
+  },
+  requestBackup: {},
+  listBackups: {},
+  // Not a member of an initialized cluster: nothing is due for it.
+  claimBackup: {},
+  // No claim was handed to m1: refused before the body is read.
+  uploadBackup: {
+    body: () => ({}),
+    query: `?id=20261206T110000Z-0a1b2c3d&sha256=${'0'.repeat(64)}&takenAt=2026-12-06T11:00:00Z`,
+    outcome: { master: 409 },
+  },
 };
 
 let t: TestController;

@@ -94,7 +94,7 @@ describe('controller CLI', () => {
     expect(table.exitCode).toBe(0);
     expect(table.stdout).toContain(`cluster prod (${clusterId})`);
     expect(table.stdout).toContain('join slot free');
-    expect(table.stdout).toMatch(/NODE\s+ROLE\s+POOL\s+STATE\s+PRIMARY IP\s+PHASE\s+JOINED AT\s+READY AT\s+LAST ERROR/);
+    expect(table.stdout).toMatch(/NODE\s+ROLE\s+POOL\s+STATE\s+PRIMARY IP\s+PHASE\s+JOINED AT\s+READY AT\s+CERTS EXPIRE\s+LAST ERROR/);
     expect(table.stdout).toMatch(/prod-w1\s+worker\s+gpu\s+revoked/);
     const status = clusterStatusSchema.parse(JSON.parse(asJson.stdout));
     expect(status.nodes.map((n) => [n.name, n.state])).toEqual(

@@ -33,6 +33,7 @@ function addCluster(store: StateStore, id: string): void {
         podCidr: '10.244.0.0/16',
         serviceCidr: '10.96.0.0/12',
         addons: { cni: 'calico', kubeProxy: true, coreDns: true },
+        backups: { intervalHours: 6, retain: 14, maxBytes: 4 * 1024 ** 3 },
         cgroupDriver: 'systemd',
         allowCgroupV1: false,
         nodeTokenTtlSeconds: 86400,

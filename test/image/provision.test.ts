@@ -100,12 +100,14 @@ describe.skipIf(missing)(titled('image provisioning in a Debian chroot', missing
       'base-packages',
       'kubernetes-packages',
       'agent',
+      'day-two-timers',
       'cloud-init',
       'kernel',
       'containerd',
       'kubelet',
       'addons',
       'prepull-images',
+      'etcd-tools',
       'manifest',
       'sysprep',
       'selftest',
@@ -137,6 +139,18 @@ describe.skipIf(missing)(titled('image provisioning in a Debian chroot', missing
     expect(
       lstatSync(inChroot('/etc/systemd/system/timers.target.wants/pke-vip-sync.timer'), { throwIfNoEntry: false })?.isSymbolicLink(),
     ).toBe(true);
+    // Day two on control-plane nodes: certificates renewed daily, etcd snapshots when the controller has one due.
+    expect(readFileSync(inChroot('/etc/systemd/system/pke-certs-renew.service'), 'utf8')).toContain(
+      'ExecStart=/usr/local/bin/pke-agent certs renew',
+    );
+    expect(readFileSync(inChroot('/etc/systemd/system/pke-etcd-backup.service'), 'utf8')).toContain(
+      'ExecStart=/usr/local/bin/pke-agent etcd backup',
+    );
+    for (const timer of ['pke-certs-renew.timer', 'pke-etcd-backup.timer']) {
+      expect(lstatSync(inChroot(`/etc/systemd/system/timers.target.wants/${timer}`), { throwIfNoEntry: false })?.isSymbolicLink()).toBe(
+        true,
+      );
+    }
   });
 
   it('writes the image manifest with the pinned versions', () => {

@@ -57,6 +57,10 @@ export interface ClusterArgs extends ConnectionArgs {
   cluster: string;
 }
 
+export interface ClusterBackupArgs extends ClusterArgs {
+  wait?: string;
+}
+
 export interface ClusterVsphereArgs extends ClusterArgs {
   server: string;
   username: string;
@@ -207,6 +211,23 @@ const clusterVsphereCommand: CommandModule<GlobalArgs, ClusterVsphereArgs> = {
   handler: async (args) => (await import('./controller/cluster.ts')).setVsphere(args),
 };
 
+const clusterBackupCommand: CommandModule<GlobalArgs, ClusterBackupArgs> = {
+  command: 'backup',
+  describe: 'Ask for an etcd snapshot now; a control-plane node takes it and the controller stores it',
+  builder: (yargs) =>
+    connectionOptions(yargs)
+      .option('cluster', { type: 'string', demandOption: true, describe: 'Cluster id or name' })
+      .option('wait', { type: 'string', describe: 'Wait this long for the snapshot to be stored, e.g. 5m (default: do not wait)' }),
+  handler: async (args) => (await import('./controller/backups.ts')).requestBackup(args),
+};
+
+const clusterBackupsCommand: CommandModule<GlobalArgs, ClusterArgs> = {
+  command: 'backups',
+  describe: 'List the etcd snapshots the controller keeps for a cluster (newest first) and where their files are',
+  builder: (yargs) => connectionOptions(yargs).option('cluster', { type: 'string', demandOption: true, describe: 'Cluster id or name' }),
+  handler: async (args) => (await import('./controller/backups.ts')).listBackups(args),
+};
+
 const clusterCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'cluster <command>',
   describe: 'Create, list and show clusters; set their vCenter connection',
@@ -216,7 +237,9 @@ const clusterCommand: CommandModule<GlobalArgs, GlobalArgs> = {
       .command(clusterListCommand)
       .command(clusterShowCommand)
       .command(clusterVsphereCommand)
-      .demandCommand(1, 'Name a cluster command: create, list, show or vsphere.'),
+      .command(clusterBackupCommand)
+      .command(clusterBackupsCommand)
+      .demandCommand(1, 'Name a cluster command: create, list, show, vsphere, backup or backups.'),
   handler: () => {},
 };
 

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type { PathParams, RouteSpec, SchemaInput, SchemaOutput } from '../../protocol/routes.ts';
 import type { ControllerRuntime } from '../runtime.ts';
 import type { ClusterState } from '../store/state.ts';
@@ -18,6 +19,8 @@ export interface HandlerContext<R extends RouteSpec> {
   cluster: R['path'] extends `${string}{c}${string}` ? ClusterState : undefined;
   body: SchemaOutput<R['body']>;
   query: SchemaOutput<R['query']>;
+  /** On upload routes: the request, whose raw body the handler reads. */
+  upload?: IncomingMessage;
   /** Aborted when the client goes away (long-polls stop waiting). */
   signal: AbortSignal;
   runtime: ControllerRuntime;

@@ -31,6 +31,7 @@ export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime,
   return (req: IncomingMessage, res: ServerResponse): void => {
     const started = performance.now();
     const log: { route: string; cluster?: string; node?: string; code?: string } = { route: '(none)' };
+    let upload = false;
     const aborter = new AbortController();
     // Only a client that leaves before its answer is aborted (abort() costs a DOMException).
     res.on('close', () => {
@@ -97,11 +98,23 @@ export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime,
       const cluster = principal === undefined ? undefined : authorize(spec, principal, params, runtime);
       if (principal) log.node = principal.kind === 'node' ? principal.node : principal.kind === 'access' ? principal.role : 'admin';
       if (cluster) log.cluster = cluster.id;
+      // Only an authorized caller's upload is read to its end when refused; anyone else's connection is closed.
+      upload = spec.upload === true;
 
       const body = spec.body ? validate(spec.body, req.method === 'POST' ? ((await readJson(req)) ?? {}) : {}, '') : undefined;
       const query = spec.query ? validate(spec.query, Object.fromEntries(url.searchParams), 'query.') : undefined;
-      const context = { principal, params, cluster, body, query, signal: aborter.signal, runtime } as HandlerContext<RouteSpec>;
       // An event stream holds a connection as a long-poll does, and counts against the same cap.
+      // An upload's body is the handler's to read (and to refuse before reading); others have theirs parsed above.
+      const context = {
+        principal,
+        params,
+        cluster,
+        body,
+        query,
+        upload: upload ? req : undefined,
+        signal: aborter.signal,
+        runtime,
+      } as HandlerContext<RouteSpec>;
       const release =
         spec.longPoll && principal?.kind === 'node'
           ? gate.enterLongPoll(`${principal.cluster}/${principal.node}`)
@@ -145,7 +158,9 @@ export function requestHandler(routes: BoundRoute[], runtime: ControllerRuntime,
           error: { code: error.code, message: error.message, ...(error.field === undefined ? {} : { field: error.field }) },
         };
         // A refusal before the body is in (401, 403, 413) does not wait for the rest of it, and an overloaded controller sheds the connection.
-        const close = !req.complete || error.code === 'overloaded';
+        // An upload refused part-way is read to its end and dropped (node:http does it), so that its
+        // client, still sending, gets the answer rather than a reset connection; it stops sending once it has.
+        const close = (!req.complete && !upload) || error.code === 'overloaded';
         const page = pageRoute?.problemAnswer?.(error);
         finish(error.status, page ?? body, close ? { connection: 'close' } : {});
         return;

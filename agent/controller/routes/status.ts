@@ -5,11 +5,13 @@ import { leaderView } from '../formation/lease.ts';
 import { API } from '../../protocol/routes.ts';
 import { bind } from '../http/route.ts';
 import type { ClusterState, NodeState } from '../store/state.ts';
+import { backupStatus, type SnapshotFiles } from '../backups/backups.ts';
+import { certificateWarnings, earliestExpiry } from '../certificates/certificates.ts';
 
 /** The cluster as the controller sees it, for the admin and for any node of the cluster. */
-export const statusRoute = bind(API.status, ({ cluster }) => clusterStatus(cluster, Date.now()));
+export const statusRoute = bind(API.status, ({ cluster, runtime }) => clusterStatus(cluster, Date.now(), runtime.snapshots));
 
-export function clusterStatus(cluster: ClusterState, now: number): ClusterStatus {
+export function clusterStatus(cluster: ClusterState, now: number, snapshots: SnapshotFiles): ClusterStatus {
   const view = leaderView(cluster, now);
   const slot = liveSlot(cluster, now);
   const nodes = Object.values(cluster.nodes).sort(
@@ -34,7 +36,14 @@ export function clusterStatus(cluster: ClusterState, now: number): ClusterStatus
     },
     joinSlot: slot ? { holder: slot.holder, expiresAt: new Date(slot.expiresAt).toISOString() } : undefined,
     nodes: nodes.map(nodeStatus),
+    ...dayTwo(cluster, now, snapshots),
   };
+}
+
+/** Snapshots and certificate expiry: what the operator has to act on shows as warnings. */
+function dayTwo(cluster: ClusterState, now: number, snapshots: SnapshotFiles): Pick<ClusterStatus, 'backups' | 'warnings'> {
+  const { backups, warnings } = backupStatus(snapshots, cluster, now);
+  return { backups, warnings: [...certificateWarnings(cluster, now), ...warnings] };
 }
 
 /** One node as every view shows it: status, and the answer to its register. */
@@ -56,6 +65,9 @@ export function nodeStatus(node: NodeState): NodeStatus {
     lastError: node.lastError,
     joinedAt: iso(node.joinedAt),
     readyAt: iso(node.readyAt),
+    certificatesExpireAt: iso(earliestExpiry(node)?.notAfter),
+    certificatesCheckedAt: iso(node.certificates?.checkedAt),
+    certificatesRenewedAt: iso(node.certificates?.renewedAt),
   };
 }
 

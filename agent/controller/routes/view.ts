@@ -4,6 +4,7 @@ import { forbidden, type ApiProblem } from '../http/problem.ts';
 import { RawAnswer, bind } from '../http/route.ts';
 import { verifyToken } from '../http/server.ts';
 import { clearedViewCookie, viewCookie } from '../http/view-cookie.ts';
+import type { SnapshotFiles } from '../backups/backups.ts';
 import type { ControllerRuntime } from '../runtime.ts';
 import type { ClusterState } from '../store/state.ts';
 import { clusterTimeline } from '../timeline/cluster-timeline.ts';
@@ -50,7 +51,7 @@ export const viewIndexRoute = bind(
     const rows = Object.values(runtime.store.state.clusters)
       .sort((a, b) => a.name.localeCompare(b.name))
       .map((cluster) => {
-        const status = clusterStatus(cluster, now);
+        const status = clusterStatus(cluster, now, runtime.snapshots);
         return {
           id: cluster.id,
           name: cluster.name,
@@ -69,9 +70,9 @@ export const viewIndexRoute = bind(
 
 export const viewClusterRoute = bind(
   API.viewCluster,
-  ({ cluster }) => {
+  ({ cluster, runtime }) => {
     const now = Date.now();
-    return page(clusterPage(clusterStatus(cluster, now), parts(cluster, now)));
+    return page(clusterPage(clusterStatus(cluster, now, runtime.snapshots), parts(cluster, now, runtime.snapshots)));
   },
   problemAnswer,
 );
@@ -83,7 +84,7 @@ async function* clusterEvents(cluster: ClusterState, runtime: ControllerRuntime,
   yield 'retry: 2000\n\n';
   let last = '';
   while (!signal.aborted && !runtime.isClosing) {
-    const data = JSON.stringify(parts(cluster, Date.now()));
+    const data = JSON.stringify(parts(cluster, Date.now(), runtime.snapshots));
     yield data === last ? ': unchanged\n\n' : `event: view\ndata: ${data}\n\n`;
     last = data;
     await runtime.viewChanges.next(cluster.id, REFRESH_MS, signal);
@@ -91,8 +92,8 @@ async function* clusterEvents(cluster: ClusterState, runtime: ControllerRuntime,
   }
 }
 
-function parts(cluster: ClusterState, now: number): ClusterParts {
-  const status = clusterStatus(cluster, now);
+function parts(cluster: ClusterState, now: number, snapshots: SnapshotFiles): ClusterParts {
+  const status = clusterStatus(cluster, now, snapshots);
   const holder = status.leader.initialized ? status.leader.holder : undefined;
   // The controller does not probe the VIP: the leader's keepalived has the highest priority and takes it.
   const vip = holder ? `${holder} (the leader, expected)` : 'none before the leader initializes';

@@ -20,6 +20,7 @@ import { createCa, type CertifiedKey } from '../clusters/pki.ts';
  *   clusters/<id>/pki/...     the cluster's CAs and service-account keys, kubeadm's layout
  *   clusters/<id>/admin.conf  the kubeconfig the leader uploaded when its init was done
  *   clusters/<id>/vsphere.json the vCenter connection the admin set for the vSphere CPI and CSI
+ *   clusters/<id>/backups/<backup>.db  etcd snapshots a control-plane node uploaded (controller/backups/)
  *
  * Every private file is 0600.
  */
@@ -56,6 +57,11 @@ export class DataDir {
   }
   vsphereCredentials(cluster: string): string {
     return this.file(`clusters/${cluster}/vsphere.json`);
+  }
+
+  /** Where the etcd snapshots of a cluster are kept; `backup` is an id the controller made. */
+  backupFile(cluster: string, backup: string): string {
+    return this.file(`clusters/${cluster}/backups/${backup}.db`);
   }
 
   async ensure(): Promise<void> {

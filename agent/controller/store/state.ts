@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { nameRecord } from '../../core/records.ts';
-import { accessTokenRoleSchema, clusterSpecSchema, roleSchema } from '../../protocol/api.ts';
+import { LEAF_CERTIFICATES, accessTokenRoleSchema, clusterSpecSchema, roleSchema } from '../../protocol/api.ts';
 
 /**
  * The controller's durable state: everything in `state.json`. Times are epoch milliseconds,
@@ -59,6 +59,14 @@ export const nodeStateSchema = z.object({
   /** Id (not secret) of the last bootstrap token handed to this node, and when. */
   joinTokenId: z.string().optional(),
   joinTokenIssuedAt: epochMs.optional(),
+  /** A control-plane node's leaf certificates as it last reported them (controller/backups and status read them). */
+  certificates: z
+    .object({
+      checkedAt: epochMs,
+      renewedAt: epochMs.optional(),
+      items: z.array(z.object({ name: z.enum(LEAF_CERTIFICATES), notAfter: epochMs })),
+    })
+    .optional(),
 });
 export type NodeState = z.infer<typeof nodeStateSchema>;
 
@@ -70,6 +78,28 @@ const leaderLeaseSchema = z.object({
   initialized: z.boolean(),
   initializedAt: epochMs.optional(),
 });
+
+const backupClaimSchema = z.object({
+  id: z.string(),
+  node: z.string(),
+  reason: z.enum(['scheduled', 'requested']),
+  request: z.string().optional(),
+  expiresAt: epochMs,
+});
+export type BackupClaimState = z.infer<typeof backupClaimSchema>;
+
+const storedBackupSchema = z.object({
+  id: z.string(),
+  node: z.string(),
+  reason: z.enum(['scheduled', 'requested']),
+  request: z.string().optional(),
+  takenAt: epochMs,
+  storedAt: epochMs,
+  bytes: z.number().int().nonnegative(),
+  sha256: z.string(),
+  revision: z.number().int().optional(),
+});
+export type StoredBackup = z.infer<typeof storedBackupSchema>;
 
 const joinSlotSchema = z.object({ holder: z.string(), expiresAt: epochMs });
 export type JoinSlot = z.infer<typeof joinSlotSchema>;
@@ -94,6 +124,14 @@ export const clusterStateSchema = z.object({
     .optional(),
   /** Revoked node-token ids, each kept until the token would have expired anyway. */
   revokedTokens: byName(epochMs),
+  /** etcd snapshots: the admin's open request, the node that is taking one, and those stored (files in the data dir). */
+  backups: z
+    .object({
+      requested: z.object({ id: z.string(), at: epochMs }).optional(),
+      claim: backupClaimSchema.optional(),
+      stored: z.array(storedBackupSchema),
+    })
+    .optional(),
 });
 export type ClusterState = z.infer<typeof clusterStateSchema>;
 

@@ -41,11 +41,17 @@ function statusText(status: ClusterStatus): string {
     n.phase ? `${n.phase} ${n.phaseState ?? ''}`.trim() : '-',
     n.joinedAt ?? '-',
     n.readyAt ?? '-',
+    n.certificatesExpireAt ?? '-',
     n.lastError ?? '',
   ]);
+  const latest = status.backups?.latest;
+  header.push(
+    `etcd snapshots ${status.backups?.stored ?? 0} stored${latest ? `, latest ${latest.id} from ${latest.node} at ${latest.takenAt}` : ''}${status.backups?.pending ? `, ${status.backups.pending} requested` : ''}`,
+  );
+  for (const warning of status.warnings ?? []) header.push(`WARNING ${warning}`);
   return [
     ...header.map(escapeControl),
     '',
-    renderTable(['NODE', 'ROLE', 'POOL', 'STATE', 'PRIMARY IP', 'PHASE', 'JOINED AT', 'READY AT', 'LAST ERROR'], rows),
+    renderTable(['NODE', 'ROLE', 'POOL', 'STATE', 'PRIMARY IP', 'PHASE', 'JOINED AT', 'READY AT', 'CERTS EXPIRE', 'LAST ERROR'], rows),
   ].join('\n');
 }

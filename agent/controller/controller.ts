@@ -16,6 +16,9 @@ import { claimLeaderRoute, leaderStateRoute } from './routes/leader.ts';
 import { nodeConfigRoute, revokeRoute } from './routes/node-config.ts';
 import { controlPlaneRoute, eventsRoute, joinedRoute, pkiRoute, readyRoute, registerRoute } from './routes/nodes.ts';
 import { getVsphereRoute, setVsphereRoute } from './routes/vsphere.ts';
+import { removeNodeRoute } from './routes/removals.ts';
+import type { NodeMachines } from './day-two/machines.ts';
+import type { RemovalOptions } from './day-two/node-removal.ts';
 import { statusRoute } from './routes/status.ts';
 import { ControllerRuntime } from './runtime.ts';
 import { requestHandler } from './http/server.ts';
@@ -46,6 +49,7 @@ const ROUTES: BoundRoute[] = [
   showClusterRoute,
   nodeConfigRoute,
   revokeRoute,
+  removeNodeRoute,
   registerRoute,
   eventsRoute,
   joinedRoute,
@@ -74,6 +78,10 @@ export interface ControllerOptions {
   verifyStateTouches?: boolean;
   /** Caps on connections and long-polls; DEFAULT_LIMITS where not given. */
   limits?: Partial<ControllerLimits>;
+  /** How node removals reach etcd and how long they wait (tests); defaults otherwise. */
+  removals?: RemovalOptions;
+  /** The VMs the controller provisioned (issue #15), which removals destroy. */
+  machines?: NodeMachines;
 }
 
 export interface RunningController {
@@ -144,9 +152,12 @@ async function serve(dataDir: DataDir, options: ControllerOptions): Promise<Runn
     log: options.log,
     advertiseUrl,
     caCertPem: ca.certPem,
+    removals: options.removals,
+    machines: options.machines,
   });
   for (const id of Object.keys(store.state.clusters)) runtime.pki.set(id, await dataDir.readClusterPki(id));
   for (const cluster of Object.values(store.state.clusters)) runtime.armDeadlines(cluster);
+  runtime.removals.resumeAll();
   const handle = requestHandler(ROUTES, runtime, gate);
   const inFlight = new Set<Promise<void>>();
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {

@@ -31,6 +31,7 @@ export interface EtcdMember {
   clientUrl: string;
   peerUrl: string;
   dataDir: string;
+  /** The running process (a new one after restart). */
   child: Started;
 }
 
@@ -40,17 +41,23 @@ export interface RealEtcd {
   client: CertifiedKey;
   /** Kills a member (SIGKILL), as a power cut would; its data stays. */
   kill(name: string): Promise<void>;
+  /** Starts a killed member again from its data, and waits until it is healthy. */
+  restart(name: string): Promise<void>;
+  /** Adds a member as kubeadm's control-plane join does (member add, then the new etcd joins the existing cluster). */
+  add(name: string): Promise<EtcdMember>;
   close(): Promise<void>;
 }
 
-/** A new etcd cluster of `names` with TLS from `etcdCa` for clients and peers, every member healthy. */
+/** A new etcd cluster of `names` with TLS from the cluster's etcd CA for clients and peers, every member healthy. */
 export async function startEtcd(dir: string, pki: Record<PkiFile, string>, names: string[]): Promise<RealEtcd> {
   const etcdCa = { certPem: pki['etcd/ca.crt'], keyPem: pki['etcd/ca.key'] };
-  const ports = await Promise.all(names.map(async () => ({ client: await freePort(), peer: await freePort() })));
   const client = await issueCertificate(etcdCa, { commonName: 'kube-apiserver-etcd-client', usage: 'client', validDays: 1 });
+  const pool = new ConnectionPool({ ca: etcdCa.certPem, cert: client.certPem, key: client.keyPem });
   const members: EtcdMember[] = [];
-  const initialCluster = names.map((name, i) => `${name}=https://127.0.0.1:${ports[i]?.peer}`).join(',');
-  for (const [i, name] of names.entries()) {
+  const argsOf = new Map<string, string[]>();
+
+  /** Writes a member's certificates and the flags it starts with. */
+  const prepare = async (name: string, initialCluster: string, state: 'new' | 'existing') => {
     const memberDir = path.join(dir, `etcd-${name}`);
     mkdirSync(memberDir, { recursive: true });
     const cert = await issueCertificate(etcdCa, {
@@ -59,13 +66,17 @@ export async function startEtcd(dir: string, pki: Record<PkiFile, string>, names
       usage: 'server-and-client',
       validDays: 1,
     });
-    writeFileSync(path.join(memberDir, 'ca.crt'), etcdCa.certPem);
-    writeFileSync(path.join(memberDir, 'member.crt'), cert.certPem);
-    writeFileSync(path.join(memberDir, 'member.key'), cert.keyPem, { mode: 0o600 });
-    const clientUrl = `https://127.0.0.1:${ports[i]?.client}`;
-    const peerUrl = `https://127.0.0.1:${ports[i]?.peer}`;
     const file = (f: string) => path.join(memberDir, f);
-    const child = start(memberDir, 'etcd', binary('etcd'), [
+    writeFileSync(file('ca.crt'), etcdCa.certPem);
+    writeFileSync(file('member.crt'), cert.certPem);
+    writeFileSync(file('member.key'), cert.keyPem, { mode: 0o600 });
+    const clientUrl = `https://127.0.0.1:${await freePort()}`;
+    const peerUrl =
+      initialCluster
+        .split(',')
+        .find((entry) => entry.startsWith(`${name}=`))
+        ?.slice(name.length + 1) ?? '';
+    argsOf.set(name, [
       `--name=${name}`,
       `--data-dir=${file('data')}`,
       `--listen-client-urls=${clientUrl}`,
@@ -73,7 +84,7 @@ export async function startEtcd(dir: string, pki: Record<PkiFile, string>, names
       `--listen-peer-urls=${peerUrl}`,
       `--initial-advertise-peer-urls=${peerUrl}`,
       `--initial-cluster=${initialCluster}`,
-      '--initial-cluster-state=new',
+      `--initial-cluster-state=${state}`,
       '--client-cert-auth=true',
       `--trusted-ca-file=${file('ca.crt')}`,
       `--cert-file=${file('member.crt')}`,
@@ -82,30 +93,61 @@ export async function startEtcd(dir: string, pki: Record<PkiFile, string>, names
       `--peer-trusted-ca-file=${file('ca.crt')}`,
       `--peer-cert-file=${file('member.crt')}`,
       `--peer-key-file=${file('member.key')}`,
-      // As kubeadm's etcd: snapshots often enough that a removed member's log is short.
-      '--snapshot-count=10000',
     ]);
-    members.push({ name, clientUrl, peerUrl, dataDir: file('data'), child });
+    return { memberDir, clientUrl, peerUrl, dataDir: file('data') };
+  };
+  const launch = (name: string, memberDir: string) => start(memberDir, 'etcd', binary('etcd'), argsOf.get(name) ?? []);
+  const healthy = (member: EtcdMember) =>
+    waitFor(`etcd ${member.name}`, pool, `${member.clientUrl}/health`, (text) => text.includes('"health":"true"'), member.child);
+
+  const peers = await Promise.all(names.map(async (name) => `${name}=https://127.0.0.1:${await freePort()}`));
+  for (const name of names) {
+    const prepared = await prepare(name, peers.join(','), 'new');
+    members.push({ name, ...prepared, child: launch(name, prepared.memberDir) });
   }
-  const pool = new ConnectionPool({ ca: etcdCa.certPem, cert: client.certPem, key: client.keyPem });
   try {
-    await Promise.all(
-      members.map((member) =>
-        waitFor(`etcd ${member.name}`, pool, `${member.clientUrl}/health`, (text) => text.includes('"health":"true"'), member.child),
-      ),
-    );
-  } finally {
+    await Promise.all(members.map(healthy));
+  } catch (error) {
+    await Promise.all(members.map((member) => kill(member.child)));
     await pool.close();
+    throw error;
   }
+  const memberNamed = (name: string) => {
+    const member = members.find((m) => m.name === name);
+    if (!member) throw new Error(`no etcd member ${name}`);
+    return member;
+  };
   return {
     members,
     client,
-    kill: async (name) => {
-      const member = members.find((m) => m.name === name);
-      await kill(member?.child);
+    kill: (name) => kill(memberNamed(name).child),
+    restart: async (name) => {
+      const member = memberNamed(name);
+      member.child = launch(name, path.dirname(member.dataDir));
+      await healthy(member);
+    },
+    add: async (name) => {
+      const peerUrl = `https://127.0.0.1:${await freePort()}`;
+      const seed = members.find((m) => m.child.exitCode === null && m.child.signalCode === null);
+      const added = await request(`${seed?.clientUrl}/v3/cluster/member/add`, {
+        pool,
+        method: 'POST',
+        body: JSON.stringify({ peerURLs: [peerUrl] }),
+        timeoutMs: 10_000,
+      });
+      if (added.statusCode !== 200) throw new Error(`etcd member add ${name}: ${added.statusCode} ${added.text}`);
+      const current = (JSON.parse(added.text) as { members: { name?: string; peerURLs: string[] }[] }).members
+        .map((m) => `${m.name || name}=${m.peerURLs[0]}`)
+        .join(',');
+      const prepared = await prepare(name, current, 'existing');
+      const member: EtcdMember = { name, ...prepared, child: launch(name, prepared.memberDir) };
+      members.push(member);
+      await healthy(member);
+      return member;
     },
     close: async () => {
       await Promise.all(members.map((member) => kill(member.child)));
+      await pool.close();
     },
   };
 }
@@ -126,11 +168,12 @@ export async function startApiServer(
   pki: Record<PkiFile, string>,
   etcd: RealEtcd,
   controllers: string[],
+  options: { port?: number } = {},
 ): Promise<RealApiServer> {
   const apiDir = path.join(dir, 'apiserver');
   mkdirSync(apiDir, { recursive: true });
   const file = (f: string) => path.join(apiDir, f);
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const ca = { certPem: pki['ca.crt'], keyPem: pki['ca.key'] };
   const [serving, admin] = await Promise.all([
     issueCertificate(ca, {

@@ -184,7 +184,7 @@ export const removalRequestSchema = z.strictObject({
     .number()
     .int()
     .min(1)
-    .max(24 * 3600)
+    .max(24 * 3600, 'at most 24 h')
     .default(300),
 });
 export type RemovalRequest = z.input<typeof removalRequestSchema>;

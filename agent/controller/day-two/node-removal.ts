@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PkeError, errorMessage } from '../../core/errors.ts';
+import { nameRecord } from '../../core/records.ts';
 import { VIP_RELEASE_PHASE, type NodeStatus, type RemovalRequest } from '../../protocol/api.ts';
 import { deleteJoinToken, revokeNode } from '../auth/revoke-node.ts';
 import { ApiProblem, conflict, notFound } from '../http/problem.ts';
@@ -298,7 +299,8 @@ export class NodeRemovals {
       force: c.removal.force,
       timeoutMs: c.removal.timeoutSeconds * 1000,
       signal: c.signal,
-      onEvent: (event) => this.runtime.log.info(`node.drain.${event.event}`, { cluster: c.cluster.id, node: c.node.name, ...event }),
+      onEvent: ({ event, ...fields }) =>
+        this.runtime.log.info(`node.drain.${event}`, { cluster: c.cluster.id, ...fields, node: c.node.name }),
     });
     if (!result.nodeFound) return { skipped: 'no such Node in the cluster' };
     return {

@@ -269,10 +269,11 @@ export class NodeRemovals {
     const etcd = await this.etcdAccess.connect(cluster, pki);
     try {
       const health = await memberHealth(etcd);
-      const alarms = await etcd.alarms();
-      if (alarms.length > 0) throw new RemovalRefused(`etcd has active alarms (${alarms.join(', ')}); clear them first`);
       const refusal = quorumRefusal(health, node.name);
       if (refusal) throw new RemovalRefused(refusal);
+      // Asked only of an etcd with quorum: reading the alarms goes through its raft log.
+      const alarms = await etcd.alarms();
+      if (alarms.length > 0) throw new RemovalRefused(`etcd has active alarms (${alarms.join(', ')}); clear them first`);
       const member = health.find((m) => m.name === node.name);
       const dead = member !== undefined && !member.healthy;
       if (node.removal && dead !== (node.removal.dead ?? false)) {

@@ -1,4 +1,5 @@
 import { X509Certificate } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { request } from '../../net/https.ts';
 import { errorMessage } from '../../core/errors.ts';
@@ -143,6 +144,8 @@ export function assertClusterKubeconfig(kubeconfig: AdminKubeconfig, cluster: { 
 }
 
 const REQUEST_TIMEOUT_MS = 10_000;
+const CONNECTION_RETRIES = 3;
+const CONNECTION_RETRY_MS = 1_000;
 /** How much of a cluster API's refusal the controller logs; none of it goes to nodes. */
 const DETAIL_CHARS = 200;
 
@@ -152,17 +155,25 @@ export function httpsClusterApi(kubeconfig: AdminKubeconfig): ClusterApi {
   const base = kubeconfig.server;
 
   type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
-  const send = async (method: Method, url: string, body?: unknown, contentType = 'application/json') => {
-    try {
-      return await request(url, {
-        pool,
-        method,
-        headers: body === undefined ? headers : { ...headers, 'content-type': contentType },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        timeoutMs: REQUEST_TIMEOUT_MS,
-      });
-    } catch (error) {
-      throw new ClusterApiError(`${method} ${url} failed: ${errorMessage(error)}`);
+  /**
+   * One request; one that got no answer is sent again (up to CONNECTION_RETRIES times, a second
+   * apart) when sending it twice does no harm: the API is behind the VIP, and a keep-alive
+   * connection to a node that gave the VIP up or left the cluster is reset under it.
+   */
+  const send = async (method: Method, url: string, body?: unknown, contentType = 'application/json', repeatable = method !== 'POST') => {
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        return await request(url, {
+          pool,
+          method,
+          headers: body === undefined ? headers : { ...headers, 'content-type': contentType },
+          body: body === undefined ? undefined : JSON.stringify(body),
+          timeoutMs: REQUEST_TIMEOUT_MS,
+        });
+      } catch (error) {
+        if (!repeatable || attempt >= CONNECTION_RETRIES) throw new ClusterApiError(`${method} ${url} failed: ${errorMessage(error)}`);
+      }
+      await sleep(CONNECTION_RETRY_MS);
     }
   };
   const refused = (method: Method, url: string, answer: { statusCode: number; text: string }) =>
@@ -221,7 +232,8 @@ export function httpsClusterApi(kubeconfig: AdminKubeconfig): ClusterApi {
     evictPod: async (pod) => {
       const url = `${podUrl(pod)}/eviction`;
       const eviction = { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: pod.name, namespace: pod.namespace } };
-      const answer = await send('POST', url, eviction);
+      // Evicting a pod twice is harmless: the second finds it going or gone.
+      const answer = await send('POST', url, eviction, 'application/json', true);
       if (answer.statusCode === 200 || answer.statusCode === 201) return { outcome: 'evicted' };
       if (answer.statusCode === 404) return { outcome: 'gone' };
       if (answer.statusCode === 429) return { outcome: 'blocked', message: statusMessage(answer.text).slice(0, DETAIL_CHARS) };

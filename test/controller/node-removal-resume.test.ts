@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../agent/core/log.ts';
 import { startController, type RunningController } from '../../agent/controller/controller.ts';
+import type { NodeMachines } from '../../agent/controller/day-two/machines.ts';
 import { kubeApiConnection } from '../../agent/kube/api-client.ts';
 import { parseAdminKubeconfig } from '../../agent/controller/kubernetes/cluster-api.ts';
 import { request } from '../../agent/net/https.ts';
@@ -27,8 +28,24 @@ afterAll(async () => {
   data.remove();
 });
 
+/** The VMs "provisioned" by the controller, as the vSphere provisioning (issue #15) will report and destroy them. */
+const destroyed: string[] = [];
+const machines: NodeMachines = {
+  owns: async (_cluster, node) => node === 'w1',
+  destroy: async (cluster, node) => {
+    destroyed.push(`${cluster}/${node}`);
+  },
+};
+
 async function controller(): Promise<{ running: RunningController; admin: AdminClient }> {
-  const running = await startController({ dataDir: data.dir, host: '127.0.0.1', port: 0, log: silentLogger, verifyStateTouches: true });
+  const running = await startController({
+    dataDir: data.dir,
+    host: '127.0.0.1',
+    port: 0,
+    log: silentLogger,
+    verifyStateTouches: true,
+    machines,
+  });
   const admin = new AdminClient({
     url: running.url,
     caCert: running.caCertPem,
@@ -39,7 +56,7 @@ async function controller(): Promise<{ running: RunningController; admin: AdminC
 }
 
 describe('a node removal across a controller restart', () => {
-  it('resumes at the step it was in', async () => {
+  it('resumes at the step it was in, and destroys the VM the controller provisioned', async () => {
     const first = await controller();
     const cluster = (await createLocalCluster(first.admin)).id;
     const leader: TestNode = await addNode(first.admin, cluster, 'm1', 'master');
@@ -107,6 +124,12 @@ describe('a node removal across a controller restart', () => {
       done = (await second.admin.status(cluster)).nodes.find((n) => n.name === 'w1');
     }
     expect(done?.state).toBe('removed');
+    // The controller made w1's VM (so says its provisioning): it is destroyed, once.
+    expect(done?.removal?.steps.find((s) => s.name === 'destroy-vm')).toMatchObject({
+      state: 'done',
+      note: 'VM powered off and destroyed',
+    });
+    expect(destroyed).toEqual([`${cluster}/w1`]);
     expect(done?.removal?.steps.find((s) => s.name === 'drain')).toMatchObject({
       state: 'done',
       note: 'evicted 1, deleted 0, left 0 (DaemonSet and mirror pods)',

@@ -119,10 +119,10 @@ export class NodeRemovals {
     this.runtime.store.mutate((_, touch) => {
       const removal: NodeRemoval = node.removal ?? {
         requestedAt: Date.now(),
-        force: false,
-        timeoutSeconds: 300,
+        force: request.force,
+        timeoutSeconds: request.timeoutSeconds,
         state: 'running',
-        steps: {},
+        steps: nameRecord(),
       };
       removal.force = request.force;
       removal.timeoutSeconds = request.timeoutSeconds;

@@ -16,6 +16,9 @@ import { claimLeaderRoute, leaderStateRoute } from './routes/leader.ts';
 import { nodeConfigRoute, revokeRoute } from './routes/node-config.ts';
 import { controlPlaneRoute, eventsRoute, joinedRoute, pkiRoute, readyRoute, registerRoute } from './routes/nodes.ts';
 import { getVsphereRoute, setVsphereRoute } from './routes/vsphere.ts';
+import { removeNodeRoute } from './routes/removals.ts';
+import type { NodeMachines } from './day-two/machines.ts';
+import type { RemovalOptions } from './day-two/node-removal.ts';
 import { statusRoute } from './routes/status.ts';
 import { claimBackupRoute, listBackupsRoute, reportCertificatesRoute, requestBackupRoute, uploadBackupRoute } from './routes/day-two.ts';
 import { ControllerRuntime } from './runtime.ts';
@@ -55,6 +58,7 @@ const ROUTES: BoundRoute[] = [
   showClusterRoute,
   nodeConfigRoute,
   revokeRoute,
+  removeNodeRoute,
   registerRoute,
   eventsRoute,
   joinedRoute,
@@ -102,6 +106,10 @@ export interface ControllerOptions {
   peerUrls?: string[];
   /** Share state and secrets with other replicas through etcd instead of keeping them in the data dir. */
   etcd?: EtcdOptions;
+  /** How node removals reach etcd and how long they wait (tests); defaults otherwise. */
+  removals?: RemovalOptions;
+  /** The VMs the controller provisioned (issue #15), which removals destroy. */
+  machines?: NodeMachines;
 }
 
 export interface RunningController {
@@ -207,9 +215,12 @@ async function serveWith(dataDir: DataDir, backend: Backend, options: Controller
     caCertPem: ca.certPem,
     metrics: new ControllerMetrics(() => store.state),
     viewChanges: new LongPollWakeups(),
+    removals: options.removals,
+    machines: options.machines,
   });
   for (const id of Object.keys(store.state.clusters)) runtime.pki.set(id, await files.readClusterPki(id));
   for (const cluster of Object.values(store.state.clusters)) runtime.armDeadlines(cluster);
+  runtime.removals.resumeAll();
   // A change through another replica wakes this one's long-polls as one of its own would.
   store.onRemoteChange((id) => {
     const cluster = store.state.clusters[id];

@@ -18,6 +18,8 @@ import type { ControllerStore } from './store/entities.ts';
 import type { TokenAuthority } from './auth/tokens.ts';
 import type { SnapshotFiles } from './backups/backups.ts';
 import type { ControllerMetrics } from './metrics/controller-metrics.ts';
+import type { NodeMachines } from './day-two/machines.ts';
+import { NodeRemovals, type RemovalOptions } from './day-two/node-removal.ts';
 
 /** What every route handler works with: the one instance of each part of a running controller. */
 export class ControllerRuntime {
@@ -40,6 +42,10 @@ export class ControllerRuntime {
   readonly viewChanges: LongPollWakeups;
   /** Each cluster's shared control-plane files, loaded at start and when a cluster is created (or first asked for: made by another replica). */
   readonly pki = new Map<string, Record<PkiFile, string>>();
+  /** Node removals in progress (day-two/). */
+  readonly removals: NodeRemovals;
+  /** The VMs the controller provisioned, where it provisions them (vsphere/, issue #15); removals destroy them. */
+  machines: NodeMachines | undefined;
   private readonly clusterApis = new Map<string, ClusterApi>();
   /** By cluster: settles when the control-plane join grant being made there is made (or not). */
   private readonly controlPlaneGrants = new Map<string, Promise<void>>();
@@ -57,6 +63,8 @@ export class ControllerRuntime {
     caCertPem: string;
     metrics: ControllerMetrics;
     viewChanges: LongPollWakeups;
+    removals?: RemovalOptions;
+    machines?: NodeMachines;
   }) {
     this.store = parts.store;
     this.wakeups = parts.wakeups;
@@ -69,6 +77,8 @@ export class ControllerRuntime {
     this.caCertPem = parts.caCertPem;
     this.metrics = parts.metrics;
     this.viewChanges = parts.viewChanges;
+    this.removals = new NodeRemovals(this, parts.removals);
+    this.machines = parts.machines;
   }
 
   async clusterPki(cluster: string): Promise<Record<PkiFile, string>> {
@@ -180,6 +190,7 @@ export class ControllerRuntime {
 
   async close(): Promise<void> {
     this.closing = true;
+    await this.removals.close();
     this.wakeups.close();
     this.viewChanges.close();
     await Promise.all([...this.clusterApis.values()].map((api) => api.close()));

@@ -36,6 +36,7 @@ import {
   type PkiBundle,
   type ReadyRequest,
   type RegisterRequest,
+  type RemovalRequest,
   type RevocationRequest,
   type RevocationResponse,
   type VsphereCredentials,
@@ -374,6 +375,10 @@ export class AdminClient {
 
   status(cluster: string): Promise<ClusterStatus> {
     return this.transport.call(API.status, { c: cluster });
+  }
+
+  removeNode(cluster: string, request: RemovalRequest): Promise<NodeStatus> {
+    return this.transport.call(API.removeNode, { c: cluster }, { body: request });
   }
 
   controlPlane(cluster: string): Promise<ControlPlaneView> {

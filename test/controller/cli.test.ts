@@ -104,6 +104,20 @@ describe('controller CLI', () => {
       ]),
     );
   });
+
+  it('removes a node step by step, one log line a step, and shows it removed', async () => {
+    const removed = await connected('node', 'remove', '--cluster', 'prod', '--name', 'prod-m1', '--timeout', '2m');
+    expect(removed.exitCode, removed.stderr).toBe(0);
+    expect(removed.stdout.trim()).toBe('node prod-m1: removed');
+    // A node that never joined: nothing to drain, no etcd member, no VIP; its tokens go.
+    expect(removed.stderr).toMatch(/node\.remove\.step.*step=quorum.*state=done.*note="the cluster was never initialized: no etcd yet"/);
+    expect(removed.stderr).toMatch(/node\.remove\.step.*step=revoke.*state=done/);
+    const table = await connected('status', '--cluster', 'prod');
+    expect(table.stdout).toMatch(/prod-m1\s+master\s+control-plane\s+removed/);
+    const missing = await connected('node', 'remove', '--cluster', 'prod', '--name', 'prod-m9');
+    expect(missing.exitCode).toBe(1);
+    expect(missing.stderr).toContain(`404 not-found: cluster ${clusterId} has no node prod-m9`);
+  });
 });
 
 describe('controller CLI input errors (exit 2, the flag named, nothing written)', () => {
@@ -114,6 +128,9 @@ describe('controller CLI input errors (exit 2, the flag named, nothing written)'
     [['cluster', 'create', '--name', 'Bad_Name', '--kubernetes-version', '1.31.2', '--vip', '10.0.0.1'], '--name'],
     [['node-config', '--cluster', 'prod', '--name', 'w9', '--role', 'worker', '--pool', 'nope'], '--pool'],
     [['node-config', '--cluster', 'prod', '--name', 'W_9', '--role', 'worker'], '--name'],
+    [['node', 'remove', '--cluster', 'prod', '--name', 'W_9'], '--name: expected a lower-case host name'],
+    [['node', 'remove', '--cluster', 'prod', '--name', 'prod-w1', '--timeout', '5x'], '--timeout: \\"5x\\" is not a duration'],
+    [['node', 'remove', '--cluster', 'prod', '--name', 'prod-w1', '--timeout', '2d'], '--timeout: at most 24 h'],
   ])('%j', async (args, expected) => {
     const result = await connected(...args);
     expect(result.exitCode).toBe(2);

@@ -1,10 +1,6 @@
 import { CONTROL_PLANE_POOL, type NodeConfigRequest } from '../../protocol/api.ts';
 import { API } from '../../protocol/routes.ts';
-import { errorMessage } from '../../core/errors.ts';
-import { ClusterApiError } from '../kubernetes/cluster-api.ts';
-import { releaseSlot } from '../formation/join-slots.ts';
-import { endLeaseOf } from '../formation/lease.ts';
-import type { ControllerRuntime } from '../runtime.ts';
+import { deleteJoinToken, revokeNode } from '../auth/revoke-node.ts';
 import { badRequest, conflict, notFound } from '../http/problem.ts';
 import { encodedSize, renderGuestinfo } from '../node-config/guestinfo.ts';
 import { bind } from '../http/route.ts';
@@ -68,21 +64,11 @@ export const revokeRoute = bind(API.revoke, async ({ cluster, body, runtime }) =
     if (body.node !== undefined) {
       const node = cluster.nodes[body.node];
       if (!node) throw notFound(`cluster ${cluster.id} has no node ${body.node}`);
-      const jtis = node.tokens.map((t) => t.jti);
-      for (const t of node.tokens) cluster.revokedTokens[t.jti] = t.expiresAt;
-      node.tokens = [];
-      node.revokedAt = now;
-      // The VM is gone or untrusted: a replacement may register the name with its own UUID.
-      node.registration = undefined;
-      node.granted = undefined;
-      joinTokenId = node.joinTokenId;
-      node.joinTokenId = undefined;
-      releaseSlot(cluster, node.name);
-      endLeaseOf(cluster, node.name);
-      if (cluster.initToken?.node === node.name) cluster.initToken = undefined;
+      const revoked = revokeNode(cluster, node, now);
+      joinTokenId = revoked.joinTokenId;
       touch.node(cluster.id, node.name);
       touch.cluster(cluster.id);
-      return jtis;
+      return revoked.jtis;
     }
     const jti = body.jti ?? '';
     const owner = Object.values(cluster.nodes).find((n) => n.tokens.some((t) => t.jti === jti));
@@ -99,21 +85,6 @@ export const revokeRoute = bind(API.revoke, async ({ cluster, body, runtime }) =
   if (joinTokenId !== undefined) await deleteJoinToken(cluster, joinTokenId, runtime);
   return { revoked };
 });
-
-/** Best effort: the token also expires on its own (bootstrapTokenTtlSeconds); a failure is logged for the operator. */
-async function deleteJoinToken(cluster: ClusterState, id: string, runtime: ControllerRuntime): Promise<void> {
-  try {
-    await (await runtime.clusterApi(cluster.id))?.deleteBootstrapTokenSecret(id);
-    runtime.log.info('join.token.deleted', { cluster: cluster.id, bootstrapId: id });
-  } catch (error) {
-    runtime.log.warn('join.token.delete-failed', {
-      cluster: cluster.id,
-      bootstrapId: id,
-      error: errorMessage(error),
-      answer: error instanceof ClusterApiError ? error.detail : undefined,
-    });
-  }
-}
 
 function nodePool(cluster: ClusterState, request: NodeConfigRequest): string {
   if (request.role === 'master') {

@@ -7,6 +7,7 @@ import { bind } from '../http/route.ts';
 import type { ClusterState, NodeState } from '../store/state.ts';
 import { backupStatus, type SnapshotFiles } from '../backups/backups.ts';
 import { certificateWarnings, earliestExpiry } from '../certificates/certificates.ts';
+import { removalStatus } from '../day-two/node-removal.ts';
 
 /** The cluster as the controller sees it, for the admin and for any node of the cluster. */
 export const statusRoute = bind(API.status, ({ cluster, runtime }) => clusterStatus(cluster, Date.now(), runtime.snapshots));
@@ -68,10 +69,13 @@ export function nodeStatus(node: NodeState): NodeStatus {
     certificatesExpireAt: iso(earliestExpiry(node)?.notAfter),
     certificatesCheckedAt: iso(node.certificates?.checkedAt),
     certificatesRenewedAt: iso(node.certificates?.renewedAt),
+    removal: removalStatus(node),
   };
 }
 
 export function nodeState(node: NodeState): NodeStatus['state'] {
+  if (node.removedAt !== undefined) return 'removed';
+  if (node.removal !== undefined) return 'removing';
   if (node.revokedAt !== undefined) return 'revoked';
   if (node.readyAt !== undefined) return 'ready';
   if (node.phaseState === 'failed') return 'failed';

@@ -37,6 +37,28 @@ const phaseRunSchema = z.object({
 });
 export type PhaseRun = z.infer<typeof phaseRunSchema>;
 
+/** One step of a node's removal (agent/controller/day-two/node-removal.ts). */
+const removalStepSchema = z.object({
+  state: z.enum(['running', 'done', 'skipped', 'failed']),
+  at: epochMs,
+  /** What the step did or found (skipped: why), or its error. */
+  note: z.string().optional(),
+});
+
+/** `controller node remove`: journaled step by step, so that a restart or a rerun resumes it. */
+const nodeRemovalSchema = z.object({
+  requestedAt: epochMs,
+  force: z.boolean(),
+  timeoutSeconds: z.number().int().positive(),
+  state: z.enum(['running', 'failed', 'done']),
+  /** The step running, or the one that failed. */
+  step: z.string().optional(),
+  steps: byName(removalStepSchema),
+  /** A control-plane node whose etcd member did not answer: removed from the survivors, no VIP hand-over. */
+  dead: z.boolean().optional(),
+});
+export type NodeRemoval = z.infer<typeof nodeRemovalSchema>;
+
 export const nodeStateSchema = z.object({
   name: z.string(),
   role: roleSchema,
@@ -67,6 +89,9 @@ export const nodeStateSchema = z.object({
       items: z.array(z.object({ name: z.enum(LEAF_CERTIFICATES), notAfter: epochMs })),
     })
     .optional(),
+  removal: nodeRemovalSchema.optional(),
+  /** The removal finished: the node is out of the cluster (its tokens revoked with it). */
+  removedAt: epochMs.optional(),
 });
 export type NodeState = z.infer<typeof nodeStateSchema>;
 

@@ -49,9 +49,20 @@ function statusText(status: ClusterStatus): string {
     `etcd snapshots ${status.backups?.stored ?? 0} stored${latest ? `, latest ${latest.id} from ${latest.node} at ${latest.takenAt}` : ''}${status.backups?.pending ? `, ${status.backups.pending} requested` : ''}`,
   );
   for (const warning of status.warnings ?? []) header.push(`WARNING ${warning}`);
+  const removals = nodes.filter((n) => n.removal !== undefined && n.removal.state !== 'done');
   return [
     ...header.map(escapeControl),
     '',
     renderTable(['NODE', 'ROLE', 'POOL', 'STATE', 'PRIMARY IP', 'PHASE', 'JOINED AT', 'READY AT', 'CERTS EXPIRE', 'LAST ERROR'], rows),
+    ...removals.flatMap((n) => [
+      '',
+      escapeControl(
+        `removing ${n.name}${n.removal?.dead ? ' (dead: from the survivors)' : ''}: ${n.removal?.state} at step ${n.removal?.step ?? '-'}`,
+      ),
+      renderTable(
+        ['STEP', 'STATE', 'AT', 'NOTE'],
+        (n.removal?.steps ?? []).map((step) => [step.name, step.state, step.at, step.note ?? '']),
+      ),
+    ]),
   ].join('\n');
 }

@@ -6,6 +6,7 @@ import { configCommand } from './commands/config.ts';
 import { controllerCommand } from './commands/controller.ts';
 import { preflightCommand } from './commands/preflight.ts';
 import { statusCommand } from './commands/status.ts';
+import { upgradeCommand } from './commands/upgrade.ts';
 import { versionCommand, versionText } from './commands/version.ts';
 import { vipCommand } from './commands/vip.ts';
 import type { GlobalArgs } from './context.ts';
@@ -32,6 +33,7 @@ export async function main(argv: string[]): Promise<number> {
     .command(preflightCommand)
     .command(controllerCommand)
     .command(vipCommand)
+    .command(upgradeCommand)
     .demandCommand(1, 'Name a command; see --help.')
     .strict()
     .version(false)

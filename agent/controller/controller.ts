@@ -17,6 +17,7 @@ import { nodeConfigRoute, revokeRoute } from './routes/node-config.ts';
 import { controlPlaneRoute, eventsRoute, joinedRoute, pkiRoute, readyRoute, registerRoute } from './routes/nodes.ts';
 import { getVsphereRoute, setVsphereRoute } from './routes/vsphere.ts';
 import { statusRoute } from './routes/status.ts';
+import { drainRoute, startUpgradeRoute, uncordonRoute, upgradedRoute, upgradeSlotRoute } from './routes/upgrade.ts';
 import { ControllerRuntime } from './runtime.ts';
 import { requestHandler } from './http/server.ts';
 import { LongPollWakeups } from './formation/long-poll-wakeups.ts';
@@ -58,6 +59,11 @@ const ROUTES: BoundRoute[] = [
   statusRoute,
   setVsphereRoute,
   getVsphereRoute,
+  startUpgradeRoute,
+  upgradeSlotRoute,
+  drainRoute,
+  uncordonRoute,
+  upgradedRoute,
 ];
 
 export interface ControllerOptions {

@@ -6,8 +6,10 @@ import {
   openSync,
   readFileSync,
   readdirSync,
+  renameSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeSync,
 } from 'node:fs';
 import path from 'node:path';
@@ -139,6 +141,15 @@ export class Host {
 
   async ensureDir(nodePath: string, mode = 0o755): Promise<void> {
     mkdirSync(this.file(nodePath), { recursive: true, mode });
+  }
+
+  /** Makes `nodePath` a symbolic link to `target`, replacing what is there in one rename. */
+  async link(target: string, nodePath: string): Promise<void> {
+    const file = this.file(nodePath);
+    const scratch = `${file}.pke-${process.pid}.tmp`;
+    rmSync(scratch, { force: true });
+    symlinkSync(target, scratch);
+    renameSync(scratch, file);
   }
 
   async remove(nodePath: string): Promise<void> {

@@ -11,6 +11,7 @@ import {
   podCidr,
   serviceCidr,
 } from '../config/schema.ts';
+import { upgradeViewSchema } from './upgrade.ts';
 
 /**
  * The controller's HTTP API, shared by the controller (validates requests, shapes answers)
@@ -386,5 +387,7 @@ export const clusterStatusSchema = z.object({
   }),
   joinSlot: z.object({ holder: z.string(), expiresAt: z.string() }).optional(),
   nodes: z.array(nodeStatusSchema),
+  /** The last Kubernetes upgrade, node by node (day two). */
+  upgrade: upgradeViewSchema.optional(),
 });
 export type ClusterStatus = z.infer<typeof clusterStatusSchema>;

@@ -34,6 +34,7 @@ import {
 } from './api.ts';
 import { API, routePath, type PathParams, type RouteSpec, type SchemaInput, type SchemaOutput } from './routes.ts';
 import type { NodeApi } from './node-api.ts';
+import type { UpgradeRequest, UpgradeView } from './upgrade.ts';
 
 /**
  * The HTTPS client of the controller API: TLS pinned to the controller's CA, bearer token,
@@ -333,6 +334,10 @@ export class AdminClient {
 
   controlPlane(cluster: string): Promise<ControlPlaneView> {
     return this.transport.call(API.controlPlane, { c: cluster });
+  }
+
+  startUpgrade(cluster: string, request: UpgradeRequest): Promise<UpgradeView> {
+    return this.transport.call(API.startUpgrade, { c: cluster }, { body: request });
   }
 
   close(): Promise<void> {

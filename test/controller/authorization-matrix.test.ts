@@ -73,6 +73,12 @@ const SAMPLES: Record<RouteName, Sample> = {
   join: { body: () => ({}), query: '?wait=0', outcome: { worker: 409 } },
   controlPlane: {},
   status: {},
+  // The cluster is not initialized: nothing to upgrade, no upgrade slot to hold.
+  startUpgrade: { body: () => ({ to: '1.32.0' }), outcome: { admin: 409 } },
+  upgradeSlot: { body: () => ({ to: '1.32.0' }), query: '?wait=0', outcome: { master: 409, worker: 409 } },
+  drain: { body: () => ({}), outcome: { master: 409, worker: 409 } },
+  uncordon: { outcome: { master: 409, worker: 409 } },
+  upgraded: { body: () => ({ to: '1.32.0' }), outcome: { master: 409, worker: 409 } },
 };
 
 let t: TestController;

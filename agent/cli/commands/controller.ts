@@ -59,6 +59,10 @@ export interface ClusterVsphereArgs extends ClusterArgs {
   thumbprint?: string;
 }
 
+export interface ClusterUpgradeArgs extends ClusterArgs {
+  to: string;
+}
+
 export interface NodeConfigArgs extends ClusterArgs {
   name: string;
   role: 'master' | 'worker';
@@ -171,6 +175,16 @@ const clusterVsphereCommand: CommandModule<GlobalArgs, ClusterVsphereArgs> = {
   handler: async (args) => (await import('./controller/cluster.ts')).setVsphere(args),
 };
 
+const clusterUpgradeCommand: CommandModule<GlobalArgs, ClusterUpgradeArgs> = {
+  command: 'upgrade',
+  describe: "Upgrade the cluster's Kubernetes one minor version at a time, one node at a time (each node runs `pke-agent upgrade`)",
+  builder: (yargs) =>
+    connectionOptions(yargs)
+      .option('cluster', { type: 'string', demandOption: true, describe: 'Cluster id or name' })
+      .option('to', { type: 'string', demandOption: true, describe: 'The Kubernetes version, e.g. 1.37.2: the same or the next minor' }),
+  handler: async (args) => (await import('./controller/upgrade.ts')).upgradeCluster(args),
+};
+
 const clusterCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'cluster <command>',
   describe: 'Create, list and show clusters; set their vCenter connection',
@@ -180,7 +194,8 @@ const clusterCommand: CommandModule<GlobalArgs, GlobalArgs> = {
       .command(clusterListCommand)
       .command(clusterShowCommand)
       .command(clusterVsphereCommand)
-      .demandCommand(1, 'Name a cluster command: create, list, show or vsphere.'),
+      .command(clusterUpgradeCommand)
+      .demandCommand(1, 'Name a cluster command: create, list, show, vsphere or upgrade.'),
   handler: () => {},
 };
 

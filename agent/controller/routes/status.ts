@@ -1,5 +1,6 @@
 import type { ClusterStatus, NodeStatus } from '../../protocol/api.ts';
 import { virtualRouterId } from '../../vip/keepalived.ts';
+import { upgradeView } from '../day-two/upgrade.ts';
 import { liveSlot } from '../formation/join-slots.ts';
 import { leaderView } from '../formation/lease.ts';
 import { API } from '../../protocol/routes.ts';
@@ -34,6 +35,7 @@ function clusterStatus(cluster: ClusterState, now: number): ClusterStatus {
     },
     joinSlot: slot ? { holder: slot.holder, expiresAt: new Date(slot.expiresAt).toISOString() } : undefined,
     nodes: nodes.map(nodeStatus),
+    upgrade: upgradeView(cluster),
   };
 }
 

@@ -46,6 +46,8 @@ const nodeStateSchema = z.object({
   /** Id (not secret) of the last bootstrap token handed to this node, and when. */
   joinTokenId: z.string().optional(),
   joinTokenIssuedAt: epochMs.optional(),
+  /** This node's part of the cluster's Kubernetes upgrade to `to` (day-two/upgrade.ts). */
+  upgrade: z.object({ to: z.string(), grantedAt: epochMs.optional(), upgradedAt: epochMs.optional() }).optional(),
 });
 export type NodeState = z.infer<typeof nodeStateSchema>;
 
@@ -81,6 +83,21 @@ const clusterStateSchema = z.object({
     .optional(),
   /** Revoked node-token ids, each kept until the token would have expired anyway. */
   revokedTokens: byName(epochMs),
+  /**
+   * The last Kubernetes upgrade: the nodes in the order they upgrade (the first control-plane
+   * node runs `kubeadm upgrade apply`), and which of them holds the one upgrade slot. The slot has
+   * no expiry: the next node goes only once its holder reports itself Ready on the new version.
+   */
+  upgrade: z
+    .object({
+      from: z.string(),
+      to: z.string(),
+      startedAt: epochMs,
+      finishedAt: epochMs.optional(),
+      order: z.array(z.string()),
+      holder: z.string().optional(),
+    })
+    .optional(),
 });
 export type ClusterState = z.infer<typeof clusterStateSchema>;
 

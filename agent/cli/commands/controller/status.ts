@@ -4,6 +4,7 @@ import type { ClusterStatus } from '../../../protocol/api.ts';
 import { commandContext } from '../../context.ts';
 import type { ClusterArgs } from '../controller.ts';
 import { adminClient } from './connect.ts';
+import { upgradeText } from './upgrade.ts';
 
 export async function status(args: ClusterArgs): Promise<void> {
   const ctx = commandContext(args);
@@ -47,5 +48,6 @@ function statusText(status: ClusterStatus): string {
     ...header.map(escapeControl),
     '',
     renderTable(['NODE', 'ROLE', 'POOL', 'STATE', 'PRIMARY IP', 'PHASE', 'JOINED AT', 'READY AT', 'LAST ERROR'], rows),
+    ...(status.upgrade ? ['', upgradeText(status.upgrade)] : []),
   ].join('\n');
 }

@@ -25,10 +25,7 @@ export interface KubeadmUpgradeOptions {
 }
 
 export async function kubeadmUpgrade(host: Host, options: KubeadmUpgradeOptions): Promise<void> {
-  const args =
-    options.mode === 'apply'
-      ? ['upgrade', 'apply', `v${options.version.replace(/^v/, '')}`, '--yes']
-      : ['upgrade', 'node'];
+  const args = options.mode === 'apply' ? ['upgrade', 'apply', `v${options.version.replace(/^v/, '')}`, '--yes'] : ['upgrade', 'node'];
   if (options.ignorePreflightErrors.length > 0) args.push(`--ignore-preflight-errors=${options.ignorePreflightErrors.join(',')}`);
   const log = options.log.child({ command: `kubeadm upgrade ${options.mode}` });
   try {

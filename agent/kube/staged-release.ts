@@ -48,8 +48,7 @@ export async function checkStagedRelease(host: Host, version: string): Promise<v
         context: { path: file },
       });
     const found = await binaryVersion(host, host.file(file), command);
-    if (found !== version.replace(/^v/, ''))
-      throw new PkeError(`${file} is v${found}, not v${version}`, { context: { path: file } });
+    if (found !== version.replace(/^v/, '')) throw new PkeError(`${file} is v${found}, not v${version}`, { context: { path: file } });
   }
 }
 

@@ -189,7 +189,14 @@ export const API = {
     answer: upgradeGrantSchema,
     longPoll: true,
   }),
-  drain: route({ method: 'POST', path: `${NODE}/upgrade/drain`, access: 'node', status: 200, body: drainRequestSchema, answer: drainAnswerSchema }),
+  drain: route({
+    method: 'POST',
+    path: `${NODE}/upgrade/drain`,
+    access: 'node',
+    status: 200,
+    body: drainRequestSchema,
+    answer: drainAnswerSchema,
+  }),
   uncordon: route({ method: 'POST', path: `${NODE}/upgrade/uncordon`, access: 'node', status: 204 }),
   upgraded: route({ method: 'POST', path: `${NODE}/upgraded`, access: 'node', status: 204, body: upgradedRequestSchema }),
 } as const;

@@ -71,7 +71,7 @@ export function grantOf(cluster: ClusterState, node: string): UpgradeGrant {
 export function stoppedAt(cluster: ClusterState): UpgradeView['stopped'] {
   const holder = activeUpgrade(cluster)?.holder;
   const node = holder === undefined ? undefined : cluster.nodes[holder];
-  if (!node || node.phaseState !== 'failed' || !node.phase?.startsWith('upgrade-')) return undefined;
+  if (node?.phaseState !== 'failed' || !node.phase?.startsWith('upgrade-')) return undefined;
   return { node: node.name, phase: node.phase, error: node.lastError };
 }
 
@@ -96,13 +96,7 @@ export function upgradeView(cluster: ClusterState): UpgradeView | undefined {
       const node = cluster.nodes[name];
       const mine = node?.upgrade?.to === upgrade.to ? node.upgrade : undefined;
       const state =
-        mine?.upgradedAt !== undefined
-          ? 'upgraded'
-          : stopped?.node === name
-            ? 'failed'
-            : upgrade.holder === name
-              ? 'upgrading'
-              : 'waiting';
+        mine?.upgradedAt !== undefined ? 'upgraded' : stopped?.node === name ? 'failed' : upgrade.holder === name ? 'upgrading' : 'waiting';
       return {
         name,
         role: node?.role ?? 'worker',
@@ -111,8 +105,7 @@ export function upgradeView(cluster: ClusterState): UpgradeView | undefined {
         phase: state === 'upgrading' || state === 'failed' ? node?.phase : undefined,
         startedAt: iso(mine?.grantedAt),
         upgradedAt: iso(mine?.upgradedAt),
-        seconds:
-          mine?.grantedAt !== undefined && mine.upgradedAt !== undefined ? (mine.upgradedAt - mine.grantedAt) / 1000 : undefined,
+        seconds: mine?.grantedAt !== undefined && mine.upgradedAt !== undefined ? (mine.upgradedAt - mine.grantedAt) / 1000 : undefined,
       };
     }),
   };

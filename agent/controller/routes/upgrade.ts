@@ -1,14 +1,6 @@
 import { errorMessage } from '../../core/errors.ts';
 import { API } from '../../protocol/routes.ts';
-import {
-  activeUpgrade,
-  allUpgraded,
-  grantOf,
-  nextInLine,
-  upgradeOrder,
-  upgradeSkewRefusal,
-  upgradeView,
-} from '../day-two/upgrade.ts';
+import { activeUpgrade, allUpgraded, grantOf, nextInLine, upgradeOrder, upgradeSkewRefusal, upgradeView } from '../day-two/upgrade.ts';
 import { nodeMaintenance, type NodeMaintenance } from '../day-two/node-maintenance.ts';
 import { ApiProblem, badRequest, conflict } from '../http/problem.ts';
 import { bind } from '../http/route.ts';
@@ -134,7 +126,11 @@ function assertHolder(cluster: ClusterState, node: string): void {
 }
 
 /** The cluster's API with the admin.conf the leader uploaded; a failure is the node's answer (409, its message). */
-async function withMaintenance<T>(runtime: ControllerRuntime, cluster: ClusterState, use: (api: NodeMaintenance) => Promise<T>): Promise<T> {
+async function withMaintenance<T>(
+  runtime: ControllerRuntime,
+  cluster: ClusterState,
+  use: (api: NodeMaintenance) => Promise<T>,
+): Promise<T> {
   const text = await runtime.dataDir.readAdminKubeconfig(cluster.id);
   if (text === undefined) throw new ApiProblem(503, 'cluster-api-unavailable', `the controller has no admin kubeconfig for ${cluster.id}`);
   const api = nodeMaintenance(parseAdminKubeconfig(text));

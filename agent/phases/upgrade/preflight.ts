@@ -20,7 +20,9 @@ export function upgradePreflightPhase({ to }: UpgradeInputs): Phase<UpgradePrefl
       const bootstrap = await Journal.read(host);
       const nodeName = (bootstrap?.phases.register?.output as { nodeName?: string } | undefined)?.nodeName;
       if (!nodeName || bootstrap?.phases['signal-ready']?.state !== 'done')
-        throw new PkeError('this node has not finished its bootstrap (pke-agent status shows where it is); an upgrade starts from a Ready node');
+        throw new PkeError(
+          'this node has not finished its bootstrap (pke-agent status shows where it is); an upgrade starts from a Ready node',
+        );
       await checkStagedRelease(host, to);
       const installed = await host.which('kubelet');
       if (!installed) throw new PkeError('no kubelet on PATH: the upgrade replaces the installed one, and finds none');

@@ -16,10 +16,10 @@ export const startUpgradeRoute = bind(API.startUpgrade, ({ cluster, body, runtim
     if (active.to === body.to) return upgradeView(cluster)!;
     throw conflict(`cluster ${cluster.id} is being upgraded to ${active.to}; that upgrade must finish first`);
   }
-  if (!cluster.leader.initialized) throw conflict(`cluster ${cluster.id} is not initialized yet; there is nothing to upgrade`);
   const from = cluster.spec.kubernetesVersion;
   const refusal = upgradeSkewRefusal(from, body.to);
   if (refusal) throw badRequest(refusal, 'to');
+  if (!cluster.leader.initialized) throw conflict(`cluster ${cluster.id} is not initialized yet; there is nothing to upgrade`);
   const now = Date.now();
   const order = upgradeOrder(cluster, now);
   const notReady = order.filter((node) => node.readyAt === undefined).map((node) => node.name);

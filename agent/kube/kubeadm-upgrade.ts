@@ -36,10 +36,11 @@ export async function kubeadmUpgrade(host: Host, options: KubeadmUpgradeOptions)
     });
   } catch (error) {
     if (error instanceof CommandError) {
-      const reason = (error.context.stderrTail ?? '')
-        .split('\n')
-        .map((line) => line.trim())
-        .findLast((line) => line.startsWith('error execution phase') || line.startsWith('[upgrade') || line.startsWith('error'));
+      const lines = (error.context.stderrTail ?? '').split('\n').map((line) => line.trim());
+      // The failed checks name the cause; the phase line only says that checks failed.
+      const failedChecks = lines.filter((line) => line.startsWith('[ERROR'));
+      const phase = lines.findLast((line) => /error execution phase|^error/.test(line));
+      const reason = [phase, ...failedChecks].filter(Boolean).join('; ');
       if (reason) error.message = `${error.context.command} exited ${error.context.exitCode}: ${reason}`;
     }
     throw error;

@@ -16,7 +16,11 @@ export function upgradeKubeadmPhase({ to }: UpgradeInputs): Phase<{ mode: 'apply
         kubeadm: host.file(stagedBinary(to, 'kubeadm')),
         version: to,
         mode,
-        ignorePreflightErrors: config.kubernetes.allowCgroupV1 ? ['SystemVerification'] : [],
+        ignorePreflightErrors: [
+          ...(config.kubernetes.allowCgroupV1 ? ['SystemVerification'] : []),
+          // kubeadm checks the CoreDNS it would upgrade, and fails where the cluster runs none.
+          ...(config.addons.coreDns ? [] : ['CoreDNSUnsupportedPlugins', 'CoreDNSMigration']),
+        ],
         log,
         signal,
       });

@@ -16,8 +16,11 @@ import { namespacesAvailable } from '../lab/network.ts';
 const MASTERS = 3;
 const WORKERS = 2;
 const PROBE_INTERVAL_S = 0.2;
-/** keepalived's takeover once the holder stops advertising: 3 x advert_int (1 s); measured 1.8 to 2.2 s in the lab. */
-const VIP_TAKEOVER_S = 3;
+/**
+ * The VIP's takeover budget (the failover target of `npm run lab -- --failover`, where the real
+ * tier measured 3.6 s from the holder's kube-apiserver killed to the VIP answering elsewhere).
+ */
+const VIP_TAKEOVER_S = 5;
 
 const OLDER = KUBERNETES_RELEASES.find((release) => release.version !== NEWEST_RELEASE.version)!;
 const NEWER = NEWEST_RELEASE;

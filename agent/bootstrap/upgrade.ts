@@ -7,10 +7,10 @@ import type { Host } from '../host/host.ts';
 import { Journal } from '../journal/journal.ts';
 import { acquireBootstrapLock } from '../journal/lock.ts';
 import { factsOnce } from '../node/facts.ts';
-import type { LeaseHolder } from '../phases/phase.ts';
 import { upgradePhases } from '../phases/upgrade/index.ts';
 import type { NodeClient } from '../protocol/client.ts';
 import type { UpgradeApi } from '../protocol/upgrade-client.ts';
+import { NO_LEASE } from './lease-keeper.ts';
 import { OutboxReporter } from './outbox.ts';
 import { runPhases, type RunSummary } from './runner.ts';
 
@@ -24,9 +24,6 @@ export interface UpgradeOptions {
   connect: (config: AgentConfig, signal: AbortSignal) => { node: NodeClient; upgrade: UpgradeApi };
   reportFlushMs?: number;
 }
-
-/** An upgrade holds no leader lease. */
-const NO_LEASE: LeaseHolder = { hold: () => {}, initGrant: () => undefined, release: () => {} };
 
 /**
  * `pke-agent upgrade`: this node's part in the cluster's upgrade. Run on every node at once (by

@@ -7,6 +7,7 @@ import { upgradePreflightPhase } from './preflight.ts';
 import { upgradeReportPhase } from './report.ts';
 import { upgradeTurnPhase } from './turn.ts';
 import { upgradeUncordonPhase } from './uncordon.ts';
+import { upgradeVipOffPhase, upgradeVipOnPhase } from './vip.ts';
 
 /** `pke-agent upgrade`, in order: the runner walks it with the upgrade's own journal. */
 export function upgradePhases(inputs: UpgradeInputs): readonly Phase[] {
@@ -14,8 +15,10 @@ export function upgradePhases(inputs: UpgradeInputs): readonly Phase[] {
     upgradePreflightPhase(inputs),
     upgradeTurnPhase(inputs),
     upgradeDrainPhase(inputs),
+    upgradeVipOffPhase(inputs),
     upgradeKubeadmPhase(inputs),
     upgradeKubeletPhase(inputs),
+    upgradeVipOnPhase(inputs),
     upgradeUncordonPhase(inputs),
     upgradeReportPhase(inputs),
   ] as Phase[];

@@ -9,7 +9,7 @@ export function upgradeKubeadmPhase({ to }: UpgradeInputs): Phase<{ mode: 'apply
   return {
     name: 'upgrade-kubeadm',
     summary: `kubeadm upgrade apply (first control-plane node) or node (the others), with kubeadm v${to}`,
-    needs: ['upgrade-drain'],
+    needs: ['upgrade-vip-off'],
     run: async ({ config, host, log, outputs, signal }) => {
       const { mode } = turnOutput(outputs, 'upgrade-kubeadm');
       await kubeadmUpgrade(host, {

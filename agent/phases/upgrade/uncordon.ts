@@ -5,7 +5,7 @@ export function upgradeUncordonPhase({ api }: UpgradeInputs): Phase {
   return {
     name: 'upgrade-uncordon',
     summary: 'The controller makes this node schedulable again',
-    needs: ['upgrade-kubelet'],
+    needs: ['upgrade-vip-on'],
     run: async () => {
       await api.uncordon();
     },

@@ -8,6 +8,7 @@ import { renderTable } from '../agent/core/table.ts';
 import { benchController } from './bench/controller.ts';
 import { benchLab } from './bench/lab.ts';
 import { benchRealLab } from './bench/real-lab.ts';
+import { benchRealUpgrade } from './bench/real-upgrade.ts';
 import { benchStartup } from './bench/startup.ts';
 
 export interface BenchMetric {
@@ -33,6 +34,7 @@ const SECTIONS: Record<string, () => Promise<BenchSection>> = {
   controller: benchController,
   lab: benchLab,
   'real-lab': benchRealLab,
+  'real-upgrade': benchRealUpgrade,
 };
 
 const repo = path.resolve(import.meta.dirname, '..');

@@ -8,6 +8,7 @@ import { configCommand } from './commands/config.ts';
 import { controllerCommand } from './commands/controller.ts';
 import { preflightCommand } from './commands/preflight.ts';
 import { statusCommand } from './commands/status.ts';
+import { upgradeCommand } from './commands/upgrade.ts';
 import { versionCommand, versionText } from './commands/version.ts';
 import { vipCommand } from './commands/vip.ts';
 import type { GlobalArgs } from './context.ts';
@@ -37,6 +38,7 @@ export async function main(argv: string[]): Promise<number> {
     .command(certsCommand)
     .command(etcdCommand)
     .command(restoreCommand)
+    .command(upgradeCommand)
     .demandCommand(1, 'Name a command; see --help.')
     .strict()
     .version(false)

@@ -21,6 +21,7 @@ import type { NodeMachines } from './day-two/machines.ts';
 import type { RemovalOptions } from './day-two/node-removal.ts';
 import { statusRoute } from './routes/status.ts';
 import { claimBackupRoute, listBackupsRoute, reportCertificatesRoute, requestBackupRoute, uploadBackupRoute } from './routes/day-two.ts';
+import { drainRoute, startUpgradeRoute, uncordonRoute, upgradedRoute, upgradeSlotRoute } from './routes/upgrade.ts';
 import { ControllerRuntime } from './runtime.ts';
 import { requestHandler } from './http/server.ts';
 import { LongPollWakeups } from './formation/long-poll-wakeups.ts';
@@ -86,6 +87,11 @@ const ROUTES: BoundRoute[] = [
   listBackupsRoute,
   claimBackupRoute,
   uploadBackupRoute,
+  startUpgradeRoute,
+  upgradeSlotRoute,
+  drainRoute,
+  uncordonRoute,
+  upgradedRoute,
 ];
 
 export interface ControllerOptions {

@@ -20,3 +20,8 @@ export const LOCK_PATH = `${STATE_DIR}/bootstrap.lock`;
 export const INIT_STARTED_MARKER = `${STATE_DIR}/init-started`;
 export const INIT_DONE_MARKER = `${STATE_DIR}/init-done`;
 export const JOIN_STARTED_MARKER = `${STATE_DIR}/join-started`;
+
+/** The journal of the upgrade to one Kubernetes version (`pke-agent upgrade`): a later upgrade starts its own. */
+export function upgradeJournalPath(version: string): string {
+  return `${STATE_DIR}/upgrade-v${version.replace(/^v/, '')}.json`;
+}

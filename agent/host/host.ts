@@ -9,6 +9,7 @@ import {
   renameSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeSync,
 } from 'node:fs';
 import path from 'node:path';
@@ -146,6 +147,15 @@ export class Host {
   async move(fromNodePath: string, toNodePath: string): Promise<void> {
     mkdirSync(path.dirname(this.file(toNodePath)), { recursive: true });
     renameSync(this.file(fromNodePath), this.file(toNodePath));
+  }
+
+  /** Makes `nodePath` a symbolic link to `target`, replacing what is there in one rename. */
+  async link(target: string, nodePath: string): Promise<void> {
+    const file = this.file(nodePath);
+    const scratch = `${file}.pke-${process.pid}.tmp`;
+    rmSync(scratch, { force: true });
+    symlinkSync(target, scratch);
+    renameSync(scratch, file);
   }
 
   async remove(nodePath: string): Promise<void> {

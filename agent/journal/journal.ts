@@ -45,33 +45,36 @@ export class Journal {
   private data: JournalData;
   private readonly host: Host;
   private readonly now: () => Date;
+  /** The bootstrap's journal, or another run's (an upgrade keeps its own). */
+  private readonly path: string;
 
-  private constructor(host: Host, data: JournalData, now: () => Date) {
+  private constructor(host: Host, data: JournalData, now: () => Date, path: string) {
     this.host = host;
     this.data = data;
     this.now = now;
+    this.path = path;
   }
 
   /** Reads the journal; undefined when this node was never bootstrapped. A corrupt file is an error, never a silent reset. */
-  static async read(host: Host): Promise<JournalData | undefined> {
-    const text = await host.readText(JOURNAL_PATH);
+  static async read(host: Host, path: string = JOURNAL_PATH): Promise<JournalData | undefined> {
+    const text = await host.readText(path);
     if (text === undefined) return undefined;
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch (error) {
-      throw corrupt(host, (error as Error).message);
+      throw corrupt(host, path, (error as Error).message);
     }
     const result = journalSchema.safeParse(parsed);
-    if (!result.success) throw corrupt(host, formatIssues(result.error.issues, parsed));
+    if (!result.success) throw corrupt(host, path, formatIssues(result.error.issues, parsed));
     return result.data;
   }
 
   /** Opens the journal for a run, creating it (in memory; on disk at the first change) when absent. */
-  static async open(host: Host, now: () => Date = () => new Date()): Promise<Journal> {
-    const existing = await Journal.read(host);
+  static async open(host: Host, now: () => Date = () => new Date(), path: string = JOURNAL_PATH): Promise<Journal> {
+    const existing = await Journal.read(host, path);
     const stamp = now().toISOString();
-    return new Journal(host, existing ?? { version: 1, createdAt: stamp, updatedAt: stamp, phases: {} }, now);
+    return new Journal(host, existing ?? { version: 1, createdAt: stamp, updatedAt: stamp, phases: {} }, now, path);
   }
 
   get snapshot(): Readonly<JournalData> {
@@ -129,13 +132,13 @@ export class Journal {
   async reset(phase: string): Promise<void> {
     const { [phase]: _forgotten, ...rest } = this.data.phases;
     const next: JournalData = { ...this.data, updatedAt: this.stamp(), phases: rest };
-    await this.host.writeFile(JOURNAL_PATH, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600 });
+    await this.host.writeFile(this.path, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600 });
     this.data = next;
   }
 
   private async write(phase: string, record: PhaseRecord): Promise<PhaseRecord> {
     const next: JournalData = { ...this.data, updatedAt: this.stamp(), phases: { ...this.data.phases, [phase]: record } };
-    await this.host.writeFile(JOURNAL_PATH, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600 });
+    await this.host.writeFile(this.path, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600 });
     this.data = next;
     return record;
   }
@@ -158,8 +161,8 @@ export function phaseOutputs(data: JournalData): PhaseOutputs {
   return outputs;
 }
 
-function corrupt(host: Host, reason: string): PkeError {
-  return new PkeError(`journal ${host.file(JOURNAL_PATH)} is corrupt (${reason}); move it aside to start the bootstrap over`, {
-    context: { path: host.file(JOURNAL_PATH) },
+function corrupt(host: Host, path: string, reason: string): PkeError {
+  return new PkeError(`journal ${host.file(path)} is corrupt (${reason}); move it aside to start its run over`, {
+    context: { path: host.file(path) },
   });
 }

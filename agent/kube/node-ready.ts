@@ -8,6 +8,8 @@ export interface NodeReadyAnswer {
   ready: boolean;
   /** `Ready=` the condition's status (`True`, `False`, `Unknown`), or what the API answered instead. */
   detail: string;
+  /** The kubelet's version as the Node reports it (`status.nodeInfo.kubeletVersion`), once registered. */
+  kubeletVersion?: string;
 }
 
 export interface NodeReadiness {
@@ -43,19 +45,22 @@ export async function nodeReadiness(host: Host, kubeconfig: string): Promise<Nod
       }
       const { text } = answer;
       if (answer.statusCode !== 200) return { ready: false, detail: `HTTP ${answer.statusCode}: ${statusMessage(text)}` };
-      const status = readyStatus(text);
-      return { ready: status === 'True', detail: `Ready=${status ?? '(no condition yet)'}` };
+      const { ready: status, kubeletVersion } = readyStatus(text);
+      return { ready: status === 'True', detail: `Ready=${status ?? '(no condition yet)'}`, kubeletVersion };
     },
     close: () => pool.close(),
   };
 }
 
-function readyStatus(text: string): string | undefined {
+function readyStatus(text: string): { ready?: string; kubeletVersion?: string } {
   try {
-    const node = JSON.parse(text) as { status?: { conditions?: { type?: unknown; status?: unknown }[] } };
+    const node = JSON.parse(text) as {
+      status?: { conditions?: { type?: unknown; status?: unknown }[]; nodeInfo?: { kubeletVersion?: unknown } };
+    };
     const status = node.status?.conditions?.find((condition) => condition.type === 'Ready')?.status;
-    return typeof status === 'string' ? status : undefined;
+    const version = node.status?.nodeInfo?.kubeletVersion;
+    return { ready: typeof status === 'string' ? status : undefined, kubeletVersion: typeof version === 'string' ? version : undefined };
   } catch {
-    return undefined;
+    return {};
   }
 }

@@ -11,6 +11,7 @@ import {
   podCidr,
   serviceCidr,
 } from '../config/schema.ts';
+import { upgradeViewSchema } from './upgrade.ts';
 
 /**
  * The controller's HTTP API, shared by the controller (validates requests, shapes answers)
@@ -555,6 +556,8 @@ export const clusterStatusSchema = z.object({
   backups: z.object({ latest: backupRecordSchema.optional(), stored: z.number().int(), pending: z.string().optional() }).optional(),
   /** What needs the operator: certificates within CERT_WARNING_DAYS of expiry, overdue snapshots. */
   warnings: z.array(z.string()).optional(),
+  /** The last Kubernetes upgrade, node by node (day two). */
+  upgrade: upgradeViewSchema.optional(),
 });
 export type ClusterStatus = z.infer<typeof clusterStatusSchema>;
 

@@ -44,6 +44,7 @@ import {
 } from './api.ts';
 import { API, routePath, type PathParams, type RouteSpec, type SchemaInput, type SchemaOutput } from './routes.ts';
 import type { NodeApi } from './node-api.ts';
+import type { UpgradeRequest, UpgradeView } from './upgrade.ts';
 
 /**
  * The HTTPS client of the controller API: TLS pinned to the controller's CA, bearer token,
@@ -407,6 +408,10 @@ export class AdminClient {
 
   listBackups(cluster: string): Promise<BackupList> {
     return this.transport.call(API.listBackups, { c: cluster });
+  }
+
+  startUpgrade(cluster: string, request: UpgradeRequest): Promise<UpgradeView> {
+    return this.transport.call(API.startUpgrade, { c: cluster }, { body: request });
   }
 
   close(): Promise<void> {

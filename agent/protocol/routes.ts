@@ -38,6 +38,15 @@ import {
   vsphereCredentialsSchema,
   waitQuerySchema,
 } from './api.ts';
+import {
+  drainAnswerSchema,
+  drainRequestSchema,
+  upgradeGrantSchema,
+  upgradeRequestSchema,
+  upgradeSlotRequestSchema,
+  upgradeViewSchema,
+  upgradedRequestSchema,
+} from './upgrade.ts';
 
 /**
  * The controller's routes, declared once: the server binds a handler to each entry (and
@@ -251,6 +260,35 @@ export const API = {
     answer: backupRecordSchema,
     upload: true,
   }),
+  /** Day two: a rolling Kubernetes upgrade (agent/protocol/upgrade.ts). */
+  startUpgrade: route({
+    method: 'POST',
+    path: `${CLUSTER}/upgrade`,
+    access: 'admin',
+    status: 200,
+    body: upgradeRequestSchema,
+    answer: upgradeViewSchema,
+  }),
+  upgradeSlot: route({
+    method: 'POST',
+    path: `${NODE}/upgrade/slot`,
+    access: 'node',
+    status: 200,
+    body: upgradeSlotRequestSchema,
+    query: waitQuerySchema,
+    answer: upgradeGrantSchema,
+    longPoll: true,
+  }),
+  drain: route({
+    method: 'POST',
+    path: `${NODE}/upgrade/drain`,
+    access: 'node',
+    status: 200,
+    body: drainRequestSchema,
+    answer: drainAnswerSchema,
+  }),
+  uncordon: route({ method: 'POST', path: `${NODE}/upgrade/uncordon`, access: 'node', status: 204 }),
+  upgraded: route({ method: 'POST', path: `${NODE}/upgraded`, access: 'node', status: 204, body: upgradedRequestSchema }),
 } as const;
 
 export type RouteName = keyof typeof API;

@@ -23,7 +23,7 @@ import { STATE_DIR, SYSTEM_PATH_DIRS } from '../../test/standins/standin-common.
 import type { KubernetesRelease } from '../kubernetes/releases.ts';
 import { startHaControllers, type HaControllers } from './ha.ts';
 import { createNetwork, holderOf, removeNamespaces, type LabHost, type LabNetwork } from './network.ts';
-import { bootClone, bootFromDisk, makeRealTierStandinDir, realTierClusterSpec, realTierEnvironment } from './real-node.ts';
+import { bootClone, bootFromDisk, makeRealTierStandinDir, realTierClusterSpec, realTierEnvironment, stageRelease } from './real-node.ts';
 import { LabVm, processesNamed, removeLeftoverVms } from './vm.ts';
 
 export const REPO = path.resolve(import.meta.dirname, '../..');
@@ -396,8 +396,24 @@ export class Lab {
 
   /** Powers the VM on: `pke-agent bootstrap --json` in its namespace; each log line goes to `onLine`. */
   startNode(node: LabNode, onLine: (line: AgentLogLine) => void = () => {}, extraEnv: Record<string, string> = {}): ResultPromise {
+    return this.startAgent(node, ['bootstrap', '--json'], onLine, extraEnv);
+  }
+
+  /** Stages a newer release on a real-tier VM for an upgrade (`/opt/pke/kubernetes/vVERSION`). */
+  async stageRelease(node: LabNode, release: KubernetesRelease): Promise<void> {
+    if (!node.vm) throw new Error(`VM ${node.name}: stageRelease is for a running real-tier VM`);
+    await stageRelease(node.vm, node.role, release, this.nodeEnvironment(node));
+  }
+
+  /** `pke-agent ARGS` in the VM (the bootstrap, an upgrade), its JSON log lines to `onLine` and the node's log file. */
+  startAgent(
+    node: LabNode,
+    args: string[],
+    onLine: (line: AgentLogLine) => void = () => {},
+    extraEnv: Record<string, string> = {},
+  ): ResultPromise {
     const logFile = createWriteStream(path.join(this.options.workDir, `${node.name}.log`), { flags: 'a' });
-    const child = this.runOn(node, this.options.executable, ['bootstrap', '--json'], {
+    const child = this.runOn(node, this.options.executable, args, {
       env: { ...this.nodeEnvironment(node), ...extraEnv },
       buffer: false,
       cwd: node.vm ? '/' : node.root,

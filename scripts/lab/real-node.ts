@@ -48,9 +48,48 @@ export function realTierEnvironment(release: KubernetesRelease, standinDir: stri
   };
 }
 
-/** PATH inside a real-tier VM: the real Kubernetes binaries, then the stand-ins, then the system. */
+/**
+ * Where a real-tier VM has kubeadm, kubelet and kubectl installed (the image's /usr/bin, which the
+ * VMs share with this machine): links into the release's build, on the VM's own disk, so that an
+ * upgrade replaces them on that VM alone.
+ */
+const INSTALLED_BIN_DIR = '/opt/pke/bin';
+const INSTALLED_COMMANDS = ['kubeadm', 'kubelet', 'kubectl'];
+
+/** PATH inside a real-tier VM: its installed Kubernetes commands, etcdctl, the stand-ins, then the system. */
 function realTierPath(release: KubernetesRelease, standinDir: string, nodeDir: string): string {
-  return [kubernetesBinDir(release.version), etcdBinDir(release.etcd), standinDir, nodeDir, ...SYSTEM_PATH_DIRS].join(':');
+  return [INSTALLED_BIN_DIR, etcdBinDir(release.etcd), standinDir, nodeDir, ...SYSTEM_PATH_DIRS].join(':');
+}
+
+/** Shell lines that link each installed command to the release's build. */
+function installCommands(release: KubernetesRelease): string[] {
+  return [
+    `mkdir -p ${INSTALLED_BIN_DIR}`,
+    ...INSTALLED_COMMANDS.map((c) => `ln -sfn ${path.join(kubernetesBinDir(release.version), c)} ${INSTALLED_BIN_DIR}/${c}`),
+  ];
+}
+
+/**
+ * Stages a newer release on a VM as the image (or the operator) would before an upgrade:
+ * /opt/pke/kubernetes/vVERSION/bin holds its kubeadm, kubelet and kubectl, images/ the archives
+ * of its images for the node's role (agent/kube/staged-release.ts reads both).
+ */
+export async function stageRelease(
+  vm: LabVm,
+  role: 'master' | 'worker',
+  release: KubernetesRelease,
+  env: Record<string, string>,
+): Promise<void> {
+  const dir = `/opt/pke/kubernetes/v${release.version}`;
+  const script = [
+    'set -e',
+    `mkdir -p ${dir}/bin ${dir}/images`,
+    ...INSTALLED_COMMANDS.map((c) => `ln -sfn ${path.join(kubernetesBinDir(release.version), c)} ${dir}/bin/${c}`),
+    ...archivesFor(release, role).map((archive) => `ln -sfn ${archive} ${dir}/images/${path.basename(archive)}`),
+  ].join('\n');
+  const result = await vm.run('sh', ['-c', script], { env, reject: false, all: true });
+  if (result.exitCode !== 0)
+    throw new Error(`VM ${vm.spec.name}: staging v${release.version} failed (exit ${result.exitCode}): ${String(result.all).trim()}`);
 }
 
 export interface CloneInput {
@@ -97,6 +136,7 @@ export async function bootClone(input: CloneInput): Promise<void> {
     `cp ${containerd} /etc/containerd/config.toml`,
     `cp ${cni} /etc/cni/net.d/`,
     `cp ${kubeletDefaults} /etc/default/kubelet`,
+    ...installCommands(release),
     'systemctl enable --now containerd',
     'systemctl enable kubelet',
     'for i in $(seq 100); do ctr version >/dev/null 2>&1 && break; sleep 0.1; done',

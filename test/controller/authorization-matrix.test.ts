@@ -104,6 +104,12 @@ const SAMPLES: Record<RouteName, Sample> = {
     query: `?id=20261206T110000Z-0a1b2c3d&sha256=${'0'.repeat(64)}&takenAt=2026-12-06T11:00:00Z`,
     outcome: { master: 409 },
   },
+  // The cluster is not initialized: nothing to upgrade, no upgrade slot to hold.
+  startUpgrade: { body: () => ({ to: '1.32.0' }), outcome: { admin: 409 } },
+  upgradeSlot: { body: () => ({ to: '1.32.0' }), query: '?wait=0', outcome: { master: 409, worker: 409 } },
+  drain: { body: () => ({}), outcome: { master: 409, worker: 409 } },
+  uncordon: { outcome: { master: 409, worker: 409 } },
+  upgraded: { body: () => ({ to: '1.32.0' }), outcome: { master: 409, worker: 409 } },
 };
 
 let t: TestController;

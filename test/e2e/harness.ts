@@ -24,6 +24,8 @@ export interface ScenarioLab {
     until: (line: AgentLogLine) => boolean,
     env?: Record<string, string>,
   ): Promise<{ matched: boolean; done: Promise<number> }>;
+  /** `pke-agent ARGS` on a node (an upgrade); resolves when `until` matches a log line (or it exits). */
+  runUntil(node: LabNode, args: string[], until: (line: AgentLogLine) => boolean): Promise<{ matched: boolean; done: Promise<number> }>;
   node(name: string): LabNode;
   /** The stand-ins' call log of a node: one entry per call. */
   calls(node: LabNode, tool?: string): { time: string; tool: string; argv: string[] }[];
@@ -55,32 +57,40 @@ export async function scenarioLab(name: string, options: Partial<LabOptions> & {
     list.push(line);
     logs.set(node.name, list);
   };
+  const runUntil = (
+    node: LabNode,
+    args: string[],
+    until: (line: AgentLogLine) => boolean,
+    env?: Record<string, string>,
+  ): Promise<{ matched: boolean; done: Promise<number> }> =>
+    new Promise((resolve) => {
+      let settled = false;
+      const child = lab.startAgent(
+        node,
+        args,
+        (line) => {
+          record(node)(line);
+          if (!settled && until(line)) {
+            settled = true;
+            resolve({ matched: true, done });
+          }
+        },
+        env,
+      );
+      const done = child.then((result) => result.exitCode ?? -1);
+      void done.then(() => {
+        if (!settled) {
+          settled = true;
+          resolve({ matched: false, done });
+        }
+      });
+    });
   const harness: ScenarioLab = {
     lab,
     logs,
     boot: async (node, env) => (await lab.startNode(node, record(node), env)).exitCode ?? -1,
-    bootUntil: (node, until, env) =>
-      new Promise((resolve) => {
-        let settled = false;
-        const child = lab.startNode(
-          node,
-          (line) => {
-            record(node)(line);
-            if (!settled && until(line)) {
-              settled = true;
-              resolve({ matched: true, done });
-            }
-          },
-          env,
-        );
-        const done = child.then((result) => result.exitCode ?? -1);
-        void done.then(() => {
-          if (!settled) {
-            settled = true;
-            resolve({ matched: false, done });
-          }
-        });
-      }),
+    bootUntil: (node, until, env) => runUntil(node, ['bootstrap', '--json'], until, env),
+    runUntil: (node, args, until) => runUntil(node, args, until),
     node: (nodeName) => {
       const found = lab.nodes.find((n) => n.name === nodeName);
       if (!found) throw new Error(`no lab node ${nodeName}`);

@@ -70,6 +70,10 @@ export interface ClusterVsphereArgs extends ClusterArgs {
   thumbprint?: string;
 }
 
+export interface ClusterUpgradeArgs extends ClusterArgs {
+  to: string;
+}
+
 export interface NodeConfigArgs extends ClusterArgs {
   name: string;
   role: 'master' | 'worker';
@@ -235,6 +239,16 @@ const clusterBackupsCommand: CommandModule<GlobalArgs, ClusterArgs> = {
   handler: async (args) => (await import('./controller/backups.ts')).listBackups(args),
 };
 
+const clusterUpgradeCommand: CommandModule<GlobalArgs, ClusterUpgradeArgs> = {
+  command: 'upgrade',
+  describe: "Upgrade the cluster's Kubernetes one minor version at a time, one node at a time (each node runs `pke-agent upgrade`)",
+  builder: (yargs) =>
+    connectionOptions(yargs)
+      .option('cluster', { type: 'string', demandOption: true, describe: 'Cluster id or name' })
+      .option('to', { type: 'string', demandOption: true, describe: 'The Kubernetes version, e.g. 1.37.2: the same or the next minor' }),
+  handler: async (args) => (await import('./controller/upgrade.ts')).upgradeCluster(args),
+};
+
 const clusterCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'cluster <command>',
   describe: 'Create, list and show clusters; set their vCenter connection',
@@ -246,7 +260,8 @@ const clusterCommand: CommandModule<GlobalArgs, GlobalArgs> = {
       .command(clusterVsphereCommand)
       .command(clusterBackupCommand)
       .command(clusterBackupsCommand)
-      .demandCommand(1, 'Name a cluster command: create, list, show, vsphere, backup or backups.'),
+      .command(clusterUpgradeCommand)
+      .demandCommand(1, 'Name a cluster command: create, list, show, vsphere, backup, backups or upgrade.'),
   handler: () => {},
 };
 

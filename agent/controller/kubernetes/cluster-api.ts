@@ -35,7 +35,15 @@ export interface ClusterApi {
   podExists(pod: PodRef & { uid: string }): Promise<boolean>;
   /** Deletes the Node object; one that is gone already is fine. */
   deleteNode(node: string): Promise<void>;
+  /** The Node's Ready condition and kubelet version; `found: false` when there is no such Node. */
+  nodeInfo(node: string): Promise<NodeInfo>;
   close(): Promise<void>;
+}
+
+export interface NodeInfo {
+  found: boolean;
+  ready: boolean;
+  kubeletVersion?: string;
 }
 
 export interface PodRef {
@@ -78,6 +86,14 @@ const podListSchema = z.object({
 });
 
 const podUidSchema = z.object({ metadata: z.object({ uid: z.string() }) });
+const nodeInfoSchema = z.object({
+  status: z
+    .object({
+      conditions: z.array(z.object({ type: z.string(), status: z.string() })).optional(),
+      nodeInfo: z.object({ kubeletVersion: z.string().optional() }).optional(),
+    })
+    .optional(),
+});
 
 export class ClusterApiError extends Error {
   /** What the cluster's API answered, bounded: for the operator's log, never for a node. */
@@ -249,6 +265,17 @@ export function httpsClusterApi(kubeconfig: AdminKubeconfig): ClusterApi {
     },
     deleteNode: async (node) => {
       await expect('DELETE', nodeUrl(node), [200, 202, 404]);
+    },
+    nodeInfo: async (node) => {
+      const url = nodeUrl(node);
+      const answer = await expect('GET', url, [200, 404]);
+      if (answer.statusCode === 404) return { found: false, ready: false };
+      const { status } = parse(nodeInfoSchema, url, answer.text);
+      return {
+        found: true,
+        ready: status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True',
+        kubeletVersion: status?.nodeInfo?.kubeletVersion,
+      };
     },
     close: () => pool.close(),
   };

@@ -1,5 +1,6 @@
 import type { ClusterStatus, NodeStatus } from '../../protocol/api.ts';
 import { virtualRouterId } from '../../vip/keepalived.ts';
+import { upgradeView } from '../day-two/upgrade.ts';
 import { liveSlot } from '../formation/join-slots.ts';
 import { leaderView } from '../formation/lease.ts';
 import { API } from '../../protocol/routes.ts';
@@ -38,6 +39,7 @@ export function clusterStatus(cluster: ClusterState, now: number, snapshots: Sna
     joinSlot: slot ? { holder: slot.holder, expiresAt: new Date(slot.expiresAt).toISOString() } : undefined,
     nodes: nodes.map(nodeStatus),
     ...dayTwo(cluster, now, snapshots),
+    upgrade: upgradeView(cluster),
   };
 }
 

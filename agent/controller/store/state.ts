@@ -92,6 +92,8 @@ export const nodeStateSchema = z.object({
   removal: nodeRemovalSchema.optional(),
   /** The removal finished: the node is out of the cluster (its tokens revoked with it). */
   removedAt: epochMs.optional(),
+  /** This node's part of the cluster's Kubernetes upgrade to `to` (day-two/upgrade.ts). */
+  upgrade: z.object({ to: z.string(), grantedAt: epochMs.optional(), upgradedAt: epochMs.optional() }).optional(),
 });
 export type NodeState = z.infer<typeof nodeStateSchema>;
 
@@ -155,6 +157,21 @@ export const clusterStateSchema = z.object({
       requested: z.object({ id: z.string(), at: epochMs }).optional(),
       claim: backupClaimSchema.optional(),
       stored: z.array(storedBackupSchema),
+    })
+    .optional(),
+  /**
+   * The last Kubernetes upgrade: the nodes in the order they upgrade (the first control-plane
+   * node runs `kubeadm upgrade apply`), and which of them holds the one upgrade slot. The slot has
+   * no expiry: the next node goes only once its holder reports itself Ready on the new version.
+   */
+  upgrade: z
+    .object({
+      from: z.string(),
+      to: z.string(),
+      startedAt: epochMs,
+      finishedAt: epochMs.optional(),
+      order: z.array(z.string()),
+      holder: z.string().optional(),
     })
     .optional(),
 });

@@ -4,6 +4,7 @@ import type { ClusterStatus } from '../../../protocol/api.ts';
 import { commandContext } from '../../context.ts';
 import type { ClusterArgs } from '../controller.ts';
 import { adminClient } from './connect.ts';
+import { upgradeText } from './upgrade.ts';
 
 export async function status(args: ClusterArgs): Promise<void> {
   const ctx = commandContext(args);
@@ -64,5 +65,6 @@ function statusText(status: ClusterStatus): string {
         (n.removal?.steps ?? []).map((step) => [step.name, step.state, step.at, step.note ?? '']),
       ),
     ]),
+    ...(status.upgrade ? ['', upgradeText(status.upgrade)] : []),
   ].join('\n');
 }

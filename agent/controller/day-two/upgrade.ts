@@ -1,0 +1,112 @@
+import type { UpgradeGrant, UpgradeView } from '../../protocol/upgrade.ts';
+import { leaseHolder } from '../formation/lease.ts';
+import type { ClusterState, NodeState } from '../store/state.ts';
+
+/**
+ * A rolling Kubernetes upgrade of one cluster, as pure functions over its state. The order is
+ * fixed when the upgrade starts: control-plane nodes first (the leader first: it runs `kubeadm
+ * upgrade apply`; the others `kubeadm upgrade node`), then the workers, each list in
+ * registration order. One node at a time holds the upgrade slot; it has no expiry, so the next
+ * node starts only once its holder reports itself Ready on the new version. A failed step of the
+ * holder stops the rollout there until that node's rerun gets past it.
+ */
+
+export type Version = { major: number; minor: number; patch: number };
+
+export function parseVersion(version: string): Version {
+  const [major = 0, minor = 0, patch = 0] = version.replace(/^v/, '').split('.').map(Number);
+  return { major, minor, patch };
+}
+
+/**
+ * Why an upgrade from `from` to `to` is refused, or undefined. Kubernetes' version skew policy:
+ * the control plane moves one minor version at a time (kubeadm refuses to skip one), and no
+ * kubelet may be newer than the API server; a patch release of the same minor is fine.
+ */
+export function upgradeSkewRefusal(from: string, to: string): string | undefined {
+  const a = parseVersion(from);
+  const b = parseVersion(to);
+  const next = `${a.major}.${a.minor + 1}.x`;
+  if (b.major !== a.major || b.minor < a.minor || (b.minor === a.minor && b.patch <= a.patch))
+    return `${to} is not newer than the cluster's ${from}; downgrades are not supported`;
+  if (b.minor > a.minor + 1)
+    return `${to} skips a minor version: Kubernetes is upgraded one minor version at a time (the version skew policy; kubeadm refuses a skip), and the cluster runs ${from}, so upgrade to ${next} first`;
+  return undefined;
+}
+
+/** The nodes an upgrade started now would take, in their order. */
+export function upgradeOrder(cluster: ClusterState, now: number): NodeState[] {
+  const members = Object.values(cluster.nodes).filter((n) => n.joinedAt !== undefined && n.revokedAt === undefined);
+  const leader = leaseHolder(cluster, now);
+  const seq = (n: NodeState) => n.registration?.seq ?? Number.MAX_SAFE_INTEGER;
+  const rank = (n: NodeState) => (n.role === 'master' ? (n.name === leader ? 0 : 1) : 2);
+  return members.sort((a, b) => rank(a) - rank(b) || seq(a) - seq(b) || a.name.localeCompare(b.name));
+}
+
+/** The upgrade in progress (started, not finished), if any. */
+export function activeUpgrade(cluster: ClusterState): NonNullable<ClusterState['upgrade']> | undefined {
+  return cluster.upgrade && cluster.upgrade.finishedAt === undefined ? cluster.upgrade : undefined;
+}
+
+/** The node whose turn comes next: the first in order not upgraded yet (a revoked node is passed over). */
+export function nextInLine(cluster: ClusterState): string | undefined {
+  const upgrade = activeUpgrade(cluster);
+  if (!upgrade) return undefined;
+  return upgrade.order.find((name) => {
+    const node = cluster.nodes[name];
+    return node !== undefined && node.revokedAt === undefined && node.upgrade?.upgradedAt === undefined;
+  });
+}
+
+export function grantOf(cluster: ClusterState, node: string): UpgradeGrant {
+  const upgrade = cluster.upgrade!;
+  return {
+    to: upgrade.to,
+    mode: upgrade.order[0] === node ? 'apply' : 'node',
+    grantedAt: new Date(cluster.nodes[node]?.upgrade?.grantedAt ?? Date.now()).toISOString(),
+  };
+}
+
+/** Where the rollout stopped: the slot holder's last step failed. */
+export function stoppedAt(cluster: ClusterState): UpgradeView['stopped'] {
+  const holder = activeUpgrade(cluster)?.holder;
+  const node = holder === undefined ? undefined : cluster.nodes[holder];
+  if (node?.phaseState !== 'failed' || !node.phase?.startsWith('upgrade-')) return undefined;
+  return { node: node.name, phase: node.phase, error: node.lastError };
+}
+
+/** Every node's upgrade has been reported (or the node was revoked meanwhile). */
+export function allUpgraded(cluster: ClusterState): boolean {
+  return nextInLine(cluster) === undefined;
+}
+
+export function upgradeView(cluster: ClusterState): UpgradeView | undefined {
+  const upgrade = cluster.upgrade;
+  if (!upgrade) return undefined;
+  const stopped = stoppedAt(cluster);
+  const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+  return {
+    from: upgrade.from,
+    to: upgrade.to,
+    startedAt: new Date(upgrade.startedAt).toISOString(),
+    finishedAt: iso(upgrade.finishedAt),
+    holder: upgrade.holder,
+    stopped,
+    nodes: upgrade.order.map((name, index) => {
+      const node = cluster.nodes[name];
+      const mine = node?.upgrade?.to === upgrade.to ? node.upgrade : undefined;
+      const state =
+        mine?.upgradedAt !== undefined ? 'upgraded' : stopped?.node === name ? 'failed' : upgrade.holder === name ? 'upgrading' : 'waiting';
+      return {
+        name,
+        role: node?.role ?? 'worker',
+        mode: index === 0 ? 'apply' : 'node',
+        state,
+        phase: state === 'upgrading' || state === 'failed' ? node?.phase : undefined,
+        startedAt: iso(mine?.grantedAt),
+        upgradedAt: iso(mine?.upgradedAt),
+        seconds: mine?.grantedAt !== undefined && mine.upgradedAt !== undefined ? (mine.upgradedAt - mine.grantedAt) / 1000 : undefined,
+      };
+    }),
+  };
+}

@@ -42,7 +42,7 @@ export class ConnectionPool {
 
 export interface RequestOptions {
   pool: ConnectionPool;
-  method?: 'GET' | 'POST' | 'DELETE' | 'HEAD';
+  method?: 'GET' | 'POST' | 'PATCH' | 'DELETE' | 'HEAD';
   headers?: Record<string, string>;
   body?: string;
   /** The whole exchange, from connecting to the answer's last byte. */

@@ -2,7 +2,9 @@
 // the nodes can see of a real API server: /livez, /readyz and /version; bootstrap-token
 // Secrets in kube-system (created with a client certificate signed by the cluster CA, checked
 // for the shape kubeadm gives them, kept as JSON files under the state dir); and the Nodes the
-// kubeadm stand-in's kubelets registered under the nodes dir, Ready (GET, same credentials).
+// kubeadm stand-in's kubelets registered under the nodes dir, Ready (GET, same credentials),
+// cordoned (PATCH spec.unschedulable) and deleted (DELETE); and, for drains, pods,
+// PodDisruptionBudgets and evictions (apiserver-standin-workloads.ts), kept beside the nodes dir.
 //
 //   node test/standins/apiserver-standin.ts --listen HOST:PORT --cert FILE --key FILE \
 //     --client-ca FILE --state-dir DIR --nodes-dir DIR --version v1.31.2 [--pid-file FILE] [--listen-at MS]
@@ -22,6 +24,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { CertifiedKey } from '../../agent/controller/clusters/pki.ts';
 import { renderKubeconfig } from './standin-kubeconfig.ts';
+import { handleWorkloads, isWorkloadPath } from './apiserver-standin-workloads.ts';
 
 export interface ApiServerStandinOptions {
   host: string;
@@ -88,7 +91,8 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: ApiSer
   }
   const isSecrets = url.pathname === SECRETS_PATH || url.pathname.startsWith(`${SECRETS_PATH}/`);
   const isNode = url.pathname.startsWith(`${NODES_PATH}/`);
-  if (!isSecrets && !isNode) {
+  const isWorkload = isWorkloadPath(url.pathname);
+  if (!isSecrets && !isNode && !isWorkload) {
     status(res, 404, 'NotFound', `the server could not find the requested resource (${url.pathname})`);
     return;
   }
@@ -96,18 +100,35 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: ApiSer
     status(res, 401, 'Unauthorized', 'Unauthorized: a client certificate signed by the cluster CA is required');
     return;
   }
-  if (req.method === 'GET' && isNode) {
+  if (isWorkload) {
+    const body = req.method === 'POST' ? await readBody(req) : undefined;
+    const answer = handleWorkloads(req.method ?? 'GET', url, body, path.join(path.dirname(options.nodesDir), 'workloads'));
+    json(res, answer.code, answer.body);
+    return;
+  }
+  if (isNode && (req.method === 'GET' || req.method === 'PATCH' || req.method === 'DELETE')) {
     const name = decodeURIComponent(url.pathname.slice(NODES_PATH.length + 1));
     const file = path.join(options.nodesDir, `${path.basename(name)}.json`);
     if (!existsSync(file)) {
       status(res, 404, 'NotFound', `nodes "${name}" not found`);
       return;
     }
-    const registered = JSON.parse(readFileSync(file, 'utf8')) as { registeredAt: string };
+    const registered = JSON.parse(readFileSync(file, 'utf8')) as { registeredAt: string; unschedulable?: boolean };
+    if (req.method === 'PATCH') {
+      if (req.headers['content-type'] !== 'application/merge-patch+json') {
+        status(res, 415, 'UnsupportedMediaType', `the stand-in takes merge patches only, not ${req.headers['content-type']}`);
+        return;
+      }
+      const patch = (await readBody(req)) as { spec?: { unschedulable?: boolean } } | undefined;
+      registered.unschedulable = patch?.spec?.unschedulable === true;
+      writeFileSync(file, `${JSON.stringify(registered)}\n`);
+    }
+    if (req.method === 'DELETE') rmSync(file);
     json(res, 200, {
       kind: 'Node',
       apiVersion: 'v1',
       metadata: { name, creationTimestamp: registered.registeredAt },
+      spec: registered.unschedulable ? { unschedulable: true } : {},
       status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'kubelet is posting ready status' }] },
     });
     return;

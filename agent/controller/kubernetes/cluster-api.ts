@@ -1,4 +1,5 @@
 import { X509Certificate } from 'node:crypto';
+import { z } from 'zod';
 import { request } from '../../net/https.ts';
 import { errorMessage } from '../../core/errors.ts';
 import { kubeApiConnection, statusMessage } from '../../kube/api-client.ts';
@@ -6,9 +7,10 @@ import { parseKubeconfig, type KubeconfigAccess, type KubeconfigMaterial } from 
 import type { BootstrapTokenSecret } from './bootstrap-tokens.ts';
 
 /**
- * What the controller asks of a running cluster's API: only to create and delete
- * bootstrap-token Secrets. One interface, one HTTPS implementation driven by the leader's admin.conf, so the
- * lab and the tests point it at the API server stand-in simply through the kubeconfig.
+ * What the controller asks of a running cluster's API: bootstrap-token Secrets for joins, and
+ * what draining and removing a node takes (cordon, the node's pods, evictions, deletions). One
+ * interface, one HTTPS implementation driven by the leader's admin.conf, so the lab and the
+ * tests point it at the API server stand-in simply through the kubeconfig.
  */
 export interface ClusterApi {
   /** The API server URL, for messages. */
@@ -16,8 +18,65 @@ export interface ClusterApi {
   createBootstrapTokenSecret(secret: BootstrapTokenSecret): Promise<void>;
   /** Removes the Secret of bootstrap token `id` (kubeadm's `bootstrap-token-<id>`); one that is gone already is fine. */
   deleteBootstrapTokenSecret(id: string): Promise<void>;
+  /** Sets the Node's `spec.unschedulable` (cordon, uncordon); `gone` when there is no such Node. */
+  setNodeUnschedulable(node: string, unschedulable: boolean): Promise<'done' | 'gone'>;
+  /** Every pod bound to the Node (`spec.nodeName`), in every namespace. */
+  listNodePods(node: string): Promise<NodePod[]>;
+  /**
+   * Asks the Eviction API to evict the pod, which honours its PodDisruptionBudgets: `evicted`
+   * (its deletion began), `blocked` (429: a budget or the API refuses it for now, `message`
+   * says why), `gone` (no such pod).
+   */
+  evictPod(pod: PodRef): Promise<EvictionOutcome>;
+  /** Deletes the pod at once (grace period 0), past any budget; one that is gone already is fine. */
+  deletePod(pod: PodRef): Promise<void>;
+  /** Whether this very pod (same uid) still exists; a pod of the same name made anew is another pod. */
+  podExists(pod: PodRef & { uid: string }): Promise<boolean>;
+  /** Deletes the Node object; one that is gone already is fine. */
+  deleteNode(node: string): Promise<void>;
   close(): Promise<void>;
 }
+
+export interface PodRef {
+  namespace: string;
+  name: string;
+}
+
+export type EvictionOutcome = { outcome: 'evicted' } | { outcome: 'gone' } | { outcome: 'blocked'; message: string };
+
+/** What draining needs to know of a pod on a node. */
+export interface NodePod extends PodRef {
+  uid: string;
+  /** Pending, Running, Succeeded, Failed or Unknown. */
+  phase: string;
+  /** The kind and name of its controlling owner (ReplicaSet, DaemonSet, ...), if any. */
+  controller?: { kind: string; name: string };
+  /** A static pod's mirror in the API (the kubelet owns it; the API cannot evict it). */
+  mirror: boolean;
+  /** Its deletion has begun. */
+  deleting: boolean;
+}
+
+/** The mirror-pod annotation the kubelet sets on a static pod's API object. */
+const MIRROR_ANNOTATION = 'kubernetes.io/config.mirror';
+
+const podListSchema = z.object({
+  items: z.array(
+    z.object({
+      metadata: z.object({
+        name: z.string(),
+        namespace: z.string(),
+        uid: z.string(),
+        annotations: z.record(z.string(), z.string()).optional(),
+        ownerReferences: z.array(z.object({ kind: z.string(), name: z.string(), controller: z.boolean().optional() })).optional(),
+        deletionTimestamp: z.string().optional(),
+      }),
+      status: z.object({ phase: z.string().optional() }).optional(),
+    }),
+  ),
+});
+
+const podUidSchema = z.object({ metadata: z.object({ uid: z.string() }) });
 
 export class ClusterApiError extends Error {
   /** What the cluster's API answered, bounded: for the operator's log, never for a node. */
@@ -89,32 +148,96 @@ const DETAIL_CHARS = 200;
 
 /** The ClusterApi over HTTPS, trusting only the kubeconfig's CA. */
 export function httpsClusterApi(kubeconfig: AdminKubeconfig): ClusterApi {
-  const { pool, headers: auth } = kubeApiConnection(kubeconfig, { connections: 16 });
-  const headers = { ...auth, 'content-type': 'application/json' };
+  const { pool, headers } = kubeApiConnection(kubeconfig, { connections: 16 });
+  const base = kubeconfig.server;
 
-  const secrets = `${kubeconfig.server}/api/v1/namespaces/kube-system/secrets`;
-  const send = async (method: 'POST' | 'DELETE', url: string, accepted: number[], body?: unknown): Promise<void> => {
-    let answer;
+  type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  const send = async (method: Method, url: string, body?: unknown, contentType = 'application/json') => {
     try {
-      answer = await request(url, {
+      return await request(url, {
         pool,
         method,
-        headers,
+        headers: body === undefined ? headers : { ...headers, 'content-type': contentType },
         body: body === undefined ? undefined : JSON.stringify(body),
         timeoutMs: REQUEST_TIMEOUT_MS,
       });
     } catch (error) {
       throw new ClusterApiError(`${method} ${url} failed: ${errorMessage(error)}`);
     }
-    if (!accepted.includes(answer.statusCode)) {
-      throw new ClusterApiError(`${method} ${url} answered ${answer.statusCode}`, statusMessage(answer.text).slice(0, DETAIL_CHARS));
+  };
+  const refused = (method: Method, url: string, answer: { statusCode: number; text: string }) =>
+    new ClusterApiError(`${method} ${url} answered ${answer.statusCode}`, statusMessage(answer.text).slice(0, DETAIL_CHARS));
+  /** Sends, and answers the status when it is one of `accepted`; anything else is an error. */
+  const expect = async (method: Method, url: string, accepted: number[], body?: unknown, contentType?: string) => {
+    const answer = await send(method, url, body, contentType);
+    if (!accepted.includes(answer.statusCode)) throw refused(method, url, answer);
+    return answer;
+  };
+  const parse = <T>(schema: z.ZodType<T>, url: string, text: string): T => {
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new ClusterApiError(`GET ${url} answered something that is not JSON`);
     }
+    const parsed = schema.safeParse(json);
+    if (!parsed.success)
+      throw new ClusterApiError(`GET ${url} answered an object of an unexpected shape`, parsed.error.message.slice(0, DETAIL_CHARS));
+    return parsed.data;
   };
 
+  const secrets = `${base}/api/v1/namespaces/kube-system/secrets`;
+  const nodeUrl = (node: string) => `${base}/api/v1/nodes/${encodeURIComponent(node)}`;
+  const podUrl = (pod: PodRef) => `${base}/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}`;
+
   return {
-    server: kubeconfig.server,
-    createBootstrapTokenSecret: (secret) => send('POST', secrets, [201], secret),
-    deleteBootstrapTokenSecret: (id) => send('DELETE', `${secrets}/bootstrap-token-${encodeURIComponent(id)}`, [200, 202, 404]),
+    server: base,
+    createBootstrapTokenSecret: async (secret) => {
+      await expect('POST', secrets, [201], secret);
+    },
+    deleteBootstrapTokenSecret: async (id) => {
+      await expect('DELETE', `${secrets}/bootstrap-token-${encodeURIComponent(id)}`, [200, 202, 404]);
+    },
+    setNodeUnschedulable: async (node, unschedulable) => {
+      const answer = await expect('PATCH', nodeUrl(node), [200, 404], { spec: { unschedulable } }, 'application/merge-patch+json');
+      return answer.statusCode === 404 ? 'gone' : 'done';
+    },
+    listNodePods: async (node) => {
+      const url = `${base}/api/v1/pods?fieldSelector=${encodeURIComponent(`spec.nodeName=${node}`)}`;
+      const list = parse(podListSchema, url, (await expect('GET', url, [200])).text);
+      return list.items.map(({ metadata, status }) => {
+        const owner = metadata.ownerReferences?.find((reference) => reference.controller === true);
+        return {
+          namespace: metadata.namespace,
+          name: metadata.name,
+          uid: metadata.uid,
+          phase: status?.phase ?? 'Unknown',
+          controller: owner ? { kind: owner.kind, name: owner.name } : undefined,
+          mirror: metadata.annotations?.[MIRROR_ANNOTATION] !== undefined,
+          deleting: metadata.deletionTimestamp !== undefined,
+        };
+      });
+    },
+    evictPod: async (pod) => {
+      const url = `${podUrl(pod)}/eviction`;
+      const eviction = { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: pod.name, namespace: pod.namespace } };
+      const answer = await send('POST', url, eviction);
+      if (answer.statusCode === 200 || answer.statusCode === 201) return { outcome: 'evicted' };
+      if (answer.statusCode === 404) return { outcome: 'gone' };
+      if (answer.statusCode === 429) return { outcome: 'blocked', message: statusMessage(answer.text).slice(0, DETAIL_CHARS) };
+      throw refused('POST', url, answer);
+    },
+    deletePod: async (pod) => {
+      await expect('DELETE', `${podUrl(pod)}?gracePeriodSeconds=0`, [200, 202, 404]);
+    },
+    podExists: async (pod) => {
+      const url = podUrl(pod);
+      const answer = await expect('GET', url, [200, 404]);
+      return answer.statusCode === 200 && parse(podUidSchema, url, answer.text).metadata.uid === pod.uid;
+    },
+    deleteNode: async (node) => {
+      await expect('DELETE', nodeUrl(node), [200, 202, 404]);
+    },
     close: () => pool.close(),
   };
 }

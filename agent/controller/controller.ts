@@ -17,6 +17,8 @@ import { nodeConfigRoute, revokeRoute } from './routes/node-config.ts';
 import { controlPlaneRoute, eventsRoute, joinedRoute, pkiRoute, readyRoute, registerRoute } from './routes/nodes.ts';
 import { getVsphereRoute, setVsphereRoute } from './routes/vsphere.ts';
 import { statusRoute } from './routes/status.ts';
+import { scalePoolRoute } from './routes/pools.ts';
+import { PoolReconciler, type ReconcilerOptions } from './pools/reconciler.ts';
 import { ControllerRuntime } from './runtime.ts';
 import { requestHandler } from './http/server.ts';
 import { LongPollWakeups } from './formation/long-poll-wakeups.ts';
@@ -58,6 +60,7 @@ const ROUTES: BoundRoute[] = [
   statusRoute,
   setVsphereRoute,
   getVsphereRoute,
+  scalePoolRoute,
 ];
 
 export interface ControllerOptions {
@@ -74,6 +77,8 @@ export interface ControllerOptions {
   verifyStateTouches?: boolean;
   /** Caps on connections and long-polls; DEFAULT_LIMITS where not given. */
   limits?: Partial<ControllerLimits>;
+  /** Provisioning's pace (tests make it quicker); its defaults otherwise. */
+  provisioning?: Partial<ReconcilerOptions>;
 }
 
 export interface RunningController {
@@ -147,6 +152,9 @@ async function serve(dataDir: DataDir, options: ControllerOptions): Promise<Runn
   });
   for (const id of Object.keys(store.state.clusters)) runtime.pki.set(id, await dataDir.readClusterPki(id));
   for (const cluster of Object.values(store.state.clusters)) runtime.armDeadlines(cluster);
+  const pools = new PoolReconciler(runtime, options.provisioning);
+  runtime.kickProvisioning = (cluster) => pools.kick(cluster);
+  pools.start();
   const handle = requestHandler(ROUTES, runtime, gate);
   const inFlight = new Set<Promise<void>>();
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
@@ -167,6 +175,7 @@ async function serve(dataDir: DataDir, options: ControllerOptions): Promise<Runn
     close: () => {
       closed ??= (async () => {
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        await pools.close();
         // Wakes the long-polls, which answer 503 so that their clients ask again later.
         await runtime.close();
         await Promise.race([Promise.all(inFlight), delay(SHUTDOWN_GRACE_MS, undefined, { ref: false })]);

@@ -31,6 +31,7 @@ import {
   type RevocationResponse,
   type VsphereCredentials,
   type VsphereCredentialsInput,
+  type ScaleRequest,
 } from './api.ts';
 import { API, routePath, type PathParams, type RouteSpec, type SchemaInput, type SchemaOutput } from './routes.ts';
 import type { NodeApi } from './node-api.ts';
@@ -329,6 +330,10 @@ export class AdminClient {
 
   status(cluster: string): Promise<ClusterStatus> {
     return this.transport.call(API.status, { c: cluster });
+  }
+
+  scalePool(cluster: string, request: ScaleRequest): Promise<ClusterSummary> {
+    return this.transport.call(API.scalePool, { c: cluster }, { body: request });
   }
 
   controlPlane(cluster: string): Promise<ControlPlaneView> {

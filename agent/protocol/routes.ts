@@ -22,6 +22,7 @@ import {
   registerRequestSchema,
   revocationRequestSchema,
   revocationResponseSchema,
+  scaleRequestSchema,
   vsphereCredentialsSchema,
   waitQuerySchema,
 } from './api.ts';
@@ -161,6 +162,15 @@ export const API = {
     answer: controlPlaneViewSchema,
   }),
   status: route({ method: 'GET', path: `${CLUSTER}/status`, access: 'admin-or-node', status: 200, answer: clusterStatusSchema }),
+  /** Sets a pool's size; the controller's provisioning clones or drains and destroys to reach it. */
+  scalePool: route({
+    method: 'POST',
+    path: `${CLUSTER}/scale`,
+    access: 'admin',
+    status: 200,
+    body: scaleRequestSchema,
+    answer: clusterSummarySchema,
+  }),
 } as const;
 
 export type RouteName = keyof typeof API;

@@ -73,6 +73,8 @@ const SAMPLES: Record<RouteName, Sample> = {
   join: { body: () => ({}), query: '?wait=0', outcome: { worker: 409 } },
   controlPlane: {},
   status: {},
+  // The matrix's cluster is not provisioned by the controller: nothing to scale.
+  scalePool: { body: () => ({ pool: 'workers', size: 1 }), outcome: { admin: 409 } },
 };
 
 let t: TestController;

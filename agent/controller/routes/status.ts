@@ -1,4 +1,4 @@
-import type { ClusterStatus, NodeStatus } from '../../protocol/api.ts';
+import { CONTROL_PLANE_POOL, type ClusterStatus, type NodeStatus } from '../../protocol/api.ts';
 import { virtualRouterId } from '../../vip/keepalived.ts';
 import { liveSlot } from '../formation/join-slots.ts';
 import { leaderView } from '../formation/lease.ts';
@@ -34,6 +34,19 @@ function clusterStatus(cluster: ClusterState, now: number): ClusterStatus {
     },
     joinSlot: slot ? { holder: slot.holder, expiresAt: new Date(slot.expiresAt).toISOString() } : undefined,
     nodes: nodes.map(nodeStatus),
+    provisioning: provisioningStatus(cluster),
+  };
+}
+
+function provisioningStatus(cluster: ClusterState): ClusterStatus['provisioning'] {
+  if (!cluster.spec.provisioning) return undefined;
+  const vms = (pool: string) => Object.values(cluster.nodes).filter((n) => n.pool === pool && n.vm !== undefined).length;
+  return {
+    pools: [
+      { name: CONTROL_PLANE_POOL, size: cluster.spec.controlPlaneNodes, vms: vms(CONTROL_PLANE_POOL) },
+      ...cluster.spec.pools.map((p) => ({ name: p.name, size: p.size ?? 0, vms: vms(p.name) })),
+    ],
+    error: cluster.provisioningError,
   };
 }
 
@@ -56,6 +69,16 @@ export function nodeStatus(node: NodeState): NodeStatus {
     lastError: node.lastError,
     joinedAt: iso(node.joinedAt),
     readyAt: iso(node.readyAt),
+    vm:
+      node.vm || node.vmError
+        ? {
+            moref: node.vm?.moref ?? '',
+            biosUuid: node.vm?.biosUuid ?? '',
+            ip: node.vm?.ip,
+            replacements: node.vmReplacements ?? 0,
+            error: node.vmError,
+          }
+        : undefined,
   };
 }
 

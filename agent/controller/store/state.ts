@@ -46,6 +46,11 @@ const nodeStateSchema = z.object({
   /** Id (not secret) of the last bootstrap token handed to this node, and when. */
   joinTokenId: z.string().optional(),
   joinTokenIssuedAt: epochMs.optional(),
+  /** The VM the controller cloned for this name (provisioning): a register from another BIOS UUID is refused. */
+  vm: z.object({ moref: z.string(), biosUuid: z.string(), createdAt: epochMs, ip: z.string().optional() }).optional(),
+  /** How often this name's VM was destroyed and cloned again (failed or stalled), and why provisioning stopped. */
+  vmReplacements: z.number().int().nonnegative().optional(),
+  vmError: z.string().optional(),
 });
 export type NodeState = z.infer<typeof nodeStateSchema>;
 
@@ -81,6 +86,8 @@ const clusterStateSchema = z.object({
     .optional(),
   /** Revoked node-token ids, each kept until the token would have expired anyway. */
   revokedTokens: byName(epochMs),
+  /** Why the last provisioning pass did not finish (no vCenter connection, a fault), cleared by one that does. */
+  provisioningError: z.string().optional(),
 });
 export type ClusterState = z.infer<typeof clusterStateSchema>;
 

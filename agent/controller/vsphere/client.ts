@@ -184,7 +184,9 @@ export class VsphereClient {
       });
       status = answer.statusCode;
       const setCookie = answer.headers['set-cookie'];
-      const session = (Array.isArray(setCookie) ? setCookie : setCookie ? [setCookie] : []).find((c) => c.startsWith('vmware_soap_session='));
+      const session = (Array.isArray(setCookie) ? setCookie : setCookie ? [setCookie] : []).find((c) =>
+        c.startsWith('vmware_soap_session='),
+      );
       if (session) this.cookie = session.split(';')[0];
       text = await answer.body.text();
     } catch (error) {
@@ -194,7 +196,9 @@ export class VsphereClient {
       });
     }
     if (status >= 400 && !text.includes('Fault>')) {
-      throw new PkeError(`vSphere ${method} on ${object}: HTTP ${status} from ${this.url.origin}`, { context: { url: this.url.origin, status } });
+      throw new PkeError(`vSphere ${method} on ${object}: HTTP ${status} from ${this.url.origin}`, {
+        context: { url: this.url.origin, status },
+      });
     }
     return parseAnswer(text, method, object);
   }
@@ -315,7 +319,10 @@ export class VsphereClient {
       if (change.network !== undefined) {
         const nic = devices.find((d) => isNode(d) && child(d, 'macAddress') !== undefined);
         if (!isNode(nic)) throw new PkeError(`vSphere ReconfigVM_Task on VM ${name}: it has no network card`);
-        const backing = typed('VirtualEthernetCardNetworkBackingInfo', { deviceName: change.network.name, network: ref(change.network.moref) });
+        const backing = typed('VirtualEthernetCardNetworkBackingInfo', {
+          deviceName: change.network.name,
+          network: ref(change.network.moref),
+        });
         const edited = asSoap(nic) as { __type: string; value: SoapObject };
         deviceChange.push({ operation: 'edit', device: typed(edited.__type, { ...edited.value, backing }) });
       }

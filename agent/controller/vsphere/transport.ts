@@ -29,7 +29,8 @@ export function vspherePool(origin: string, tls: VsphereTls): Pool {
     });
   }
   // Pinned: the chain is not checked, the certificate must be the one named.
-  const connect = buildConnector({ rejectUnauthorized: false });
+  // No resumed sessions: a resumed TLS session shows no certificate to check.
+  const connect = buildConnector({ rejectUnauthorized: false, maxCachedSessions: 0 });
   const wanted = normalizeFingerprint(tls.thumbprint);
   return new Pool(origin, {
     connections: CONNECTIONS,
@@ -42,7 +43,9 @@ export function vspherePool(origin: string, tls: VsphereTls): Pool {
         if (seen !== wanted) {
           socket.destroy();
           return callback(
-            new PkeError(`vCenter ${options.hostname}:${options.port}: its certificate's fingerprint is ${colons(seen)}, not ${tls.thumbprint}`),
+            new PkeError(
+              `vCenter ${options.hostname}:${options.port}: its certificate's fingerprint is ${colons(seen)}, not ${tls.thumbprint}`,
+            ),
             null,
           );
         }

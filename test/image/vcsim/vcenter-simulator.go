@@ -61,8 +61,8 @@ func usage() {
 func serve(args []string) error {
 	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
 	listen := flags.String("listen", "127.0.0.1:0", "HOST:PORT to listen on")
-	username := flags.String("username", "", "the only user that logs in (default: any non-empty user and password)")
-	password := flags.String("password", "", "that user's password")
+	onlyUser := flags.String("username", "", "the only user that logs in (default: any non-empty user and password)")
+	onlyPassword := flags.String("password", "", "that user's password")
 	certFile := flags.String("cert", "", "PEM serving certificate")
 	keyFile := flags.String("key", "", "PEM key of -cert")
 	if err := flags.Parse(args); err != nil {
@@ -75,8 +75,8 @@ func serve(args []string) error {
 	defer model.Remove()
 
 	model.Service.Listen = &url.URL{Host: *listen}
-	if *username != "" {
-		model.Service.Listen.User = url.UserPassword(*username, *password)
+	if *onlyUser != "" {
+		model.Service.Listen.User = url.UserPassword(*onlyUser, *onlyPassword)
 	}
 	model.Service.TLS = new(tls.Config)
 	if *certFile != "" {

@@ -188,7 +188,9 @@ async function clusterSpec(args: ClusterCreateArgs): Promise<ClusterSpecInput> {
     const field = issue ? issuePath(issue) : '';
     const flag = flagOf(field);
     const missing = issue?.code === 'invalid_type' && issue.input === undefined;
-    const where = flag ?? (args.file ? `${args.file}: ${field}` : field);
+    // A field the file set (a pool's placement) is named in the file, not by the flag of its parent.
+    const flagGiven = flag !== undefined && ownValue(args as unknown as Record<string, unknown>, flag.slice(2)) !== undefined;
+    const where = flag && (flagGiven || !args.file) ? flag : args.file ? `${args.file}: ${field}` : field;
     throw new InputError(missing ? `${where} is required` : `${where}: ${issue?.message ?? 'invalid'}`);
   }
   return spec as ClusterSpecInput;

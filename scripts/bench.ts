@@ -9,6 +9,7 @@ import { benchController } from './bench/controller.ts';
 import { benchLab } from './bench/lab.ts';
 import { benchRealLab } from './bench/real-lab.ts';
 import { benchStartup } from './bench/startup.ts';
+import { benchVsphere } from './bench/vsphere.ts';
 
 export interface BenchMetric {
   name: string;
@@ -33,6 +34,7 @@ const SECTIONS: Record<string, () => Promise<BenchSection>> = {
   controller: benchController,
   lab: benchLab,
   'real-lab': benchRealLab,
+  vsphere: benchVsphere,
 };
 
 const repo = path.resolve(import.meta.dirname, '..');

@@ -16,6 +16,9 @@ import { claimLeaderRoute, leaderStateRoute } from './routes/leader.ts';
 import { nodeConfigRoute, revokeRoute } from './routes/node-config.ts';
 import { controlPlaneRoute, eventsRoute, joinedRoute, pkiRoute, readyRoute, registerRoute } from './routes/nodes.ts';
 import { getVsphereRoute, setVsphereRoute } from './routes/vsphere.ts';
+import { removeNodeRoute } from './routes/removals.ts';
+import type { NodeMachines } from './day-two/machines.ts';
+import type { RemovalOptions } from './day-two/node-removal.ts';
 import { statusRoute } from './routes/status.ts';
 import { scalePoolRoute } from './routes/pools.ts';
 import { PoolReconciler, type ReconcilerOptions } from './pools/reconciler.ts';
@@ -48,6 +51,7 @@ const ROUTES: BoundRoute[] = [
   showClusterRoute,
   nodeConfigRoute,
   revokeRoute,
+  removeNodeRoute,
   registerRoute,
   eventsRoute,
   joinedRoute,
@@ -79,6 +83,10 @@ export interface ControllerOptions {
   limits?: Partial<ControllerLimits>;
   /** Provisioning's pace (tests make it quicker); its defaults otherwise. */
   provisioning?: Partial<ReconcilerOptions>;
+  /** How node removals reach etcd and how long they wait (tests); defaults otherwise. */
+  removals?: RemovalOptions;
+  /** The VMs the controller provisioned (issue #15), which removals destroy. */
+  machines?: NodeMachines;
 }
 
 export interface RunningController {
@@ -149,12 +157,16 @@ async function serve(dataDir: DataDir, options: ControllerOptions): Promise<Runn
     log: options.log,
     advertiseUrl,
     caCertPem: ca.certPem,
+    removals: options.removals,
+    machines: options.machines,
   });
   for (const id of Object.keys(store.state.clusters)) runtime.pki.set(id, await dataDir.readClusterPki(id));
   for (const cluster of Object.values(store.state.clusters)) runtime.armDeadlines(cluster);
   const pools = new PoolReconciler(runtime, options.provisioning);
   runtime.kickProvisioning = (cluster) => pools.kick(cluster);
+  runtime.machines ??= pools;
   pools.start();
+  runtime.removals.resumeAll();
   const handle = requestHandler(ROUTES, runtime, gate);
   const inFlight = new Set<Promise<void>>();
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {

@@ -16,6 +16,8 @@ import type { LongPollWakeups } from './formation/long-poll-wakeups.ts';
 import type { ClusterState } from './store/state.ts';
 import type { StateStore } from './store/state-store.ts';
 import type { TokenAuthority } from './auth/tokens.ts';
+import type { NodeMachines } from './day-two/machines.ts';
+import { NodeRemovals, type RemovalOptions } from './day-two/node-removal.ts';
 
 /** What every route handler works with: the one instance of each part of a running controller. */
 export class ControllerRuntime {
@@ -29,6 +31,10 @@ export class ControllerRuntime {
   readonly caCertPem: string;
   /** Each cluster's shared control-plane files, loaded at start and when a cluster is created. */
   readonly pki = new Map<string, Record<PkiFile, string>>();
+  /** Node removals in progress (day-two/). */
+  readonly removals: NodeRemovals;
+  /** The VMs the controller provisioned, where it provisions them (vsphere/, issue #15); removals destroy them. */
+  machines: NodeMachines | undefined;
   private readonly clusterApis = new Map<string, ClusterApi>();
   /** By cluster: settles when the control-plane join grant being made there is made (or not). */
   private readonly controlPlaneGrants = new Map<string, Promise<void>>();
@@ -44,6 +50,8 @@ export class ControllerRuntime {
     log: Logger;
     advertiseUrl: string;
     caCertPem: string;
+    removals?: RemovalOptions;
+    machines?: NodeMachines;
   }) {
     this.store = parts.store;
     this.wakeups = parts.wakeups;
@@ -52,6 +60,8 @@ export class ControllerRuntime {
     this.log = parts.log;
     this.advertiseUrl = parts.advertiseUrl;
     this.caCertPem = parts.caCertPem;
+    this.removals = new NodeRemovals(this, parts.removals);
+    this.machines = parts.machines;
   }
 
   get isClosing(): boolean {
@@ -142,6 +152,7 @@ export class ControllerRuntime {
 
   async close(): Promise<void> {
     this.closing = true;
+    await this.removals.close();
     this.wakeups.close();
     await Promise.all([...this.clusterApis.values()].map((api) => api.close()));
     this.clusterApis.clear();

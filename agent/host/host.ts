@@ -208,6 +208,7 @@ export class Host {
     start: (unit: string) => this.run('systemctl', ['start', unit]).then(() => undefined),
     restart: (unit: string) => this.run('systemctl', ['restart', unit]).then(() => undefined),
     stop: (unit: string) => this.run('systemctl', ['stop', unit]).then(() => undefined),
+    disableNow: (unit: string) => this.run('systemctl', ['disable', '--now', unit]).then(() => undefined),
     reloadOrRestart: (unit: string) => this.run('systemctl', ['reload-or-restart', unit]).then(() => undefined),
     /** Whether each unit is active and enabled, from one `systemctl show` for all of them. */
     states: async <U extends string>(units: readonly U[]): Promise<Record<U, UnitState>> => {

@@ -238,6 +238,22 @@ export type RevocationRequest = z.infer<typeof revocationRequestSchema>;
 export const revocationResponseSchema = z.object({ revoked: z.array(z.string()) });
 export type RevocationResponse = z.infer<typeof revocationResponseSchema>;
 
+// --- node removal (admin) ----------------------------------------------------------------------
+/** POST removals: starts removing a node, or resumes a removal that failed; answers its status. */
+export const removalRequestSchema = z.strictObject({
+  node: nodeName,
+  /** Evict pods with no controller, and delete at the timeout what a disruption budget still protects. */
+  force: z.boolean().default(false),
+  /** How long the drain may take. */
+  timeoutSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 3600)
+    .default(300),
+});
+export type RemovalRequest = z.input<typeof removalRequestSchema>;
+
 // --- register ---------------------------------------------------------------------------
 export const registerRequestSchema = z.strictObject({
   uuid: z.string().min(1).max(64),
@@ -380,9 +396,18 @@ export const controlPlaneViewSchema = z.object({
   virtualRouterId: z.number().int().min(1).max(255),
   leader: z.string().optional(),
   /** Registered control-plane nodes, in registration order. */
-  nodes: z.array(z.object({ name: z.string(), primaryIp: z.string() })),
+  nodes: z.array(
+    z.object({
+      name: z.string(),
+      primaryIp: z.string(),
+      /** Being removed: the node itself stops keepalived (the VIP moves first) and reports `vip-release`. */
+      leaving: z.boolean().optional(),
+    }),
+  ),
 });
 export type ControlPlaneView = z.infer<typeof controlPlaneViewSchema>;
+/** The phase a leaving node reports done once its `vip sync` has stopped keepalived (the VIP moved to a peer). */
+export const VIP_RELEASE_PHASE = 'vip-release';
 
 // --- events, joined, ready -----------------------------------------------------------------
 export const phaseEventSchema = z.strictObject({
@@ -424,8 +449,8 @@ export const nodeStatusSchema = z.object({
   name: z.string(),
   role: roleSchema,
   pool: z.string(),
-  /** `pending`: config rendered, never registered; `revoked`: its tokens were revoked. */
-  state: z.enum(['pending', 'registered', 'bootstrapping', 'failed', 'ready', 'revoked']),
+  /** `pending`: config rendered, never registered; `revoked`: its tokens were revoked; `removing`/`removed`: `node remove`. */
+  state: z.enum(['pending', 'registered', 'bootstrapping', 'failed', 'ready', 'revoked', 'removing', 'removed']),
   uuid: z.string().optional(),
   hostname: z.string().optional(),
   primaryIp: z.string().optional(),
@@ -445,6 +470,22 @@ export const nodeStatusSchema = z.object({
       ip: z.string().optional(),
       replacements: z.number().int(),
       error: z.string().optional(),
+    })
+    .optional(),
+  /** `controller node remove`, step by step. */
+  removal: z
+    .object({
+      state: z.enum(['running', 'failed', 'done']),
+      step: z.string().optional(),
+      dead: z.boolean().optional(),
+      steps: z.array(
+        z.object({
+          name: z.string(),
+          state: z.enum(['running', 'done', 'skipped', 'failed']),
+          at: z.string(),
+          note: z.string().optional(),
+        }),
+      ),
     })
     .optional(),
 });

@@ -27,6 +27,7 @@ import {
   type PkiBundle,
   type ReadyRequest,
   type RegisterRequest,
+  type RemovalRequest,
   type RevocationRequest,
   type RevocationResponse,
   type VsphereCredentials,
@@ -334,6 +335,10 @@ export class AdminClient {
 
   scalePool(cluster: string, request: ScaleRequest): Promise<ClusterSummary> {
     return this.transport.call(API.scalePool, { c: cluster }, { body: request });
+  }
+
+  removeNode(cluster: string, request: RemovalRequest): Promise<NodeStatus> {
+    return this.transport.call(API.removeNode, { c: cluster }, { body: request });
   }
 
   controlPlane(cluster: string): Promise<ControlPlaneView> {

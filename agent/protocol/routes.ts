@@ -20,6 +20,7 @@ import {
   pkiBundleSchema,
   readyRequestSchema,
   registerRequestSchema,
+  removalRequestSchema,
   revocationRequestSchema,
   revocationResponseSchema,
   scaleRequestSchema,
@@ -111,6 +112,15 @@ export const API = {
     status: 200,
     body: revocationRequestSchema,
     answer: revocationResponseSchema,
+  }),
+  /** Removes a node from its cluster (drain, etcd member, keepalived peers, tokens), in the background; status shows each step. */
+  removeNode: route({
+    method: 'POST',
+    path: `${CLUSTER}/removals`,
+    access: 'admin',
+    status: 200,
+    body: removalRequestSchema,
+    answer: nodeStatusSchema,
   }),
   /** The admin sets the vCenter connection for the vSphere CPI and CSI; the leader reads it. */
   setVsphere: route({ method: 'POST', path: `${CLUSTER}/vsphere`, access: 'admin', status: 204, body: vsphereCredentialsSchema }),

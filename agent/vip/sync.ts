@@ -8,9 +8,10 @@ import { Journal, phaseOutputs } from '../journal/journal.ts';
 import { acquireBootstrapLock } from '../journal/lock.ts';
 import { registeredNode } from '../journal/phase-outputs.ts';
 import type { NodeApi } from '../protocol/node-api.ts';
+import { VIP_RELEASE_PHASE } from '../protocol/api.ts';
 import { applyKeepalived, type KeepalivedState } from './apply-keepalived.ts';
 
-export type VipSyncResult = { synced: KeepalivedState } | { skipped: string };
+export type VipSyncResult = { synced: KeepalivedState } | { skipped: string } | { released: true };
 
 /**
  * `pke-agent vip sync`: brings keepalived's peer list in line with the control-plane nodes the
@@ -41,11 +42,17 @@ export async function syncVip(options: {
   const controller = options.connect(config);
   try {
     const outputs = phaseOutputs(journal);
+    const node = registeredNode(outputs, 'vip sync');
+    const view = await controller.controlPlane();
+    if (view.nodes.some((n) => n.name === node.nodeName && n.leaving === true)) {
+      await releaseVip(host, log, controller);
+      return { released: true };
+    }
     const synced = await applyKeepalived(host, log, {
       endpoint: config.controlPlaneEndpoint,
-      node: registeredNode(outputs, 'vip sync'),
+      node,
       isLeader: outputs.elect?.leader === true,
-      view: await controller.controlPlane(),
+      view,
       beforeInit: false,
     });
     return { synced };
@@ -53,4 +60,19 @@ export async function syncVip(options: {
     await controller.close?.();
     await unlock();
   }
+}
+
+/**
+ * This node is being removed (`controller node remove`): keepalived stops, and its priority-0
+ * advert makes a peer take the VIP at once, before the controller removes the node's etcd
+ * member (which takes its API server down); disabled, so a reboot does not bring it back. Then
+ * the controller hears it.
+ */
+async function releaseVip(host: Host, log: Logger, controller: NodeApi): Promise<void> {
+  await host.service.disableNow('keepalived');
+  log.info('vip.released', { reason: 'this node is leaving the cluster' });
+  const at = new Date().toISOString();
+  await controller.events({
+    events: [{ phase: VIP_RELEASE_PHASE, type: 'end', at, attempt: 1, message: 'keepalived stopped: leaving the cluster' }],
+  });
 }

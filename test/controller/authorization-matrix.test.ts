@@ -58,6 +58,8 @@ const SAMPLES: Record<RouteName, Sample> = {
   showCluster: {},
   nodeConfig: { body: () => ({ name: `extra-${++created}`, role: 'worker' }) },
   revoke: { body: () => ({ jti: spareJti }) },
+  // w4 exists for this only; a second removal of it answers its status again.
+  removeNode: { body: () => ({ node: 'w4' }) },
   setVsphere: { body: () => ({ server: 'vcenter.example.net', username: 'u', password: 'p', datacenters: ['DC0'] }) },
   // Only the lease holder (m1 claimed it) reads it.
   getVsphere: {},
@@ -109,6 +111,7 @@ beforeAll(async () => {
   const other = await addNode(t.admin, clusterB, 'm1', 'master');
   nodes.push(master, worker, revoked, other);
   spareJti = (await t.admin.nodeConfig(clusterA, { name: 'w3', role: 'worker' })).tokenId;
+  await t.admin.nodeConfig(clusterA, { name: 'w4', role: 'worker' });
   await t.admin.revoke(clusterA, { jti: revoked.tokenId });
   expect((await master.client.claimLeader({})).granted).toBe(true);
 

@@ -26,7 +26,7 @@ export interface TestController {
 
 /** A controller in this process on 127.0.0.1 and a free port, with its own data dir. */
 export async function startTestController(
-  options: Partial<Pick<ControllerOptions, 'log' | 'sans' | 'limits'>> = {},
+  options: Partial<Pick<ControllerOptions, 'log' | 'sans' | 'limits' | 'removals' | 'machines'>> = {},
 ): Promise<TestController> {
   const data = scratchDir('controller');
   const controller = await startController({

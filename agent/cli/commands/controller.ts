@@ -75,6 +75,13 @@ export interface NodeConfigArgs extends ClusterArgs {
   'token-ttl'?: string;
 }
 
+export interface NodeRemoveArgs extends ClusterArgs {
+  name: string;
+  force?: boolean;
+  timeout?: string;
+  wait: boolean;
+}
+
 export interface RevokeArgs extends ClusterArgs {
   name?: string;
   jti?: string;
@@ -224,10 +231,31 @@ const nodeRevokeCommand: CommandModule<GlobalArgs, RevokeArgs> = {
   handler: async (args) => (await import('./controller/node.ts')).revoke(args),
 };
 
+const nodeRemoveCommand: CommandModule<GlobalArgs, NodeRemoveArgs> = {
+  command: 'remove',
+  describe: 'Remove a node: drain, etcd member and keepalived peers (control plane), Node, tokens, VM; resumes where a failed run stopped',
+  builder: (yargs) =>
+    connectionOptions(yargs)
+      .option('cluster', { type: 'string', demandOption: true, describe: 'Cluster id or name' })
+      .option('name', { type: 'string', demandOption: true, describe: 'The node to remove' })
+      .option('force', {
+        type: 'boolean',
+        describe: 'Evict pods with no controller; at the timeout, delete pods a disruption budget still protects',
+      })
+      .option('timeout', { type: 'string', describe: 'How long the drain may take, e.g. 10m (default 5m)' })
+      .option('wait', {
+        type: 'boolean',
+        default: true,
+        describe: 'Follow the removal step by step until it ends (--no-wait: start it and return)',
+      }),
+  handler: async (args) => (await import('./controller/remove.ts')).removeNode(args),
+};
+
 const nodeCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'node <command>',
-  describe: 'Node tokens',
-  builder: (yargs) => yargs.command(nodeRevokeCommand).demandCommand(1, 'Name a node command: revoke.'),
+  describe: 'Node tokens; removing nodes',
+  builder: (yargs) =>
+    yargs.command(nodeRevokeCommand).command(nodeRemoveCommand).demandCommand(1, 'Name a node command: revoke or remove.'),
   handler: () => {},
 };
 

@@ -9,6 +9,7 @@ const syncCommand: CommandModule<GlobalArgs, GlobalArgs> = {
     const [{ syncVip }, { createNodeClient }] = await Promise.all([import('../../vip/sync.ts'), import('../../protocol/client.ts')]);
     const result = await syncVip({ host: ctx.host, log: ctx.log, connect: (config) => createNodeClient(config, { log: ctx.log }) });
     if ('skipped' in result) ctx.log.info('vip.sync-skipped', { reason: result.skipped });
+    else if ('released' in result) ctx.log.info('vip.sync-released', {});
     else ctx.log.info('vip.synced', { changed: result.synced.changed, peers: result.synced.peers.join(',') || 'none' });
   },
 };

@@ -45,7 +45,9 @@ export function desiredVms(cluster: ClusterState): DesiredVm[] {
 /** Nodes that have a provisioned VM the spec no longer wants (a pool shrunk). */
 export function surplusVms(cluster: ClusterState, desired: DesiredVm[]): NodeState[] {
   const wanted = new Set(desired.map((vm) => vm.name));
-  return Object.values(cluster.nodes).filter((node) => node.vm !== undefined && !wanted.has(node.name));
+  return Object.values(cluster.nodes).filter(
+    (node) => node.vm !== undefined && !wanted.has(node.name) && (node.removal === undefined || node.removal.state === 'done'),
+  );
 }
 
 /** Why a worker's VM should be replaced now, or undefined while it is progressing (or ready). */

@@ -1,7 +1,8 @@
 import path from 'node:path/posix';
 import { errorMessage } from '../../core/errors.ts';
 import { type Placement, vsphereCredentialsSchema } from '../../protocol/api.ts';
-import { revokeNode } from '../auth/revoke-node.ts';
+import { deleteJoinToken, revokeNode } from '../auth/revoke-node.ts';
+import type { NodeMachines } from '../day-two/machines.ts';
 import { drainNode } from '../kubernetes/drain.ts';
 import { issueNodeConfig } from '../node-config/issue.ts';
 import type { ControllerRuntime } from '../runtime.ts';
@@ -47,7 +48,7 @@ interface Resolved {
   network?: { moref: Moref; name: string };
 }
 
-export class PoolReconciler {
+export class PoolReconciler implements NodeMachines {
   private readonly runtime: ControllerRuntime;
   private readonly options: ReconcilerOptions;
   private readonly passes = new Map<string, Promise<void>>();
@@ -162,6 +163,8 @@ export class PoolReconciler {
 
   private async ensure(client: VsphereClient, cluster: ClusterState, want: DesiredVm, where: Resolved): Promise<void> {
     const node = cluster.nodes[want.name];
+    // `controller node remove` has it: provisioning clones the name again once that is done.
+    if (node?.removal !== undefined && node.removal.state !== 'done') return;
     const live = node !== undefined && node.revokedAt === undefined;
     if (live && node.vmError !== undefined) return;
     if (live && node.vm !== undefined) {
@@ -269,13 +272,46 @@ export class PoolReconciler {
       }
       await api.deleteNode(node.name);
     }
-    if (node.revokedAt === undefined) await revokeNode(this.runtime, cluster, node.name);
+    if (node.revokedAt === undefined) await this.revoke(cluster, node);
     if (node.vm !== undefined) await destroyVm(client, { type: 'VirtualMachine', value: node.vm.moref }, node.name);
     this.runtime.store.mutate((_, touch) => {
       const current = cluster.nodes[node.name]!;
       current.vm = undefined;
       touch.node(cluster.id, node.name);
     });
+  }
+
+  private async revoke(cluster: ClusterState, node: NodeState): Promise<void> {
+    const revoked = this.runtime.store.mutate((_, touch) => {
+      const result = revokeNode(cluster, node, Date.now());
+      touch.node(cluster.id, node.name);
+      touch.cluster(cluster.id);
+      return result;
+    });
+    this.runtime.log.info('token.revoked', { cluster: cluster.id, node: node.name, jti: revoked.jtis.join(',') });
+    this.runtime.changed(cluster);
+    if (revoked.joinTokenId !== undefined) await deleteJoinToken(cluster, revoked.joinTokenId, this.runtime);
+  }
+
+  // --- NodeMachines: what `controller node remove` (day-two/) asks of provisioning ------------
+
+  async owns(clusterId: string, name: string): Promise<boolean> {
+    return this.runtime.store.state.clusters[clusterId]?.nodes[name]?.vm !== undefined;
+  }
+
+  /** Powers off and destroys a node's VM; the pool's next pass clones the name again while the pool still wants it. */
+  async destroy(clusterId: string, name: string): Promise<void> {
+    const cluster = this.runtime.store.state.clusters[clusterId];
+    const node = cluster?.nodes[name];
+    if (!cluster || !node?.vm) return;
+    const client = await this.session(cluster);
+    if (!client) throw new Error(`cluster ${cluster.name} has no vCenter connection to destroy VM ${node.vm.moref} with`);
+    await destroyVm(client, { type: 'VirtualMachine', value: node.vm.moref }, name);
+    this.runtime.store.mutate((_, touch) => {
+      node.vm = undefined;
+      touch.node(cluster.id, name);
+    });
+    this.runtime.log.info('pool.vm.destroyed', { cluster: cluster.id, node: name });
   }
 }
 

@@ -6,6 +6,7 @@ import { assertEpoch, fenced, leaseHolder, markInitialized } from '../formation/
 import { badRequest, conflict, forbidden } from '../http/problem.ts';
 import { bind } from '../http/route.ts';
 import { nodeStatus } from './status.ts';
+import { NodeRemovals } from '../day-two/node-removal.ts';
 import type { ClusterState, NodeState } from '../store/state.ts';
 import type { NodePrincipal } from '../auth/tokens.ts';
 
@@ -116,11 +117,12 @@ export const pkiRoute = bind(API.pki, ({ cluster, runtime }) => {
   return { files };
 });
 
-export const controlPlaneRoute = bind(API.controlPlane, ({ cluster }) => {
+export const controlPlaneRoute = bind(API.controlPlane, ({ cluster, principal, runtime }) => {
+  if (principal.kind === 'node') runtime.removals.viewFetched(cluster.id, principal.node);
   const nodes = Object.values(cluster.nodes)
     .filter((n) => n.role === 'master' && n.registration !== undefined)
     .sort((a, b) => (a.registration?.seq ?? 0) - (b.registration?.seq ?? 0))
-    .map((n) => ({ name: n.name, primaryIp: n.registration?.primaryIp ?? '' }));
+    .map((n) => ({ name: n.name, primaryIp: n.registration?.primaryIp ?? '', ...(NodeRemovals.isLeaving(n) ? { leaving: true } : {}) }));
   const { vip, port } = cluster.spec.controlPlaneEndpoint;
   return { vip, port, virtualRouterId: virtualRouterId(cluster.id), leader: leaseHolder(cluster, Date.now()), nodes };
 });

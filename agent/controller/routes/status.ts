@@ -5,6 +5,7 @@ import { leaderView } from '../formation/lease.ts';
 import { API } from '../../protocol/routes.ts';
 import { bind } from '../http/route.ts';
 import type { ClusterState, NodeState } from '../store/state.ts';
+import { removalStatus } from '../day-two/node-removal.ts';
 
 /** The cluster as the controller sees it, for the admin and for any node of the cluster. */
 export const statusRoute = bind(API.status, ({ cluster }) => clusterStatus(cluster, Date.now()));
@@ -79,10 +80,13 @@ export function nodeStatus(node: NodeState): NodeStatus {
             error: node.vmError,
           }
         : undefined,
+    removal: removalStatus(node),
   };
 }
 
 function nodeState(node: NodeState): NodeStatus['state'] {
+  if (node.removedAt !== undefined) return 'removed';
+  if (node.removal !== undefined) return 'removing';
   if (node.revokedAt !== undefined) return 'revoked';
   if (node.readyAt !== undefined) return 'ready';
   if (node.phaseState === 'failed') return 'failed';

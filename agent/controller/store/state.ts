@@ -26,6 +26,28 @@ const registrationSchema = z.object({
   seq: z.number().int().nonnegative(),
 });
 
+/** One step of a node's removal (agent/controller/day-two/node-removal.ts). */
+const removalStepSchema = z.object({
+  state: z.enum(['running', 'done', 'skipped', 'failed']),
+  at: epochMs,
+  /** What the step did or found (skipped: why), or its error. */
+  note: z.string().optional(),
+});
+
+/** `controller node remove`: journaled step by step, so that a restart or a rerun resumes it. */
+const nodeRemovalSchema = z.object({
+  requestedAt: epochMs,
+  force: z.boolean(),
+  timeoutSeconds: z.number().int().positive(),
+  state: z.enum(['running', 'failed', 'done']),
+  /** The step running, or the one that failed. */
+  step: z.string().optional(),
+  steps: byName(removalStepSchema),
+  /** A control-plane node whose etcd member did not answer: removed from the survivors, no VIP hand-over. */
+  dead: z.boolean().optional(),
+});
+export type NodeRemoval = z.infer<typeof nodeRemovalSchema>;
+
 const nodeStateSchema = z.object({
   name: z.string(),
   role: roleSchema,
@@ -51,6 +73,9 @@ const nodeStateSchema = z.object({
   /** How often this name's VM was destroyed and cloned again (failed or stalled), and why provisioning stopped. */
   vmReplacements: z.number().int().nonnegative().optional(),
   vmError: z.string().optional(),
+  removal: nodeRemovalSchema.optional(),
+  /** The removal finished: the node is out of the cluster (its tokens revoked with it). */
+  removedAt: epochMs.optional(),
 });
 export type NodeState = z.infer<typeof nodeStateSchema>;
 

@@ -48,9 +48,20 @@ function statusText(status: ClusterStatus): string {
     n.lastError ?? '',
     n.vm ? `${n.vm.moref || '-'}${n.vm.replacements ? ` (${n.vm.replacements} replaced)` : ''}${n.vm.error ? ` ${n.vm.error}` : ''}` : '',
   ]);
+  const removals = nodes.filter((n) => n.removal !== undefined && n.removal.state !== 'done');
   return [
     ...header.map(escapeControl),
     '',
     renderTable(['NODE', 'ROLE', 'POOL', 'STATE', 'PRIMARY IP', 'PHASE', 'JOINED AT', 'READY AT', 'LAST ERROR', 'VM'], rows),
+    ...removals.flatMap((n) => [
+      '',
+      escapeControl(
+        `removing ${n.name}${n.removal?.dead ? ' (dead: from the survivors)' : ''}: ${n.removal?.state} at step ${n.removal?.step ?? '-'}`,
+      ),
+      renderTable(
+        ['STEP', 'STATE', 'AT', 'NOTE'],
+        (n.removal?.steps ?? []).map((step) => [step.name, step.state, step.at, step.note ?? '']),
+      ),
+    ]),
   ].join('\n');
 }

@@ -310,7 +310,7 @@ export class Lab {
       const env = this.nodeEnvironment(node);
       // What VMware Tools and cloud-init's VMware datasource do at boot, through the VM's guestinfo.
       for (const args of [['set-ip', host.ip], ['cloud-init']]) {
-        const result = await this.runOn(node, process.execPath, [vsphere.guestScript, ...args], { env });
+        const result = await this.runOn(node, vsphere.guestScript, args, { env });
         if (result.exitCode !== 0)
           throw new Error(`VM ${vm.name}: vsphere-guest ${args[0]} exited ${result.exitCode}: ${String(result.stderr).trim()}`);
       }

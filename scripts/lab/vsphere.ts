@@ -1,6 +1,6 @@
 // The lab's vCenter: govmomi's simulator (test/image/vcsim) in the controller's namespace, listening
 // on the controller's address so that the controller provisions through it and every lab VM's
-// guestinfo stand-in (test/standins/vmware/vsphere-guest.ts) reaches it across the lab's bridge.
+// guestinfo stand-in (test/standins/vsphere-guest-standin.ts) reaches it across the lab's bridge.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -8,7 +8,7 @@ import { startSimulatorFixture } from '../../test/vsphere/simulator-fixture.ts';
 import type { LabHost } from './network.ts';
 
 const SIMULATOR_PORT = 8989;
-const GUEST_SCRIPT = path.resolve(import.meta.dirname, '../../test/standins/vmware/vsphere-guest.ts');
+const GUEST_SCRIPT = path.resolve(import.meta.dirname, '../../test/standins/vmware/vsphere-guest');
 
 export interface LabVsphere {
   host: string;
@@ -43,7 +43,7 @@ export async function startLabVsphere(workDir: string, controller: LabHost): Pro
     PKE_VSPHERE_VM: moref,
   });
   const admin = async (args: string[]) => {
-    const result = await execa('ip', ['netns', 'exec', controller.namespace, process.execPath, GUEST_SCRIPT, ...args], {
+    const result = await execa('ip', ['netns', 'exec', controller.namespace, GUEST_SCRIPT, ...args], {
       env: environment(),
       reject: false,
     });

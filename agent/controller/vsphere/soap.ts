@@ -42,7 +42,8 @@ const parser = new XMLParser({
   removeNSPrefix: true,
   parseTagValue: false,
   parseAttributeValue: false,
-  trimValues: true,
+  // Values are exact: a redacted `.encoding` is a single space.
+  trimValues: false,
   // vim25 answers carry no entities beyond XML's own; none are expanded past those.
   processEntities: true,
   htmlEntities: false,

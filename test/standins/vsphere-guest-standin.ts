@@ -2,18 +2,18 @@
 // only: where a real VM's vmware-rpctool talks to its hypervisor, this talks to the vCenter
 // simulator's API for the VM named in the environment. `info-get` reads the VM's ExtraConfig,
 // `info-set` reconfigures it, so what the agent reads and redacts really travels through vSphere.
-//   vsphere-guest.ts rpc "info-get guestinfo.KEY" | "info-set guestinfo.KEY VALUE"
-//   vsphere-guest.ts cloud-init      acts out cloud-init's VMware datasource redaction (metadata's `redact`)
-//   vsphere-guest.ts set-ip IP       what VMware Tools reports as the guest's IP
+//   vsphere-guest rpc "info-get guestinfo.KEY" | "info-set guestinfo.KEY VALUE"
+//   vsphere-guest cloud-init      acts out cloud-init's VMware datasource redaction (metadata's `redact`)
+//   vsphere-guest set-ip IP       what VMware Tools reports as the guest's IP
 // The lab's admin side (same file, run in the controller's namespace):
-//   vsphere-guest.ts list            powered-on VMs: [{name, moref, biosUuid}]
-//   vsphere-guest.ts extra-config NAME
+//   vsphere-guest list            powered-on VMs: [{name, moref, biosUuid}]
+//   vsphere-guest extra-config NAME
 // Environment: PKE_VSPHERE_SERVER (host:port), PKE_VSPHERE_USER, PKE_VSPHERE_PASSWORD, PKE_VSPHERE_CA (file),
 // PKE_VSPHERE_VM (the VM's managed object id, for the guest commands).
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
-import { VsphereClient } from '../../../agent/controller/vsphere/client.ts';
-import type { Moref } from '../../../agent/controller/vsphere/soap.ts';
+import { VsphereClient } from '../../agent/controller/vsphere/client.ts';
+import type { Moref } from '../../agent/controller/vsphere/soap.ts';
 
 const env = (name: string) => {
   const value = process.env[name];

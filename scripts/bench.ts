@@ -10,6 +10,7 @@ import { benchLab } from './bench/lab.ts';
 import { benchRealLab } from './bench/real-lab.ts';
 import { benchRealUpgrade } from './bench/real-upgrade.ts';
 import { benchStartup } from './bench/startup.ts';
+import { benchVsphere } from './bench/vsphere.ts';
 
 export interface BenchMetric {
   name: string;
@@ -35,6 +36,7 @@ const SECTIONS: Record<string, () => Promise<BenchSection>> = {
   lab: benchLab,
   'real-lab': benchRealLab,
   'real-upgrade': benchRealUpgrade,
+  vsphere: benchVsphere,
 };
 
 const repo = path.resolve(import.meta.dirname, '..');

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Bundles the Node stand-ins (test/standins: kubeadm, kubectl, the API server) with esbuild into
+// Bundles the Node stand-ins (test/standins: kubeadm, kubectl, the API server, the vSphere guestinfo channel) with esbuild into
 // one ES module each under .cache/standins/, which their wrappers in test/standins/bin run: a
 // bundle spares every stand-in run resolving, reading and type-stripping some hundred modules.
 // The wrappers run this when a bundle is missing or older than a file it may be built from
@@ -12,7 +12,7 @@ import { build } from 'esbuild';
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const outdir = path.join(repo, '.cache/standins');
 // In the order they are put in place: the API server's before kubeadm's, which starts it.
-const STANDINS = ['apiserver-standin', 'kubeadm-standin', 'kubectl-standin'];
+const STANDINS = ['apiserver-standin', 'kubeadm-standin', 'kubectl-standin', 'vsphere-guest-standin'];
 
 // Stamped on the bundles as their mtime, so that a source saved while this build reads it is newer
 // than them: a second before the build began, as file times come from a coarser clock than Date.

@@ -1,4 +1,4 @@
-// npm run lab [-- --masters N --workers M --failover --keep --standins --ha]: a whole cluster
+// npm run lab [-- --masters N --workers M --failover --keep --standins --ha --vsphere]: a whole cluster
 // bootstrapped on this machine, one network namespace per VM, real controller, agents and
 // keepalived; by default real kubeadm, kubelet, containerd, etcd and control plane too. With
 // --ha, three controller replicas on a three-member etcd cluster, one of them SIGKILLed once a
@@ -22,6 +22,7 @@ const { values } = parseArgs({
     ha: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     standins: { type: 'boolean', default: false },
+    vsphere: { type: 'boolean', default: false },
     'kubernetes-version': { type: 'string' },
     prefix: { type: 'string', default: 'pke-lab-' },
     help: { type: 'boolean', default: false },
@@ -29,7 +30,7 @@ const { values } = parseArgs({
 });
 if (values.help) {
   console.log(
-    `usage: npm run lab [-- --masters N --workers M --failover --keep --standins --ha --kubernetes-version ${NEWEST_RELEASE.version} --prefix pke-lab-]`,
+    `usage: npm run lab [-- --masters N --workers M --failover --keep --standins --ha --vsphere --kubernetes-version ${NEWEST_RELEASE.version} --prefix pke-lab-]`,
   );
   process.exit(0);
 }
@@ -41,7 +42,9 @@ if (!Number.isInteger(workers) || workers < 0 || workers > 50) fail('--workers m
 if (!/^[a-z][a-z0-9-]{0,14}-$/.test(values.prefix))
   fail('--prefix must be lowercase letters, digits and dashes, end with a dash, at most 16 characters', 2);
 
-const real = values.standins ? undefined : realRelease(values['kubernetes-version'] ?? NEWEST_RELEASE.version);
+if (values.ha && values.vsphere) fail('--ha and --vsphere do not go together: the vSphere lab runs one controller', 2);
+// --vsphere provisions through the vCenter simulator and boots the VMs on the stand-in tier.
+const real = values.standins || values.vsphere ? undefined : realRelease(values['kubernetes-version'] ?? NEWEST_RELEASE.version);
 
 const available = await namespacesAvailable();
 if (!available.ok) fail(`the lab needs root and network namespaces: ${available.reason}. Run it as root (sudo npm run lab).`, 1);
@@ -81,9 +84,14 @@ try {
       kubernetesVersion: values['kubernetes-version'],
       real,
       ha: values.ha,
+      vsphere: values.vsphere,
     },
     (text) => view.note(text),
   );
+  if (values.vsphere) {
+    await vsphereLab(lab, started);
+    await cleanup(0);
+  }
   view.note(`controller ${lab.controllerUrls.join(', ')}, VIP ${lab.network.vip}; powering on every VM`);
   for (const node of lab.nodes) view.add(node.name, node.role);
   const bootStarted = Date.now();
@@ -183,6 +191,73 @@ async function boot(lab: Lab, node: LabNode): Promise<number> {
     endedAt: Date.now(),
   });
   return result.exitCode ?? 1;
+}
+
+/** Boots what the controller provisioned, shows the VMs' ExtraConfig after formation, scales the workers up by two and down by one. */
+async function vsphereLab(lab: Lab, started: number): Promise<void> {
+  const exits = new Map<string, Promise<number>>();
+  const sync = async () => {
+    const { booted, removed } = await lab.syncVsphereVms((node) => {
+      view.add(node.name, node.role);
+      exits.set(node.name, boot(lab, node));
+    });
+    for (const node of booted) view.note(`${node.name}: the simulator reports it powered on; booting it at ${node.host.ip}`);
+    for (const name of removed) view.note(`${name}: destroyed in vSphere; its namespace is gone`);
+  };
+  const readyCount = async () => {
+    const status = clusterStatusOf(await lab.controllerCli(['status', '--cluster', lab.clusterName, '--json']));
+    return status.nodes.filter((n) => n.state === 'ready').length;
+  };
+  const settle = async (ready: number, what: string) => {
+    for (let i = 0; i < 600; i++) {
+      await sync();
+      if ((await readyCount()) === ready) return;
+      if ([...exits.values()].length > 0) {
+        const codes = await Promise.all([...exits.values()].map((p) => Promise.race([p, Promise.resolve(0)])));
+        if (codes.some((code) => code !== 0)) throw new Error(`a node failed while waiting for ${what}; logs in ${lab.options.workDir}`);
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    throw new Error(`${what}: not reached within 5 minutes`);
+  };
+  view.note(
+    `controller ${lab.controllerUrl}, vCenter simulator https://${lab.vsphere!.host}:${lab.vsphere!.port}/sdk; the controller provisions the VMs`,
+  );
+  const provisionStarted = Date.now();
+  await settle(masters + workers, 'every provisioned node ready');
+  view.stop();
+  const seconds = ((Date.now() - provisionStarted) / 1000).toFixed(1);
+  console.log(`\n${await lab.controllerCli(['status', '--cluster', lab.clusterName])}`);
+  console.log(
+    `\nall ${masters + workers} provisioned nodes ready ${seconds} s after --provision (lab set-up included: ${((Date.now() - started) / 1000).toFixed(1)} s)`,
+  );
+  console.log("\nguestinfo in each VM's ExtraConfig, read through the vSphere API (what an admin with govc sees):");
+  for (const node of lab.nodes) {
+    const extra = await lab.vsphere!.extraConfig(node.name);
+    const show = (key: string) => JSON.stringify(extra[key] ?? '(unset)');
+    console.log(`  ${node.name}: guestinfo.pke.config=${show('guestinfo.pke.config')} guestinfo.userdata=${show('guestinfo.userdata')}`);
+  }
+  for (const [size, ready] of [
+    [workers + 2, masters + workers + 2],
+    [workers + 1, masters + workers + 1],
+  ] as const) {
+    console.log(`\npool scale --pool workers --size ${size}`);
+    const scaleStarted = Date.now();
+    await lab.controllerCli(['pool', 'scale', '--cluster', lab.clusterName, '--pool', 'workers', '--size', String(size)]);
+    await settle(ready, `workers at ${size}`);
+    for (let i = 0; i < 60 && lab.nodes.length !== ready; i++) {
+      await sync();
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    console.log(
+      `workers at ${size} in ${((Date.now() - scaleStarted) / 1000).toFixed(1)} s; lab VMs: ${lab.nodes.map((n) => n.name).join(', ')}`,
+    );
+  }
+  console.log(`\n${await lab.controllerCli(['status', '--cluster', lab.clusterName])}`);
+}
+
+function clusterStatusOf(text: string): { nodes: { name: string; state: string }[] } {
+  return JSON.parse(text) as { nodes: { name: string; state: string }[] };
 }
 
 async function statusText(lab: Lab, node: LabNode): Promise<string> {

@@ -22,6 +22,8 @@ import type { RemovalOptions } from './day-two/node-removal.ts';
 import { statusRoute } from './routes/status.ts';
 import { claimBackupRoute, listBackupsRoute, reportCertificatesRoute, requestBackupRoute, uploadBackupRoute } from './routes/day-two.ts';
 import { drainRoute, startUpgradeRoute, uncordonRoute, upgradedRoute, upgradeSlotRoute } from './routes/upgrade.ts';
+import { scalePoolRoute } from './routes/pools.ts';
+import { PoolReconciler, type ReconcilerOptions } from './pools/reconciler.ts';
 import { ControllerRuntime } from './runtime.ts';
 import { requestHandler } from './http/server.ts';
 import { LongPollWakeups } from './formation/long-poll-wakeups.ts';
@@ -92,6 +94,7 @@ const ROUTES: BoundRoute[] = [
   drainRoute,
   uncordonRoute,
   upgradedRoute,
+  scalePoolRoute,
 ];
 
 export interface ControllerOptions {
@@ -112,6 +115,8 @@ export interface ControllerOptions {
   peerUrls?: string[];
   /** Share state and secrets with other replicas through etcd instead of keeping them in the data dir. */
   etcd?: EtcdOptions;
+  /** Provisioning's pace (tests make it quicker); its defaults otherwise. */
+  provisioning?: Partial<ReconcilerOptions>;
   /** How node removals reach etcd and how long they wait (tests); defaults otherwise. */
   removals?: RemovalOptions;
   /** The VMs the controller provisioned (issue #15), which removals destroy. */
@@ -226,6 +231,10 @@ async function serveWith(dataDir: DataDir, backend: Backend, options: Controller
   });
   for (const id of Object.keys(store.state.clusters)) runtime.pki.set(id, await files.readClusterPki(id));
   for (const cluster of Object.values(store.state.clusters)) runtime.armDeadlines(cluster);
+  const pools = new PoolReconciler(runtime, options.provisioning);
+  runtime.kickProvisioning = (cluster) => pools.kick(cluster);
+  runtime.machines ??= pools;
+  pools.start();
   runtime.removals.resumeAll();
   // A change through another replica wakes this one's long-polls as one of its own would.
   store.onRemoteChange((id) => {
@@ -259,6 +268,7 @@ async function serveWith(dataDir: DataDir, backend: Backend, options: Controller
     close: () => {
       closed ??= (async () => {
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        await pools.close();
         // Wakes the long-polls, which answer 503 so that their clients ask again later.
         await runtime.close();
         await Promise.race([Promise.all(inFlight), delay(SHUTDOWN_GRACE_MS, undefined, { ref: false })]);

@@ -50,6 +50,8 @@ export class ControllerRuntime {
   /** By cluster: settles when the control-plane join grant being made there is made (or not). */
   private readonly controlPlaneGrants = new Map<string, Promise<void>>();
   private closing = false;
+  /** Wakes the provisioning of a cluster (pools/); the controller sets it once the reconciler is made. */
+  kickProvisioning: (clusterId: string) => void = () => {};
 
   constructor(parts: {
     store: ControllerStore;

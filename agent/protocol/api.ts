@@ -89,58 +89,122 @@ export const backupPolicySchema = z
   })
   .default({ intervalHours: 6, retain: 14, maxBytes: 4 * 1024 ** 3 });
 export type BackupPolicy = z.infer<typeof backupPolicySchema>;
+/**
+ * Where and how the controller clones a pool's VMs on vSphere. Paths are inventory paths, either
+ * absolute (`/DC0/vm/pke`) or below the datacenter's folder of their kind (vm, host, datastore,
+ * network).
+ */
+export const placementSchema = z.strictObject({
+  /** The VM template (or VM) to clone; a linked clone when it has a snapshot. */
+  template: z.string().min(1).max(1024),
+  /** The VM folder the clones go into (default: the datacenter's VM folder). */
+  folder: z.string().max(1024).default(''),
+  /** A resource pool, or a cluster or host (its root resource pool), below the datacenter's host folder. */
+  resourcePool: z.string().min(1).max(1024),
+  datastore: z.string().min(1).max(1024).optional(),
+  /** The network of the first network card. */
+  network: z.string().min(1).max(1024).optional(),
+  cpus: z.number().int().min(1).max(768).optional(),
+  memoryMiB: z
+    .number()
+    .int()
+    .min(256)
+    .max(24 * 1024 * 1024)
+    .optional(),
+  /** The first disk grows to this size. */
+  diskGiB: z
+    .number()
+    .int()
+    .min(1)
+    .max(62 * 1024)
+    .optional(),
+});
+export type Placement = z.infer<typeof placementSchema>;
 
 const poolSpecSchema = z.strictObject({
   name: dnsLabel,
   /** Node labels and taints of the pool's nodes, validated as the agent config validates them. */
   labels: agentConfigSchema.shape.labels,
   taints: agentConfigSchema.shape.taints,
+  /** How many VMs the controller keeps in the pool (provisioning only). */
+  size: z.number().int().min(0).max(500).optional(),
+  placement: placementSchema.optional(),
+});
+
+/** The controller clones, powers on and replaces the VMs itself (on the cluster's vCenter connection). */
+export const provisioningSchema = z.strictObject({
+  /** A worker that makes no progress (no phase report) for this long is destroyed and replaced. */
+  progressTimeoutSeconds: z.number().int().min(30).max(86400).default(900),
+  /** How many times one worker's VM is replaced before the controller gives up on it. */
+  maxReplacements: z.number().int().min(0).max(100).default(3),
 });
 
 /** The pool name control-plane nodes carry in their agent config. */
 export const CONTROL_PLANE_POOL = 'control-plane';
 
-export const clusterSpecSchema = z.strictObject({
-  name: dnsLabel.max(40, 'at most 40 characters (the cluster id adds a suffix)'),
-  kubernetesVersion,
-  controlPlaneEndpoint,
-  /** How many control-plane nodes the cluster is meant to have (shown in status). */
-  controlPlaneNodes: z.number().int().min(1).max(9).default(3),
-  pools: z
-    .array(poolSpecSchema)
-    .max(64)
-    .default([{ name: 'workers', labels: {}, taints: [] }])
-    .refine((pools) => new Set(pools.map((p) => p.name)).size === pools.length, 'pool names must be unique')
-    .refine((pools) => pools.every((p) => p.name !== CONTROL_PLANE_POOL), `"${CONTROL_PLANE_POOL}" is reserved for control-plane nodes`),
-  podCidr,
-  serviceCidr,
-  /** Installed by the leader after init: the CNI (its pod CIDR is podCidr) and MetalLB. */
-  addons: addonsSchema,
-  /** How this site's hosts run containers, handed to every node's agent config. */
-  ...nodeRuntimeFields,
-  /** Lifetime of the node tokens that node-config puts into guestinfo. */
-  nodeTokenTtlSeconds: z
-    .number()
-    .int()
-    .min(60)
-    .max(365 * 86400)
-    .default(86400),
-  /** Leader lease; renewed by the holder until it reports the cluster initialized. */
-  leaseTtlSeconds: z.number().int().min(1).max(3600).default(30),
-  /** How long one control-plane join may hold the join slot. */
-  joinSlotTtlSeconds: z.number().int().min(1).max(86400).default(600),
-  /** Lifetime of each kubeadm bootstrap token handed to a joining node. */
-  bootstrapTokenTtlSeconds: z.number().int().min(10).max(86400).default(900),
-  /** etcd snapshots: how often one is taken, how many the controller keeps, how large one may be. */
-  backups: backupPolicySchema,
-  /** Lifetime of the leader's init token (covers the whole init). */
-  initTokenTtlSeconds: z
-    .number()
-    .int()
-    .min(600)
-    .max(7 * 86400)
-    .default(7200),
-});
+export const clusterSpecSchema = z
+  .strictObject({
+    name: dnsLabel.max(40, 'at most 40 characters (the cluster id adds a suffix)'),
+    kubernetesVersion,
+    controlPlaneEndpoint,
+    /** How many control-plane nodes the cluster is meant to have (shown in status). */
+    controlPlaneNodes: z.number().int().min(1).max(9).default(3),
+    pools: z
+      .array(poolSpecSchema)
+      .max(64)
+      .default([{ name: 'workers', labels: {}, taints: [] }])
+      .refine((pools) => new Set(pools.map((p) => p.name)).size === pools.length, 'pool names must be unique')
+      .refine((pools) => pools.every((p) => p.name !== CONTROL_PLANE_POOL), `"${CONTROL_PLANE_POOL}" is reserved for control-plane nodes`),
+    podCidr,
+    serviceCidr,
+    /** Installed by the leader after init: the CNI (its pod CIDR is podCidr) and MetalLB. */
+    addons: addonsSchema,
+    /** How this site's hosts run containers, handed to every node's agent config. */
+    ...nodeRuntimeFields,
+    /** Lifetime of the node tokens that node-config puts into guestinfo. */
+    nodeTokenTtlSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(365 * 86400)
+      .default(86400),
+    /** Leader lease; renewed by the holder until it reports the cluster initialized. */
+    leaseTtlSeconds: z.number().int().min(1).max(3600).default(30),
+    /** How long one control-plane join may hold the join slot. */
+    joinSlotTtlSeconds: z.number().int().min(1).max(86400).default(600),
+    /** Lifetime of each kubeadm bootstrap token handed to a joining node. */
+    bootstrapTokenTtlSeconds: z.number().int().min(10).max(86400).default(900),
+    /** etcd snapshots: how often one is taken, how many the controller keeps, how large one may be. */
+    backups: backupPolicySchema,
+    /** Lifetime of the leader's init token (covers the whole init). */
+    initTokenTtlSeconds: z
+      .number()
+      .int()
+      .min(600)
+      .max(7 * 86400)
+      .default(7200),
+    /** Where the control plane's VMs are cloned (provisioning only; their number is controlPlaneNodes). */
+    controlPlanePlacement: placementSchema.optional(),
+    /** Present: the controller provisions every VM of the cluster on vSphere and keeps each pool at its size. */
+    provisioning: provisioningSchema.optional(),
+  })
+  .superRefine((spec, context) => {
+    if (spec.provisioning === undefined) return;
+    if (spec.controlPlanePlacement === undefined)
+      context.addIssue({ code: 'custom', path: ['controlPlanePlacement'], message: 'required when the controller provisions the VMs' });
+    spec.pools.forEach((pool, index) => {
+      if (pool.size === undefined)
+        context.addIssue({ code: 'custom', path: ['pools', index, 'size'], message: 'required when the controller provisions the VMs' });
+      else if (pool.size > 0 && pool.placement === undefined)
+        context.addIssue({ code: 'custom', path: ['pools', index, 'placement'], message: 'required for a pool the controller provisions' });
+      if (`${spec.name}-${pool.name}-${pool.size ?? 0}`.length > 63)
+        context.addIssue({
+          code: 'custom',
+          path: ['pools', index, 'name'],
+          message: `too long: VM names ${spec.name}-${pool.name}-N must fit 63 characters`,
+        });
+    });
+  });
 export type ClusterSpec = z.infer<typeof clusterSpecSchema>;
 export type ClusterSpecInput = z.input<typeof clusterSpecSchema>;
 
@@ -292,8 +356,15 @@ export type PkiBundle = z.infer<typeof pkiBundleSchema>;
  */
 export const vsphereCredentialsSchema = z.strictObject({
   server: z.string().regex(/^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$/, 'expected the vCenter host name or IP address'),
+  /** vCenter's HTTPS port, when not 443. */
+  port: z.number().int().min(1).max(65535).optional(),
   username: z.string().min(1).max(256),
   password: z.string().min(1).max(1024),
+  /** PEM CA certificates that vCenter's certificate must chain to (default: the system's). */
+  ca: z
+    .string()
+    .max(64 * 1024)
+    .optional(),
   datacenters: z.array(z.string().min(1).max(256)).min(1).max(32),
   /** Skip TLS verification of vCenter: only for labs with self-signed certificates. */
   insecure: z.boolean().default(false),
@@ -515,6 +586,16 @@ export const nodeStatusSchema = z.object({
   certificatesExpireAt: z.string().optional(),
   certificatesCheckedAt: z.string().optional(),
   certificatesRenewedAt: z.string().optional(),
+  /** The VM the controller provisioned for this name (provisioning only). */
+  vm: z
+    .object({
+      moref: z.string(),
+      biosUuid: z.string(),
+      ip: z.string().optional(),
+      replacements: z.number().int(),
+      error: z.string().optional(),
+    })
+    .optional(),
   /** `controller node remove`, step by step. */
   removal: z
     .object({
@@ -558,7 +639,19 @@ export const clusterStatusSchema = z.object({
   warnings: z.array(z.string()).optional(),
   /** The last Kubernetes upgrade, node by node (day two). */
   upgrade: upgradeViewSchema.optional(),
+  /** Each pool's size and what provisioning is doing (absent when the controller does not provision). */
+  provisioning: z
+    .object({
+      pools: z.array(z.object({ name: z.string(), size: z.number().int(), vms: z.number().int() })),
+      error: z.string().optional(),
+    })
+    .optional(),
 });
+
+// --- pools (admin) ----------------------------------------------------------------------------
+/** POST scale: the pool's new size. Growing clones; shrinking drains, deletes and destroys workers. */
+export const scaleRequestSchema = z.strictObject({ pool: dnsLabel, size: z.number().int().min(0).max(500) });
+export type ScaleRequest = z.infer<typeof scaleRequestSchema>;
 export type ClusterStatus = z.infer<typeof clusterStatusSchema>;
 
 // --- access tokens (admin mints them for people and monitoring) -------------------------------

@@ -41,6 +41,7 @@ import {
   type RevocationResponse,
   type VsphereCredentials,
   type VsphereCredentialsInput,
+  type ScaleRequest,
 } from './api.ts';
 import { API, routePath, type PathParams, type RouteSpec, type SchemaInput, type SchemaOutput } from './routes.ts';
 import type { NodeApi } from './node-api.ts';
@@ -376,6 +377,10 @@ export class AdminClient {
 
   status(cluster: string): Promise<ClusterStatus> {
     return this.transport.call(API.status, { c: cluster });
+  }
+
+  scalePool(cluster: string, request: ScaleRequest): Promise<ClusterSummary> {
+    return this.transport.call(API.scalePool, { c: cluster }, { body: request });
   }
 
   removeNode(cluster: string, request: RemovalRequest): Promise<NodeStatus> {

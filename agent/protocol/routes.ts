@@ -35,6 +35,7 @@ import {
   revocationResponseSchema,
   timelineSchema,
   viewLoginSchema,
+  scaleRequestSchema,
   vsphereCredentialsSchema,
   waitQuerySchema,
 } from './api.ts';
@@ -289,6 +290,15 @@ export const API = {
   }),
   uncordon: route({ method: 'POST', path: `${NODE}/upgrade/uncordon`, access: 'node', status: 204 }),
   upgraded: route({ method: 'POST', path: `${NODE}/upgraded`, access: 'node', status: 204, body: upgradedRequestSchema }),
+  /** Sets a pool's size; the controller's provisioning clones or drains and destroys to reach it. */
+  scalePool: route({
+    method: 'POST',
+    path: `${CLUSTER}/scale`,
+    access: 'admin',
+    status: 200,
+    body: scaleRequestSchema,
+    answer: clusterSummarySchema,
+  }),
 } as const;
 
 export type RouteName = keyof typeof API;

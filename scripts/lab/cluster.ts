@@ -22,12 +22,14 @@ import {
 import { STATE_DIR, SYSTEM_PATH_DIRS } from '../../test/standins/standin-common.ts';
 import type { KubernetesRelease } from '../kubernetes/releases.ts';
 import { startHaControllers, type HaControllers } from './ha.ts';
-import { createNetwork, holderOf, removeNamespaces, type LabHost, type LabNetwork } from './network.ts';
+import { addHost, createNetwork, holderOf, removeHost, removeNamespaces, type LabHost, type LabNetwork } from './network.ts';
+import { type LabVsphere, startLabVsphere } from './vsphere.ts';
 import { bootClone, bootFromDisk, makeRealTierStandinDir, realTierClusterSpec, realTierEnvironment, stageRelease } from './real-node.ts';
 import { LabVm, processesNamed, removeLeftoverVms } from './vm.ts';
 
 export const REPO = path.resolve(import.meta.dirname, '../..');
 const STANDIN_BIN = path.join(REPO, 'test/standins/bin');
+const VMWARE_STANDINS = path.join(REPO, 'test/standins/vmware');
 const CONTROLLER_PORT = 9443;
 
 export interface LabOptions {
@@ -52,6 +54,13 @@ export interface LabOptions {
   real?: KubernetesRelease;
   /** Three controller replicas on a three-member etcd cluster (scripts/lab/ha.ts) instead of one controller. */
   ha?: boolean;
+  /**
+   * The controller provisions every VM on a vCenter simulator in the controller's namespace, and
+   * the lab boots a VM for each one the simulator reports powered on, its guestinfo read from
+   * the VM's ExtraConfig through the simulator's API (stand-in tier only). `masters`/`workers`
+   * are the pool sizes the cluster is created with.
+   */
+  vsphere?: boolean;
 }
 
 export interface LabNode {
@@ -63,6 +72,8 @@ export interface LabNode {
   bootstrap?: ResultPromise;
   /** The VM's own namespaces and cgroup (real tier only). */
   vm?: LabVm;
+  /** The simulator's VM this node boots (--vsphere): its managed object id and BIOS UUID. */
+  vsphereVm?: { moref: string; biosUuid: string };
 }
 
 /** One line of an agent's --json log. */
@@ -87,6 +98,8 @@ export class Lab {
   private cliReplica = 0;
   private templateContainerdConfig: string | undefined;
   private realTierBin: string | undefined;
+  /** The vCenter simulator (--vsphere). */
+  vsphere: LabVsphere | undefined;
 
   private constructor(options: LabOptions, network: LabNetwork, nodes: LabNode[]) {
     this.options = options;
@@ -115,12 +128,13 @@ export class Lab {
     if (leftovers.length > 0) onNote(`removed leftovers of an earlier run: ${leftovers.join(', ')}`);
     rmSync(options.workDir, { recursive: true, force: true });
     mkdirSync(options.workDir, { recursive: true });
+    if (options.vsphere && options.real) throw new Error('--vsphere runs on the stand-in tier only');
 
+    // With --vsphere the VMs are whatever the controller provisions: they join the network as they appear.
     const names = [
       'ctl',
       ...(options.ha ? ['ctl2', 'ctl3'] : []),
-      ...range(options.masters).map((i) => `m${i + 1}`),
-      ...range(options.workers).map((i) => `w${i + 1}`),
+      ...(options.vsphere ? [] : [...range(options.masters).map((i) => `m${i + 1}`), ...range(options.workers).map((i) => `w${i + 1}`)]),
     ];
     const network = await createNetwork(options.prefix, names);
     const nodes: LabNode[] = network.hosts
@@ -134,6 +148,7 @@ export class Lab {
       }));
     const lab = new Lab(options, network, nodes);
     try {
+      if (options.vsphere) lab.vsphere = await startLabVsphere(options.workDir, lab.controllerHost);
       await lab.startController();
       await lab.createCluster();
       for (const node of nodes) await lab.prepareVm(node);
@@ -251,6 +266,10 @@ export class Lab {
   }
 
   private async createCluster(): Promise<void> {
+    if (this.vsphere) {
+      await this.createProvisionedCluster(this.vsphere);
+      return;
+    }
     const version = this.options.real?.version ?? this.options.kubernetesVersion ?? '1.31.2';
     const args = [
       'cluster',
@@ -275,6 +294,93 @@ export class Lab {
       args.push('--file', file);
     }
     await this.controllerCli(args);
+  }
+
+  /** `cluster create --provision` with the simulator's inventory as placement, then `cluster vsphere`. */
+  private async createProvisionedCluster(vsphere: LabVsphere): Promise<void> {
+    const placement = { template: 'DC0_H0_VM0', resourcePool: 'DC0_C0', datastore: 'LocalDS_0', cpus: 2, memoryMiB: 2048 };
+    const spec: Record<string, unknown> = {
+      name: this.clusterName,
+      kubernetesVersion: this.options.kubernetesVersion ?? '1.31.2',
+      controlPlaneEndpoint: { vip: this.options.vip ?? this.network.vip },
+      controlPlaneNodes: this.options.masters,
+      controlPlanePlacement: placement,
+      pools: [{ name: 'workers', size: this.options.workers, placement }],
+    };
+    if (this.options.bootstrapTokenTtlSeconds !== undefined) spec.bootstrapTokenTtlSeconds = this.options.bootstrapTokenTtlSeconds;
+    const file = path.join(this.options.workDir, 'cluster-spec.json');
+    writeFileSync(file, JSON.stringify(spec));
+    await this.controllerCli([
+      'cluster',
+      'create',
+      '--file',
+      file,
+      '--provision',
+      ...(this.options.leaseTtl ? ['--lease-ttl', this.options.leaseTtl] : []),
+    ]);
+    await this.controllerCli([
+      'cluster',
+      'vsphere',
+      '--cluster',
+      this.clusterName,
+      '--server',
+      vsphere.host,
+      '--port',
+      String(vsphere.port),
+      '--username',
+      vsphere.username,
+      '--password-file',
+      vsphere.passwordFile,
+      '--vcenter-ca-file',
+      vsphere.caFile,
+      '--datacenter',
+      'DC0',
+    ]);
+  }
+
+  /**
+   * Brings the lab's VMs in line with the simulator: a VM it reports powered on that has no
+   * namespace yet gets one (its disk the template's clone, its BIOS UUID the simulator's, its IP
+   * reported back as VMware Tools would) and is booted; a booted VM the simulator no longer has
+   * (destroyed) loses its namespace and every process in it. Answers the nodes it booted.
+   */
+  async syncVsphereVms(boot: (node: LabNode) => void): Promise<{ booted: LabNode[]; removed: string[] }> {
+    const vsphere = this.vsphere;
+    if (!vsphere) throw new Error('syncVsphereVms: the lab was made without --vsphere');
+    const powered = (await vsphere.list()).filter((vm) => vm.name.startsWith(`${this.clusterName}-`));
+    const booted: LabNode[] = [];
+    for (const vm of powered) {
+      if (this.nodes.some((n) => n.name === vm.name)) continue;
+      const host = await addHost(this.network, vm.name);
+      const node: LabNode = {
+        name: vm.name,
+        role: vm.name.startsWith(`${this.clusterName}-cp-`) ? 'master' : 'worker',
+        host,
+        root: path.join(this.options.workDir, 'nodes', vm.name),
+        guestinfo: {},
+        vsphereVm: { moref: vm.moref, biosUuid: vm.biosUuid },
+      };
+      this.writeStandinClone(node, vm.biosUuid);
+      this.nodes.push(node);
+      const env = this.nodeEnvironment(node);
+      // What VMware Tools and cloud-init's VMware datasource do at boot, through the VM's guestinfo.
+      for (const args of [['set-ip', host.ip], ['cloud-init']]) {
+        const result = await this.runOn(node, vsphere.guestScript, args, { env });
+        if (result.exitCode !== 0)
+          throw new Error(`VM ${vm.name}: vsphere-guest ${args[0]} exited ${result.exitCode}: ${String(result.stderr).trim()}`);
+      }
+      boot(node);
+      booted.push(node);
+    }
+    const removed: string[] = [];
+    for (const node of [...this.nodes]) {
+      if (!node.vsphereVm || powered.some((vm) => vm.name === node.name)) continue;
+      await removeHost(this.network, node.host);
+      await node.bootstrap?.catch(() => undefined);
+      this.nodes.splice(this.nodes.indexOf(node), 1);
+      removed.push(node.name);
+    }
+    return { booted, removed };
   }
 
   /** A VM's disk (its root) and its guestinfo, exactly as `controller node-config` renders it. */
@@ -321,13 +427,13 @@ export class Lab {
     });
   }
 
-  private writeStandinClone(node: LabNode): void {
+  private writeStandinClone(node: LabNode, biosUuid: string = randomUUID()): void {
     const write = (file: string, content: string) => {
       const full = path.join(node.root, file);
       mkdirSync(path.dirname(full), { recursive: true });
       writeFileSync(full, content);
     };
-    write('sys/class/dmi/id/product_uuid', `${randomUUID()}\n`);
+    write('sys/class/dmi/id/product_uuid', `${biosUuid}\n`);
     write('etc/hostname', `${node.name}\n`);
     write('etc/fstab', 'UUID=0a1b2c3d / ext4 errors=remount-ro 0 1\n/swapfile none swap sw 0 0\n');
     write(
@@ -356,6 +462,16 @@ export class Lab {
   /** The environment a VM's bootstrap sees: guestinfo through the environment transport, stand-ins first on PATH. */
   nodeEnvironment(node: LabNode): Record<string, string> {
     const tier = this.options.real ? realTierEnvironment(this.options.real, this.realTierStandinDir()) : this.standinEnvironment(node);
+    if (node.vsphereVm && this.vsphere) {
+      // No environment transport: the agent finds its config with vmware-rpctool, which asks vSphere.
+      return {
+        ...tier,
+        ...this.vsphere.guestEnvironment(node.vsphereVm.moref),
+        PATH: `${VMWARE_STANDINS}:${tier.PATH}`,
+        PKE_GUESTINFO_DIR: path.join(node.root, 'var/lib/pke-lab-guestinfo'),
+        ...this.options.nodeEnv,
+      };
+    }
     const env: Record<string, string> = { ...tier, VMX_GUESTINFO: '1', ...this.options.nodeEnv };
     for (const [key, value] of Object.entries(node.guestinfo)) env[`VMX_${key.toUpperCase().replace(/\./g, '_')}`] = value;
     return env;
@@ -493,6 +609,7 @@ export class Lab {
   async destroy(options: { keepFiles?: boolean } = {}): Promise<void> {
     await Promise.all(this.nodes.map((n) => n.vm?.destroy()));
     await removeNamespaces(this.options.prefix);
+    await this.vsphere?.stop();
     const replicas = [...(this.ha?.replicas.map((r) => r.child) ?? []), ...(this.ha?.etcdMembers ?? [])];
     const children = [this.controller, ...replicas, ...this.nodes.map((n) => n.bootstrap)].filter(
       (c): c is ResultPromise => c !== undefined,

@@ -132,3 +132,31 @@ async function eth0Prefix(host: LabHost, address: string): Promise<string | unde
   const out = await ip(['-n', host.namespace, '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
   return out.match(new RegExp(` ${address.replaceAll('.', '\\.')}/(\\d+) `))?.[1];
 }
+
+/** One more host on the lab's bridge (a VM that appeared after the network was made), with the next free address. */
+export async function addHost(network: LabNetwork, name: string): Promise<LabHost> {
+  const { prefix: net, bits } = LAB_SUBNET;
+  const used = new Set(network.hosts.map((h) => Number(h.ip.split('.')[3])));
+  let last = 10;
+  while (used.has(last)) last++;
+  if (last >= 100) throw new Error(`lab network: no address left for ${name}`);
+  const namespace = `${network.prefix}${name}`;
+  const port = `p${last - 10}`;
+  const address = `${net}.${last}`;
+  await ip(['netns', 'add', namespace]);
+  await ip(['-n', network.switchNamespace, 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', namespace]);
+  await ip(['-n', network.switchNamespace, 'link', 'set', port, 'master', 'br0', 'up']);
+  await ip(['-n', namespace, 'addr', 'add', `${address}/${bits}`, 'dev', 'eth0']);
+  await ip(['-n', namespace, 'link', 'set', 'eth0', 'up']);
+  await ip(['-n', namespace, 'link', 'set', 'lo', 'up']);
+  await ip(['-n', namespace, 'route', 'add', 'default', 'via', network.gateway]);
+  const host = { name, namespace, ip: address };
+  network.hosts.push(host);
+  return host;
+}
+
+/** A host's namespace gone with every process in it (its VM was destroyed); its veth goes with it. */
+export async function removeHost(network: LabNetwork, host: LabHost): Promise<void> {
+  await removeNamespaces(host.namespace);
+  network.hosts.splice(network.hosts.indexOf(host), 1);
+}

@@ -110,6 +110,8 @@ const SAMPLES: Record<RouteName, Sample> = {
   drain: { body: () => ({}), outcome: { master: 409, worker: 409 } },
   uncordon: { outcome: { master: 409, worker: 409 } },
   upgraded: { body: () => ({ to: '1.32.0' }), outcome: { master: 409, worker: 409 } },
+  // The matrix's cluster is not provisioned by the controller: nothing to scale.
+  scalePool: { body: () => ({ pool: 'workers', size: 1 }), outcome: { admin: 409 } },
 };
 
 let t: TestController;

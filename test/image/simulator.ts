@@ -75,9 +75,27 @@ export interface Simulator {
   stop(): Promise<void>;
 }
 
+export interface SimulatorOptions {
+  /** HOST:PORT (default 127.0.0.1 and a free port). */
+  listen?: string;
+  /** The only user that logs in (default: any non-empty user and password). */
+  username?: string;
+  password?: string;
+  /** PEM files of the serving certificate (default: the simulator's built-in one, a key too weak for OpenSSL's defaults). */
+  certFile?: string;
+  keyFile?: string;
+  /** Run it through this command prefix, e.g. `ip netns exec NS`. */
+  prefix?: string[];
+}
+
 /** Starts `pke-vcenter-simulator serve` and waits for the line that says where it listens. */
-export async function startSimulator(binary: string): Promise<Simulator> {
-  const child = spawn(binary, ['serve'], { stdio: ['pipe', 'pipe', 'pipe'] });
+export async function startSimulator(binary: string, options: SimulatorOptions = {}): Promise<Simulator> {
+  const args = ['serve'];
+  if (options.listen) args.push('-listen', options.listen);
+  if (options.username) args.push('-username', options.username, '-password', options.password ?? '');
+  if (options.certFile) args.push('-cert', options.certFile, '-key', options.keyFile ?? '');
+  const [command, ...prefixArgs] = [...(options.prefix ?? []), binary, ...args];
+  const child = spawn(command!, prefixArgs, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();

@@ -51,6 +51,7 @@ export interface ClusterCreateArgs extends ConnectionArgs {
   'allow-cgroup-v1'?: boolean;
   'image-repository'?: string;
   file?: string;
+  provision?: boolean;
 }
 
 export interface ClusterArgs extends ConnectionArgs {
@@ -68,6 +69,13 @@ export interface ClusterVsphereArgs extends ClusterArgs {
   datacenter: string[];
   insecure?: boolean;
   thumbprint?: string;
+  port?: number;
+  'vcenter-ca-file'?: string;
+}
+
+export interface PoolScaleArgs extends ClusterArgs {
+  pool: string;
+  size: number;
 }
 
 export interface ClusterUpgradeArgs extends ClusterArgs {
@@ -185,7 +193,11 @@ const clusterCreateCommand: CommandModule<GlobalArgs, ClusterCreateArgs> = {
         type: 'string',
         describe: 'Where kubeadm pulls its images instead of registry.k8s.io (an air-gapped mirror)',
       })
-      .option('file', { type: 'string', describe: 'A YAML or JSON cluster spec (the API body); flags override its fields' }),
+      .option('file', { type: 'string', describe: 'A YAML or JSON cluster spec (the API body); flags override its fields' })
+      .option('provision', {
+        type: 'boolean',
+        describe: 'The controller clones, powers on and replaces every VM on vSphere (placements and pool sizes from --file)',
+      }),
   handler: async (args) => (await import('./controller/cluster.ts')).createCluster(args),
 };
 
@@ -218,7 +230,9 @@ const clusterVsphereCommand: CommandModule<GlobalArgs, ClusterVsphereArgs> = {
       })
       .option('datacenter', { type: 'string', array: true, demandOption: true, describe: 'Datacenter of the node VMs (repeatable)' })
       .option('insecure', { type: 'boolean', describe: "Do not verify vCenter's TLS certificate (labs only)" })
-      .option('thumbprint', { type: 'string', describe: "vCenter's certificate fingerprint (hex pairs joined by colons)" }),
+      .option('thumbprint', { type: 'string', describe: "vCenter's certificate fingerprint (hex pairs joined by colons)" })
+      .option('port', { type: 'number', describe: "vCenter's HTTPS port (default 443)" })
+      .option('vcenter-ca-file', { type: 'string', describe: "PEM CA that vCenter's certificate chains to (default: the system's)" }),
   handler: async (args) => (await import('./controller/cluster.ts')).setVsphere(args),
 };
 
@@ -319,6 +333,24 @@ const nodeCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   handler: () => {},
 };
 
+const poolScaleCommand: CommandModule<GlobalArgs, PoolScaleArgs> = {
+  command: 'scale',
+  describe: "Set a worker pool's size: the controller clones to grow, drains and destroys to shrink",
+  builder: (yargs) =>
+    connectionOptions(yargs)
+      .option('cluster', { type: 'string', demandOption: true, describe: 'Cluster id or name' })
+      .option('pool', { type: 'string', demandOption: true, describe: 'Worker pool name' })
+      .option('size', { type: 'number', demandOption: true, describe: 'How many VMs the pool keeps' }),
+  handler: async (args) => (await import('./controller/pool.ts')).scalePool(args),
+};
+
+const poolCommand: CommandModule<GlobalArgs, GlobalArgs> = {
+  command: 'pool <command>',
+  describe: 'Worker pools of a cluster the controller provisions',
+  builder: (yargs) => yargs.command(poolScaleCommand).demandCommand(1, 'Name a pool command: scale.'),
+  handler: () => {},
+};
+
 const statusCommand: CommandModule<GlobalArgs, ClusterArgs> = {
   command: 'status',
   describe: 'Show a cluster: leader, join slot, nodes and their phases (--json for the API document)',
@@ -382,9 +414,10 @@ export const controllerCommand: CommandModule<GlobalArgs, GlobalArgs> = {
       .command(clusterCommand)
       .command(nodeConfigCommand)
       .command(nodeCommand)
+      .command(poolCommand)
       .command(statusCommand)
       .command(timelineCommand)
       .command(tokenCommand)
-      .demandCommand(1, 'Name a controller command: serve, cluster, node-config, node, status, timeline or token.'),
+      .demandCommand(1, 'Name a controller command: serve, cluster, node-config, node, pool, status, timeline or token.'),
   handler: () => {},
 };

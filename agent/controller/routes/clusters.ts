@@ -24,6 +24,7 @@ export const createClusterRoute = bind(API.createCluster, async ({ body: spec, r
   });
   runtime.pki.set(id, pki);
   runtime.log.info('cluster.created', { cluster: id, kubernetesVersion: spec.kubernetesVersion });
+  runtime.kickProvisioning(id);
   return clusterSummary(cluster);
 });
 

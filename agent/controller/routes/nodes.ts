@@ -17,6 +17,11 @@ export const registerRoute = bind(API.register, ({ cluster, principal, body, run
   const node = runtime.store.mutate((_, touch) => {
     const record = nodeOf(cluster, principal);
     const previous = record.registration;
+    if (record.vm && record.vm.biosUuid !== body.uuid.toLowerCase()) {
+      throw conflict(
+        `node ${record.name} is the VM ${record.vm.moref} the controller cloned, BIOS UUID ${record.vm.biosUuid}; this VM has ${body.uuid}`,
+      );
+    }
     if (previous && previous.uuid !== body.uuid) {
       throw conflict(
         `node ${record.name} is registered already by the VM with BIOS UUID ${previous.uuid}; this VM has ${body.uuid}. Two VMs claim the same name`,

@@ -1,4 +1,4 @@
-import type { ClusterStatus, NodeStatus } from '../../protocol/api.ts';
+import { CONTROL_PLANE_POOL, type ClusterStatus, type NodeStatus } from '../../protocol/api.ts';
 import { virtualRouterId } from '../../vip/keepalived.ts';
 import { upgradeView } from '../day-two/upgrade.ts';
 import { liveSlot } from '../formation/join-slots.ts';
@@ -40,6 +40,19 @@ export function clusterStatus(cluster: ClusterState, now: number, snapshots: Sna
     nodes: nodes.map(nodeStatus),
     ...dayTwo(cluster, now, snapshots),
     upgrade: upgradeView(cluster),
+    provisioning: provisioningStatus(cluster),
+  };
+}
+
+function provisioningStatus(cluster: ClusterState): ClusterStatus['provisioning'] {
+  if (!cluster.spec.provisioning) return undefined;
+  const vms = (pool: string) => Object.values(cluster.nodes).filter((n) => n.pool === pool && n.vm !== undefined).length;
+  return {
+    pools: [
+      { name: CONTROL_PLANE_POOL, size: cluster.spec.controlPlaneNodes, vms: vms(CONTROL_PLANE_POOL) },
+      ...cluster.spec.pools.map((p) => ({ name: p.name, size: p.size ?? 0, vms: vms(p.name) })),
+    ],
+    error: cluster.provisioningError,
   };
 }
 
@@ -71,6 +84,16 @@ export function nodeStatus(node: NodeState): NodeStatus {
     certificatesExpireAt: iso(earliestExpiry(node)?.notAfter),
     certificatesCheckedAt: iso(node.certificates?.checkedAt),
     certificatesRenewedAt: iso(node.certificates?.renewedAt),
+    vm:
+      node.vm || node.vmError
+        ? {
+            moref: node.vm?.moref ?? '',
+            biosUuid: node.vm?.biosUuid ?? '',
+            ip: node.vm?.ip,
+            replacements: node.vmReplacements ?? 0,
+            error: node.vmError,
+          }
+        : undefined,
     removal: removalStatus(node),
   };
 }

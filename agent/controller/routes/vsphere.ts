@@ -13,6 +13,7 @@ import { bind } from '../http/route.ts';
 export const setVsphereRoute = bind(API.setVsphere, async ({ cluster, body, runtime }) => {
   await runtime.dataDir.writeVsphereCredentials(cluster.id, `${JSON.stringify(body)}\n`);
   runtime.log.info('cluster.vsphere-set', { cluster: cluster.id, server: body.server });
+  runtime.kickProvisioning(cluster.id);
 });
 
 export const getVsphereRoute = bind(API.getVsphere, async ({ cluster, principal: me, runtime }) => {

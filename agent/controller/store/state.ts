@@ -89,6 +89,11 @@ export const nodeStateSchema = z.object({
       items: z.array(z.object({ name: z.enum(LEAF_CERTIFICATES), notAfter: epochMs })),
     })
     .optional(),
+  /** The VM the controller cloned for this name (provisioning): a register from another BIOS UUID is refused. */
+  vm: z.object({ moref: z.string(), biosUuid: z.string(), createdAt: epochMs, ip: z.string().optional() }).optional(),
+  /** How often this name's VM was destroyed and cloned again (failed or stalled), and why provisioning stopped. */
+  vmReplacements: z.number().int().nonnegative().optional(),
+  vmError: z.string().optional(),
   removal: nodeRemovalSchema.optional(),
   /** The removal finished: the node is out of the cluster (its tokens revoked with it). */
   removedAt: epochMs.optional(),
@@ -174,6 +179,8 @@ export const clusterStateSchema = z.object({
       holder: z.string().optional(),
     })
     .optional(),
+  /** Why the last provisioning pass did not finish (no vCenter connection, a fault), cleared by one that does. */
+  provisioningError: z.string().optional(),
 });
 export type ClusterState = z.infer<typeof clusterStateSchema>;
 

@@ -2,8 +2,10 @@
 // simulator.VPX model over TLS) that CI runs `packer build` against, and a client that
 // reads a VM back from the simulator's API so tests do not take Packer's word for it.
 //
-//	pke-vcenter-simulator serve            prints one JSON line {url, server, username, password}
-//	                                       and serves until SIGTERM/SIGINT or stdin closes
+//	pke-vcenter-simulator serve [FLAGS]    prints one JSON line {url, server, username, password}
+//	                                       and serves until SIGTERM/SIGINT or stdin closes;
+//	                                       -listen HOST:PORT, -username/-password (only these log in),
+//	                                       -cert/-key PEM files (instead of the built-in weak certificate)
 //	pke-vcenter-simulator inspect URL PATH prints the VM at inventory PATH as JSON
 //
 // Built in GOPATH mode against Debian's golang-github-vmware-govmomi-dev.
@@ -13,6 +15,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -35,7 +38,7 @@ func main() {
 	var err error
 	switch os.Args[1] {
 	case "serve":
-		err = serve()
+		err = serve(os.Args[2:])
 	case "inspect":
 		if len(os.Args) != 4 {
 			usage()
@@ -55,14 +58,34 @@ func usage() {
 	os.Exit(2)
 }
 
-func serve() error {
+func serve(args []string) error {
+	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
+	listen := flags.String("listen", "127.0.0.1:0", "HOST:PORT to listen on")
+	onlyUser := flags.String("username", "", "the only user that logs in (default: any non-empty user and password)")
+	onlyPassword := flags.String("password", "", "that user's password")
+	certFile := flags.String("cert", "", "PEM serving certificate")
+	keyFile := flags.String("key", "", "PEM key of -cert")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
 	model := simulator.VPX()
 	if err := model.Create(); err != nil {
 		return err
 	}
 	defer model.Remove()
 
+	model.Service.Listen = &url.URL{Host: *listen}
+	if *onlyUser != "" {
+		model.Service.Listen.User = url.UserPassword(*onlyUser, *onlyPassword)
+	}
 	model.Service.TLS = new(tls.Config)
+	if *certFile != "" {
+		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+		if err != nil {
+			return err
+		}
+		model.Service.TLS.Certificates = []tls.Certificate{cert}
+	}
 	model.Service.RegisterEndpoints = true
 	server := model.Service.NewServer()
 	defer server.Close()

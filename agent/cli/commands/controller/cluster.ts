@@ -28,6 +28,7 @@ const SPEC_FLAGS: Record<string, string> = {
   cgroupDriver: '--cgroup-driver',
   allowCgroupV1: '--allow-cgroup-v1',
   imageRepository: '--image-repository',
+  provisioning: '--provision',
 };
 
 /** The flag of a spec field, or of its nearest parent that has one (`addons.metallb.addresses.0` → --metallb-address). */
@@ -93,6 +94,8 @@ const VSPHERE_FLAGS: Record<string, string> = {
   password: '--password-file',
   datacenters: '--datacenter',
   thumbprint: '--thumbprint',
+  port: '--port',
+  ca: '--vcenter-ca-file',
 };
 
 /** Sets the vCenter connection; the password is read from a file or stdin and never printed. */
@@ -106,6 +109,8 @@ export async function setVsphere(args: ClusterVsphereArgs): Promise<void> {
     datacenters: args.datacenter,
     insecure: args.insecure ?? false,
     thumbprint: args.thumbprint,
+    port: args.port,
+    ca: args['vcenter-ca-file'] === undefined ? undefined : await readCaFile(args['vcenter-ca-file']),
   };
   const parsed = vsphereCredentialsSchema.safeParse(credentials);
   if (!parsed.success) {
@@ -125,6 +130,14 @@ export async function setVsphere(args: ClusterVsphereArgs): Promise<void> {
     );
   } finally {
     await client.close();
+  }
+}
+
+async function readCaFile(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (error) {
+    throw new InputError(`--vcenter-ca-file: cannot read ${file}: ${errorMessage(error)}`, { path: file });
   }
 }
 
@@ -161,6 +174,7 @@ async function clusterSpec(args: ClusterCreateArgs): Promise<ClusterSpecInput> {
   set('cgroupDriver', args['cgroup-driver']);
   set('allowCgroupV1', args['allow-cgroup-v1']);
   set('imageRepository', args['image-repository']);
+  if (args.provision && spec.provisioning === undefined) spec.provisioning = {};
   if (args.cni !== undefined || args['metallb-address'] !== undefined) {
     const addons = { ...(base.addons ?? {}) };
     if (args.cni !== undefined) addons.cni = args.cni;
@@ -174,7 +188,9 @@ async function clusterSpec(args: ClusterCreateArgs): Promise<ClusterSpecInput> {
     const field = issue ? issuePath(issue) : '';
     const flag = flagOf(field);
     const missing = issue?.code === 'invalid_type' && issue.input === undefined;
-    const where = flag ?? (args.file ? `${args.file}: ${field}` : field);
+    // A field the file set (a pool's placement) is named in the file, not by the flag of its parent.
+    const flagGiven = flag !== undefined && ownValue(args as unknown as Record<string, unknown>, flag.slice(2)) !== undefined;
+    const where = flag && (flagGiven || !args.file) ? flag : args.file ? `${args.file}: ${field}` : field;
     throw new InputError(missing ? `${where} is required` : `${where}: ${issue?.message ?? 'invalid'}`);
   }
   return spec as ClusterSpecInput;

@@ -18,7 +18,7 @@ export async function status(args: ClusterArgs): Promise<void> {
 }
 
 function statusText(status: ClusterStatus): string {
-  const { cluster, leader, joinSlot, nodes } = status;
+  const { cluster, leader, joinSlot, nodes, provisioning } = status;
   const masters = nodes.filter((n) => n.role === 'master');
   const workers = nodes.filter((n) => n.role === 'worker');
   const readyOf = (list: typeof nodes) => list.filter((n) => n.state === 'ready').length;
@@ -33,6 +33,10 @@ function statusText(status: ClusterStatus): string {
     `join slot ${joinSlot ? `${joinSlot.holder} until ${joinSlot.expiresAt}` : 'free'}`,
     `control plane ${readyOf(masters)}/${cluster.controlPlaneNodes} ready, workers ${readyOf(workers)}/${workers.length} ready`,
   ];
+  if (provisioning) {
+    header.push(`pools ${provisioning.pools.map((p) => `${p.name} ${p.vms}/${p.size} VMs`).join(', ')}`);
+    if (provisioning.error) header.push(`provisioning: ${provisioning.error}`);
+  }
   const rows = nodes.map((n) => [
     n.name,
     n.role,
@@ -44,6 +48,7 @@ function statusText(status: ClusterStatus): string {
     n.readyAt ?? '-',
     n.certificatesExpireAt ?? '-',
     n.lastError ?? '',
+    n.vm ? `${n.vm.moref || '-'}${n.vm.replacements ? ` (${n.vm.replacements} replaced)` : ''}${n.vm.error ? ` ${n.vm.error}` : ''}` : '',
   ]);
   const latest = status.backups?.latest;
   header.push(
@@ -54,7 +59,10 @@ function statusText(status: ClusterStatus): string {
   return [
     ...header.map(escapeControl),
     '',
-    renderTable(['NODE', 'ROLE', 'POOL', 'STATE', 'PRIMARY IP', 'PHASE', 'JOINED AT', 'READY AT', 'CERTS EXPIRE', 'LAST ERROR'], rows),
+    renderTable(
+      ['NODE', 'ROLE', 'POOL', 'STATE', 'PRIMARY IP', 'PHASE', 'JOINED AT', 'READY AT', 'CERTS EXPIRE', 'LAST ERROR', 'VM'],
+      rows,
+    ),
     ...removals.flatMap((n) => [
       '',
       escapeControl(

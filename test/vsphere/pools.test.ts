@@ -132,6 +132,11 @@ describe.skipIf(vsphereSkip)('pools provisioned on the vCenter simulator', () =>
       expect(node.vm!.biosUuid).toBe(info.biosUuid);
     }
     expect(status.nodes.map((n) => n.name).sort()).toEqual([`${cluster}-cp-1`, `${cluster}-workers-1`, `${cluster}-workers-2`]);
+
+    // The guest's IP, once VMware Tools reports it (the simulator takes it as SET.guest.ipAddress).
+    const cp = status.nodes.find((n) => n.role === 'master')!;
+    await vsphere.reconfigure({ type: 'VirtualMachine', value: cp.vm!.moref }, { extraConfig: { 'SET.guest.ipAddress': '10.9.8.7' } });
+    await until(cluster, (s) => s.nodes.find((n) => n.name === cp.name)?.vm?.ip === '10.9.8.7', 'the guest IP in status');
   });
 
   it('refuses a register from a VM whose BIOS UUID is not the one it cloned for that name', async () => {

@@ -168,6 +168,7 @@ export class PoolReconciler implements NodeMachines {
     const live = node !== undefined && node.revokedAt === undefined;
     if (live && node.vmError !== undefined) return;
     if (live && node.vm !== undefined) {
+      if (node.vm.ip === undefined) await this.refreshIp(client, cluster, node);
       if (want.role !== 'worker') return;
       const spec = cluster.spec.provisioning!;
       const reason = stalledReason(node, Date.now(), { ...spec, failedGraceMs: this.options.failedGraceMs });
@@ -218,6 +219,18 @@ export class PoolReconciler implements NodeMachines {
     const { cpus, memoryMiB, diskGiB } = want.placement;
     if (cpus === undefined && memoryMiB === undefined && diskGiB === undefined && network === undefined) return;
     await client.reconfigure(vm, { cpus, memoryMiB, diskGiB, network }, want.name);
+  }
+
+  /** The guest's IP once VMware Tools reports it (status shows it beside the IP the node registered). */
+  private async refreshIp(client: VsphereClient, cluster: ClusterState, node: NodeState): Promise<void> {
+    const vm = node.vm;
+    if (!vm) return;
+    const ip = (await client.vmInfo({ type: 'VirtualMachine', value: vm.moref })).ipAddress;
+    if (ip === undefined || node.vm !== vm) return;
+    this.runtime.store.mutate((_, touch) => {
+      vm.ip = ip;
+      touch.node(cluster.id, node.name);
+    });
   }
 
   private record(cluster: ClusterState, name: string, vm: Moref, biosUuid: string, ip: string | undefined, replacements?: number): void {

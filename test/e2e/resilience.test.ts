@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { PHASES } from '../../agent/phases/index.ts';
 import { journalOf, destroyedAfterEach, namespaceSkipReason, scenarioLab, type ScenarioLab } from './harness.ts';
+import type { LabNode } from '../../scripts/lab/cluster.ts';
 
 /** Crashes, restarts and lost leaders, acted out on whole clusters in network namespaces. */
 const skip = await namespaceSkipReason();
@@ -9,17 +10,26 @@ let s: ScenarioLab;
 
 const started = (phase: string) => (line: { event: string; phase?: string }) => line.event === 'phase.start' && line.phase === phase;
 
+/** Until the stand-in kubeadm has been called with `verb` on the node (its call log), at most 60 s: a fixed delay lands before the call on a busy machine. */
+async function kubeadmCalled(s: ScenarioLab, node: LabNode, verb: string): Promise<void> {
+  for (let waited = 0; waited < 60_000; waited += 100) {
+    if (s.calls(node, 'kubeadm').some((c) => c.argv[0] === verb)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`kubeadm ${verb} was not called on ${node.name} within 60 s`);
+}
+
 describe.skipIf(skip)('crash and rerun', () => {
   it('converges after the agent is SIGKILLed during each phase, and init completes exactly once', async () => {
     s = track(await scenarioLab('kill', { masters: 1, workers: 1 }));
     const master = s.node('m1');
     const worker = s.node('w1');
-    // kubeadm takes a moment, so that a kill lands inside kube-init and kube-join.
-    const env = { PKE_STANDIN_KUBEADM_INIT_MS: '1500', PKE_STANDIN_KUBEADM_JOIN_MS: '1500' };
+    // kubeadm takes a moment, so that a kill once it has been called lands inside kube-init and kube-join.
+    const env = { PKE_STANDIN_KUBEADM_INIT_MS: '3000', PKE_STANDIN_KUBEADM_JOIN_MS: '3000' };
     const workerRun = (async () => {
       const killed = await s.bootUntil(worker, started('kube-join'), env);
       expect(killed.matched).toBe(true);
-      await new Promise((r) => setTimeout(r, 700));
+      await kubeadmCalled(s, worker, 'join');
       await s.killAgent(worker);
       return s.boot(worker, env);
     })();
@@ -27,7 +37,7 @@ describe.skipIf(skip)('crash and rerun', () => {
     for (const phase of PHASES.filter((p) => p.name !== 'kube-join')) {
       const run = await s.bootUntil(master, started(phase.name), env);
       expect(run.matched, `the run reached ${phase.name}`).toBe(true);
-      if (phase.name === 'kube-init') await new Promise((r) => setTimeout(r, 700));
+      if (phase.name === 'kube-init') await kubeadmCalled(s, master, 'init');
       await s.killAgent(master);
       expect(journalOf(master).phases[phase.name]?.state, `${phase.name} after the kill`).toBe('running');
     }

@@ -20,7 +20,15 @@ export interface NodeMaintenance {
   close(): Promise<void>;
 }
 
-export class NodeMaintenanceError extends Error {}
+export class NodeMaintenanceError extends Error {
+  /** No answer, or a 5xx: the API may answer a moment later (an API server restarting under an upgrade). */
+  readonly transient: boolean;
+
+  constructor(message: string, transient: boolean) {
+    super(message);
+    this.transient = transient;
+  }
+}
 
 const REQUEST_TIMEOUT_MS = 10_000;
 
@@ -43,10 +51,13 @@ export function nodeMaintenance(kubeconfig: AdminKubeconfig): NodeMaintenance {
         timeoutMs: REQUEST_TIMEOUT_MS,
       });
     } catch (error) {
-      throw new NodeMaintenanceError(`${method} ${url} failed: ${errorMessage(error)}`);
+      throw new NodeMaintenanceError(`${method} ${url} failed: ${errorMessage(error)}`, true);
     }
     if (!accepted.includes(answer.statusCode))
-      throw new NodeMaintenanceError(`${method} ${url} answered ${answer.statusCode}: ${statusMessage(answer.text).slice(0, 200)}`);
+      throw new NodeMaintenanceError(
+        `${method} ${url} answered ${answer.statusCode}: ${statusMessage(answer.text).slice(0, 200)}`,
+        answer.statusCode >= 500,
+      );
     return { status: answer.statusCode, json: answer.text ? (JSON.parse(answer.text) as unknown) : undefined };
   };
   const nodePath = (node: string) => `/api/v1/nodes/${encodeURIComponent(node)}`;
@@ -88,6 +99,7 @@ export function nodeMaintenance(kubeconfig: AdminKubeconfig): NodeMaintenance {
         if (Date.now() > deadline) {
           throw new NodeMaintenanceError(
             `drain of ${node} timed out after ${Math.round(timeoutMs / 1000)} s; pods left: ${pods.map((p) => `${p.metadata.namespace}/${p.metadata.name}`).join(', ')}`,
+            false,
           );
         }
         await sleep(1000, undefined, { signal });

@@ -1,7 +1,7 @@
 import { errorMessage } from '../../core/errors.ts';
 import { API } from '../../protocol/routes.ts';
 import { activeUpgrade, allUpgraded, grantOf, nextInLine, upgradeOrder, upgradeSkewRefusal, upgradeView } from '../day-two/upgrade.ts';
-import { nodeMaintenance, type NodeMaintenance } from '../day-two/node-maintenance.ts';
+import { NodeMaintenanceError, nodeMaintenance, type NodeMaintenance } from '../day-two/node-maintenance.ts';
 import { ApiProblem, badRequest, conflict } from '../http/problem.ts';
 import { bind } from '../http/route.ts';
 import { parseAdminKubeconfig } from '../kubernetes/cluster-api.ts';
@@ -125,7 +125,10 @@ function assertHolder(cluster: ClusterState, node: string): void {
     throw conflict(`node ${node} does not hold the upgrade slot of cluster ${cluster.id} (holder: ${upgrade?.holder ?? 'none'})`);
 }
 
-/** The cluster's API with the admin.conf the leader uploaded; a failure is the node's answer (409, its message). */
+/**
+ * The cluster's API with the admin.conf the leader uploaded. No answer or a 5xx is 503
+ * `cluster-api-unavailable` (the node's client asks again); a refusal is 409 with its message.
+ */
 async function withMaintenance<T>(
   runtime: ControllerRuntime,
   cluster: ClusterState,
@@ -139,6 +142,8 @@ async function withMaintenance<T>(
   } catch (error) {
     if (error instanceof ApiProblem) throw error;
     runtime.log.warn('upgrade.cluster-api.failed', { cluster: cluster.id, error: errorMessage(error) });
+    if (error instanceof NodeMaintenanceError && error.transient)
+      throw new ApiProblem(503, 'cluster-api-unavailable', `${errorMessage(error)}; retry`);
     throw conflict(errorMessage(error));
   } finally {
     await api.close();

@@ -98,10 +98,13 @@ const nodeInfoSchema = z.object({
 export class ClusterApiError extends Error {
   /** What the cluster's API answered, bounded: for the operator's log, never for a node. */
   readonly detail: string | undefined;
+  /** No answer, or a 5xx: the API may answer a moment later (an API server restarting under an upgrade). */
+  readonly transient: boolean;
 
-  constructor(message: string, detail?: string) {
+  constructor(message: string, detail?: string, transient = false) {
     super(message);
     this.detail = detail;
+    this.transient = transient;
   }
 }
 
@@ -187,13 +190,18 @@ export function httpsClusterApi(kubeconfig: AdminKubeconfig): ClusterApi {
           timeoutMs: REQUEST_TIMEOUT_MS,
         });
       } catch (error) {
-        if (!repeatable || attempt >= CONNECTION_RETRIES) throw new ClusterApiError(`${method} ${url} failed: ${errorMessage(error)}`);
+        if (!repeatable || attempt >= CONNECTION_RETRIES)
+          throw new ClusterApiError(`${method} ${url} failed: ${errorMessage(error)}`, undefined, true);
       }
       await sleep(CONNECTION_RETRY_MS);
     }
   };
   const refused = (method: Method, url: string, answer: { statusCode: number; text: string }) =>
-    new ClusterApiError(`${method} ${url} answered ${answer.statusCode}`, statusMessage(answer.text).slice(0, DETAIL_CHARS));
+    new ClusterApiError(
+      `${method} ${url} answered ${answer.statusCode}`,
+      statusMessage(answer.text).slice(0, DETAIL_CHARS),
+      answer.statusCode >= 500,
+    );
   /** Sends, and answers the status when it is one of `accepted`; anything else is an error. */
   const expect = async (method: Method, url: string, accepted: number[], body?: unknown, contentType?: string) => {
     const answer = await send(method, url, body, contentType);

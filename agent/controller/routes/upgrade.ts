@@ -3,7 +3,7 @@ import { API } from '../../protocol/routes.ts';
 import { activeUpgrade, allUpgraded, grantOf, nextInLine, upgradeOrder, upgradeSkewRefusal, upgradeView } from '../day-two/upgrade.ts';
 import { ApiProblem, badRequest, conflict } from '../http/problem.ts';
 import { bind } from '../http/route.ts';
-import type { ClusterApi } from '../kubernetes/cluster-api.ts';
+import { ClusterApiError, type ClusterApi } from '../kubernetes/cluster-api.ts';
 import { drainNode } from '../kubernetes/drain.ts';
 import type { ControllerRuntime } from '../runtime.ts';
 import type { ClusterState } from '../store/state.ts';
@@ -125,7 +125,10 @@ function assertHolder(cluster: ClusterState, node: string): void {
     throw conflict(`node ${node} does not hold the upgrade slot of cluster ${cluster.id} (holder: ${upgrade?.holder ?? 'none'})`);
 }
 
-/** The cluster's API with the admin.conf the leader uploaded; a failure is the node's answer (409, its message). */
+/**
+ * The cluster's API with the admin.conf the leader uploaded. No answer or a 5xx is 503
+ * `cluster-api-unavailable` (the node's client asks again); a refusal is 409 with its message.
+ */
 async function withClusterApi<T>(runtime: ControllerRuntime, cluster: ClusterState, use: (api: ClusterApi) => Promise<T>): Promise<T> {
   const api = await runtime.clusterApi(cluster.id);
   if (api === undefined) throw new ApiProblem(503, 'cluster-api-unavailable', `the controller has no admin kubeconfig for ${cluster.id}`);
@@ -134,6 +137,8 @@ async function withClusterApi<T>(runtime: ControllerRuntime, cluster: ClusterSta
   } catch (error) {
     if (error instanceof ApiProblem) throw error;
     runtime.log.warn('upgrade.cluster-api.failed', { cluster: cluster.id, error: errorMessage(error) });
+    if (error instanceof ClusterApiError && error.transient)
+      throw new ApiProblem(503, 'cluster-api-unavailable', `${errorMessage(error)}; retry`);
     throw conflict(errorMessage(error));
   }
 }

@@ -1,3 +1,4 @@
+import { ControllerRequestError } from '../../protocol/errors.ts';
 import type { Phase } from '../phase.ts';
 import type { UpgradeInputs } from './inputs.ts';
 
@@ -10,6 +11,15 @@ export function upgradeReportPhase({ to, api }: UpgradeInputs): Phase<{ reported
     run: async () => {
       await api.upgraded(to);
       return { reportedAt: new Date().toISOString() };
+    },
+    // The controller's own look at the Node may come before the API it asks has caught up, or while it restarts.
+    retry: {
+      attempts: 10,
+      initialDelayMs: 1_000,
+      maxDelayMs: 10_000,
+      retryable: (error) =>
+        error instanceof ControllerRequestError &&
+        (error.code === 'cluster-api-unavailable' || (error.code === 'conflict' && /is not Ready on/.test(error.message))),
     },
   };
 }

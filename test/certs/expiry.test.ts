@@ -9,7 +9,8 @@ import { scratchHost, type ScratchHost } from '../helpers/cli.ts';
 /** The expiry a control-plane node sees of its kubeadm leaf certificates, files and kubeconfigs alike, and the status warning. */
 
 let node: ScratchHost;
-const now = new Date();
+/** Taken once the certificates are made: each then has a little under its whole number of days left. */
+let now: Date;
 
 beforeAll(async () => {
   node = scratchHost('certs');
@@ -20,6 +21,7 @@ beforeAll(async () => {
   await node.host.writeFile('/etc/kubernetes/admin.conf', adminKubeconfig('https://10.0.0.1:6443', ca.certPem, await leaf(40)), {
     mode: 0o600,
   });
+  now = new Date();
 });
 afterAll(() => node?.remove());
 

@@ -44,7 +44,6 @@ function addCluster(store: StateStore, id: string): void {
       },
       caCertHash: 'sha256:00',
       nodes: {},
-      registrations: 0,
       leader: { epoch: 0, initialized: false },
       revokedTokens: {},
     };

@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto';
 import type { ClusterSpec, ClusterSummary } from '../../protocol/api.ts';
 import { virtualRouterId } from '../../vip/keepalived.ts';
 import { nameRecord, ownValue } from '../../core/records.ts';
-import type { ClusterState, ControllerState } from '../store/state.ts';
+import type { ClusterState, ControllerState, NodeState } from '../store/state.ts';
 
 /** Cluster records: ids, lookup, and the summary admins see. */
 
@@ -29,10 +29,28 @@ export function newClusterState(id: string, spec: ClusterSpec, caCertHash: strin
     spec,
     caCertHash,
     nodes: nameRecord(),
-    registrations: 0,
     leader: { epoch: 0, initialized: false },
     revokedTokens: nameRecord(),
   };
+}
+
+let lastRegistrationSeq = 0;
+
+/**
+ * A new registration's place in the order: microseconds since the epoch, rising within this
+ * process. A clock rather than a counter kept in the cluster's record, so that registrations
+ * through different controller replicas do not all write the cluster (and race) for it.
+ */
+export function nextRegistrationSeq(now = Date.now()): number {
+  lastRegistrationSeq = Math.max(lastRegistrationSeq + 1, now * 1000);
+  return lastRegistrationSeq;
+}
+
+/** Registration order, the name breaking a tie (two replicas in the same microsecond): the same everywhere. */
+export function byRegistration(a: NodeState, b: NodeState): number {
+  return (
+    (a.registration?.seq ?? Number.MAX_SAFE_INTEGER) - (b.registration?.seq ?? Number.MAX_SAFE_INTEGER) || a.name.localeCompare(b.name)
+  );
 }
 
 /** The cluster's API endpoint, `VIP:port`: where every node and the controller reach its API. */

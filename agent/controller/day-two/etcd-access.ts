@@ -1,5 +1,6 @@
 import { issueCertificate, type CertifiedKey } from '../clusters/pki.ts';
 import { httpsClusterEtcd, type ClusterEtcd } from '../kubernetes/cluster-etcd.ts';
+import { byRegistration } from '../clusters/cluster-records.ts';
 import type { ClusterState } from '../store/state.ts';
 import type { PkiFile } from '../../protocol/api.ts';
 
@@ -37,7 +38,7 @@ export class EtcdAccess {
     const { certPem, keyPem } = await certificate;
     const endpoints = Object.values(cluster.nodes)
       .filter((n) => n.role === 'master' && n.registration !== undefined && n.removedAt === undefined)
-      .sort((a, b) => (a.registration?.seq ?? 0) - (b.registration?.seq ?? 0))
+      .sort(byRegistration)
       .map((n) => this.endpointOf({ name: n.name, primaryIp: n.registration?.primaryIp ?? '' }));
     return httpsClusterEtcd({ caPem: pki['etcd/ca.crt'], certPem, keyPem, endpoints });
   }

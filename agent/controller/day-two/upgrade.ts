@@ -1,4 +1,5 @@
 import type { UpgradeGrant, UpgradeView } from '../../protocol/upgrade.ts';
+import { byRegistration } from '../clusters/cluster-records.ts';
 import { leaseHolder } from '../formation/lease.ts';
 import type { ClusterState, NodeState } from '../store/state.ts';
 
@@ -38,9 +39,8 @@ export function upgradeSkewRefusal(from: string, to: string): string | undefined
 export function upgradeOrder(cluster: ClusterState, now: number): NodeState[] {
   const members = Object.values(cluster.nodes).filter((n) => n.joinedAt !== undefined && n.revokedAt === undefined);
   const leader = leaseHolder(cluster, now);
-  const seq = (n: NodeState) => n.registration?.seq ?? Number.MAX_SAFE_INTEGER;
   const rank = (n: NodeState) => (n.role === 'master' ? (n.name === leader ? 0 : 1) : 2);
-  return members.sort((a, b) => rank(a) - rank(b) || seq(a) - seq(b) || a.name.localeCompare(b.name));
+  return members.sort((a, b) => rank(a) - rank(b) || byRegistration(a, b));
 }
 
 /** The upgrade in progress (started, not finished), if any. */

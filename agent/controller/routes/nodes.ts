@@ -1,4 +1,5 @@
 import type { PhaseEvent } from '../../protocol/api.ts';
+import { byRegistration, nextRegistrationSeq } from '../clusters/cluster-records.ts';
 import { API } from '../../protocol/routes.ts';
 import { virtualRouterId } from '../../vip/keepalived.ts';
 import { releaseSlot } from '../formation/join-slots.ts';
@@ -30,10 +31,9 @@ export const registerRoute = bind(API.register, ({ cluster, principal, body, run
     record.registration = {
       ...body,
       registeredAt: previous?.registeredAt ?? Date.now(),
-      seq: previous?.seq ?? cluster.registrations++,
+      seq: previous?.seq ?? nextRegistrationSeq(),
     };
     touch.node(cluster.id, record.name);
-    touch.cluster(cluster.id);
     return record;
   });
   return nodeStatus(node);
@@ -120,7 +120,7 @@ export const controlPlaneRoute = bind(API.controlPlane, ({ cluster, principal, r
   if (principal.kind === 'node') runtime.removals.viewFetched(cluster.id, principal.node);
   const nodes = Object.values(cluster.nodes)
     .filter((n) => n.role === 'master' && n.registration !== undefined)
-    .sort((a, b) => (a.registration?.seq ?? 0) - (b.registration?.seq ?? 0))
+    .sort(byRegistration)
     .map((n) => ({ name: n.name, primaryIp: n.registration?.primaryIp ?? '', ...(NodeRemovals.isLeaving(n) ? { leaving: true } : {}) }));
   const { vip, port } = cluster.spec.controlPlaneEndpoint;
   return { vip, port, virtualRouterId: virtualRouterId(cluster.id), leader: leaseHolder(cluster, Date.now()), nodes };

@@ -1,5 +1,6 @@
 import { CONTROL_PLANE_POOL, type ClusterStatus, type NodeStatus } from '../../protocol/api.ts';
 import { virtualRouterId } from '../../vip/keepalived.ts';
+import { byRegistration } from '../clusters/cluster-records.ts';
 import { upgradeView } from '../day-two/upgrade.ts';
 import { liveSlot } from '../formation/join-slots.ts';
 import { leaderView } from '../formation/lease.ts';
@@ -16,10 +17,7 @@ export const statusRoute = bind(API.status, ({ cluster, runtime }) => clusterSta
 export function clusterStatus(cluster: ClusterState, now: number, snapshots: SnapshotFiles): ClusterStatus {
   const view = leaderView(cluster, now);
   const slot = liveSlot(cluster, now);
-  const nodes = Object.values(cluster.nodes).sort(
-    (a, b) =>
-      (a.registration?.seq ?? Number.MAX_SAFE_INTEGER) - (b.registration?.seq ?? Number.MAX_SAFE_INTEGER) || a.name.localeCompare(b.name),
-  );
+  const nodes = Object.values(cluster.nodes).sort(byRegistration);
   return {
     cluster: {
       id: cluster.id,

@@ -22,7 +22,7 @@ const registrationSchema = z.object({
   primaryIp: z.string(),
   agentVersion: z.string(),
   registeredAt: epochMs,
-  /** Registration order within the cluster (the control-plane view lists nodes by it). */
+  /** Registration order within the cluster (the control-plane view lists nodes by it): see nextRegistrationSeq. */
   seq: z.number().int().nonnegative(),
 });
 
@@ -143,7 +143,6 @@ export const clusterStateSchema = z.object({
   spec: clusterSpecSchema,
   caCertHash: z.string(),
   nodes: byName(nodeStateSchema),
-  registrations: z.number().int().nonnegative(),
   leader: leaderLeaseSchema,
   joinSlot: joinSlotSchema.optional(),
   /**

@@ -1,4 +1,5 @@
 import type { Timeline } from '../../protocol/api.ts';
+import { byRegistration } from '../clusters/cluster-records.ts';
 import { nodeState } from '../routes/status.ts';
 import type { ClusterState, NodeState, PhaseRun } from '../store/state.ts';
 
@@ -10,9 +11,7 @@ import type { ClusterState, NodeState, PhaseRun } from '../store/state.ts';
 export function clusterTimeline(cluster: ClusterState, now: number): Timeline {
   const leader = cluster.leader.holder;
   const nodes = Object.values(cluster.nodes).filter((node) => node.revokedAt === undefined);
-  nodes.sort(
-    (a, b) => rank(a, leader) - rank(b, leader) || joinStart(a) - joinStart(b) || order(a) - order(b) || a.name.localeCompare(b.name),
-  );
+  nodes.sort((a, b) => rank(a, leader) - rank(b, leader) || joinStart(a) - joinStart(b) || byRegistration(a, b));
   return {
     cluster: { id: cluster.id, name: cluster.name },
     now: new Date(now).toISOString(),
@@ -37,10 +36,6 @@ function rank(node: NodeState, leader: string | undefined): number {
 /** When the node's first kubeadm join began; never for nodes that have not begun one. */
 function joinStart(node: NodeState): number {
   return node.phaseRuns?.find((run) => run.phase === 'kube-join')?.startedAt ?? Number.MAX_SAFE_INTEGER;
-}
-
-function order(node: NodeState): number {
-  return node.registration?.seq ?? Number.MAX_SAFE_INTEGER;
 }
 
 function span(run: PhaseRun): Timeline['nodes'][number]['spans'][number] {

@@ -1,8 +1,8 @@
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
+import { createClusterPki } from '../../agent/controller/clusters/pki.ts';
 import { ADDON_NAMES, ADDON_VERSIONS, type AddonName } from '../../agent/addons/catalog.ts';
 import { renderValues } from '../../agent/addons/install.ts';
 import { parseObjects } from '../../agent/addons/manifest.ts';
@@ -10,10 +10,17 @@ import { renderMetallbPool } from '../../agent/addons/metallb-pool.ts';
 import { renderAddon } from '../../agent/addons/render.ts';
 import { renderCpiConfig, renderCsiConfig, renderStorageClass } from '../../agent/addons/vsphere.ts';
 import { upstreamBundles } from '../../scripts/addons/cache.ts';
-import { realBinaries } from '../../scripts/kubernetes/real-binaries.ts';
 import { NEWEST_RELEASE } from '../../scripts/kubernetes/releases.ts';
+import { scratchDir } from '../helpers/cli.ts';
+import {
+  controlPlaneBinaries,
+  kubectlBinary,
+  type RealApiServer,
+  type RealEtcd,
+  startApiServer,
+  startEtcd,
+} from '../helpers/real-control-plane.ts';
 import { agentConfig } from '../helpers/standins.ts';
-import { type RealApiServer, startApiServer } from './real-apiserver.ts';
 
 /**
  * Every rendered upstream bundle, and what the leader applies beside it, passes
@@ -22,9 +29,14 @@ import { type RealApiServer, startApiServer } from './real-apiserver.ts';
  * real, as a real apply's first pass would have them (a dry run creates nothing).
  */
 
-const binaries = realBinaries(NEWEST_RELEASE, ['kube-apiserver', 'kubectl', 'etcd']);
 const upstream = upstreamBundles();
-const skip = binaries.available ? (upstream.available ? undefined : upstream.reason) : binaries.reason;
+const skip = !controlPlaneBinaries.available
+  ? controlPlaneBinaries.reason
+  : !kubectlBinary.available
+    ? kubectlBinary.reason
+    : upstream.available
+      ? undefined
+      : upstream.reason;
 if (skip) console.warn(`add-on dry-run tests skipped: ${skip}`);
 
 const VSPHERE = {
@@ -46,20 +58,20 @@ const EXTRAS: Partial<Record<AddonName, string[]>> = {
 describe.skipIf(skip)(
   `the rendered add-ons against a real kube-apiserver v${NEWEST_RELEASE.version}${skip ? ` (skipped: ${skip})` : ''}`,
   () => {
-    const scratch = mkdtempSync(path.join(tmpdir(), 'pke-addons-dry-run-'));
+    const scratch = scratchDir('addons-dry-run');
+    let etcd: RealEtcd | undefined;
     let server: RealApiServer;
 
     beforeAll(async () => {
-      if (!binaries.available) return;
-      server = await startApiServer(
-        { etcd: binaries.path('etcd'), kubeApiserver: binaries.path('kube-apiserver'), kubectl: binaries.path('kubectl') },
-        path.join(scratch, 'apiserver'),
-      );
+      const pki = await createClusterPki();
+      etcd = await startEtcd(scratch.dir, pki, ['e1']);
+      server = await startApiServer(scratch.dir, pki, etcd, []);
     }, 120_000);
 
     afterAll(async () => {
-      await server?.stop();
-      rmSync(scratch, { recursive: true, force: true });
+      await server?.close();
+      await etcd?.close();
+      scratch.remove();
     });
 
     it.each(ADDON_NAMES)(
@@ -73,7 +85,7 @@ describe.skipIf(skip)(
           .map((file) => ({ file, path: path.join(dir, file), text: readFileSync(path.join(dir, file), 'utf8') }));
         const config = agentConfig({ kubernetes: { version: NEWEST_RELEASE.version, podCidr: '172.20.0.0/16' } });
         const rendered = renderAddon(name, ADDON_VERSIONS[name], sources, renderValues(config));
-        const out = path.join(scratch, name);
+        const out = path.join(scratch.dir, name);
         const files = rendered.map(({ file, text }) => {
           const at = `${out}-${file}`;
           writeFileSync(at, text);

@@ -11,7 +11,7 @@ import {
   type ClusterApiStandin,
   createLocalCluster,
   rejection,
-  startClusterApi,
+  initializedLeader,
   startTestController,
   type TestController,
   type TestNode,
@@ -55,11 +55,7 @@ async function node(cluster: string, name: string, role: 'master' | 'worker'): P
 async function formedCluster(backups: { intervalHours?: number; retain?: number; maxBytes?: number } = {}) {
   const cluster = (await createLocalCluster(t.admin, { backups: { intervalHours: 0, ...backups } })).id;
   const [m1, m2, m3] = [await node(cluster, 'm1', 'master'), await node(cluster, 'm2', 'master'), await node(cluster, 'm3', 'master')];
-  const { epoch } = await m1.client.claimLeader({});
-  await m1.client.join({ epoch });
-  const api = await startClusterApi(m1);
-  standins.push(api);
-  await m1.client.joined({ epoch, adminKubeconfig: api.kubeconfig });
+  standins.push((await initializedLeader(m1)).api);
   await m2.client.join({});
   await m2.client.joined({});
   return { cluster, m1, m2, m3 };

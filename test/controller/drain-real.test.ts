@@ -1,12 +1,19 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClusterPki } from '../../agent/controller/clusters/pki.ts';
 import { httpsClusterApi, parseAdminKubeconfig, type ClusterApi } from '../../agent/controller/kubernetes/cluster-api.ts';
 import { DrainError, drainNode, type DrainEvent } from '../../agent/controller/kubernetes/drain.ts';
-import { kubeApiConnection } from '../../agent/kube/api-client.ts';
-import { request } from '../../agent/net/https.ts';
 import { scratchDir } from '../helpers/cli.ts';
-import { controlPlaneBinaries, startApiServer, startEtcd, type RealApiServer, type RealEtcd } from '../helpers/real-control-plane.ts';
+import {
+  budgetAllows,
+  controlPlaneBinaries,
+  nodesAndNamespace,
+  type RealApiServer,
+  type RealEtcd,
+  runningPod,
+  standinKubelets,
+  startApiServer,
+  startEtcd,
+} from '../helpers/real-control-plane.ts';
 
 /**
  * The drain against the real kube-apiserver and the real disruption controller (which keeps each
@@ -17,102 +24,42 @@ import { controlPlaneBinaries, startApiServer, startEtcd, type RealApiServer, ty
 const skip = controlPlaneBinaries.available ? undefined : controlPlaneBinaries.reason;
 if (skip) console.warn(`real-API drain tests skipped: ${skip}`);
 
-// biome-ignore lint/suspicious/noExplicitAny: the API's JSON read back for assertions
-type Json = Record<string, any>;
-
 describe.skipIf(skip)('drainNode against the real kube-apiserver', () => {
   const dir = scratchDir('drain-real');
   let etcd: RealEtcd | undefined;
-  let server: RealApiServer | undefined;
+  let server: RealApiServer;
   let api: ClusterApi;
-  let call: (
-    method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
-    pathname: string,
-    body?: unknown,
-    type?: string,
-  ) => Promise<{ code: number; json: Json }>;
-  let kubelet: Promise<void> | undefined;
-  let stopKubelet = false;
+  let kubelets: { stop(): Promise<void> } | undefined;
+  const call: RealApiServer['call'] = (...args) => server.call(...args);
+  const pod = (name: string, node: string, owner?: { kind: string; name: string }) => runningPod(server, 'shop', name, node, owner);
+  const allows = (name: string, disruptions: number) => budgetAllows(server, 'shop', name, disruptions);
 
   beforeAll(async () => {
     const pki = await createClusterPki();
     etcd = await startEtcd(dir.dir, pki, ['e1']);
     server = await startApiServer(dir.dir, pki, etcd, ['disruption']);
-    const kubeconfig = parseAdminKubeconfig(server.kubeconfig);
-    api = httpsClusterApi(kubeconfig);
-    const connection = kubeApiConnection(kubeconfig);
-    const url = server.url;
-    call = async (method, pathname, body, type = 'application/json') => {
-      const answer = await request(`${url}${pathname}`, {
-        pool: connection.pool,
-        method,
-        headers: { ...connection.headers, 'content-type': type },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        timeoutMs: 10_000,
-      });
-      return { code: answer.statusCode, json: JSON.parse(answer.text) as Json };
-    };
-    for (const name of ['w1', 'w2']) expect((await call('POST', '/api/v1/nodes', { metadata: { name } })).code).toBe(201);
-    expect((await call('POST', '/api/v1/namespaces', { metadata: { name: 'shop' } })).code).toBe(201);
-    // What the serviceaccount controller would make, which admission wants before any pod.
-    expect((await call('POST', '/api/v1/namespaces/shop/serviceaccounts', { metadata: { name: 'default' } })).code).toBe(201);
-    // The kubelet's part in a pod's deletion: it stops the containers and confirms (grace period 0).
-    kubelet = (async () => {
-      while (!stopKubelet) {
-        const pods = (await call('GET', '/api/v1/namespaces/shop/pods')).json.items as Json[];
-        for (const pod of pods.filter((p) => p.metadata.deletionTimestamp))
-          await call('DELETE', `/api/v1/namespaces/shop/pods/${pod.metadata.name}?gracePeriodSeconds=0`);
-        await sleep(100);
-      }
-    })();
+    api = httpsClusterApi(parseAdminKubeconfig(server.kubeconfig));
+    await nodesAndNamespace(server, ['w1', 'w2'], 'shop');
+    kubelets = standinKubelets(server, 'shop');
   }, 120_000);
 
   afterAll(async () => {
-    stopKubelet = true;
-    await kubelet;
+    await kubelets?.stop();
     await api?.close();
     await server?.close();
     await etcd?.close();
     dir.remove();
   });
 
-  async function runningPod(name: string, node: string, owner: { kind: string; name: string } = { kind: 'ReplicaSet', name: 'web-5d8f' }) {
-    const created = await call('POST', '/api/v1/namespaces/shop/pods', {
-      metadata: {
-        name,
-        labels: { app: owner.kind === 'DaemonSet' ? 'logs' : 'web' },
-        ownerReferences: [{ apiVersion: 'apps/v1', ...owner, uid: '00000000-0000-0000-0000-000000000001', controller: true }],
-      },
-      spec: { nodeName: node, containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10.2' }] },
-    });
-    expect(created.code, JSON.stringify(created.json)).toBe(201);
-    const status = await call(
-      'PATCH',
-      `/api/v1/namespaces/shop/pods/${name}/status`,
-      { status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] } },
-      'application/merge-patch+json',
-    );
-    expect(status.code, JSON.stringify(status.json)).toBe(200);
-  }
-
-  async function budgetAllows(name: string, disruptions: number) {
-    for (let i = 0; i < 300; i += 1) {
-      const budget = (await call('GET', `/apis/policy/v1/namespaces/shop/poddisruptionbudgets/${name}`)).json;
-      if (budget.status?.disruptionsAllowed === disruptions && budget.status?.observedGeneration === budget.metadata.generation) return;
-      await sleep(100);
-    }
-    throw new Error(`budget ${name} never allowed ${disruptions} disruptions`);
-  }
-
   const names = async (node: string) => (await api.listNodePods(node)).map((pod) => pod.name).sort();
 
   it('evicts within the budget, waits for it, leaves DaemonSet pods, and cordons', async () => {
     const budget = { metadata: { name: 'web' }, spec: { minAvailable: 1, selector: { matchLabels: { app: 'web' } } } };
     expect((await call('POST', '/apis/policy/v1/namespaces/shop/poddisruptionbudgets', budget)).code).toBe(201);
-    await runningPod('web-a', 'w1');
-    await runningPod('web-b', 'w1');
-    await runningPod('logs-w1', 'w1', { kind: 'DaemonSet', name: 'logs' });
-    await budgetAllows('web', 1);
+    await pod('web-a', 'w1');
+    await pod('web-b', 'w1');
+    await pod('logs-w1', 'w1', { kind: 'DaemonSet', name: 'logs' });
+    await allows('web', 1);
 
     const events: DrainEvent[] = [];
     let replaced: Promise<void> | undefined;
@@ -124,7 +71,7 @@ describe.skipIf(skip)('drainNode against the real kube-apiserver', () => {
       onEvent: (event) => {
         events.push(event);
         // The ReplicaSet controller's part: a replacement on w2, Ready, frees the budget again.
-        if (event.event === 'blocked') replaced ??= runningPod('web-c', 'w2');
+        if (event.event === 'blocked') replaced ??= pod('web-c', 'w2');
       },
     });
     await replaced;
@@ -139,7 +86,7 @@ describe.skipIf(skip)('drainNode against the real kube-apiserver', () => {
 
   it('times out on a budget that never allows, names the pod; --force deletes it; the Node is deleted', async () => {
     // web-c on w2 is the only pod of budget "web" (minAvailable 1) now.
-    await budgetAllows('web', 0);
+    await allows('web', 0);
     const failure = await drainNode(api, 'w2', { force: false, timeoutMs: 1500, retryMs: 300, pollMs: 100 }).catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(DrainError);
     expect((failure as DrainError).blocked).toEqual(['shop/web-c']);

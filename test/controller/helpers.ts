@@ -7,7 +7,7 @@ import YAML from 'yaml';
 import { agentConfigSchema, type AgentConfig } from '../../agent/config/schema.ts';
 import { silentLogger } from '../../agent/core/log.ts';
 import { startController, type ControllerOptions, type RunningController } from '../../agent/controller/controller.ts';
-import type { ClusterSpecInput, ClusterSummary, Guestinfo, NodeConfigResponse } from '../../agent/protocol/api.ts';
+import type { ClusterSpecInput, ClusterSummary, Guestinfo, JoinGrant, NodeConfigResponse } from '../../agent/protocol/api.ts';
 import { AdminClient, createNodeClient, type NodeClient, type RetryOptions } from '../../agent/protocol/client.ts';
 import { ControllerRequestError } from '../../agent/protocol/errors.ts';
 import { freePort } from '../../scripts/free-port.ts';
@@ -158,6 +158,18 @@ export async function startClusterApi(leader: TestNode, version = 'v1.31.2'): Pr
       state.remove();
     },
   };
+}
+
+/**
+ * The leader's init as the agent reports it: it takes the lease, gets its init grant, and reports
+ * joined with the admin.conf of an API server stand-in (the caller closes `api`).
+ */
+export async function initializedLeader(leader: TestNode): Promise<{ epoch: number; init: JoinGrant; api: ClusterApiStandin }> {
+  const { epoch } = await leader.client.claimLeader({});
+  const init = await leader.client.join({ epoch });
+  const api = await startClusterApi(leader);
+  await leader.client.joined({ epoch, adminKubeconfig: api.kubeconfig });
+  return { epoch, init, api };
 }
 
 /** Runs openssl with `input` on stdin; returns stdout. */

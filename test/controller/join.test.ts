@@ -7,6 +7,7 @@ import {
   type ClusterApiStandin,
   createCluster,
   createLocalCluster,
+  initializedLeader,
   opensslCaHash,
   rejection,
   startClusterApi,
@@ -41,11 +42,8 @@ async function node(cluster: string, name: string, role: 'master' | 'worker'): P
 async function initializedCluster(spec: Parameters<typeof createCluster>[1] = {}) {
   const cluster = (await createLocalCluster(t.admin, spec)).id;
   const leader = await node(cluster, 'm1', 'master');
-  const { epoch } = await leader.client.claimLeader({});
-  const init = await leader.client.join({ epoch });
-  const api = await startClusterApi(leader);
+  const { init, api } = await initializedLeader(leader);
   standins.push(api);
-  await leader.client.joined({ epoch, adminKubeconfig: api.kubeconfig });
   return { cluster, leader, init, api };
 }
 

@@ -1,12 +1,20 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PkiFile, NodeStatus } from '../../agent/protocol/api.ts';
-import { kubeApiConnection } from '../../agent/kube/api-client.ts';
-import { parseAdminKubeconfig } from '../../agent/controller/kubernetes/cluster-api.ts';
 import { httpsClusterEtcd, type ClusterEtcd } from '../../agent/controller/kubernetes/cluster-etcd.ts';
-import { request } from '../../agent/net/https.ts';
 import { scratchDir } from '../helpers/cli.ts';
-import { controlPlaneBinaries, startApiServer, startEtcd, type RealApiServer, type RealEtcd } from '../helpers/real-control-plane.ts';
+import {
+  budgetAllows,
+  controlPlaneBinaries,
+  type Json,
+  nodesAndNamespace,
+  type RealApiServer,
+  type RealEtcd,
+  runningPod,
+  standinKubelets,
+  startApiServer,
+  startEtcd,
+} from '../helpers/real-control-plane.ts';
 import {
   addNode,
   createLocalCluster,
@@ -28,9 +36,6 @@ import {
 const skip = controlPlaneBinaries.available ? undefined : controlPlaneBinaries.reason;
 if (skip) console.warn(`node removal tests skipped: ${skip}`);
 
-// biome-ignore lint/suspicious/noExplicitAny: the API's JSON read back for assertions
-type Json = Record<string, any>;
-
 describe.skipIf(skip)('controller node remove (real etcd and kube-apiserver)', () => {
   const dir = scratchDir('removal');
   const etcdUrls = new Map<string, string>();
@@ -41,14 +46,8 @@ describe.skipIf(skip)('controller node remove (real etcd and kube-apiserver)', (
   let pki: Record<PkiFile, string>;
   let etcdClient: ClusterEtcd;
   const nodes = new Map<string, TestNode>();
-  let kube: (
-    method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
-    pathname: string,
-    body?: unknown,
-    type?: string,
-  ) => Promise<{ code: number; json: Json }>;
-  let kubelet: Promise<void> | undefined;
-  let stopped = false;
+  let kubelets: { stop(): Promise<void> } | undefined;
+  const kube: RealApiServer['call'] = (...args) => server.call(...args);
 
   const node = (name: string) => {
     const found = nodes.get(name);
@@ -98,35 +97,12 @@ describe.skipIf(skip)('controller node remove (real etcd and kube-apiserver)', (
       endpoints: etcd.members.map((m) => m.clientUrl),
     });
 
-    const kubeconfig = parseAdminKubeconfig(server.kubeconfig);
-    const connection = kubeApiConnection(kubeconfig);
-    kube = async (method, pathname, body, type = 'application/json') => {
-      const answer = await request(`${server.url}${pathname}`, {
-        pool: connection.pool,
-        method,
-        headers: { ...connection.headers, 'content-type': type },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        timeoutMs: 10_000,
-      });
-      return { code: answer.statusCode, json: JSON.parse(answer.text) as Json };
-    };
-    for (const name of ['m1', 'm2', 'm3', 'w1']) expect((await kube('POST', '/api/v1/nodes', { metadata: { name } })).code).toBe(201);
-    expect((await kube('POST', '/api/v1/namespaces', { metadata: { name: 'shop' } })).code).toBe(201);
-    expect((await kube('POST', '/api/v1/namespaces/shop/serviceaccounts', { metadata: { name: 'default' } })).code).toBe(201);
-    // The kubelets' part in a pod's deletion: they stop its containers and confirm it gone.
-    kubelet = (async () => {
-      while (!stopped) {
-        const pods = ((await kube('GET', '/api/v1/namespaces/shop/pods')).json.items ?? []) as Json[];
-        for (const pod of pods.filter((p) => p.metadata.deletionTimestamp))
-          await kube('DELETE', `/api/v1/namespaces/shop/pods/${pod.metadata.name}?gracePeriodSeconds=0`);
-        await sleep(100);
-      }
-    })();
+    await nodesAndNamespace(server, ['m1', 'm2', 'm3', 'w1'], 'shop');
+    kubelets = standinKubelets(server, 'shop');
   }, 180_000);
 
   afterAll(async () => {
-    stopped = true;
-    await kubelet;
+    await kubelets?.stop();
     await etcdClient?.close();
     await Promise.all([...nodes.values()].map((n) => n.client.close()));
     await t?.close();
@@ -135,35 +111,12 @@ describe.skipIf(skip)('controller node remove (real etcd and kube-apiserver)', (
     dir.remove();
   });
 
-  async function runningPod(name: string, nodeName: string) {
-    const created = await kube('POST', '/api/v1/namespaces/shop/pods', {
-      metadata: {
-        name,
-        labels: { app: 'web' },
-        ownerReferences: [
-          { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-5d8f', uid: '00000000-0000-0000-0000-000000000001', controller: true },
-        ],
-      },
-      spec: { nodeName, containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10.2' }] },
-    });
-    expect(created.code, JSON.stringify(created.json)).toBe(201);
-    const ready = { status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] } };
-    expect((await kube('PATCH', `/api/v1/namespaces/shop/pods/${name}/status`, ready, 'application/merge-patch+json')).code).toBe(200);
-  }
-
   it('removes a worker: drains it within its pods’ disruption budget, deletes the Node, revokes its token', async () => {
     const budget = { metadata: { name: 'web' }, spec: { minAvailable: 1, selector: { matchLabels: { app: 'web' } } } };
     expect((await kube('POST', '/apis/policy/v1/namespaces/shop/poddisruptionbudgets', budget)).code).toBe(201);
-    await runningPod('web-a', 'w1');
-    await runningPod('web-b', 'w1');
-    for (
-      let i = 0;
-      (await kube('GET', '/apis/policy/v1/namespaces/shop/poddisruptionbudgets/web')).json.status?.disruptionsAllowed !== 1;
-      i += 1
-    ) {
-      if (i > 300) throw new Error('the disruption controller never allowed a disruption');
-      await sleep(100);
-    }
+    await runningPod(server, 'shop', 'web-a', 'w1');
+    await runningPod(server, 'shop', 'web-b', 'w1');
+    await budgetAllows(server, 'shop', 'web', 1);
 
     const started = await t.admin.removeNode(cluster, { node: 'w1', timeoutSeconds: 60 });
     expect(started.state).toBe('removing');
@@ -176,7 +129,7 @@ describe.skipIf(skip)('controller node remove (real etcd and kube-apiserver)', (
     }
     // While one pod waits for the budget, the removal shows its drain running.
     expect((await statusOf('w1'))?.removal).toMatchObject({ state: 'running', step: 'drain' });
-    await runningPod('web-c', 'm2');
+    await runningPod(server, 'shop', 'web-c', 'm2');
 
     const removed = await untilRemovalEnds('w1');
     expect(removed.state).toBe('removed');

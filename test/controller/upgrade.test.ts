@@ -7,10 +7,10 @@ import {
   addNode,
   type ClusterApiStandin,
   createLocalCluster,
+  initializedLeader,
   NO_RETRY,
   registration,
   rejection,
-  startClusterApi,
   startTestController,
   type TestController,
   type TestNode,
@@ -50,10 +50,7 @@ describe('a rolling upgrade on the controller', () => {
     const [m1, m2, w1] = ['m1', 'm2', 'w1'].map((n) => nodes.get(n)!);
     // Registered in the order w1, m2, m1: the upgrade's order is not the registration's.
     for (const [i, node] of [w1!, m2!, m1!].entries()) await node.client.register(registration(node.name, `10.10.0.${11 + i}`));
-    const { epoch } = await m1!.client.claimLeader({});
-    await m1!.client.join({ epoch });
-    api = await startClusterApi(m1!);
-    await m1!.client.joined({ epoch, adminKubeconfig: api.kubeconfig });
+    api = (await initializedLeader(m1!)).api;
     for (const node of [m2!, w1!]) {
       await node.client.join({}, { waitSeconds: 5 });
       await node.client.joined({});

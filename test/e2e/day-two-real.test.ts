@@ -6,7 +6,7 @@ import { fileOnDisk } from '../../scripts/lab/vm.ts';
 import { NEWEST_RELEASE } from '../../scripts/kubernetes/releases.ts';
 import { realBinaries } from '../../scripts/kubernetes/real-binaries.ts';
 import type { LabNode } from '../../scripts/lab/cluster.ts';
-import { namespaceSkipReason, scenarioLab, type ScenarioLab } from './harness.ts';
+import { etcdMembers, namespaceSkipReason, scenarioLab, type ScenarioLab } from './harness.ts';
 
 /**
  * Removing and replacing nodes on the real tier: real kubeadm, kubelet, etcd and API servers in
@@ -47,29 +47,6 @@ describe.skipIf(skip)(`real Kubernetes v${NEWEST_RELEASE.version}: removing and 
   const remove = (name: string, ...flags: string[]) =>
     s.lab.controllerCli(['node', 'remove', '--cluster', s.lab.clusterName, '--name', name, ...flags]);
   const kubectl = (node: LabNode, ...args: string[]) => s.lab.kubectl(node, args);
-  const etcdMembers = async (node: LabNode) => {
-    const pki = '/etc/kubernetes/pki/etcd';
-    const result = await node.vm!.run(
-      'etcdctl',
-      [
-        '--endpoints',
-        'https://127.0.0.1:2379',
-        '--cacert',
-        `${pki}/ca.crt`,
-        '--cert',
-        `${pki}/healthcheck-client.crt`,
-        '--key',
-        `${pki}/healthcheck-client.key`,
-        'member',
-        'list',
-        '-w',
-        'json',
-      ],
-      { env: s.lab.nodeEnvironment(node), reject: false },
-    );
-    if (result.exitCode !== 0) throw new Error(`etcdctl member list on ${node.name} exited ${result.exitCode}: ${String(result.stderr)}`);
-    return (JSON.parse(String(result.stdout)) as { members: { name: string; isLearner?: boolean }[] }).members;
-  };
 
   beforeAll(async () => {
     s = await scenarioLab('dtwo', { masters: 4, workers: 1, real: NEWEST_RELEASE });
@@ -170,7 +147,7 @@ describe.skipIf(skip)(`real Kubernetes v${NEWEST_RELEASE.version}: removing and 
     expect(output.trim()).toBe(`node ${holder.name}: removed`);
     expect([a.name, b.name]).toContain((await s.lab.vipHolder())?.name);
 
-    const members = await etcdMembers(a);
+    const members = await etcdMembers(s, a);
     expect(members.map((m) => m.name).sort()).toEqual([a.name, b.name]);
     const nodes = (JSON.parse(await kubectl(a, 'get', 'nodes', '-o', 'json')).items as Json[]).map((n) => n.metadata.name).sort();
     expect(nodes).toEqual([a.name, b.name]);
@@ -190,7 +167,7 @@ describe.skipIf(skip)(`real Kubernetes v${NEWEST_RELEASE.version}: removing and 
 
   it('replaces it: a new control-plane node joins through the join slot as a voting etcd member', async () => {
     expect(await s.boot(s.node('m4'))).toBe(0);
-    const members = await etcdMembers(survivors[0]!);
+    const members = await etcdMembers(s, survivors[0]!);
     expect(members.map((m) => m.name).sort()).toEqual([...survivors.map((n) => n.name), 'm4'].sort());
     expect(members.every((m) => !m.isLearner)).toBe(true);
   }, 600_000);
@@ -202,7 +179,7 @@ describe.skipIf(skip)(`real Kubernetes v${NEWEST_RELEASE.version}: removing and 
     removed.add(dead.name);
     const status = (await s.lab.clusterStatus()) as Json;
     expect(status.nodes.find((n: Json) => n.name === dead.name).removal).toMatchObject({ state: 'done', dead: true });
-    expect((await etcdMembers(kept)).map((m) => m.name).sort()).toEqual([kept.name, 'm4'].sort());
+    expect((await etcdMembers(s, kept)).map((m) => m.name).sort()).toEqual([kept.name, 'm4'].sort());
   }, 300_000);
 
   it('refuses to remove a control-plane node when etcd would lose quorum, naming the rule', async () => {

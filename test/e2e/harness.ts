@@ -186,3 +186,33 @@ function descendants(pid: number): number[] {
   }
   return found;
 }
+
+/** `argv` run inside the node's VM with the lab's environment for it; never rejects, the exit code says. */
+export async function runInVm(s: ScenarioLab, node: LabNode, argv: string[]) {
+  const result = await node.vm!.run(argv[0]!, argv.slice(1), { env: s.lab.nodeEnvironment(node), reject: false });
+  return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
+}
+
+/** etcdctl against the node's local etcd member, with kubeadm's health-check client certificate. */
+export function etcdctl(s: ScenarioLab, node: LabNode, args: string[]) {
+  const pki = '/etc/kubernetes/pki/etcd';
+  return runInVm(s, node, [
+    'etcdctl',
+    '--endpoints',
+    'https://127.0.0.1:2379',
+    '--cacert',
+    `${pki}/ca.crt`,
+    '--cert',
+    `${pki}/healthcheck-client.crt`,
+    '--key',
+    `${pki}/healthcheck-client.key`,
+    ...args,
+  ]);
+}
+
+/** The etcd cluster's members as the node's local member lists them. */
+export async function etcdMembers(s: ScenarioLab, node: LabNode): Promise<{ name: string; isLearner?: boolean }[]> {
+  const result = await etcdctl(s, node, ['member', 'list', '-w', 'json']);
+  if (result.exitCode !== 0) throw new Error(`etcdctl member list on ${node.name} exited ${result.exitCode}: ${result.stderr}`);
+  return (JSON.parse(result.stdout) as { members: { name: string; isLearner?: boolean }[] }).members;
+}

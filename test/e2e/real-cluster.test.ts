@@ -12,7 +12,7 @@ import { archivesFor } from '../../scripts/kubernetes/images.ts';
 import { NEWEST_RELEASE } from '../../scripts/kubernetes/releases.ts';
 import { realBinaries } from '../../scripts/kubernetes/real-binaries.ts';
 import { agentConfig } from '../helpers/standins.ts';
-import { journalOf, namespaceSkipReason, scenarioLab, type ScenarioLab } from './harness.ts';
+import { etcdctl, etcdMembers, journalOf, namespaceSkipReason, runInVm, scenarioLab, type ScenarioLab } from './harness.ts';
 
 /**
  * The real tier: clusters formed by the agent with real kubeadm, kubelet, containerd, etcd and
@@ -174,11 +174,6 @@ describe.skipIf(skip)(
   },
 );
 
-async function runInVm(s: ScenarioLab, node: ReturnType<ScenarioLab['node']>, argv: string[]) {
-  const result = await node.vm!.run(argv[0]!, argv.slice(1), { env: s.lab.nodeEnvironment(node), reject: false });
-  return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
-}
-
 /** The cluster CA's pin, as the controller hands it out, of the CA on m1's disk. */
 function clusterCaPin(s: ScenarioLab): string {
   return caCertHash(readOnM1(s, 'ca.crt'));
@@ -214,27 +209,4 @@ async function kubeadmJoinOnW2(s: ScenarioLab, token: string, caHash: string, op
 /** A file of m1's /etc/kubernetes/pki, read from its disk. */
 function readOnM1(s: ScenarioLab, file: string): string {
   return readFileSync(fileOnDisk(s.node('m1').root, `/etc/kubernetes/pki/${file}`), 'utf8');
-}
-
-/** etcdctl against the node's local etcd member, with kubeadm's health-check client certificate. */
-function etcdctl(s: ScenarioLab, node: ReturnType<ScenarioLab['node']>, args: string[]) {
-  const pki = '/etc/kubernetes/pki/etcd';
-  return runInVm(s, node, [
-    'etcdctl',
-    '--endpoints',
-    'https://127.0.0.1:2379',
-    '--cacert',
-    `${pki}/ca.crt`,
-    '--cert',
-    `${pki}/healthcheck-client.crt`,
-    '--key',
-    `${pki}/healthcheck-client.key`,
-    ...args,
-  ]);
-}
-
-async function etcdMembers(s: ScenarioLab, node: ReturnType<ScenarioLab['node']>): Promise<{ name: string; isLearner?: boolean }[]> {
-  const result = await etcdctl(s, node, ['member', 'list', '-w', 'json']);
-  if (result.exitCode !== 0) throw new Error(`etcdctl member list exited ${result.exitCode}: ${result.stderr}`);
-  return (JSON.parse(result.stdout) as { members: { name: string; isLearner?: boolean }[] }).members;
 }

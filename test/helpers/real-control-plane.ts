@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { execa } from 'execa';
 import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,9 +20,14 @@ import { adminKubeconfig } from '../standins/apiserver-standin.ts';
 
 export const controlPlaneBinaries = realBinaries(NEWEST_RELEASE, ['etcd', 'kube-apiserver', 'kube-controller-manager']);
 
+/** The real kubectl of the same release, for `RealApiServer.kubectl`. */
+export const kubectlBinary = realBinaries(NEWEST_RELEASE, ['kubectl']);
+
+/** One command's path, so that a test of etcd alone needs only etcd built. */
 function binary(command: 'etcd' | 'kube-apiserver' | 'kube-controller-manager'): string {
-  if (!controlPlaneBinaries.available) throw new Error(controlPlaneBinaries.reason);
-  return controlPlaneBinaries.path(command);
+  const found = realBinaries(NEWEST_RELEASE, [command]);
+  if (!found.available) throw new Error(found.reason);
+  return found.path(command);
 }
 
 const STARTUP_MS = 60_000;
@@ -48,8 +54,11 @@ export interface RealEtcd {
   close(): Promise<void>;
 }
 
+/** The cluster's etcd CA: all startEtcd needs of its PKI. */
+export type EtcdCaFiles = Pick<Record<PkiFile, string>, 'etcd/ca.crt' | 'etcd/ca.key'>;
+
 /** A new etcd cluster of `names` with TLS from the cluster's etcd CA for clients and peers, every member healthy. */
-export async function startEtcd(dir: string, pki: Record<PkiFile, string>, names: string[]): Promise<RealEtcd> {
+export async function startEtcd(dir: string, pki: EtcdCaFiles, names: string[]): Promise<RealEtcd> {
   const etcdCa = { certPem: pki['etcd/ca.crt'], keyPem: pki['etcd/ca.key'] };
   const client = await issueCertificate(etcdCa, { commonName: 'kube-apiserver-etcd-client', usage: 'client', validDays: 1 });
   const pool = new ConnectionPool({ ca: etcdCa.certPem, cert: client.certPem, key: client.keyPem });
@@ -152,16 +161,24 @@ export async function startEtcd(dir: string, pki: Record<PkiFile, string>, names
   };
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: the API's JSON read back for assertions
+export type Json = Record<string, any>;
+
 export interface RealApiServer {
   url: string;
   /** admin.conf for it (kubernetes-admin, system:masters), inline data as kubeadm writes it. */
   kubeconfig: string;
+  /** A request as kubernetes-admin, `body` sent as JSON with content-type `type`, the answer's JSON read back. */
+  call(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', pathname: string, body?: unknown, type?: string): Promise<{ code: number; json: Json }>;
+  /** The real kubectl against admin.conf, `input` on its stdin; never rejects, the exit code says. */
+  kubectl(args: string[], input?: string): Promise<{ exitCode: number; stdout: string; stderr: string }>;
   close(): Promise<void>;
 }
 
 /**
  * kube-apiserver on etcd's first member and kube-controller-manager with only `controllers`
- * (e.g. `disruption`, which keeps PodDisruptionBudgets' status, the Eviction API's input).
+ * (e.g. `disruption`, which keeps PodDisruptionBudgets' status, the Eviction API's input); no
+ * controller manager at all when `controllers` is empty (enough for `kubectl apply --dry-run=server`).
  */
 export async function startApiServer(
   dir: string,
@@ -223,29 +240,120 @@ export async function startApiServer(
   let manager: ChildProcess | undefined;
   try {
     await waitFor('kube-apiserver', pool, `${url}/readyz`, (text) => text === 'ok', apiserver);
-    manager = start(apiDir, 'kube-controller-manager', binary('kube-controller-manager'), [
-      `--kubeconfig=${file('admin.conf')}`,
-      `--controllers=${controllers.join(',')}`,
-      '--leader-elect=false',
-      '--use-service-account-credentials=false',
-      '--bind-address=127.0.0.1',
-      `--secure-port=${await freePort()}`,
-      `--authentication-kubeconfig=${file('admin.conf')}`,
-      `--authorization-kubeconfig=${file('admin.conf')}`,
-    ]);
+    if (controllers.length > 0)
+      manager = start(apiDir, 'kube-controller-manager', binary('kube-controller-manager'), [
+        `--kubeconfig=${file('admin.conf')}`,
+        `--controllers=${controllers.join(',')}`,
+        '--leader-elect=false',
+        '--use-service-account-credentials=false',
+        '--bind-address=127.0.0.1',
+        `--secure-port=${await freePort()}`,
+        `--authentication-kubeconfig=${file('admin.conf')}`,
+        `--authorization-kubeconfig=${file('admin.conf')}`,
+      ]);
   } catch (error) {
     await kill(apiserver);
-    throw error;
-  } finally {
     await pool.close();
+    throw error;
   }
   return {
     url,
     kubeconfig,
+    call: async (method, pathname, body, type = 'application/json') => {
+      const answer = await request(`${url}${pathname}`, {
+        pool,
+        method,
+        headers: { 'content-type': type },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        timeoutMs: 10_000,
+      });
+      return { code: answer.statusCode, json: JSON.parse(answer.text) as Json };
+    },
+    kubectl: async (args, input) => {
+      if (!kubectlBinary.available) throw new Error(kubectlBinary.reason);
+      const result = await execa(kubectlBinary.path('kubectl'), ['--kubeconfig', file('admin.conf'), ...args], {
+        reject: false,
+        timeout: 120_000,
+        ...(input === undefined ? {} : { input }),
+      });
+      return { exitCode: result.exitCode ?? -1, stdout: result.stdout, stderr: result.stderr };
+    },
     close: async () => {
       await Promise.all([kill(manager), kill(apiserver)]);
+      await pool.close();
     },
   };
+}
+
+/**
+ * What the tests' workloads need before any pod: a Node object per name, `namespace`, and its
+ * `default` ServiceAccount (what the serviceaccount controller would make; admission wants it).
+ */
+export async function nodesAndNamespace(server: RealApiServer, nodes: string[], namespace: string): Promise<void> {
+  const create = async (pathname: string, name: string) => {
+    const created = await server.call('POST', pathname, { metadata: { name } });
+    if (created.code !== 201) throw new Error(`POST ${pathname} ${name}: ${created.code} ${JSON.stringify(created.json)}`);
+  };
+  for (const name of nodes) await create('/api/v1/nodes', name);
+  await create('/api/v1/namespaces', namespace);
+  await create(`/api/v1/namespaces/${namespace}/serviceaccounts`, 'default');
+}
+
+/**
+ * A stand-in for the kubelets' part in a pod's deletion, as no kubelet runs here: every pod of
+ * `namespace` being deleted is confirmed gone (grace period 0), until stopped.
+ */
+export function standinKubelets(server: RealApiServer, namespace: string): { stop(): Promise<void> } {
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const pods = ((await server.call('GET', `/api/v1/namespaces/${namespace}/pods`)).json.items ?? []) as Json[];
+      for (const pod of pods.filter((p) => p.metadata.deletionTimestamp))
+        await server.call('DELETE', `/api/v1/namespaces/${namespace}/pods/${pod.metadata.name}?gracePeriodSeconds=0`);
+      await sleep(100);
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      await loop;
+    },
+  };
+}
+
+/**
+ * A pod of `namespace` on `node`, owned by `owner` (a ReplicaSet unless said otherwise), made
+ * Running and Ready as its kubelet would report it.
+ */
+export async function runningPod(
+  server: RealApiServer,
+  namespace: string,
+  name: string,
+  node: string,
+  owner: { kind: string; name: string } = { kind: 'ReplicaSet', name: 'web-5d8f' },
+): Promise<void> {
+  const created = await server.call('POST', `/api/v1/namespaces/${namespace}/pods`, {
+    metadata: {
+      name,
+      labels: { app: owner.kind === 'DaemonSet' ? 'logs' : 'web' },
+      ownerReferences: [{ apiVersion: 'apps/v1', ...owner, uid: '00000000-0000-0000-0000-000000000001', controller: true }],
+    },
+    spec: { nodeName: node, containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10.2' }] },
+  });
+  if (created.code !== 201) throw new Error(`pod ${name}: ${created.code} ${JSON.stringify(created.json)}`);
+  const ready = { status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] } };
+  const status = await server.call('PATCH', `/api/v1/namespaces/${namespace}/pods/${name}/status`, ready, 'application/merge-patch+json');
+  if (status.code !== 200) throw new Error(`pod ${name} status: ${status.code} ${JSON.stringify(status.json)}`);
+}
+
+/** Waits (bounded, 30 s) until the disruption controller has seen budget `name` and allows `disruptions`. */
+export async function budgetAllows(server: RealApiServer, namespace: string, name: string, disruptions: number): Promise<void> {
+  for (let i = 0; i < 300; i += 1) {
+    const budget = (await server.call('GET', `/apis/policy/v1/namespaces/${namespace}/poddisruptionbudgets/${name}`)).json;
+    if (budget.status?.disruptionsAllowed === disruptions && budget.status?.observedGeneration === budget.metadata.generation) return;
+    await sleep(100);
+  }
+  throw new Error(`budget ${name} never allowed ${disruptions} disruptions`);
 }
 
 /** A started process and the log its output goes to. */

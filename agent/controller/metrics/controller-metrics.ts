@@ -2,7 +2,7 @@ import { Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { liveSlot } from '../formation/join-slots.ts';
 import { leaseHolder } from '../formation/lease.ts';
 import type { AnsweredRequest, RequestObserver } from '../http/server.ts';
-import { nodeState } from '../routes/status.ts';
+import { nodeState } from '../status/cluster-status.ts';
 import type { ControllerState, NodeState, PhaseRun } from '../store/state.ts';
 
 /**

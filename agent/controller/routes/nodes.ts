@@ -6,7 +6,7 @@ import { releaseSlot } from '../formation/join-slots.ts';
 import { assertEpoch, fenced, leaseHolder, markInitialized } from '../formation/lease.ts';
 import { badRequest, conflict, forbidden } from '../http/problem.ts';
 import { bind } from '../http/route.ts';
-import { nodeStatus } from './status.ts';
+import { nodeStatus } from '../status/cluster-status.ts';
 import { NodeRemovals } from '../day-two/node-removal.ts';
 import type { ClusterState, NodeState, PhaseRun } from '../store/state.ts';
 import { failureMessage, recordPhaseEvent } from '../timeline/phase-runs.ts';

@@ -18,7 +18,7 @@ import {
   problemPage,
   type ClusterParts,
 } from '../web/pages.ts';
-import { clusterStatus } from './status.ts';
+import { clusterStatus } from '../status/cluster-status.ts';
 
 /** The web view: read-only pages for the admin and viewer tokens, a cluster's page updated live. */
 

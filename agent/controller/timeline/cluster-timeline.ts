@@ -1,6 +1,6 @@
 import type { Timeline } from '../../protocol/api.ts';
 import { byRegistration } from '../clusters/cluster-records.ts';
-import { nodeState } from '../routes/status.ts';
+import { nodeState } from '../status/cluster-status.ts';
 import type { ClusterState, NodeState, PhaseRun } from '../store/state.ts';
 
 /**

@@ -171,10 +171,15 @@ export class Lab {
 
   /** Runs a pke-agent command inside the controller's namespace (the admin's machine). */
   async controllerCli(args: string[]): Promise<string> {
+    const result = await this.controllerRun(args);
+    if (result.exitCode !== 0) throw new Error(`pke-agent controller ${args.join(' ')} exited ${result.exitCode}: ${result.stderr.trim()}`);
+    return result.stdout;
+  }
+
+  /** `pke-agent controller ARGS` on the controller's host, whatever its exit code, with its output and log. */
+  async controllerRun(args: string[]): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
     const result = await this.onControllerHost([...args, '--url', this.controllerUrl, '--data-dir', this.dataDir], { reject: false });
-    if (result.exitCode !== 0)
-      throw new Error(`pke-agent controller ${args.join(' ')} exited ${result.exitCode}: ${String(result.stderr).trim()}`);
-    return String(result.stdout);
+    return { exitCode: result.exitCode, stdout: String(result.stdout), stderr: String(result.stderr) };
   }
 
   async startController(): Promise<void> {
@@ -342,12 +347,25 @@ export class Lab {
    * Brings the lab's VMs in line with the simulator: a VM it reports powered on that has no
    * namespace yet gets one (its disk the template's clone, its BIOS UUID the simulator's, its IP
    * reported back as VMware Tools would) and is booted; a booted VM the simulator no longer has
-   * (destroyed) loses its namespace and every process in it. Answers the nodes it booted.
+   * (destroyed, or replaced by a VM of the same name and a new moref) loses its namespace, every
+   * process in it and its disk, before any new VM boots. Answers the nodes it booted and removed.
    */
   async syncVsphereVms(boot: (node: LabNode) => void): Promise<{ booted: LabNode[]; removed: string[] }> {
     const vsphere = this.vsphere;
     if (!vsphere) throw new Error('syncVsphereVms: the lab was made without --vsphere');
     const powered = (await vsphere.list()).filter((vm) => vm.name.startsWith(`${this.clusterName}-`));
+    // A lab VM is its vSphere VM: name and moref. A replaced VM keeps its name and gets a new moref,
+    // so the old one goes first (its namespace, its bootstrap awaited, its disk), then the new one boots.
+    const sameVm = (node: LabNode, vm: { name: string; moref: string }) => node.name === vm.name && node.vsphereVm?.moref === vm.moref;
+    const removed: string[] = [];
+    for (const node of [...this.nodes]) {
+      if (!node.vsphereVm || powered.some((vm) => sameVm(node, vm))) continue;
+      await removeHost(this.network, node.host);
+      await node.bootstrap?.catch(() => undefined);
+      rmSync(node.root, { recursive: true, force: true });
+      this.nodes.splice(this.nodes.indexOf(node), 1);
+      removed.push(node.name);
+    }
     const booted: LabNode[] = [];
     for (const vm of powered) {
       if (this.nodes.some((n) => n.name === vm.name)) continue;
@@ -371,14 +389,6 @@ export class Lab {
       }
       boot(node);
       booted.push(node);
-    }
-    const removed: string[] = [];
-    for (const node of [...this.nodes]) {
-      if (!node.vsphereVm || powered.some((vm) => vm.name === node.name)) continue;
-      await removeHost(this.network, node.host);
-      await node.bootstrap?.catch(() => undefined);
-      this.nodes.splice(this.nodes.indexOf(node), 1);
-      removed.push(node.name);
     }
     return { booted, removed };
   }

@@ -131,6 +131,11 @@ describe('controller CLI input errors (exit 2, the flag named, nothing written)'
     [['node', 'remove', '--cluster', 'prod', '--name', 'W_9'], '--name: expected a lower-case host name'],
     [['node', 'remove', '--cluster', 'prod', '--name', 'prod-w1', '--timeout', '5x'], '--timeout: \\"5x\\" is not a duration'],
     [['node', 'remove', '--cluster', 'prod', '--name', 'prod-w1', '--timeout', '2d'], '--timeout: at most 24 h'],
+    [['node', 'replace', '--cluster', 'prod', '--name', 'prod-w1', '--ready-timeout', '5x'], '--ready-timeout: \\"5x\\" is not a duration'],
+    [
+      ['node', 'replace', '--cluster', 'prod', '--name', 'prod-w1'],
+      'cluster prod: the controller does not provision its VMs; without provisioning, replace is `node remove` then a new VM made with `node-config`',
+    ],
   ])('%j', async (args, expected) => {
     const result = await connected(...args);
     expect(result.exitCode).toBe(2);

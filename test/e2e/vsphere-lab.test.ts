@@ -8,7 +8,8 @@ import { namespaceSkipReason, scenarioLab, type ScenarioLab } from './harness.ts
  * The lab's --vsphere mode end to end (stand-in tier): the controller provisions every VM on the
  * vCenter simulator, the lab boots what the simulator reports powered on, and each VM's agent
  * reads its config from the VM's ExtraConfig through the simulator's API. Afterwards ExtraConfig,
- * asked of vSphere, holds no secret; the workers scale up by two and down by one.
+ * asked of vSphere, holds no secret; the workers scale up by two and down by one; a worker is
+ * replaced by a new VM of the same name.
  */
 const skip = (await namespaceSkipReason()) ?? vsphereSkip;
 if (skip) console.warn(`e2e vSphere lab skipped: ${skip}`);
@@ -88,4 +89,45 @@ describe.skipIf(skip)('a cluster the controller provisions on the vCenter simula
     ).toEqual(['lab-cp-1', 'lab-workers-1', 'lab-workers-2']);
     expect(await listNamespaces(`${s.lab.options.prefix}lab-workers-3`)).toEqual([]);
   }, 240_000);
+
+  it('replaces a worker: its VM destroyed, the same name Ready again on a new VM, registered with its BIOS UUID', async () => {
+    const old = (await status()).nodes.find((n) => n.name === 'lab-workers-1')?.vm;
+    expect(old).toBeDefined();
+    let finished = false;
+    const replacing = s.lab
+      .controllerRun([
+        'node',
+        'replace',
+        '--cluster',
+        s.lab.clusterName,
+        '--name',
+        'lab-workers-1',
+        '--timeout',
+        '1m',
+        '--ready-timeout',
+        '3m',
+      ])
+      .finally(() => {
+        finished = true;
+      });
+    await until(() => finished, 'node replace to return');
+    const result = await replacing;
+    expect(result.exitCode, result.stderr).toBe(0);
+    const now = (await status()).nodes.find((n) => n.name === 'lab-workers-1');
+    expect(now?.state).toBe('ready');
+    expect(now?.vm?.moref).not.toBe(old?.moref);
+    // govmomi's simulator derives a VM's BIOS UUID from its file path, so a clone of the same name
+    // gets the old one back; real vSphere gives each clone a new one. The node registered with it.
+    expect(now?.uuid).toBe(now?.vm?.biosUuid);
+    expect(result.stdout.trim()).toBe(
+      `node lab-workers-1: ready on VM ${now?.vm?.moref} (BIOS UUID ${now?.vm?.biosUuid}), replacing ${old?.moref}`,
+    );
+    expect(result.stderr).toMatch(/node\.remove\.step.*step=destroy-vm.*state=done/);
+    expect(result.stderr).toContain(`vm=${now?.vm?.moref}`);
+    expect(result.stderr).toMatch(/node\.replace\.ready/);
+    // In the simulator: the old VM is gone, one VM of that name is left, the new one.
+    const vms = (await s.lab.vsphere!.list()).filter((vm) => vm.name === 'lab-workers-1');
+    expect(vms.map((vm) => vm.moref)).toEqual([now?.vm?.moref]);
+    expect(s.lab.nodes.filter((n) => n.name === 'lab-workers-1').map((n) => n.vsphereVm?.moref)).toEqual([now?.vm?.moref]);
+  }, 300_000);
 });

@@ -111,6 +111,13 @@ export interface NodeRemoveArgs extends ClusterArgs {
   wait: boolean;
 }
 
+export interface NodeReplaceArgs extends ClusterArgs {
+  name: string;
+  force?: boolean;
+  timeout?: string;
+  'ready-timeout'?: string;
+}
+
 export interface RevokeArgs extends ClusterArgs {
   name?: string;
   jti?: string;
@@ -325,11 +332,31 @@ const nodeRemoveCommand: CommandModule<GlobalArgs, NodeRemoveArgs> = {
   handler: async (args) => (await import('./controller/remove.ts')).removeNode(args),
 };
 
+const nodeReplaceCommand: CommandModule<GlobalArgs, NodeReplaceArgs> = {
+  command: 'replace',
+  describe: 'Replace a provisioned node: remove it (its VM destroyed), then wait until the same name is Ready on a new VM',
+  builder: (yargs) =>
+    connectionOptions(yargs)
+      .option('cluster', { type: 'string', demandOption: true, describe: 'Cluster id or name' })
+      .option('name', { type: 'string', demandOption: true, describe: 'The node to replace' })
+      .option('force', {
+        type: 'boolean',
+        describe: 'Evict pods with no controller; at the timeout, delete pods a disruption budget still protects',
+      })
+      .option('timeout', { type: 'string', describe: 'How long the drain may take, e.g. 10m (default 5m)' })
+      .option('ready-timeout', { type: 'string', describe: 'How long the new VM may take to be Ready (default 20m)' }),
+  handler: async (args) => (await import('./controller/replace.ts')).replaceNode(args),
+};
+
 const nodeCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'node <command>',
-  describe: 'Node tokens; removing nodes',
+  describe: 'Node tokens; removing and replacing nodes',
   builder: (yargs) =>
-    yargs.command(nodeRevokeCommand).command(nodeRemoveCommand).demandCommand(1, 'Name a node command: revoke or remove.'),
+    yargs
+      .command(nodeRevokeCommand)
+      .command(nodeRemoveCommand)
+      .command(nodeReplaceCommand)
+      .demandCommand(1, 'Name a node command: revoke, remove or replace.'),
   handler: () => {},
 };
 

@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { VsphereClient } from '../../agent/controller/vsphere/client.ts';
-import type { Moref } from '../../agent/controller/vsphere/soap.ts';
+import { VsphereFault, type Moref } from '../../agent/controller/vsphere/soap.ts';
 
 const env = (name: string) => {
   const value = process.env[name];
@@ -81,7 +81,14 @@ async function main(args: string[]): Promise<number> {
         const vms = await client.vmsIn(await client.mustFind('folder', '', 'folder'));
         const out = [];
         for (const [name, moref] of vms) {
-          const info = await client.vmInfo(moref);
+          let info;
+          try {
+            info = await client.vmInfo(moref);
+          } catch (error) {
+            // Destroyed between the listing and this look (a replacement or a shrink under way): not there.
+            if (error instanceof VsphereFault && error.faultType === 'ManagedObjectNotFound') continue;
+            throw error;
+          }
           if (info.powerState === 'poweredOn') out.push({ name, moref: moref.value, biosUuid: info.biosUuid });
         }
         process.stdout.write(`${JSON.stringify(out)}\n`);

@@ -58,6 +58,11 @@ export async function runRemoval(
     await sleep(POLL_MS);
     const found = (await client.status(cluster)).nodes.find((n) => n.name === node.name);
     if (!found) throw new PkeError(`node ${node.name} is no longer in cluster ${cluster}`);
+    if (found.removal === undefined) {
+      // Its record started over: the removal ended and provisioning issued the name again, between two looks.
+      log.info('node.remove.done', { node: found.name, note: 'the name was issued again for a new VM' });
+      return found;
+    }
     node = found;
     report(node);
   }
@@ -68,6 +73,7 @@ export async function runRemoval(
       `removing node ${node.name} failed at step ${failed?.name ?? removal.step ?? '?'}: ${failed?.note ?? 'no detail'}; rerun \`${command}\` to resume it there`,
     );
   }
+  if (removal?.state === 'done') log.info('node.remove.done', { node: node.name });
   return node;
 }
 

@@ -78,20 +78,7 @@ async function main(args: string[]): Promise<number> {
         await client.reconfigure(self(), { extraConfig: { 'SET.guest.ipAddress': args[1] ?? '' } });
         return 0;
       case 'list': {
-        const vms = await client.vmsIn(await client.mustFind('folder', '', 'folder'));
-        const out = [];
-        for (const [name, moref] of vms) {
-          let info;
-          try {
-            info = await client.vmInfo(moref);
-          } catch (error) {
-            // Destroyed between the listing and this look (a replacement or a shrink under way): not there.
-            if (error instanceof VsphereFault && error.faultType === 'ManagedObjectNotFound') continue;
-            throw error;
-          }
-          if (info.powerState === 'poweredOn') out.push({ name, moref: moref.value, biosUuid: info.biosUuid });
-        }
-        process.stdout.write(`${JSON.stringify(out)}\n`);
+        process.stdout.write(`${JSON.stringify(await poweredOnVms(client))}\n`);
         return 0;
       }
       case 'extra-config': {
@@ -117,3 +104,22 @@ main(process.argv.slice(2)).then(
     process.exitCode = 1;
   },
 );
+
+/**
+ * The powered-on VMs of the datacenter's VM folder. A VM destroyed between the listing and a look
+ * at it (a replacement or a shrink under way) fails the look: the listing is made again, a few times.
+ */
+async function poweredOnVms(client: VsphereClient): Promise<{ name: string; moref: string; biosUuid: string }[]> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      const out = [];
+      for (const [name, moref] of await client.vmsIn(await client.mustFind('folder', '', 'folder'))) {
+        const info = await client.vmInfo(moref);
+        if (info.powerState === 'poweredOn') out.push({ name, moref: moref.value, biosUuid: info.biosUuid });
+      }
+      return out;
+    } catch (error) {
+      if (!(error instanceof VsphereFault && error.faultType === 'ManagedObjectNotFound') || attempt >= 5) throw error;
+    }
+  }
+}

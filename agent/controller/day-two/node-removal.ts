@@ -346,7 +346,7 @@ export class NodeRemovals {
     const refusal = quorumRefusal(health, c.node.name);
     if (refusal) throw new RemovalRefused(refusal);
     await this.retryUnhealthy(() => etcd.removeMember(member.member.id), c.signal);
-    const left = (await etcd.members()).map((m) => m.name);
+    const left = (await etcd.members()).map((m) => m.name).sort();
     if (left.includes(c.node.name)) throw new Error(`etcd still lists member ${c.node.name} after its removal`);
     return { note: `etcd members now: ${left.join(', ')}` };
   }

@@ -26,7 +26,7 @@ import { AdminClient, createNodeClient, type NodeClient } from '../../agent/prot
 import { ControllerRequestError } from '../../agent/protocol/errors.ts';
 import { adminKubeconfig, apiServerCredentials } from '../../test/standins/apiserver-standin.ts';
 import { freePort } from '../free-port.ts';
-import { etcdBinary, startEtcdCluster, type EtcdCluster } from '../../test/helpers/etcd-cluster.ts';
+import { controllerEtcdFlags, etcdBinary, startEtcdCluster, type EtcdCluster } from '../../test/helpers/etcd-cluster.ts';
 import type { BenchMetric, BenchSection } from '../bench.ts';
 
 const repo = path.resolve(import.meta.dirname, '../..');
@@ -200,23 +200,8 @@ async function runFormation(options: {
     const count = etcd ? REPLICAS : 1;
     const ports = await Promise.all(Array.from({ length: count }, () => freePort()));
     const urls = ports.map((port) => `https://127.0.0.1:${port}`);
-    const etcdArgs = etcd
-      ? [
-          '--etcd',
-          etcd.urls.join(','),
-          '--etcd-ca',
-          etcd.caFile,
-          '--etcd-cert',
-          etcd.certFile,
-          '--etcd-key',
-          etcd.keyFile,
-          '--etcd-secret-key',
-          etcd.secretKeyFile,
-          // Each run its own state in the one etcd cluster.
-          '--etcd-prefix',
-          `/bench-${path.basename(work)}/`,
-        ]
-      : [];
+    // Each run its own state in the one etcd cluster.
+    const etcdArgs = etcd ? controllerEtcdFlags(etcd, `/bench-${path.basename(work)}/`) : [];
     const controllers = await Promise.all(
       urls.map(async (url, i) => {
         const peers = etcd ? urls.filter((_, j) => j !== i).flatMap((peer) => ['--peer-url', peer]) : [];

@@ -177,3 +177,21 @@ async function waitHealthy(client: Etcd3, dir: string): Promise<void> {
     }
   }
 }
+
+/** The `controller serve` flags that put a replica's state under `prefix` in this etcd cluster. */
+export function controllerEtcdFlags(etcd: EtcdCluster, prefix: string, secretKeyFile = etcd.secretKeyFile): string[] {
+  return [
+    '--etcd',
+    etcd.urls.join(','),
+    '--etcd-ca',
+    etcd.caFile,
+    '--etcd-cert',
+    etcd.certFile,
+    '--etcd-key',
+    etcd.keyFile,
+    '--etcd-secret-key',
+    secretKeyFile,
+    '--etcd-prefix',
+    prefix,
+  ];
+}

@@ -6,22 +6,14 @@
 // key well under one (the CAs stay RSA).
 import { isIP } from 'node:net';
 import type { CertifiedKey, LeafOptions } from '../../agent/controller/clusters/pki.ts';
+import { PKI_FILES } from '../../agent/protocol/api.ts';
 import { readNodeFile, writeNodeFile } from './standin-common.ts';
 import { renderKubeconfig } from './standin-kubeconfig.ts';
 import { issueEcdsaLeaf } from './standin-x509.ts';
 
 export const PKI = '/etc/kubernetes/pki';
-/** The files control-plane nodes share; kubeadm makes the rest from them. */
-export const SHARED_PKI = [
-  'ca.crt',
-  'ca.key',
-  'sa.key',
-  'sa.pub',
-  'front-proxy-ca.crt',
-  'front-proxy-ca.key',
-  'etcd/ca.crt',
-  'etcd/ca.key',
-];
+/** The files control-plane nodes share (the controller hands them out); kubeadm makes the rest from them. */
+export const SHARED_PKI = PKI_FILES;
 
 export interface ControlPlaneIdentity {
   nodeName: string;

@@ -6,7 +6,7 @@ import type { AgentConfig } from '../../../agent/config/schema.ts';
 import { AdminClient, createNodeClient, type NodeClient, type RetryOptions } from '../../../agent/protocol/client.ts';
 import { ControllerRequestError } from '../../../agent/protocol/errors.ts';
 import { scratchDir } from '../../helpers/cli.ts';
-import { etcdBinary, startEtcdCluster, type EtcdCluster } from '../../helpers/etcd-cluster.ts';
+import { controllerEtcdFlags, etcdBinary, startEtcdCluster, type EtcdCluster } from '../../helpers/etcd-cluster.ts';
 import {
   NO_RETRY,
   agentConfigOf,
@@ -39,21 +39,7 @@ interface Replica {
 
 async function startReplica(etcd: EtcdCluster, prefix: string, secretKeyFile = etcd.secretKeyFile, extra: string[] = []): Promise<Replica> {
   const data = scratchDir('replica');
-  const proc = await spawnController(data.dir, 0, [
-    ...extra,
-    '--etcd',
-    etcd.urls.join(','),
-    '--etcd-ca',
-    etcd.caFile,
-    '--etcd-cert',
-    etcd.certFile,
-    '--etcd-key',
-    etcd.keyFile,
-    '--etcd-secret-key',
-    secretKeyFile,
-    '--etcd-prefix',
-    prefix,
-  ]);
+  const proc = await spawnController(data.dir, 0, [...extra, ...controllerEtcdFlags(etcd, prefix, secretKeyFile)]);
   const admin = new AdminClient({ url: proc.url, caCert: proc.caCertPem, token: proc.adminToken, retry: NO_RETRY });
   cleanups.push(async () => {
     await admin.close();

@@ -24,6 +24,7 @@ import { claimBackupRoute, listBackupsRoute, reportCertificatesRoute, requestBac
 import { drainRoute, startUpgradeRoute, uncordonRoute, upgradedRoute, upgradeSlotRoute } from './routes/upgrade.ts';
 import { scalePoolRoute } from './routes/pools.ts';
 import { PoolReconciler, type ReconcilerOptions } from './pools/reconciler.ts';
+import { ReplacementUpgrades } from './day-two/replacement-upgrade.ts';
 import { ControllerRuntime } from './runtime.ts';
 import { requestHandler } from './http/server.ts';
 import { LongPollWakeups } from './formation/long-poll-wakeups.ts';
@@ -235,6 +236,9 @@ async function serveWith(dataDir: DataDir, backend: Backend, options: Controller
   runtime.kickProvisioning = (cluster) => pools.kick(cluster);
   runtime.machines ??= pools;
   pools.start();
+  const replacements = new ReplacementUpgrades(runtime, { intervalMs: pools.intervalMs });
+  runtime.kickUpgrade = (cluster) => replacements.kick(cluster);
+  replacements.start();
   runtime.removals.resumeAll();
   // A change through another replica wakes this one's long-polls as one of its own would.
   store.onRemoteChange((id) => {
@@ -268,6 +272,7 @@ async function serveWith(dataDir: DataDir, backend: Backend, options: Controller
     close: () => {
       closed ??= (async () => {
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        await replacements.close();
         await pools.close();
         // Wakes the long-polls, which answer 503 so that their clients ask again later.
         await runtime.close();

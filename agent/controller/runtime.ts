@@ -52,6 +52,8 @@ export class ControllerRuntime {
   private closing = false;
   /** Wakes the provisioning of a cluster (pools/); the controller sets it once the reconciler is made. */
   kickProvisioning: (clusterId: string) => void = () => {};
+  /** Wakes an upgrade by rolling replacement (day-two/) on every change of its cluster; the controller sets it. */
+  kickUpgrade: (clusterId: string) => void = () => {};
 
   constructor(parts: {
     store: ControllerStore;
@@ -181,6 +183,7 @@ export class ControllerRuntime {
   changed(cluster: ClusterState): void {
     this.armDeadlines(cluster);
     this.wakeups.changed(cluster.id);
+    this.kickUpgrade(cluster.id);
   }
 
   armDeadlines(cluster: ClusterState): void {

@@ -592,6 +592,8 @@ export const nodeStatusSchema = z.object({
       moref: z.string(),
       biosUuid: z.string(),
       ip: z.string().optional(),
+      /** The template it was cloned from. */
+      template: z.string().optional(),
       replacements: z.number().int(),
       error: z.string().optional(),
     })

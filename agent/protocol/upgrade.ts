@@ -7,9 +7,33 @@ import { kubernetesVersion } from '../config/kubernetes-version.ts';
  * as the join slot is), asks the controller to drain and uncordon it, and reports itself upgraded.
  */
 
+/**
+ * How the nodes get the new version: `in-place`, each node's `pke-agent upgrade` runs kubeadm
+ * upgrade on it; `replace` (a cluster the controller provisions), a new VM cloned from `template`
+ * (which carries the new version) joins, then the old node is removed, one node at a time.
+ */
+export const UPGRADE_STRATEGIES = ['in-place', 'replace'] as const;
+export type UpgradeStrategy = (typeof UPGRADE_STRATEGIES)[number];
+
 /** POST clusters/{c}/upgrade (admin): upgrade the cluster to `to`, one minor version at a time. */
-export const upgradeRequestSchema = z.strictObject({ to: kubernetesVersion });
-export type UpgradeRequest = z.infer<typeof upgradeRequestSchema>;
+export const upgradeRequestSchema = z
+  .strictObject({
+    to: kubernetesVersion,
+    strategy: z.enum(UPGRADE_STRATEGIES).default('in-place'),
+    /** The inventory path of the VM template of the new version (`replace` only). */
+    template: z.string().min(1).max(1024).optional(),
+  })
+  .superRefine((request, context) => {
+    if (request.strategy === 'replace' && request.template === undefined)
+      context.addIssue({
+        code: 'custom',
+        path: ['template'],
+        message: 'required for a rolling replacement: the template of the new version',
+      });
+    if (request.strategy === 'in-place' && request.template !== undefined)
+      context.addIssue({ code: 'custom', path: ['template'], message: 'only a rolling replacement (strategy replace) clones a template' });
+  });
+export type UpgradeRequest = z.input<typeof upgradeRequestSchema>;
 
 export const UPGRADE_NODE_STATES = ['waiting', 'upgrading', 'failed', 'upgraded'] as const;
 
@@ -17,6 +41,9 @@ export const UPGRADE_NODE_STATES = ['waiting', 'upgrading', 'failed', 'upgraded'
 export const upgradeViewSchema = z.object({
   from: z.string(),
   to: z.string(),
+  strategy: z.enum(UPGRADE_STRATEGIES),
+  /** The template new VMs are cloned from (`replace`). */
+  template: z.string().optional(),
   startedAt: z.string(),
   finishedAt: z.string().optional(),
   /** The node holding the upgrade slot, if any. */
@@ -27,13 +54,15 @@ export const upgradeViewSchema = z.object({
     z.object({
       name: z.string(),
       role: z.enum(['master', 'worker']),
-      /** `apply` on the first control-plane node, `node` on every other. */
-      mode: z.enum(['apply', 'node']),
+      /** In place: `apply` on the first control-plane node, `node` on every other; `replace`: a new VM takes its place. */
+      mode: z.enum(['apply', 'node', 'replace']),
+      /** `replace`: the new node that takes this one's place. */
+      replacement: z.string().optional(),
       state: z.enum(UPGRADE_NODE_STATES),
       phase: z.string().optional(),
       startedAt: z.string().optional(),
       upgradedAt: z.string().optional(),
-      /** Slot granted to upgraded report, in seconds. */
+      /** Slot granted to upgraded report (`replace`: the new VM asked for to the old node removed), in seconds. */
       seconds: z.number().optional(),
     }),
   ),

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execa } from 'execa';
-import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { issueCertificate, type CertifiedKey } from '../../agent/controller/clusters/pki.ts';
@@ -67,7 +67,9 @@ export async function startEtcd(dir: string, pki: EtcdCaFiles, names: string[]):
 
   /** Writes a member's certificates and the flags it starts with. */
   const prepare = async (name: string, initialCluster: string, state: 'new' | 'existing') => {
-    const memberDir = path.join(dir, `etcd-${name}`);
+    // A name can come back after its member was removed (a replacement VM takes it): new data then.
+    let memberDir = path.join(dir, `etcd-${name}`);
+    for (let n = 2; existsSync(memberDir); n++) memberDir = path.join(dir, `etcd-${name}-${n}`);
     mkdirSync(memberDir, { recursive: true });
     const cert = await issueCertificate(etcdCa, {
       commonName: name,
@@ -122,7 +124,7 @@ export async function startEtcd(dir: string, pki: EtcdCaFiles, names: string[]):
     throw error;
   }
   const memberNamed = (name: string) => {
-    const member = members.find((m) => m.name === name);
+    const member = members.findLast((m) => m.name === name);
     if (!member) throw new Error(`no etcd member ${name}`);
     return member;
   };

@@ -1,6 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import type { GlobalArgs } from '../context.ts';
 import { CNI_CHOICES } from '../../addons/catalog.ts';
+import { UPGRADE_STRATEGIES, type UpgradeStrategy } from '../../protocol/upgrade.ts';
 
 /**
  * `pke-agent controller ...`: flags only. Each handler reaches controller code through
@@ -80,6 +81,8 @@ export interface PoolScaleArgs extends ClusterArgs {
 
 export interface ClusterUpgradeArgs extends ClusterArgs {
   to: string;
+  strategy: UpgradeStrategy;
+  template?: string;
 }
 
 export interface NodeConfigArgs extends ClusterArgs {
@@ -262,11 +265,19 @@ const clusterBackupsCommand: CommandModule<GlobalArgs, ClusterArgs> = {
 
 const clusterUpgradeCommand: CommandModule<GlobalArgs, ClusterUpgradeArgs> = {
   command: 'upgrade',
-  describe: "Upgrade the cluster's Kubernetes one minor version at a time, one node at a time (each node runs `pke-agent upgrade`)",
+  describe:
+    "Upgrade the cluster's Kubernetes one minor version at a time, one node at a time: in place (each node runs `pke-agent upgrade`) or by rolling replacement from a new template",
   builder: (yargs) =>
     connectionOptions(yargs)
       .option('cluster', { type: 'string', demandOption: true, describe: 'Cluster id or name' })
-      .option('to', { type: 'string', demandOption: true, describe: 'The Kubernetes version, e.g. 1.37.2: the same or the next minor' }),
+      .option('to', { type: 'string', demandOption: true, describe: 'The Kubernetes version, e.g. 1.37.2: the same or the next minor' })
+      .option('strategy', {
+        choices: UPGRADE_STRATEGIES,
+        default: 'in-place' as UpgradeStrategy,
+        describe:
+          'in-place: kubeadm upgrade on each node; replace: a VM from --template joins, then the old node is removed (provisioned clusters)',
+      })
+      .option('template', { type: 'string', describe: 'replace: the inventory path of the VM template of the new version' }),
   handler: async (args) => (await import('./controller/upgrade.ts')).upgradeCluster(args),
 };
 

@@ -11,4 +11,9 @@ export interface NodeMachines {
   destroy(cluster: string, node: string, signal: AbortSignal): Promise<void>;
   /** Clones and powers on a VM for a new node of the cluster, its guestinfo rendered by the controller. */
   provision?(cluster: string, node: { name: string; role: 'master' | 'worker'; pool?: string }, signal: AbortSignal): Promise<void>;
+  /** The Kubernetes version a VM template carries (its TEMPLATE_VERSION_KEY), undefined when it names none; throws when there is no such template. */
+  templateKubernetesVersion?(cluster: string, template: string): Promise<string | undefined>;
 }
+
+/** The ExtraConfig key in which the image build (packer/pke-node.pkr.hcl) records the template's Kubernetes version. */
+export const TEMPLATE_VERSION_KEY = 'pke.image.kubernetes-version';

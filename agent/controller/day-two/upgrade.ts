@@ -67,12 +67,46 @@ export function grantOf(cluster: ClusterState, node: string): UpgradeGrant {
   };
 }
 
-/** Where the rollout stopped: the slot holder's last step failed. */
+/** The new node taking `name`'s place in the rolling replacement under way, if any. */
+export function replacementOf(cluster: ClusterState, name: string): string | undefined {
+  const upgrade = activeUpgrade(cluster);
+  const mine = cluster.nodes[name]?.upgrade;
+  return upgrade?.strategy === 'replace' && mine?.to === upgrade.to ? mine.replacement : undefined;
+}
+
+/**
+ * Where the rollout stopped. In place: the slot holder's last step failed. Replacing: the new
+ * node's bootstrap failed, the old node's removal failed, or the controller cannot go on (why).
+ */
 export function stoppedAt(cluster: ClusterState): UpgradeView['stopped'] {
-  const holder = activeUpgrade(cluster)?.holder;
+  const upgrade = activeUpgrade(cluster);
+  const holder = upgrade?.holder;
   const node = holder === undefined ? undefined : cluster.nodes[holder];
-  if (node?.phaseState !== 'failed' || !node.phase?.startsWith('upgrade-')) return undefined;
-  return { node: node.name, phase: node.phase, error: node.lastError };
+  if (upgrade?.strategy !== 'replace') {
+    if (node?.phaseState !== 'failed' || !node.phase?.startsWith('upgrade-')) return undefined;
+    return { node: node.name, phase: node.phase, error: node.lastError };
+  }
+  const removal = node?.removal;
+  if (node && removal?.state === 'failed') {
+    const step = removal.step ?? 'removal';
+    return { node: node.name, phase: `remove/${step}`, error: removal.steps[step]?.note };
+  }
+  const replacement = node === undefined ? undefined : cluster.nodes[replacementOf(cluster, node.name) ?? ''];
+  if (replacement?.vmError !== undefined) return { node: replacement.name, phase: 'provision', error: replacement.vmError };
+  if (replacement?.phaseState === 'failed' && replacement.phase !== undefined)
+    return { node: replacement.name, phase: replacement.phase, error: replacement.lastError };
+  if (upgrade.error !== undefined) return { node: holder ?? '-', phase: 'replace', error: upgrade.error };
+  return undefined;
+}
+
+/** What the holder of a rolling replacement is at: its replacement's bootstrap, then its own removal. */
+function replacingPhase(cluster: ClusterState, node: NodeState | undefined): string | undefined {
+  if (!node) return undefined;
+  if (node.removal !== undefined) return `remove/${node.removal.step ?? node.removal.state}`;
+  const name = replacementOf(cluster, node.name);
+  const replacement = name === undefined ? undefined : cluster.nodes[name];
+  if (!replacement) return name === undefined ? undefined : `${name}: cloning`;
+  return `${replacement.name}: ${replacement.readyAt !== undefined ? 'ready' : (replacement.phase ?? (replacement.vm ? 'booting' : 'cloning'))}`;
 }
 
 /** Every node's upgrade has been reported (or the node was revoked meanwhile). */
@@ -83,11 +117,14 @@ export function allUpgraded(cluster: ClusterState): boolean {
 export function upgradeView(cluster: ClusterState): UpgradeView | undefined {
   const upgrade = cluster.upgrade;
   if (!upgrade) return undefined;
+  const strategy = upgrade.strategy ?? 'in-place';
   const stopped = stoppedAt(cluster);
   const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
   return {
     from: upgrade.from,
     to: upgrade.to,
+    strategy,
+    ...(upgrade.template === undefined ? {} : { template: upgrade.template }),
     startedAt: new Date(upgrade.startedAt).toISOString(),
     finishedAt: iso(upgrade.finishedAt),
     holder: upgrade.holder,
@@ -95,14 +132,16 @@ export function upgradeView(cluster: ClusterState): UpgradeView | undefined {
     nodes: upgrade.order.map((name, index) => {
       const node = cluster.nodes[name];
       const mine = node?.upgrade?.to === upgrade.to ? node.upgrade : undefined;
-      const state =
-        mine?.upgradedAt !== undefined ? 'upgraded' : stopped?.node === name ? 'failed' : upgrade.holder === name ? 'upgrading' : 'waiting';
+      const failed = stopped !== undefined && upgrade.holder === name;
+      const state = mine?.upgradedAt !== undefined ? 'upgraded' : failed ? 'failed' : upgrade.holder === name ? 'upgrading' : 'waiting';
+      const busy = state === 'upgrading' || state === 'failed';
       return {
         name,
         role: node?.role ?? 'worker',
-        mode: index === 0 ? 'apply' : 'node',
+        mode: strategy === 'replace' ? 'replace' : index === 0 ? 'apply' : 'node',
+        ...(mine?.replacement === undefined ? {} : { replacement: mine.replacement }),
         state,
-        phase: state === 'upgrading' || state === 'failed' ? node?.phase : undefined,
+        phase: busy ? (strategy === 'replace' ? replacingPhase(cluster, node) : node?.phase) : undefined,
         startedAt: iso(mine?.grantedAt),
         upgradedAt: iso(mine?.upgradedAt),
         seconds: mine?.grantedAt !== undefined && mine.upgradedAt !== undefined ? (mine.upgradedAt - mine.grantedAt) / 1000 : undefined,

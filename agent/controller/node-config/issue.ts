@@ -13,6 +13,8 @@ export async function issueNodeConfig(
   runtime: ControllerRuntime,
   cluster: ClusterState,
   request: NodeConfigRequest,
+  /** A VM cloned from a newer template (an upgrade by rolling replacement) runs its version, not the cluster's yet. */
+  options: { kubernetesVersion?: string } = {},
 ): Promise<NodeConfigResponse> {
   const pool = nodePool(cluster, request);
   assertSameIdentity(cluster.nodes[request.name], request.role, pool);
@@ -33,7 +35,11 @@ export async function issueNodeConfig(
     touch.cluster(cluster.id);
   });
   const guestinfo = renderGuestinfo({
-    cluster: { id: cluster.id, name: cluster.name, spec: cluster.spec },
+    cluster: {
+      id: cluster.id,
+      name: cluster.name,
+      spec: { ...cluster.spec, kubernetesVersion: options.kubernetesVersion ?? cluster.spec.kubernetesVersion },
+    },
     node: request.name,
     role: request.role,
     pool,

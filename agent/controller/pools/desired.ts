@@ -1,10 +1,14 @@
 import { CONTROL_PLANE_POOL, type Placement } from '../../protocol/api.ts';
+import { activeUpgrade, replacementOf } from '../day-two/upgrade.ts';
 import type { ClusterState, NodeState } from '../store/state.ts';
 
 /**
- * The VMs a provisioned cluster should have: names are the keys (`CLUSTER-cp-N`,
- * `CLUSTER-POOL-N`, N from 1), so a restart finds what it made and a shrink removes the
- * highest numbers first.
+ * The VMs a provisioned cluster should have. Names are the keys (`CLUSTER-cp-N`,
+ * `CLUSTER-POOL-N`, N from 1), so a restart finds what it made. A pool keeps the names of its
+ * members and fills what is missing with the lowest free numbers (a removed node's name comes
+ * back on a new VM); a shrink drops the highest numbers first. During an upgrade by rolling
+ * replacement, the pool of the node being replaced has one VM more: its replacement, cloned from
+ * the new version's template.
  */
 
 export interface DesiredVm {
@@ -12,6 +16,8 @@ export interface DesiredVm {
   role: NodeState['role'];
   pool: string;
   placement: Placement;
+  /** The Kubernetes version its node config names: the template's. */
+  kubernetesVersion: string;
 }
 
 export function controlPlaneVmName(cluster: string, index: number): string {
@@ -22,22 +28,108 @@ export function poolVmName(cluster: string, pool: string, index: number): string
   return `${cluster}-${pool}-${index}`;
 }
 
-export function desiredVms(cluster: ClusterState): DesiredVm[] {
+function vmName(cluster: string, pool: string, index: number): string {
+  return pool === CONTROL_PLANE_POOL ? controlPlaneVmName(cluster, index) : poolVmName(cluster, pool, index);
+}
+
+/** N of a provisioned VM name of the pool, or undefined for any other name. */
+function vmIndex(cluster: string, pool: string, name: string): number | undefined {
+  const prefix = vmName(cluster, pool, 0).slice(0, -1);
+  const rest = name.startsWith(prefix) ? name.slice(prefix.length) : '';
+  return /^[1-9]\d{0,5}$/.test(rest) ? Number(rest) : undefined;
+}
+
+/** Still in the cluster: not revoked, or revoked by a removal that has not finished. */
+function inCluster(node: NodeState): boolean {
+  return node.removedAt === undefined && (node.revokedAt === undefined || (node.removal !== undefined && node.removal.state !== 'done'));
+}
+
+/** The pool's nodes of provisioned names that are in the cluster, by number. */
+function members(cluster: ClusterState, pool: string): { name: string; index: number }[] {
+  const found: { name: string; index: number }[] = [];
+  for (const node of Object.values(cluster.nodes)) {
+    const index = vmIndex(cluster.name, pool, node.name);
+    if (index !== undefined && node.pool === pool && inCluster(node)) found.push({ name: node.name, index });
+  }
+  return found.sort((a, b) => a.index - b.index);
+}
+
+function lowestFree(cluster: ClusterState, pool: string, taken: Set<string>): string {
+  for (let index = 1; ; index++) {
+    const name = vmName(cluster.name, pool, index);
+    if (!taken.has(name)) return name;
+  }
+}
+
+/** The name the replacement of a member of `pool` gets: the lowest number no member has. */
+export function replacementName(cluster: ClusterState, pool: string): string {
+  return lowestFree(cluster, pool, new Set(members(cluster, pool).map((m) => m.name)));
+}
+
+/**
+ * Where new VMs of a role are cloned from and which version their configs name. During a
+ * rolling replacement, new control-plane VMs come from the new template at once; new workers
+ * only once the control plane is replaced (a kubelet newer than the API server breaks the skew
+ * policy).
+ */
+export function cloneSource(cluster: ClusterState, role: NodeState['role']): { template?: string; kubernetesVersion: string } {
+  const upgrade = activeUpgrade(cluster);
+  const replacing = upgrade?.strategy === 'replace' && upgrade.template !== undefined;
+  if (replacing && (role === 'master' || controlPlaneReplaced(cluster)))
+    return { template: upgrade.template, kubernetesVersion: upgrade.to };
+  return { kubernetesVersion: cluster.spec.kubernetesVersion };
+}
+
+function controlPlaneReplaced(cluster: ClusterState): boolean {
+  const upgrade = activeUpgrade(cluster);
+  return upgrade !== undefined && upgrade.order.every((name) => cluster.nodes[name]?.role !== 'master' || replaced(cluster.nodes[name]!));
+}
+
+function replaced(node: NodeState): boolean {
+  return node.upgrade?.upgradedAt !== undefined || node.removedAt !== undefined;
+}
+
+interface PoolOfVms {
+  pool: string;
+  role: NodeState['role'];
+  size: number;
+  placement: Placement;
+}
+
+function poolsOf(cluster: ClusterState): PoolOfVms[] {
   const { spec } = cluster;
   if (spec.provisioning === undefined || spec.controlPlanePlacement === undefined) return [];
+  const pools: PoolOfVms[] = [
+    { pool: CONTROL_PLANE_POOL, role: 'master', size: spec.controlPlaneNodes, placement: spec.controlPlanePlacement },
+  ];
+  for (const pool of spec.pools)
+    if (pool.placement !== undefined) pools.push({ pool: pool.name, role: 'worker', size: pool.size ?? 0, placement: pool.placement });
+  return pools;
+}
+
+export function desiredVms(cluster: ClusterState): DesiredVm[] {
   const vms: DesiredVm[] = [];
-  for (let i = 1; i <= spec.controlPlaneNodes; i++) {
-    vms.push({
-      name: controlPlaneVmName(cluster.name, i),
-      role: 'master',
-      pool: CONTROL_PLANE_POOL,
-      placement: spec.controlPlanePlacement,
-    });
-  }
-  for (const pool of spec.pools) {
-    if (pool.placement === undefined) continue;
-    for (let i = 1; i <= (pool.size ?? 0); i++)
-      vms.push({ name: poolVmName(cluster.name, pool.name, i), role: 'worker', pool: pool.name, placement: pool.placement });
+  const holder = activeUpgrade(cluster)?.holder;
+  for (const { pool, role, size, placement } of poolsOf(cluster)) {
+    const kept = members(cluster, pool);
+    const names = new Set<string>();
+    let want = size;
+    // The member being replaced and its replacement are both wanted until the old one is out.
+    const replacement = holder !== undefined && kept.some((m) => m.name === holder) ? replacementOf(cluster, holder) : undefined;
+    if (holder !== undefined && replacement !== undefined) {
+      names.add(holder).add(replacement);
+      want += 1;
+    }
+    for (const member of kept) if (names.size < want) names.add(member.name);
+    const taken = new Set([...names, ...kept.map((m) => m.name)]);
+    while (names.size < want) {
+      const name = lowestFree(cluster, pool, taken);
+      names.add(name);
+      taken.add(name);
+    }
+    const source = cloneSource(cluster, role);
+    const at = source.template === undefined ? placement : { ...placement, template: source.template };
+    for (const name of names) vms.push({ name, role, pool, placement: at, kubernetesVersion: source.kubernetesVersion });
   }
   return vms;
 }

@@ -1,8 +1,9 @@
 import path from 'node:path/posix';
 import { errorMessage } from '../../core/errors.ts';
+import { SerialPasses } from '../../core/serial-passes.ts';
 import { type Placement, vsphereCredentialsSchema } from '../../protocol/api.ts';
 import { deleteJoinToken, revokeNode } from '../auth/revoke-node.ts';
-import type { NodeMachines } from '../day-two/machines.ts';
+import { type NodeMachines, TEMPLATE_VERSION_KEY } from '../day-two/machines.ts';
 import { drainNode } from '../kubernetes/drain.ts';
 import { issueNodeConfig } from '../node-config/issue.ts';
 import type { ControllerRuntime } from '../runtime.ts';
@@ -51,15 +52,21 @@ interface Resolved {
 export class PoolReconciler implements NodeMachines {
   private readonly runtime: ControllerRuntime;
   private readonly options: ReconcilerOptions;
-  private readonly passes = new Map<string, Promise<void>>();
-  private readonly again = new Set<string>();
+  private readonly passes: SerialPasses;
   private readonly sessions = new Map<string, { key: string; client: Promise<VsphereClient> }>();
   private timer: NodeJS.Timeout | undefined;
-  private closed = false;
+
+  get intervalMs(): number {
+    return this.options.intervalMs;
+  }
 
   constructor(runtime: ControllerRuntime, options: Partial<ReconcilerOptions> = {}) {
     this.runtime = runtime;
     this.options = { ...DEFAULT_RECONCILER_OPTIONS, ...options };
+    this.passes = new SerialPasses(async (clusterId) => {
+      const cluster = this.runtime.store.state.clusters[clusterId];
+      if (cluster?.spec.provisioning) await this.pass(cluster);
+    });
   }
 
   /** Passes over every provisioned cluster now (a restart takes up where it was) and then on the interval. */
@@ -73,31 +80,17 @@ export class PoolReconciler implements NodeMachines {
   }
 
   kick(clusterId: string): void {
-    if (this.closed) return;
-    if (this.passes.has(clusterId)) {
-      this.again.add(clusterId);
-      return;
-    }
-    const pass = (async () => {
-      do {
-        this.again.delete(clusterId);
-        const cluster = this.runtime.store.state.clusters[clusterId];
-        if (!cluster?.spec.provisioning) return;
-        await this.pass(cluster);
-      } while (this.again.has(clusterId) && !this.closed);
-    })().finally(() => this.passes.delete(clusterId));
-    this.passes.set(clusterId, pass);
+    this.passes.kick(clusterId);
   }
 
   /** Settles when no pass runs for the cluster (tests, and the lab's progress). */
-  async idle(clusterId: string): Promise<void> {
-    while (this.passes.has(clusterId)) await this.passes.get(clusterId);
+  idle(clusterId: string): Promise<void> {
+    return this.passes.idle(clusterId);
   }
 
   async close(): Promise<void> {
-    this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    await Promise.all(this.passes.values());
+    await this.passes.close();
     await Promise.all([...this.sessions.values()].map(async (s) => (await s.client.catch(() => undefined))?.close()));
     this.sessions.clear();
   }
@@ -185,7 +178,7 @@ export class PoolReconciler implements NodeMachines {
         await this.configure(client, existing, want);
         await client.powerOn(existing, want.name);
       }
-      this.record(cluster, want.name, existing, info.biosUuid, info.ipAddress);
+      this.record(cluster, want, existing, info.biosUuid, info.ipAddress);
       this.runtime.log.info('pool.vm.adopted', { cluster: cluster.id, node: want.name, vm: existing.value });
       return;
     }
@@ -195,11 +188,12 @@ export class PoolReconciler implements NodeMachines {
     }
     const started = Date.now();
     const carried = current?.vmReplacements;
-    const config = await issueNodeConfig(this.runtime, cluster, {
-      name: want.name,
-      role: want.role,
-      ...(want.role === 'worker' ? { pool: want.pool } : {}),
-    });
+    const config = await issueNodeConfig(
+      this.runtime,
+      cluster,
+      { name: want.name, role: want.role, ...(want.role === 'worker' ? { pool: want.pool } : {}) },
+      { kubernetesVersion: want.kubernetesVersion },
+    );
     const vm = await client.cloneVm({
       template: where.template,
       name: want.name,
@@ -211,7 +205,7 @@ export class PoolReconciler implements NodeMachines {
     await this.configure(client, vm, want, where.network);
     await client.powerOn(vm, want.name);
     const info = await client.vmInfo(vm);
-    this.record(cluster, want.name, vm, info.biosUuid, info.ipAddress, carried);
+    this.record(cluster, want, vm, info.biosUuid, info.ipAddress, carried);
     this.runtime.log.info('pool.vm.created', { cluster: cluster.id, node: want.name, vm: vm.value, ms: Date.now() - started });
   }
 
@@ -233,12 +227,12 @@ export class PoolReconciler implements NodeMachines {
     });
   }
 
-  private record(cluster: ClusterState, name: string, vm: Moref, biosUuid: string, ip: string | undefined, replacements?: number): void {
+  private record(cluster: ClusterState, want: DesiredVm, vm: Moref, biosUuid: string, ip: string | undefined, replacements?: number): void {
     this.runtime.store.mutate((_, touch) => {
-      const node = cluster.nodes[name]!;
-      node.vm = { moref: vm.value, biosUuid, createdAt: Date.now(), ...(ip ? { ip } : {}) };
+      const node = cluster.nodes[want.name]!;
+      node.vm = { moref: vm.value, biosUuid, createdAt: Date.now(), template: want.placement.template, ...(ip ? { ip } : {}) };
       if (replacements !== undefined) node.vmReplacements = replacements;
-      touch.node(cluster.id, name);
+      touch.node(cluster.id, want.name);
     });
   }
 
@@ -310,6 +304,15 @@ export class PoolReconciler implements NodeMachines {
 
   async owns(clusterId: string, name: string): Promise<boolean> {
     return this.runtime.store.state.clusters[clusterId]?.nodes[name]?.vm !== undefined;
+  }
+
+  /** The Kubernetes version a template carries: the ExtraConfig key its image build (packer/) sets. */
+  async templateKubernetesVersion(clusterId: string, template: string): Promise<string | undefined> {
+    const cluster = this.runtime.store.state.clusters[clusterId];
+    const client = cluster === undefined ? undefined : await this.session(cluster);
+    if (!client) throw new Error(`cluster ${clusterId} has no vCenter connection: set it with \`pke-agent controller cluster vsphere\``);
+    const info = await client.vmInfo(await client.mustFind('vm', template, 'template'));
+    return info.extraConfig.get(TEMPLATE_VERSION_KEY);
   }
 
   /** Powers off and destroys a node's VM; the pool's next pass clones the name again while the pool still wants it. */

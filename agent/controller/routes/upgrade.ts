@@ -6,15 +6,19 @@ import { bind } from '../http/route.ts';
 import { ClusterApiError, type ClusterApi } from '../kubernetes/cluster-api.ts';
 import { drainNode } from '../kubernetes/drain.ts';
 import type { ControllerRuntime } from '../runtime.ts';
-import type { ClusterState } from '../store/state.ts';
+import type { ClusterState, NodeState } from '../store/state.ts';
+import { TEMPLATE_VERSION_KEY } from '../day-two/machines.ts';
 
 /** Day two: a rolling Kubernetes upgrade, one node at a time (day-two/upgrade.ts has the rules). */
 
-export const startUpgradeRoute = bind(API.startUpgrade, ({ cluster, body, runtime }) => {
+export const startUpgradeRoute = bind(API.startUpgrade, async ({ cluster, body, runtime }) => {
   const active = activeUpgrade(cluster);
   if (active) {
-    if (active.to === body.to) return upgradeView(cluster)!;
-    throw conflict(`cluster ${cluster.id} is being upgraded to ${active.to}; that upgrade must finish first`);
+    if (active.to === body.to && (active.strategy ?? 'in-place') === body.strategy && active.template === body.template)
+      return upgradeView(cluster)!;
+    throw conflict(
+      `cluster ${cluster.id} is being upgraded to ${active.to} (${active.strategy ?? 'in-place'}); that upgrade must finish first`,
+    );
   }
   const from = cluster.spec.kubernetesVersion;
   const refusal = upgradeSkewRefusal(from, body.to);
@@ -24,18 +28,72 @@ export const startUpgradeRoute = bind(API.startUpgrade, ({ cluster, body, runtim
   const order = upgradeOrder(cluster, now);
   const notReady = order.filter((node) => node.readyAt === undefined).map((node) => node.name);
   if (notReady.length > 0) throw conflict(`every node must be Ready before an upgrade; not ready: ${notReady.join(', ')}`);
+  if (body.strategy === 'replace') await assertReplaceable(runtime, cluster, order, body.to, body.template!);
   runtime.store.mutate((_, touch) => {
-    cluster.upgrade = { from, to: body.to, startedAt: now, order: order.map((node) => node.name) };
+    cluster.upgrade = {
+      from,
+      to: body.to,
+      startedAt: now,
+      order: order.map((node) => node.name),
+      strategy: body.strategy,
+      ...(body.template === undefined ? {} : { template: body.template }),
+    };
     touch.cluster(cluster.id);
     for (const node of order) {
       node.upgrade = { to: body.to };
       touch.node(cluster.id, node.name);
     }
   });
-  runtime.log.info('upgrade.started', { cluster: cluster.id, from, to: body.to, order: order.map((n) => n.name).join(',') });
+  runtime.log.info('upgrade.started', {
+    cluster: cluster.id,
+    from,
+    to: body.to,
+    strategy: body.strategy,
+    template: body.template,
+    order: order.map((n) => n.name).join(','),
+  });
   runtime.changed(cluster);
   return upgradeView(cluster)!;
 });
+
+/**
+ * A rolling replacement needs VMs the controller made (it destroys the old ones) and a template
+ * that says it holds the new version: its image build records that in its ExtraConfig.
+ */
+async function assertReplaceable(
+  runtime: ControllerRuntime,
+  cluster: ClusterState,
+  order: NodeState[],
+  to: string,
+  template: string,
+): Promise<void> {
+  if (!cluster.spec.provisioning || !runtime.machines?.templateKubernetesVersion)
+    throw badRequest(
+      `a rolling replacement clones VMs, and the controller does not provision cluster ${cluster.id}'s VMs; upgrade in place`,
+      'strategy',
+    );
+  const manual = order.filter((node) => node.vm === undefined).map((node) => node.name);
+  if (manual.length > 0)
+    throw badRequest(
+      `nodes not provisioned by the controller cannot be replaced by it: ${manual.join(', ')}; upgrade in place, or remove them first`,
+      'strategy',
+    );
+  let carried: string | undefined;
+  try {
+    carried = await runtime.machines.templateKubernetesVersion(cluster.id, template);
+  } catch (error) {
+    const message = errorMessage(error);
+    if (/not found/i.test(message)) throw badRequest(message, 'template');
+    throw new ApiProblem(503, 'internal', `cannot read template ${template} on vSphere: ${message}`);
+  }
+  if (carried === undefined)
+    throw badRequest(
+      `template ${template} does not say which Kubernetes it holds (no ${TEMPLATE_VERSION_KEY} in its ExtraConfig; packer/pke-node.pkr.hcl records it)`,
+      'template',
+    );
+  if (carried.replace(/^v/, '') !== to)
+    throw badRequest(`template ${template} holds Kubernetes ${carried} (its ${TEMPLATE_VERSION_KEY}), not ${to}`, 'template');
+}
 
 /**
  * A node's turn: waits (up to `?wait=`) until it is the next in line and the slot is free, then
@@ -49,6 +107,10 @@ export const upgradeSlotRoute = bind(API.upgradeSlot, async ({ cluster, principa
     if (!upgrade || (upgrade.finishedAt !== undefined && upgrade.to !== body.to))
       throw conflict(`no upgrade of cluster ${cluster.id} is in progress; the operator starts one with \`controller cluster upgrade\``);
     if (upgrade.to !== body.to) throw conflict(`cluster ${cluster.id} is being upgraded to ${upgrade.to}, not ${body.to}`);
+    if (upgrade.strategy === 'replace')
+      throw conflict(
+        `cluster ${cluster.id} is being upgraded by rolling replacement from template ${upgrade.template}: the controller replaces node ${me.node}, which is not upgraded in place`,
+      );
     if (!upgrade.order.includes(me.node))
       throw conflict(`node ${me.node} is not part of the upgrade to ${upgrade.to}: it was not a Ready member when the upgrade started`);
     const record = cluster.nodes[me.node]!;

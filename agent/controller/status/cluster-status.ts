@@ -83,6 +83,7 @@ export function nodeStatus(node: NodeState): NodeStatus {
             moref: node.vm?.moref ?? '',
             biosUuid: node.vm?.biosUuid ?? '',
             ip: node.vm?.ip,
+            template: node.vm?.template,
             replacements: node.vmReplacements ?? 0,
             error: node.vmError,
           }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { nameRecord } from '../../core/records.ts';
 import { LEAF_CERTIFICATES, accessTokenRoleSchema, clusterSpecSchema, roleSchema } from '../../protocol/api.ts';
+import { UPGRADE_STRATEGIES } from '../../protocol/upgrade.ts';
 
 /**
  * The controller's durable state: everything in `state.json`. Times are epoch milliseconds,
@@ -90,15 +91,22 @@ export const nodeStateSchema = z.object({
     })
     .optional(),
   /** The VM the controller cloned for this name (provisioning): a register from another BIOS UUID is refused. */
-  vm: z.object({ moref: z.string(), biosUuid: z.string(), createdAt: epochMs, ip: z.string().optional() }).optional(),
+  vm: z
+    .object({ moref: z.string(), biosUuid: z.string(), createdAt: epochMs, ip: z.string().optional(), template: z.string().optional() })
+    .optional(),
   /** How often this name's VM was destroyed and cloned again (failed or stalled), and why provisioning stopped. */
   vmReplacements: z.number().int().nonnegative().optional(),
   vmError: z.string().optional(),
   removal: nodeRemovalSchema.optional(),
   /** The removal finished: the node is out of the cluster (its tokens revoked with it). */
   removedAt: epochMs.optional(),
-  /** This node's part of the cluster's Kubernetes upgrade to `to` (day-two/upgrade.ts). */
-  upgrade: z.object({ to: z.string(), grantedAt: epochMs.optional(), upgradedAt: epochMs.optional() }).optional(),
+  /**
+   * This node's part of the cluster's Kubernetes upgrade to `to` (day-two/upgrade.ts); in a rolling
+   * replacement, `replacement` is the new node that takes its place (day-two/replacement-upgrade.ts).
+   */
+  upgrade: z
+    .object({ to: z.string(), grantedAt: epochMs.optional(), upgradedAt: epochMs.optional(), replacement: z.string().optional() })
+    .optional(),
 });
 export type NodeState = z.infer<typeof nodeStateSchema>;
 
@@ -176,6 +184,14 @@ export const clusterStateSchema = z.object({
       finishedAt: epochMs.optional(),
       order: z.array(z.string()),
       holder: z.string().optional(),
+      /** Absent: in place (from before strategies). */
+      strategy: z.enum(UPGRADE_STRATEGIES).optional(),
+      /** `replace`: the template of the new version that new VMs are cloned from. */
+      template: z.string().optional(),
+      /** `replace`: when kubeadm's ClusterConfiguration was set to `to` (before the first new control-plane node joins). */
+      kubeadmConfigAt: epochMs.optional(),
+      /** `replace`: why the rollout cannot go on right now (the controller tries again on its next pass). */
+      error: z.string().optional(),
     })
     .optional(),
   /** Why the last provisioning pass did not finish (no vCenter connection, a fault), cleared by one that does. */

@@ -3,11 +3,13 @@
 // Secrets in kube-system (created with a client certificate signed by the cluster CA, checked
 // for the shape kubeadm gives them, kept as JSON files under the state dir); and the Nodes the
 // kubeadm stand-in's kubelets registered under the nodes dir, Ready (GET, same credentials),
-// cordoned (PATCH spec.unschedulable) and deleted (DELETE), each with the kubelet version its
-// kubelet recorded; ConfigMaps in kube-system (POST, GET, PUT checked against the resourceVersion
-// as the real server does: kubeadm's kubeadm-config), kept beside the nodes dir, for all the
-// cluster's API servers, as etcd keeps them for real ones; and, for drains, pods,
-// PodDisruptionBudgets and evictions (apiserver-standin-workloads.ts), kept beside the nodes dir.
+// cordoned (PATCH spec.unschedulable) and deleted (DELETE), each with the version its kubelet
+// recorded (status.nodeInfo.kubeletVersion); ConfigMaps in kube-system (POST, GET, and PUT
+// checked against the resourceVersion as the real server does: kubeadm's kubeadm-config); and,
+// for drains, pods, PodDisruptionBudgets and evictions (apiserver-standin-workloads.ts). The
+// ConfigMaps and workloads are kept beside the nodes dir: all the cluster's API servers see
+// them, as all real ones see etcd (a control-plane join reads kubeadm-config through whichever
+// API server holds the VIP).
 //
 //   node test/standins/apiserver-standin.ts --listen HOST:PORT --cert FILE --key FILE \
 //     --client-ca FILE --state-dir DIR --nodes-dir DIR --version v1.31.2 [--pid-file FILE] [--listen-at MS]

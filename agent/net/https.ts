@@ -43,7 +43,7 @@ export class ConnectionPool {
 
 export interface RequestOptions {
   pool: ConnectionPool;
-  method?: 'GET' | 'POST' | 'PATCH' | 'DELETE' | 'HEAD';
+  method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'HEAD';
   headers?: Record<string, string>;
   body?: string;
   /** Instead of `body`: a file streamed as the body (an etcd snapshot may be gigabytes). */

@@ -3,8 +3,13 @@
 // Secrets in kube-system (created with a client certificate signed by the cluster CA, checked
 // for the shape kubeadm gives them, kept as JSON files under the state dir); and the Nodes the
 // kubeadm stand-in's kubelets registered under the nodes dir, Ready (GET, same credentials),
-// cordoned (PATCH spec.unschedulable) and deleted (DELETE); and, for drains, pods,
-// PodDisruptionBudgets and evictions (apiserver-standin-workloads.ts), kept beside the nodes dir.
+// cordoned (PATCH spec.unschedulable) and deleted (DELETE), each with the version its kubelet
+// recorded (status.nodeInfo.kubeletVersion); ConfigMaps in kube-system (POST, GET, and PUT
+// checked against the resourceVersion as the real server does: kubeadm's kubeadm-config); and,
+// for drains, pods, PodDisruptionBudgets and evictions (apiserver-standin-workloads.ts). The
+// ConfigMaps and workloads are kept beside the nodes dir: all the cluster's API servers see
+// them, as all real ones see etcd (a control-plane join reads kubeadm-config through whichever
+// API server holds the VIP).
 //
 //   node test/standins/apiserver-standin.ts --listen HOST:PORT --cert FILE --key FILE \
 //     --client-ca FILE --state-dir DIR --nodes-dir DIR --version v1.31.2 [--pid-file FILE] [--listen-at MS]
@@ -49,6 +54,9 @@ export interface ApiServerStandin {
 
 const SECRETS_PATH = '/api/v1/namespaces/kube-system/secrets';
 const NODES_PATH = '/api/v1/nodes';
+const CONFIGMAPS_PATH = '/api/v1/namespaces/kube-system/configmaps';
+/** A Kubernetes object name (a DNS subdomain): also what keeps a name from the URL a plain file name. */
+const OBJECT_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 const MAX_BODY = 1024 * 1024;
 
 export async function startApiServerStandin(options: ApiServerStandinOptions): Promise<ApiServerStandin> {
@@ -92,7 +100,8 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: ApiSer
   const isSecrets = url.pathname === SECRETS_PATH || url.pathname.startsWith(`${SECRETS_PATH}/`);
   const isNode = url.pathname.startsWith(`${NODES_PATH}/`);
   const isWorkload = isWorkloadPath(url.pathname);
-  if (!isSecrets && !isNode && !isWorkload) {
+  const isConfigMap = url.pathname === CONFIGMAPS_PATH || url.pathname.startsWith(`${CONFIGMAPS_PATH}/`);
+  if (!isSecrets && !isNode && !isWorkload && !isConfigMap) {
     status(res, 404, 'NotFound', `the server could not find the requested resource (${url.pathname})`);
     return;
   }
@@ -106,6 +115,12 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: ApiSer
     json(res, answer.code, answer.body);
     return;
   }
+  if (isConfigMap) {
+    const body = req.method === 'POST' || req.method === 'PUT' ? await readBody(req) : undefined;
+    const answer = handleConfigMap(req.method ?? 'GET', url.pathname, body, path.join(path.dirname(options.nodesDir), 'configmaps'));
+    json(res, answer.code, answer.body);
+    return;
+  }
   if (isNode && (req.method === 'GET' || req.method === 'PATCH' || req.method === 'DELETE')) {
     const name = decodeURIComponent(url.pathname.slice(NODES_PATH.length + 1));
     const file = path.join(options.nodesDir, `${path.basename(name)}.json`);
@@ -113,7 +128,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: ApiSer
       status(res, 404, 'NotFound', `nodes "${name}" not found`);
       return;
     }
-    const registered = JSON.parse(readFileSync(file, 'utf8')) as { registeredAt: string; unschedulable?: boolean };
+    const registered = JSON.parse(readFileSync(file, 'utf8')) as { registeredAt: string; unschedulable?: boolean; kubeletVersion?: string };
     if (req.method === 'PATCH') {
       if (req.headers['content-type'] !== 'application/merge-patch+json') {
         status(res, 415, 'UnsupportedMediaType', `the stand-in takes merge patches only, not ${req.headers['content-type']}`);
@@ -129,7 +144,10 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: ApiSer
       apiVersion: 'v1',
       metadata: { name, creationTimestamp: registered.registeredAt },
       spec: registered.unschedulable ? { unschedulable: true } : {},
-      status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'kubelet is posting ready status' }] },
+      status: {
+        conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'kubelet is posting ready status' }],
+        ...(registered.kubeletVersion ? { nodeInfo: { kubeletVersion: registered.kubeletVersion } } : {}),
+      },
     });
     return;
   }
@@ -178,6 +196,98 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: ApiSer
     return;
   }
   status(res, 405, 'MethodNotAllowed', `${req.method} is not supported on ${url.pathname}`);
+}
+
+interface Answer {
+  code: number;
+  body: unknown;
+}
+
+type ConfigMap = { metadata: Record<string, unknown> } & Record<string, unknown>;
+
+/**
+ * ConfigMaps in kube-system, one JSON file each under `dir`: POST creates (409 AlreadyExists),
+ * GET reads, PUT replaces. A PUT carrying a resourceVersion other than the stored one is refused
+ * with 409 Conflict, as the real server's optimistic concurrency does; every write bumps it.
+ */
+function handleConfigMap(method: string, pathname: string, body: unknown, dir: string): Answer {
+  const named = pathname.startsWith(`${CONFIGMAPS_PATH}/`) ? decodeURIComponent(pathname.slice(CONFIGMAPS_PATH.length + 1)) : undefined;
+  if (named !== undefined && !OBJECT_NAME.test(named)) return failure(404, 'NotFound', `configmaps "${named}" not found`);
+  const fileOf = (name: string) => path.join(dir, `${name}.json`);
+  const stored = (name: string) => (existsSync(fileOf(name)) ? (JSON.parse(readFileSync(fileOf(name), 'utf8')) as ConfigMap) : undefined);
+  const notFound = (name: string) => failure(404, 'NotFound', `configmaps "${name}" not found`, { name, kind: 'configmaps' });
+  const write = (configMap: ConfigMap, previous: ConfigMap | undefined): Answer => {
+    const name = String(configMap.metadata.name);
+    const saved: ConfigMap = {
+      ...configMap,
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: {
+        ...configMap.metadata,
+        namespace: 'kube-system',
+        uid: previous?.metadata.uid ?? randomUUID(),
+        creationTimestamp: previous?.metadata.creationTimestamp ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+        resourceVersion: String(Number(previous?.metadata.resourceVersion ?? 0) + 1),
+      },
+    };
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(fileOf(name), `${JSON.stringify(saved, null, 2)}\n`);
+    return { code: previous ? 200 : 201, body: saved };
+  };
+
+  if (method === 'GET' && named !== undefined) {
+    const configMap = stored(named);
+    return configMap ? { code: 200, body: configMap } : notFound(named);
+  }
+  if (method !== 'POST' && method !== 'PUT') return failure(405, 'MethodNotAllowed', `${method} is not supported on ${pathname}`);
+  if ((method === 'POST') !== (named === undefined)) return failure(405, 'MethodNotAllowed', `${method} is not supported on ${pathname}`);
+  const problems = configMapProblems(body);
+  if (problems.length > 0) return failure(422, 'Invalid', `ConfigMap is invalid: ${problems.join('; ')}`);
+  const configMap = body as ConfigMap;
+  const name = String(configMap.metadata.name);
+  if (method === 'POST') {
+    if (stored(name)) return failure(409, 'AlreadyExists', `configmaps "${name}" already exists`, { name, kind: 'configmaps' });
+    return write(configMap, undefined);
+  }
+  if (name !== named) return failure(400, 'BadRequest', `the name of the object (${name}) does not match the name on the URL (${named})`);
+  const previous = stored(name);
+  if (!previous) return notFound(name);
+  const sent = configMap.metadata.resourceVersion;
+  // As the real server: no resourceVersion (or an empty one) is an unconditional update.
+  if (sent !== undefined && sent !== '' && sent !== previous.metadata.resourceVersion) {
+    return failure(
+      409,
+      'Conflict',
+      `Operation cannot be fulfilled on configmaps "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+      { name, kind: 'configmaps' },
+    );
+  }
+  return write(configMap, previous);
+}
+
+/** What is wrong with a ConfigMap sent to be stored; empty when nothing. */
+function configMapProblems(body: unknown): string[] {
+  if (typeof body !== 'object' || body === null) return ['the body is not a JSON object'];
+  const configMap = body as Record<string, unknown>;
+  const metadata = (configMap.metadata ?? {}) as Record<string, unknown>;
+  const problems: string[] = [];
+  if (configMap.apiVersion !== 'v1') problems.push('apiVersion must be v1');
+  if (configMap.kind !== 'ConfigMap') problems.push('kind must be ConfigMap');
+  if (typeof metadata.name !== 'string' || !OBJECT_NAME.test(metadata.name)) problems.push('metadata.name must be a DNS subdomain');
+  if (metadata.namespace !== undefined && metadata.namespace !== 'kube-system') problems.push('metadata.namespace must be kube-system');
+  if (metadata.resourceVersion !== undefined && typeof metadata.resourceVersion !== 'string')
+    problems.push('metadata.resourceVersion must be a string');
+  for (const [key, value] of Object.entries((configMap.data ?? {}) as Record<string, unknown>))
+    if (typeof value !== 'string') problems.push(`data.${key} must be a string`);
+  return problems;
+}
+
+/** A Kubernetes Status object, as the real API server answers errors. */
+function failure(code: number, reason: string, message: string, details?: { name: string; kind: string }): Answer {
+  return {
+    code,
+    body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, ...(details ? { details } : {}), code },
+  };
 }
 
 /**
@@ -265,7 +375,8 @@ function json(res: ServerResponse, code: number, body: unknown): void {
 
 /** A Kubernetes Status object, as the real API server answers errors. */
 function status(res: ServerResponse, code: number, reason: string, message: string): void {
-  json(res, code, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code });
+  const { body } = failure(code, reason, message);
+  json(res, code, body);
 }
 
 async function main(argv: string[]): Promise<void> {

@@ -3,7 +3,11 @@
 // version are errors), runs kubeadm's preflight checks that matter here, and acts out the visible
 // effects under PKE_ROOT: certificates signed by the cluster CAs, kubeconfigs with real client
 // certificates, static pod manifests, the kubelet's files, and on control-plane nodes the API
-// server stand-in (test/standins/apiserver-standin.ts) as a detached process.
+// server stand-in (test/standins/apiserver-standin.ts) as a detached process. As kubeadm, init
+// uploads its ClusterConfiguration to the ConfigMap kube-system/kubeadm-config, and a
+// control-plane join reads it back through the API: it deploys the kubernetesVersion named there,
+// and its preflight KubeletVersion check refuses a kubelet (this stand-in's own version) of a
+// newer minor than that.
 //
 //   kubeadm version [-o short]
 //   kubeadm config validate --config FILE
@@ -21,9 +25,11 @@
 // kubeadm's default is RSA-2048 (cheap keys for a busy lab).
 //
 // Knobs (environment):
-//   PKE_STANDIN_KUBEADM_VERSION  the version it reports (default: the config's kubernetesVersion,
-//                                else v1.31.2); it then refuses v1beta4 below 1.31 and a control
-//                                plane more than one minor older or newer than itself
+//   PKE_STANDIN_KUBEADM_VERSION  the version it reports, and its node's kubelet runs (default: the
+//                                config's kubernetesVersion, else the cluster's, else v1.31.2); it
+//                                then refuses v1beta4 below 1.31, a control plane more than one
+//                                minor older or newer than itself on init, and on a control-plane
+//                                join a kubeadm-config kubernetesVersion of an older minor
 //   PKE_STANDIN_KUBEADM_INIT_MS, PKE_STANDIN_KUBEADM_JOIN_MS   how long an init or a join takes,
 //                                counted from the stand-in's start (default 0): it does its work,
 //                                has the API server stand-in listen only from then on, and waits
@@ -184,9 +190,10 @@ async function init(args: string[]): Promise<void> {
     failIfAsked('init', 'wait-control-plane');
 
     await waitForApi(await startApiServer(bindPort, k8sVersion, end, endpoint));
+    await uploadClusterConfiguration({ ...clusterCfg, kubernetesVersion: withV(k8sVersion), controlPlaneEndpoint: endpoint, clusterName });
     for (const bootstrapToken of bootstrapTokens) await createTokenSecret(bootstrapToken);
     registerCluster(endpoint);
-    registerNode(endpoint, nodeName);
+    registerNode(endpoint, nodeName, kubeadmVersion(k8sVersion));
   });
   out('\nYour Kubernetes control-plane has initialized successfully!\n');
   const shown = flags.has('skip-token-print') ? '<value withheld>' : (tokens[0] ?? '<none>');
@@ -235,6 +242,9 @@ async function join(args: string[]): Promise<void> {
         `error execution phase preflight: couldn't validate the identity of the API Server: cluster CA found in cluster-info ConfigMap is invalid: none of the public keys "${hash}" are pinned`,
       );
     }
+    const kubeletVersion = kubeadmVersion(k8sVersion);
+    // Before anything is written, as kubeadm's preflight phase.
+    if (controlPlane) kubeletVersionCheck(kubeletVersion, k8sVersion);
     const clusterName = 'kubernetes';
     writeNodeFile(`${PKI}/ca.crt`, ca.certPem);
     writeKubeletFiles(registration, undefined);
@@ -242,7 +252,7 @@ async function join(args: string[]): Promise<void> {
     if (!controlPlane) {
       writeKubeconfigs(ca, [kubeletKubeconfig(nodeName, clusterName, endpoint)]);
       failIfAsked('join', 'kubelet-start');
-      registerNode(endpoint, nodeName);
+      registerNode(endpoint, nodeName, kubeletVersion);
       return;
     }
 
@@ -268,7 +278,7 @@ async function join(args: string[]): Promise<void> {
     writeNodeFile('/var/lib/etcd/member/stand-in', `etcd data of ${nodeName}\n`);
     await waitForApi(await startApiServer(bindPort, k8sVersion, end, endpoint));
     registerCluster(endpoint);
-    registerNode(endpoint, nodeName);
+    registerNode(endpoint, nodeName, kubeletVersion);
   });
   out(
     controlPlane ? '\nThis node has joined the cluster and a new control plane instance was created' : '\nThis node has joined the cluster',
@@ -328,7 +338,10 @@ function requireConfigFlag(cmd: string, flags: Map<string, string>): string {
 
 /** The version this kubeadm reports: the knob, else the cluster's version, else the default. */
 function kubeadmVersion(clusterVersion: string | undefined): string {
-  const version = process.env.PKE_STANDIN_KUBEADM_VERSION ?? clusterVersion ?? DEFAULT_VERSION;
+  return withV(process.env.PKE_STANDIN_KUBEADM_VERSION ?? clusterVersion ?? DEFAULT_VERSION);
+}
+
+function withV(version: string): string {
   return version.startsWith('v') ? version : `v${version}`;
 }
 
@@ -388,11 +401,22 @@ function preflight({ controlPlane, join }: { controlPlane: boolean; join: boolea
   if (!existsSync(under(`${STATE_DIR}/systemd/kubelet.service.enabled`))) {
     err("\t[WARNING Service-Kubelet]: kubelet service is not enabled, please run 'systemctl enable kubelet.service'");
   }
-  if (errors.length > 0) {
-    throw new KubeadmError(
-      `error execution phase preflight: [preflight] Some fatal errors occurred:\n${errors.map((e) => `\t${e}`).join('\n')}\n[preflight] If you know what you are doing, you can make a check non-fatal with \`--ignore-preflight-errors=...\``,
-    );
-  }
+  if (errors.length > 0) throw preflightErrors(errors);
+}
+
+/** kubeadm's KubeletVersion check: a kubelet of a newer minor than the control plane it joins is refused. */
+function kubeletVersionCheck(kubeletVersion: string, controlPlaneVersion: string): void {
+  if (minor(kubeletVersion) <= minor(controlPlaneVersion)) return;
+  const bare = (version: string) => version.replace(/^v/, '');
+  throw preflightErrors([
+    `[ERROR KubeletVersion]: the kubelet version is higher than the control plane version. This is not a supported version skew and may lead to a malfunctional cluster. Kubelet version: "${bare(kubeletVersion)}" Control plane version: "${bare(controlPlaneVersion)}"`,
+  ]);
+}
+
+function preflightErrors(errors: string[]): KubeadmError {
+  return new KubeadmError(
+    `error execution phase preflight: [preflight] Some fatal errors occurred:\n${errors.map((e) => `\t${e}`).join('\n')}\n[preflight] If you know what you are doing, you can make a check non-fatal with \`--ignore-preflight-errors=...\``,
+  );
 }
 
 // --- files ---------------------------------------------------------------------------------------
@@ -645,8 +669,7 @@ async function waitForApi(api: ApiServer): Promise<void> {
 
 /**
  * The bootstrap-token Secret kubeadm creates for each of the config's bootstrapTokens, through
- * admin.conf's server, the controlPlaneEndpoint, as kubeadm's bootstrap-token phase does: init
- * is through only once the endpoint (the VIP) answers. Retried meanwhile, as kubeadm's client is.
+ * admin.conf's server, the controlPlaneEndpoint, as kubeadm's bootstrap-token phase does.
  */
 async function createTokenSecret(bootstrapToken: Doc): Promise<void> {
   const [, id = '', secret = ''] = TOKEN.exec(str(bootstrapToken.token) ?? '') ?? [];
@@ -669,25 +692,53 @@ async function createTokenSecret(bootstrapToken: Doc): Promise<void> {
     data: Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
   };
   const url = `${admin.server}/api/v1/namespaces/kube-system/secrets`;
+  const failure = `error execution phase bootstrap-token: error creating bootstrap token "${id}": POST ${url}`;
+  // A retry of a POST that did arrive gets 409, which is as good as 201.
+  const answer = await throughEndpoint(url, 'POST', body, failure);
+  if (answer.status !== 201 && answer.status !== 409)
+    throw new KubeadmError(`${failure}: HTTP ${answer.status} ${answer.body.slice(0, 200)}`);
+}
+
+/**
+ * kubeadm's upload-config phase: the ClusterConfiguration in kube-system/kubeadm-config (made, or
+ * replaced if there), through admin.conf's server as the bootstrap tokens are.
+ */
+async function uploadClusterConfiguration(clusterCfg: Doc): Promise<void> {
+  const admin = adminCredentials();
+  const configMaps = `${admin.server}/api/v1/namespaces/kube-system/configmaps`;
+  const failure = 'error execution phase upload-config/kubeadm: error uploading the kubeadm ClusterConfiguration';
+  const configMap = {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: 'kubeadm-config', namespace: 'kube-system' },
+    data: { ClusterConfiguration: stringify(clusterCfg) },
+  };
+  let answer = await throughEndpoint(configMaps, 'POST', configMap, `${failure}: POST ${configMaps}`);
+  if (answer.status === 409) {
+    // Unconditional (no resourceVersion), as kubeadm's CreateOrUpdate does after AlreadyExists.
+    const url = `${configMaps}/kubeadm-config`;
+    answer = await throughEndpoint(url, 'PUT', configMap, `${failure}: PUT ${url}`);
+  }
+  if (answer.status !== 200 && answer.status !== 201)
+    throw new KubeadmError(`${failure}: HTTP ${answer.status} ${answer.body.slice(0, 200)}`);
+}
+
+/**
+ * One request to admin.conf's server, the controlPlaneEndpoint, with admin.conf's credentials,
+ * retried for 30 s while it gets no answer: init is through only once the endpoint (the VIP)
+ * answers. Short attempts: a connection begun before the VIP was up waits for ARP, while a new one
+ * gets through at once. `failure` begins the message of a request that never got an answer.
+ */
+async function throughEndpoint(url: string, method: string, body: unknown, failure: string): Promise<HttpsAnswer> {
+  const admin = adminCredentials();
   const deadline = Date.now() + 30_000;
-  let answer: HttpsAnswer | undefined;
-  while (!answer) {
+  for (;;) {
     try {
-      // Short: a connection begun before the VIP was up waits for ARP, while a new one gets through
-      // at once. A retry of a POST that did arrive gets 409, which is as good as 201.
-      answer = await httpsRequest(url, { method: 'POST', body, ca: admin.ca, cert: admin.cert, key: admin.key, timeoutMs: 500 });
+      return await httpsRequest(url, { method, body, ca: admin.ca, cert: admin.cert, key: admin.key, timeoutMs: 500 });
     } catch (error) {
-      if (Date.now() > deadline)
-        throw new KubeadmError(
-          `error execution phase bootstrap-token: error creating bootstrap token "${id}": POST ${url}: ${dialError(url, error)}`,
-        );
+      if (Date.now() > deadline) throw new KubeadmError(`${failure}: ${dialError(url, error)}`);
       await sleep(100);
     }
-  }
-  if (answer.status !== 201 && answer.status !== 409) {
-    throw new KubeadmError(
-      `error execution phase bootstrap-token: error creating bootstrap token "${id}": POST ${url}: HTTP ${answer.status} ${answer.body.slice(0, 200)}`,
-    );
   }
 }
 
@@ -707,7 +758,9 @@ function adminCredentials(): { server: string; ca: string; cert: string; key: st
  * kubeadm's token discovery, as this stand-in acts it out: the endpoint must answer, and the
  * token must exist as a bootstrap-token Secret there. The Secret is read the way the API
  * server's token authenticator would see it, with a client certificate of the cluster CA (a
- * worker has that CA from the cluster registry). Answers the CA and the cluster's version.
+ * worker has that CA from the cluster registry). Answers the CA and the cluster's version: for a
+ * control-plane join the kubernetesVersion of kubeadm-config's ClusterConfiguration, read with
+ * the same credentials, as kubeadm's join reads the cluster's configuration.
  */
 async function discover(endpoint: string, token: string, controlPlane: boolean): Promise<{ ca: CertifiedKey; version: string }> {
   const [, id = '', secret = ''] = TOKEN.exec(token) ?? [];
@@ -739,8 +792,30 @@ async function discover(endpoint: string, token: string, controlPlane: boolean):
       `error execution phase preflight: couldn't validate the identity of the API Server: could not find a JWS signature in the cluster-info ConfigMap for token ID "${id}"`,
     );
   }
+  if (controlPlane) return { ca, version: await clusterConfigurationVersion(endpoint, ca.certPem, reader) };
   const gitVersion = versionAnswer.status === 200 ? str((JSON.parse(versionAnswer.body) as Doc).gitVersion) : undefined;
   return { ca, version: kubeadmVersion(gitVersion) };
+}
+
+/** ClusterConfiguration.kubernetesVersion in kube-system/kubeadm-config, with the leading v. */
+async function clusterConfigurationVersion(endpoint: string, caPem: string, reader: CertifiedKey): Promise<string> {
+  const url = `https://${endpoint}/api/v1/namespaces/kube-system/configmaps/kubeadm-config?timeout=10s`;
+  const failure = 'error execution phase preflight: unable to fetch the kubeadm-config ConfigMap';
+  let answer: HttpsAnswer;
+  try {
+    answer = await httpsRequest(url, { ca: caPem, cert: reader.certPem, key: reader.keyPem, timeoutMs: 10_000 });
+  } catch (error) {
+    throw new KubeadmError(`${failure}: failed to get config map: Get "${url}": ${dialError(url, error)}`);
+  }
+  if (answer.status === 404) throw new KubeadmError(`${failure}: failed to get config map: configmaps "kubeadm-config" not found`);
+  if (answer.status !== 200)
+    throw new KubeadmError(`${failure}: failed to get config map: HTTP ${answer.status} ${answer.body.slice(0, 200)}`);
+  out("[preflight] FYI: You can look at this config file with 'kubectl -n kube-system get cm kubeadm-config -o yaml'");
+  const text = (JSON.parse(answer.body) as { data?: Record<string, string> }).data?.ClusterConfiguration;
+  const parsed = text === undefined ? undefined : (parseAllDocuments(text)[0]?.toJS() as Doc | null | undefined);
+  const version = str(parsed?.kubernetesVersion);
+  if (!version) throw new KubeadmError(`${failure}: the ClusterConfiguration in it names no kubernetesVersion`);
+  return withV(version);
 }
 
 // --- the stand-in cluster registry (cluster-info, the kubelet CSR signer, the Nodes) ---------------
@@ -765,14 +840,12 @@ function nodesDir(endpoint: string): string {
   return path.join(registryEntry(endpoint), 'nodes');
 }
 
-/** The Node object the kubelet would register on starting; the API server stand-ins serve it from here. */
-function registerNode(endpoint: string, nodeName: string): void {
+/** The Node object the kubelet (of `kubeletVersion`) would register on starting; the API server stand-ins serve it from here. */
+function registerNode(endpoint: string, nodeName: string, kubeletVersion: string): void {
   const dir = nodesDir(endpoint);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(
-    path.join(dir, `${nodeName}.json`),
-    `${JSON.stringify({ name: nodeName, registeredAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z') })}\n`,
-  );
+  const registeredAt = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  writeFileSync(path.join(dir, `${nodeName}.json`), `${JSON.stringify({ name: nodeName, registeredAt, kubeletVersion })}\n`);
 }
 
 function unregisterCluster(): void {

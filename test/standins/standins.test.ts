@@ -2,9 +2,21 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createClusterPki } from '../../agent/controller/clusters/pki.ts';
+import { caCertHash, createClusterPki } from '../../agent/controller/clusters/pki.ts';
+import { httpsClusterApi, parseAdminKubeconfig } from '../../agent/controller/kubernetes/cluster-api.ts';
+import { renderJoinConfig } from '../../agent/kube/kubeadm-config.ts';
 import { kubeadmReset } from '../../agent/kube/kubeadm.ts';
-import { createStandinNode, initLeader, type StandinNode } from '../helpers/standins.ts';
+import { KUBEADM_JOIN_CONFIG } from '../../agent/kube/paths.ts';
+import { freePort } from '../../scripts/free-port.ts';
+import {
+  agentConfig,
+  createStandinNode,
+  initLeader,
+  markHostPrepared,
+  withEnv,
+  writeSharedPki,
+  type StandinNode,
+} from '../helpers/standins.ts';
 import { httpsRequest } from './standin-https.ts';
 
 /** The stand-ins answer as the real tools do, so the phases' check-first logic is tested against real behaviour. */
@@ -93,6 +105,65 @@ describe('stand-ins', () => {
       // The agent put back what kubeadm reset removed but the cluster still needs.
       expect(await host.readText('/etc/kubernetes/pki/ca.key')).toBe(pki['ca.key']);
       expect(await host.fileMode('/etc/kubernetes/pki/ca.key')).toBe(0o600);
+    } finally {
+      await rm(clusterDir, { recursive: true, force: true });
+    }
+  });
+
+  it('kubeadm join --control-plane deploys the version kubeadm-config names and refuses a kubelet of a newer minor', async () => {
+    const pki = await createClusterPki();
+    const clusterDir = await mkdtemp(path.join(tmpdir(), 'pke-clusters-'));
+    try {
+      const leader = await initLeader(pki, clusterDir);
+      nodes.push(leader.node);
+      const api = httpsClusterApi(parseAdminKubeconfig((await leader.node.host.readText('/etc/kubernetes/admin.conf')) ?? ''));
+      try {
+        // init uploaded its ClusterConfiguration; its kubelet reports init's version.
+        expect(await api.kubeadmKubernetesVersion()).toBe('1.31.2');
+        expect(await api.nodeInfo('cp-1')).toEqual({ found: true, ready: true, kubeletVersion: 'v1.31.2' });
+
+        const joiner = await scratch();
+        await markHostPrepared(joiner);
+        await writeSharedPki(joiner, pki);
+        const config = agentConfig({
+          role: 'master',
+          pool: 'control-plane',
+          nodeName: 'cp-2',
+          controlPlaneEndpoint: { vip: '127.0.0.1', port: leader.port },
+        });
+        const discovery = { endpoint: `127.0.0.1:${leader.port}`, token: leader.token, caCertHash: caCertHash(pki['ca.crt'] ?? '') };
+        const node = { nodeName: 'cp-2', primaryIp: '10.10.0.12', interface: 'eth0', ips: ['10.10.0.12'] };
+        await joiner.host.writeFile(KUBEADM_JOIN_CONFIG, renderJoinConfig({ config, node, discovery }), { mode: 0o600 });
+        const env = {
+          PKE_STANDIN_KUBEADM_VERSION: 'v1.32.0',
+          PKE_STANDIN_APISERVER_LISTEN: `127.0.0.1:${await freePort()}`,
+          PKE_STANDIN_CLUSTER_DIR: clusterDir,
+        };
+        const join = () =>
+          withEnv(env, () => joiner.host.run('kubeadm', ['join', '--config', joiner.host.file(KUBEADM_JOIN_CONFIG)], { okExitCodes: [1] }));
+
+        const refused = await join();
+        expect(refused.exitCode).toBe(1);
+        expect(refused.stderr).toContain(
+          'error execution phase preflight: [preflight] Some fatal errors occurred:\n' +
+            '\t[ERROR KubeletVersion]: the kubelet version is higher than the control plane version. This is not a supported version skew and may lead to a malfunctional cluster. Kubelet version: "1.32.0" Control plane version: "1.31.2"\n' +
+            '[preflight] If you know what you are doing, you can make a check non-fatal with `--ignore-preflight-errors=...`\n',
+        );
+        expect(await joiner.host.exists('/etc/kubernetes/manifests/kube-apiserver.yaml')).toBe(false);
+        expect(await api.nodeInfo('cp-2')).toEqual({ found: false, ready: false });
+
+        expect(await api.setKubeadmKubernetesVersion('1.32.0')).toBe(true);
+        const joined = await join();
+        expect(joined.exitCode).toBe(0);
+        for (const component of ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler'])
+          expect(await joiner.host.readText(`/etc/kubernetes/manifests/${component}.yaml`)).toContain(
+            `image: registry.k8s.io/${component}:v1.32.0\n`,
+          );
+        expect(await api.nodeInfo('cp-2')).toEqual({ found: true, ready: true, kubeletVersion: 'v1.32.0' });
+        expect(await api.nodeInfo('cp-1')).toMatchObject({ kubeletVersion: 'v1.31.2' });
+      } finally {
+        await api.close();
+      }
     } finally {
       await rm(clusterDir, { recursive: true, force: true });
     }

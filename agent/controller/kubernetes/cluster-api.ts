@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { request } from '../../net/https.ts';
 import { errorMessage } from '../../core/errors.ts';
@@ -37,6 +38,10 @@ export interface ClusterApi {
   deleteNode(node: string): Promise<void>;
   /** The Node's Ready condition and kubelet version; `found: false` when there is no such Node. */
   nodeInfo(node: string): Promise<NodeInfo>;
+  /** kubeadm's ClusterConfiguration.kubernetesVersion in kube-system/kubeadm-config (what a control-plane join deploys), without the leading v. */
+  kubeadmKubernetesVersion(): Promise<string>;
+  /** Sets it (read-modify-write on the ConfigMap's resourceVersion, a 409 conflict read again and retried a few times); answers whether it changed. */
+  setKubeadmKubernetesVersion(version: string): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -94,6 +99,18 @@ const nodeInfoSchema = z.object({
     })
     .optional(),
 });
+
+/** A ConfigMap as the API answers it: the fields read here, the rest kept for a PUT. */
+const configMapSchema = z.looseObject({
+  metadata: z.looseObject({ resourceVersion: z.string() }),
+  data: z.record(z.string(), z.string()).optional(),
+});
+
+/** Where kubeadm keeps the cluster's configuration (its upload-config phase writes it; joins read it). */
+const KUBEADM_CONFIG = 'kube-system/kubeadm-config';
+const KUBERNETES_VERSION = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$/;
+/** How often a write of kubeadm-config that met a newer version of it is read and tried again. */
+const CONFLICT_RETRIES = 4;
 
 export class ClusterApiError extends Error {
   /** What the cluster's API answered, bounded: for the operator's log, never for a node. */
@@ -173,7 +190,7 @@ export function httpsClusterApi(kubeconfig: AdminKubeconfig): ClusterApi {
   const { pool, headers } = kubeApiConnection(kubeconfig, { connections: 16 });
   const base = kubeconfig.server;
 
-  type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /**
    * One request; one that got no answer is sent again (up to CONNECTION_RETRIES times, a second
    * apart) when sending it twice does no harm: the API is behind the VIP, and a keep-alive
@@ -223,6 +240,30 @@ export function httpsClusterApi(kubeconfig: AdminKubeconfig): ClusterApi {
 
   const secrets = `${base}/api/v1/namespaces/kube-system/secrets`;
   const nodeUrl = (node: string) => `${base}/api/v1/nodes/${encodeURIComponent(node)}`;
+  const kubeadmConfigUrl = `${base}/api/v1/namespaces/kube-system/configmaps/kubeadm-config`;
+  /** The ConfigMap, its ClusterConfiguration as a YAML document (comments and order kept), and the version it names. */
+  const readKubeadmConfig = async () => {
+    const url = kubeadmConfigUrl;
+    const answer = await expect('GET', url, [200, 404]);
+    if (answer.statusCode === 404)
+      throw new ClusterApiError(
+        `the ConfigMap ${KUBEADM_CONFIG} is missing (GET ${url} answered 404)`,
+        statusMessage(answer.text).slice(0, DETAIL_CHARS),
+      );
+    const configMap = parse(configMapSchema, url, answer.text);
+    const text = configMap.data?.ClusterConfiguration;
+    if (text === undefined) throw new ClusterApiError(`the ConfigMap ${KUBEADM_CONFIG} has no ClusterConfiguration (GET ${url})`);
+    const document = parseDocument(text);
+    if (document.errors.length > 0)
+      throw new ClusterApiError(
+        `the ClusterConfiguration in the ConfigMap ${KUBEADM_CONFIG} is not YAML (GET ${url})`,
+        document.errors[0]?.message.slice(0, DETAIL_CHARS),
+      );
+    const version = document.get('kubernetesVersion');
+    if (typeof version !== 'string' || version === '')
+      throw new ClusterApiError(`the ClusterConfiguration in the ConfigMap ${KUBEADM_CONFIG} names no kubernetesVersion (GET ${url})`);
+    return { configMap, document, version: version.replace(/^v/, '') };
+  };
   const podUrl = (pod: PodRef) => `${base}/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}`;
 
   return {
@@ -284,6 +325,27 @@ export function httpsClusterApi(kubeconfig: AdminKubeconfig): ClusterApi {
         ready: status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True',
         kubeletVersion: status?.nodeInfo?.kubeletVersion,
       };
+    },
+    kubeadmKubernetesVersion: async () => (await readKubeadmConfig()).version,
+    setKubeadmKubernetesVersion: async (version) => {
+      if (!KUBERNETES_VERSION.test(version))
+        throw new ClusterApiError(`not a Kubernetes version to set in ${KUBEADM_CONFIG}: ${JSON.stringify(version)} (give it as 1.37.2)`);
+      let conflict: { statusCode: number; text: string } | undefined;
+      for (let attempt = 0; attempt <= CONFLICT_RETRIES; attempt += 1) {
+        const { configMap, document, version: current } = await readKubeadmConfig();
+        if (current === version) return false;
+        document.set('kubernetesVersion', `v${version}`);
+        // The resourceVersion read goes back with it: the API refuses the write (409) if the ConfigMap changed meanwhile.
+        const updated = { ...configMap, data: { ...configMap.data, ClusterConfiguration: document.toString() } };
+        const answer = await expect('PUT', kubeadmConfigUrl, [200, 409], updated);
+        if (answer.statusCode === 200) return true;
+        conflict = answer;
+      }
+      throw new ClusterApiError(
+        `PUT ${kubeadmConfigUrl} answered 409 ${CONFLICT_RETRIES + 1} times: ${KUBEADM_CONFIG} kept changing under the write`,
+        conflict && statusMessage(conflict.text).slice(0, DETAIL_CHARS),
+        true,
+      );
     },
     close: () => pool.close(),
   };

@@ -140,12 +140,20 @@ export async function startEtcd(dir: string, pki: EtcdCaFiles, names: string[]):
     add: async (name) => {
       const peerUrl = `https://127.0.0.1:${await freePort()}`;
       const seed = members.find((m) => m.child.exitCode === null && m.child.signalCode === null);
-      const added = await request(`${seed?.clientUrl}/v3/cluster/member/add`, {
-        pool,
-        method: 'POST',
-        body: JSON.stringify({ peerURLs: [peerUrl] }),
-        timeoutMs: 10_000,
-      });
+      const memberAdd = () =>
+        request(`${seed?.clientUrl}/v3/cluster/member/add`, {
+          pool,
+          method: 'POST',
+          body: JSON.stringify({ peerURLs: [peerUrl] }),
+          timeoutMs: 10_000,
+        });
+      let added = await memberAdd();
+      // etcd refuses a member add until every member has been connected for a while after a start
+      // or a change ("unhealthy cluster"); kubeadm's join asks again, and so does this.
+      for (let attempt = 0; attempt < 40 && added.statusCode === 503 && added.text.includes('unhealthy cluster'); attempt++) {
+        await sleep(250);
+        added = await memberAdd();
+      }
       if (added.statusCode !== 200) throw new Error(`etcd member add ${name}: ${added.statusCode} ${added.text}`);
       const current = (JSON.parse(added.text) as { members: { name?: string; peerURLs: string[] }[] }).members
         .map((m) => `${m.name || name}=${m.peerURLs[0]}`)

@@ -98,9 +98,15 @@ describe('the VMs a provisioned cluster wants', () => {
       return c;
     };
 
-    it('wants the node being replaced and its replacement, the lowest free number, from the new template', () => {
+    it('wants the node being replaced and its replacement, the lowest number free of the upgrade, from the new template', () => {
       const c = upgrading('c-cp-1', 'c-cp-3');
       expect(replacementName(c, CONTROL_PLANE_POOL)).toBe('c-cp-3');
+      // cp-1 is out, but its name is the upgrade's: cp-2's replacement does not take it.
+      c.nodes['c-cp-1']!.removedAt = 3;
+      c.nodes['c-cp-3'] = node('c-cp-3');
+      expect(replacementName(c, CONTROL_PLANE_POOL)).toBe('c-cp-4');
+      delete c.nodes['c-cp-1']!.removedAt;
+      delete c.nodes['c-cp-3'];
       expect(desiredVms(c).map((vm) => [vm.name, vm.placement.template, vm.kubernetesVersion])).toEqual([
         ['c-cp-1', 'pke-node-k8s-1.32.0', '1.32.0'],
         ['c-cp-3', 'pke-node-k8s-1.32.0', '1.32.0'],

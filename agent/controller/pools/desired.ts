@@ -8,7 +8,7 @@ import type { ClusterState, NodeState } from '../store/state.ts';
  * members and fills what is missing with the lowest free numbers (a removed node's name comes
  * back on a new VM); a shrink drops the highest numbers first. During an upgrade by rolling
  * replacement, the pool of the node being replaced has one VM more: its replacement, cloned from
- * the new version's template.
+ * the new version's template, with a number no node of the upgrade has.
  */
 
 export interface DesiredVm {
@@ -61,9 +61,14 @@ function lowestFree(cluster: ClusterState, pool: string, taken: Set<string>): st
   }
 }
 
-/** The name the replacement of a member of `pool` gets: the lowest number no member has. */
+/**
+ * The name the replacement of a member of `pool` gets: the lowest number that neither a member
+ * nor a node of the upgrade's order has (the order goes by name: a replacement that took a
+ * replaced node's name would be taken for it and replaced in turn).
+ */
 export function replacementName(cluster: ClusterState, pool: string): string {
-  return lowestFree(cluster, pool, new Set(members(cluster, pool).map((m) => m.name)));
+  const taken = new Set([...members(cluster, pool).map((m) => m.name), ...(activeUpgrade(cluster)?.order ?? [])]);
+  return lowestFree(cluster, pool, taken);
 }
 
 /**
@@ -75,14 +80,13 @@ export function replacementName(cluster: ClusterState, pool: string): string {
 export function cloneSource(cluster: ClusterState, role: NodeState['role']): { template?: string; kubernetesVersion: string } {
   const upgrade = activeUpgrade(cluster);
   const replacing = upgrade?.strategy === 'replace' && upgrade.template !== undefined;
-  if (replacing && (role === 'master' || controlPlaneReplaced(cluster)))
+  if (replacing && (role === 'master' || controlPlaneReplaced(cluster, upgrade.order)))
     return { template: upgrade.template, kubernetesVersion: upgrade.to };
   return { kubernetesVersion: cluster.spec.kubernetesVersion };
 }
 
-function controlPlaneReplaced(cluster: ClusterState): boolean {
-  const upgrade = activeUpgrade(cluster);
-  return upgrade !== undefined && upgrade.order.every((name) => cluster.nodes[name]?.role !== 'master' || replaced(cluster.nodes[name]!));
+function controlPlaneReplaced(cluster: ClusterState, order: string[]): boolean {
+  return order.every((name) => cluster.nodes[name]?.role !== 'master' || replaced(cluster.nodes[name]!));
 }
 
 function replaced(node: NodeState): boolean {

@@ -168,6 +168,7 @@ export class PoolReconciler implements NodeMachines {
       if (reason !== undefined) await this.replace(client, cluster, node, reason, spec.maxReplacements);
       if (cluster.nodes[want.name]?.vm !== undefined) return;
     }
+    if (!stillWanted(cluster, want.name)) return;
     const inventoryName = path.join(where.folderPath, want.name);
     const existing = await client.find('vm', inventoryName);
     const current = cluster.nodes[want.name];
@@ -186,6 +187,7 @@ export class PoolReconciler implements NodeMachines {
       // A VM of that name whose tokens were revoked (a replacement cut short): it is not trusted.
       await destroyVm(client, existing, want.name);
     }
+    if (!stillWanted(cluster, want.name)) return;
     const started = Date.now();
     const carried = current?.vmReplacements;
     const config = await issueNodeConfig(
@@ -329,6 +331,14 @@ export class PoolReconciler implements NodeMachines {
     });
     this.runtime.log.info('pool.vm.destroyed', { cluster: cluster.id, node: name });
   }
+}
+
+/**
+ * A pass works from the VMs wanted when it began, and the state moves on meanwhile (a removal
+ * ends, an upgrade hands its turn on): a VM is cloned only if it is still wanted.
+ */
+function stillWanted(cluster: ClusterState, name: string): boolean {
+  return desiredVms(cluster).some((vm) => vm.name === name);
 }
 
 async function resolvePlacement(client: VsphereClient, placement: Placement): Promise<Resolved> {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { upgradeSkewRefusal } from '../../agent/controller/day-two/upgrade.ts';
+import { upgradeSkewRefusal, upgradeView } from '../../agent/controller/day-two/upgrade.ts';
+import { provisionedNode, replacingCluster } from '../helpers/cluster-state.ts';
 import { createUpgradeClients, type UpgradeApi } from '../../agent/protocol/upgrade-client.ts';
 import { AGENT_ENTRY } from '../helpers/cli.ts';
 import {
@@ -27,6 +28,51 @@ describe('the version skew rule', () => {
     expect(upgradeSkewRefusal('1.36.3', '1.36.3')).toMatch(/not newer/);
     expect(upgradeSkewRefusal('1.36.3', '1.35.9')).toMatch(/downgrades are not supported/);
     expect(upgradeSkewRefusal('1.36.3', '2.0.0')).toMatch(/not newer|skips/);
+  });
+});
+
+describe('what status shows of an upgrade by rolling replacement', () => {
+  it("shows each old node's replacement and where the node in turn is: the new VM's bootstrap, then the old node's removal", () => {
+    const c = replacingCluster('c-cp-2', 'c-cp-3', ['c-cp-1']);
+    c.nodes['c-cp-1']!.upgrade!.replacement = 'c-cp-4';
+    c.nodes['c-cp-3'] = provisionedNode('c-cp-3', { phase: 'kube-join', phaseState: 'running' });
+    const view = upgradeView(c)!;
+    expect(view.strategy).toBe('replace');
+    expect(view.template).toBe('pke-node-k8s-1.32.0');
+    expect(view.nodes.map((n) => [n.name, n.mode, n.replacement, n.state, n.phase])).toEqual([
+      ['c-cp-1', 'replace', 'c-cp-4', 'upgraded', undefined],
+      ['c-cp-2', 'replace', 'c-cp-3', 'upgrading', 'c-cp-3: kube-join'],
+      ['c-workers-1', 'replace', undefined, 'waiting', undefined],
+    ]);
+    c.nodes['c-cp-2']!.removal = { requestedAt: 3, force: false, timeoutSeconds: 300, state: 'running', step: 'etcd-member', steps: {} };
+    expect(upgradeView(c)!.nodes[1]?.phase).toBe('remove/etcd-member');
+    expect(upgradeView(c)!.stopped).toBeUndefined();
+  });
+
+  it("stops at the replacement whose bootstrap failed, at the old node's failed removal step, or at why the controller cannot go on", () => {
+    const c = replacingCluster('c-cp-1', 'c-cp-3');
+    c.nodes['c-cp-3'] = provisionedNode('c-cp-3', { phase: 'kube-join', phaseState: 'failed', lastError: 'kubeadm join exited 1' });
+    expect(upgradeView(c)!.stopped).toEqual({ node: 'c-cp-3', phase: 'kube-join', error: 'kubeadm join exited 1' });
+    expect(upgradeView(c)!.nodes[0]?.state).toBe('failed');
+
+    c.nodes['c-cp-3'] = provisionedNode('c-cp-3', { readyAt: 4 });
+    c.nodes['c-cp-1']!.removal = {
+      requestedAt: 5,
+      force: false,
+      timeoutSeconds: 300,
+      state: 'failed',
+      step: 'quorum',
+      steps: { quorum: { state: 'failed', at: 6, note: 'etcd has active alarms (NOSPACE)' } },
+    };
+    expect(upgradeView(c)!.stopped).toEqual({ node: 'c-cp-1', phase: 'remove/quorum', error: 'etcd has active alarms (NOSPACE)' });
+
+    delete c.nodes['c-cp-1']!.removal;
+    c.upgrade!.error = 'c-cp-3 is Ready with kubelet v1.31.2, not v1.32.0';
+    expect(upgradeView(c)!.stopped).toEqual({
+      node: 'c-cp-1',
+      phase: 'replace',
+      error: 'c-cp-3 is Ready with kubelet v1.31.2, not v1.32.0',
+    });
   });
 });
 

@@ -2,6 +2,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEMPLATE_VERSION_KEY } from '../../agent/controller/day-two/machines.ts';
 import { inspectVm, simulatorBinary, simulatorMissing, startSimulator, type Simulator } from './simulator.ts';
 import { REPO } from '../helpers/cli.ts';
 import { PACKER_DIR, run, systemCommand, tailOf, titled } from './support.ts';
@@ -134,9 +135,10 @@ describe.skipIf(buildMissing)(titled('packer build of vsphere-clone against the 
     expect(vm).toMatchObject({ name, template: true, powerState: 'poweredOff', numCPU: 4, memoryMB: 6144 });
     expect(vm.diskKB).toContain(51200 * 1024);
     expect(vm.networks).toContain('VM Network');
+    // The key the controller reads a template's version from (upgrades by rolling replacement).
     expect(vm.extraConfig).toMatchObject({
       'disk.EnableUUID': 'TRUE',
-      'pke.image.kubernetes-version': '1.31.2',
+      [TEMPLATE_VERSION_KEY]: '1.31.2',
       'pke.image.containerd-version': '1.6.20',
     });
 

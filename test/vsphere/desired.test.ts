@@ -1,42 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { cloneSource, desiredVms, replacementName, surplusVms } from '../../agent/controller/pools/desired.ts';
-import type { ClusterState, NodeState } from '../../agent/controller/store/state.ts';
-import { CONTROL_PLANE_POOL, clusterSpecSchema, type Placement } from '../../agent/protocol/api.ts';
+import type { ClusterState } from '../../agent/controller/store/state.ts';
+import { CONTROL_PLANE_POOL } from '../../agent/protocol/api.ts';
+import { provisionedCluster as cluster, provisionedNode as node, replacingCluster as upgrading } from '../helpers/cluster-state.ts';
 
 /** Which VMs the pools want: names kept, gaps filled lowest first, shrinks from the top, one more while a node is replaced. */
-
-const PLACEMENT: Placement = { template: 'pke-node-k8s-1.31.2', folder: '', resourcePool: 'DC0_C0' };
-
-function cluster(nodes: NodeState[], sizes: { cp?: number; workers?: number } = {}): ClusterState {
-  const spec = clusterSpecSchema.parse({
-    name: 'c',
-    kubernetesVersion: '1.31.2',
-    controlPlaneEndpoint: { vip: '10.0.0.10' },
-    controlPlaneNodes: sizes.cp ?? 3,
-    controlPlanePlacement: PLACEMENT,
-    pools: [{ name: 'workers', size: sizes.workers ?? 2, placement: PLACEMENT }],
-    provisioning: {},
-  });
-  return {
-    id: 'c',
-    name: 'c',
-    createdAt: 0,
-    spec,
-    caCertHash: 'sha256:0',
-    nodes: Object.fromEntries(nodes.map((n) => [n.name, n])),
-    leader: { epoch: 1, initialized: true },
-    revokedTokens: {},
-  };
-}
-
-const node = (name: string, extra: Partial<NodeState> = {}): NodeState => ({
-  name,
-  role: name.includes('-cp-') ? 'master' : 'worker',
-  pool: name.includes('-cp-') ? CONTROL_PLANE_POOL : 'workers',
-  tokens: [],
-  vm: { moref: `vm-${name}`, biosUuid: `uuid-${name}`, createdAt: 0 },
-  ...extra,
-});
 
 const names = (c: ClusterState) => desiredVms(c).map((vm) => vm.name);
 
@@ -79,25 +47,6 @@ describe('the VMs a provisioned cluster wants', () => {
   });
 
   describe('during an upgrade by rolling replacement', () => {
-    const upgrading = (holder: string, replacement: string, done: string[] = []) => {
-      const nodes = ['c-cp-1', 'c-cp-2', 'c-workers-1'].map((n) =>
-        node(n, {
-          upgrade: { to: '1.32.0', ...(n === holder ? { grantedAt: 1, replacement } : {}), ...(done.includes(n) ? { upgradedAt: 2 } : {}) },
-        }),
-      );
-      const c = cluster(nodes, { cp: 2, workers: 1 });
-      c.upgrade = {
-        from: '1.31.2',
-        to: '1.32.0',
-        startedAt: 0,
-        order: ['c-cp-1', 'c-cp-2', 'c-workers-1'],
-        holder,
-        strategy: 'replace',
-        template: 'pke-node-k8s-1.32.0',
-      };
-      return c;
-    };
-
     it('wants the node being replaced and its replacement, the lowest number free of the upgrade, from the new template', () => {
       const c = upgrading('c-cp-1', 'c-cp-3');
       expect(replacementName(c, CONTROL_PLANE_POOL)).toBe('c-cp-3');

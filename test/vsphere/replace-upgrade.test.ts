@@ -378,6 +378,17 @@ describe.skipIf(skip)('an upgrade by rolling replacement (vCenter simulator, rea
     const nodes = await server.call('GET', '/api/v1/nodes');
     expect((nodes.json.items as { metadata: { name: string } }[]).map((n) => n.metadata.name).sort()).toEqual([cp(3), cp(4), worker(2)]);
 
+    // `controller status` as the operator reads it.
+    const shownStatus = await execa(
+      process.execPath,
+      [AGENT_ENTRY, 'controller', 'status', '--cluster', NAME, '--url', controller.url, '--data-dir', path.join(dir.dir, 'controller')],
+      { reject: false },
+    );
+    expect(shownStatus.stdout).toMatch(
+      new RegExp(`upgrade ${OLD} -> ${NEW} by replacement from ${NEW_TEMPLATE}: 3/3 nodes upgraded, finished at `),
+    );
+    expect(shownStatus.stdout).toMatch(new RegExp(`${cp(1)} +master +replaced by ${cp(3)} +upgraded`));
+
     // The cluster now runs the new version, and clones for it come from the new template.
     const shown = await admin.showCluster(NAME);
     expect(shown.spec.kubernetesVersion).toBe(NEW);

@@ -12,7 +12,7 @@ import { AdminClient, createNodeClient } from '../../agent/protocol/client.ts';
 import { AGENT_ENTRY, scratchDir } from '../helpers/cli.ts';
 import { inspectVm } from '../image/simulator.ts';
 import { CLUSTER_DEFAULTS, NO_RETRY, registration } from '../controller/helpers.ts';
-import { SIM_PASSWORD, SIM_USER, type SimulatorFixture, startSimulatorFixture, vsphereSkip } from './simulator-fixture.ts';
+import { SIM_PASSWORD, type SimulatorFixture, startSimulatorFixture, vsphereSkip } from './simulator-fixture.ts';
 
 /**
  * The controller provisions pools on the vCenter simulator: what it made is asked of the
@@ -84,14 +84,7 @@ describe.skipIf(vsphereSkip)('pools provisioned on the vCenter simulator', () =>
       provisioning: { maxReplacements: 1 },
       ...spec,
     });
-    await client.setVsphere(name, {
-      server: fx.host,
-      port: fx.port,
-      username: SIM_USER,
-      password: credentials.password ?? SIM_PASSWORD,
-      datacenters: ['DC0'],
-      ca: fx.caPem,
-    });
+    await client.setVsphere(name, { ...fx.credentials, password: credentials.password ?? SIM_PASSWORD });
     return name;
   }
 
@@ -212,14 +205,7 @@ describe.skipIf(vsphereSkip)('pools provisioned on the vCenter simulator', () =>
       await client.close();
       controller = undefined;
       await start(dir.dir);
-      await admin!.setVsphere(cluster, {
-        server: fx.host,
-        port: fx.port,
-        username: SIM_USER,
-        password: SIM_PASSWORD,
-        datacenters: ['DC0'],
-        ca: fx.caPem,
-      });
+      await admin!.setVsphere(cluster, fx.credentials);
       const status = await until(cluster, (s) => vmsOf(s).length === 2, 'two VMs');
       expect(status.nodes.find((n) => n.name === `${cluster}-workers-1`)?.vm?.moref).toBe(early.value);
       expect((await inspectVm(fx.sim, `/DC0/vm/${cluster}-workers-1`)).powerState).toBe('poweredOn');

@@ -2,7 +2,6 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipSync } from 'node:zlib';
-import { execa } from 'execa';
 import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AgentConfig, agentConfigSchema } from '../../agent/config/schema.ts';
@@ -13,12 +12,12 @@ import { VsphereClient } from '../../agent/controller/vsphere/client.ts';
 import type { ClusterStatus, Placement, PkiFile } from '../../agent/protocol/api.ts';
 import { AdminClient, createNodeClient, type NodeClient } from '../../agent/protocol/client.ts';
 import { createUpgradeClients } from '../../agent/protocol/upgrade-client.ts';
-import { AGENT_ENTRY, scratchDir } from '../helpers/cli.ts';
+import { runAgent, scratchDir } from '../helpers/cli.ts';
 import { freePort } from '../../scripts/free-port.ts';
 import { controlPlaneBinaries, type RealApiServer, type RealEtcd, startApiServer, startEtcd } from '../helpers/real-control-plane.ts';
 import { inspectVm } from '../image/simulator.ts';
 import { CLUSTER_DEFAULTS, NO_RETRY, registration, rejection } from '../controller/helpers.ts';
-import { SIM_PASSWORD, SIM_USER, type SimulatorFixture, startSimulatorFixture, vsphereSkip } from './simulator-fixture.ts';
+import { type SimulatorFixture, startSimulatorFixture, vsphereSkip } from './simulator-fixture.ts';
 
 /**
  * An upgrade by rolling replacement on the controller: VMs cloned on the vCenter simulator, a
@@ -228,14 +227,7 @@ describe.skipIf(skip)('an upgrade by rolling replacement (vCenter simulator, rea
       pools: [{ name: 'workers', size: 1, placement: PLACEMENT }],
       provisioning: { maxReplacements: 1 },
     });
-    await admin.setVsphere(NAME, {
-      server: fx.host,
-      port: fx.port,
-      username: SIM_USER,
-      password: SIM_PASSWORD,
-      datacenters: ['DC0'],
-      ca: fx.caPem,
-    });
+    await admin.setVsphere(NAME, fx.credentials);
     const cloned = await until((s) => s.nodes.filter((n) => n.vm?.moref).length === 3, 'three VMs');
 
     // The formation: cp-1 leads (kubeadm init: etcd, the API server, kubeadm's ClusterConfiguration), then the others join.
@@ -279,28 +271,11 @@ describe.skipIf(skip)('an upgrade by rolling replacement (vCenter simulator, rea
   });
 
   it('refuses a template that does not hold the new version, or is not there, naming --template; and a template for in place', async () => {
-    const wrong = await execa(
-      process.execPath,
-      [
-        AGENT_ENTRY,
-        'controller',
-        'cluster',
-        'upgrade',
-        '--cluster',
-        NAME,
-        '--to',
-        NEW,
-        '--strategy',
-        'replace',
-        '--template',
-        OLD_TEMPLATE,
-        '--url',
-        controller.url,
-        '--data-dir',
-        path.join(dir.dir, 'controller'),
-      ],
-      { reject: false },
-    );
+    const controllerFlags = ['--url', controller.url, '--data-dir', path.join(dir.dir, 'controller')];
+    const wrong = await runAgent([
+      ...['controller', 'cluster', 'upgrade', '--cluster', NAME, '--to', NEW],
+      ...['--strategy', 'replace', '--template', OLD_TEMPLATE, ...controllerFlags],
+    ]);
     expect(wrong.exitCode).toBe(2);
     expect(wrong.stderr).toContain(
       `--template: controller POST /v1/clusters/${NAME}/upgrade: 400 bad-request: template ${OLD_TEMPLATE} holds Kubernetes ${OLD} (its pke.image.kubernetes-version), not ${NEW}`,
@@ -379,11 +354,16 @@ describe.skipIf(skip)('an upgrade by rolling replacement (vCenter simulator, rea
     expect((nodes.json.items as { metadata: { name: string } }[]).map((n) => n.metadata.name).sort()).toEqual([cp(3), cp(4), worker(2)]);
 
     // `controller status` as the operator reads it.
-    const shownStatus = await execa(
-      process.execPath,
-      [AGENT_ENTRY, 'controller', 'status', '--cluster', NAME, '--url', controller.url, '--data-dir', path.join(dir.dir, 'controller')],
-      { reject: false },
-    );
+    const shownStatus = await runAgent([
+      'controller',
+      'status',
+      '--cluster',
+      NAME,
+      '--url',
+      controller.url,
+      '--data-dir',
+      path.join(dir.dir, 'controller'),
+    ]);
     expect(shownStatus.stdout).toMatch(
       new RegExp(`upgrade ${OLD} -> ${NEW} by replacement from ${NEW_TEMPLATE}: 3/3 nodes upgraded, finished at `),
     );

@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createCa, issueCertificate } from '../../agent/controller/clusters/pki.ts';
 import type { VsphereConnection } from '../../agent/controller/vsphere/client.ts';
+import type { VsphereCredentialsInput } from '../../agent/protocol/api.ts';
 import { scratchDir } from '../helpers/cli.ts';
 import { type Simulator, simulatorBinary, simulatorMissing, startSimulator } from '../image/simulator.ts';
 
@@ -20,6 +21,8 @@ export interface SimulatorFixture {
   host: string;
   port: number;
   connection: VsphereConnection;
+  /** What `controller cluster vsphere` sets for a cluster that provisions on the simulator. */
+  credentials: VsphereCredentialsInput;
   stop(): Promise<void>;
 }
 
@@ -63,6 +66,7 @@ export async function startSimulatorFixture(options: { listen?: string; prefix?:
       datacenter: 'DC0',
       tls: { ca: ca.certPem },
     },
+    credentials: { server: host!, port: Number(port), username: SIM_USER, password: SIM_PASSWORD, datacenters: ['DC0'], ca: ca.certPem },
     stop: async () => {
       await sim.stop();
       scratch.remove();

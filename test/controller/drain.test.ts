@@ -7,7 +7,7 @@ import { DrainError, drainNode, type DrainEvent } from '../../agent/controller/k
 import { kubeApiConnection } from '../../agent/kube/api-client.ts';
 import { request } from '../../agent/net/https.ts';
 import { scratchDir } from '../helpers/cli.ts';
-import { adminKubeconfig, apiServerCredentials, startApiServerStandin, type ApiServerStandin } from '../standins/apiserver-standin.ts';
+import { type ApiServerStandin, startLoopbackApiServerStandin } from '../standins/apiserver-standin.ts';
 
 /**
  * Draining a node through the cluster's API, against the API server stand-in (its pods, budgets
@@ -25,18 +25,7 @@ const nodesDir = path.join(dir.dir, 'cluster', 'nodes');
 
 beforeAll(async () => {
   const ca = await createCa('kubernetes');
-  const { serving, admin } = await apiServerCredentials(ca);
-  standin = await startApiServerStandin({
-    host: '127.0.0.1',
-    port: 0,
-    cert: serving.certPem,
-    key: serving.keyPem,
-    clientCa: ca.certPem,
-    stateDir: path.join(dir.dir, 'state'),
-    nodesDir,
-    version: 'v1.37.2',
-  });
-  kubeconfig = adminKubeconfig(standin.url, ca.certPem, admin);
+  ({ standin, kubeconfig } = await startLoopbackApiServerStandin(ca, dir.dir, 'v1.37.2'));
   const connection = kubeApiConnection(parseAdminKubeconfig(kubeconfig));
   call = async (method, pathname, body) => {
     const answer = await request(`${standin.url}${pathname}`, {

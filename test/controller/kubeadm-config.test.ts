@@ -1,6 +1,5 @@
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClusterPki } from '../../agent/controller/clusters/pki.ts';
 import { ClusterApiError, httpsClusterApi, parseAdminKubeconfig } from '../../agent/controller/kubernetes/cluster-api.ts';
@@ -8,7 +7,7 @@ import { kubeApiConnection } from '../../agent/kube/api-client.ts';
 import { request } from '../../agent/net/https.ts';
 import { scratchDir } from '../helpers/cli.ts';
 import { controlPlaneBinaries, type RealApiServer, type RealEtcd, startApiServer, startEtcd } from '../helpers/real-control-plane.ts';
-import { adminKubeconfig, apiServerCredentials, startApiServerStandin, type ApiServerStandin } from '../standins/apiserver-standin.ts';
+import { apiServerCredentials, startLoopbackApiServerStandin } from '../standins/apiserver-standin.ts';
 
 /**
  * ClusterApi's kubeadm-config calls, the same assertions against the real kube-apiserver and
@@ -81,19 +80,9 @@ async function realTarget(pki: Pki): Promise<Target> {
 async function standinTarget(pki: Pki): Promise<Target> {
   const dir = scratchDir('kubeadm-config-standin');
   const ca = { certPem: pki['ca.crt'], keyPem: pki['ca.key'] };
-  const { serving, admin } = await apiServerCredentials(ca);
-  const standin: ApiServerStandin = await startApiServerStandin({
-    host: '127.0.0.1',
-    port: 0,
-    cert: serving.certPem,
-    key: serving.keyPem,
-    clientCa: ca.certPem,
-    stateDir: path.join(dir.dir, 'state'),
-    nodesDir: path.join(dir.dir, 'cluster', 'nodes'),
-    version: 'v1.36.3',
-  });
+  const { standin, kubeconfig } = await startLoopbackApiServerStandin(ca, dir.dir, 'v1.36.3');
   return {
-    kubeconfig: adminKubeconfig(standin.url, ca.certPem, admin),
+    kubeconfig,
     close: async () => {
       await standin.close();
       dir.remove();

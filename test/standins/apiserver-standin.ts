@@ -310,6 +310,29 @@ export async function apiServerCredentials(ca: CertifiedKey): Promise<{ serving:
   return { serving, admin };
 }
 
+/**
+ * The stand-in on a free loopback port with the certificates kubeadm would make from `ca`, its
+ * state under `dir` (nodes in `dir/cluster/nodes`), and admin.conf for it.
+ */
+export async function startLoopbackApiServerStandin(
+  ca: CertifiedKey,
+  dir: string,
+  version: string,
+): Promise<{ standin: ApiServerStandin; kubeconfig: string }> {
+  const { serving, admin } = await apiServerCredentials(ca);
+  const standin = await startApiServerStandin({
+    host: '127.0.0.1',
+    port: 0,
+    cert: serving.certPem,
+    key: serving.keyPem,
+    clientCa: ca.certPem,
+    stateDir: path.join(dir, 'state'),
+    nodesDir: path.join(dir, 'cluster', 'nodes'),
+    version,
+  });
+  return { standin, kubeconfig: adminKubeconfig(standin.url, ca.certPem, admin) };
+}
+
 /** admin.conf as kubeadm writes it, for the cluster admin (group system:masters). */
 export function adminKubeconfig(server: string, caPem: string, admin: CertifiedKey): string {
   return renderKubeconfig({ clusterName: 'kubernetes', server, user: 'kubernetes-admin', caPem, client: admin });

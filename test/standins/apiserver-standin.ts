@@ -5,8 +5,9 @@
 // kubeadm stand-in's kubelets registered under the nodes dir, Ready (GET, same credentials),
 // cordoned (PATCH spec.unschedulable) and deleted (DELETE), each with the version its kubelet
 // recorded (status.nodeInfo.kubeletVersion); ConfigMaps in kube-system (POST, GET, and PUT
-// checked against the resourceVersion as the real server does: kubeadm's kubeadm-config); and,
-// for drains, pods, PodDisruptionBudgets and evictions (apiserver-standin-workloads.ts). The
+// checked against the resourceVersion, one that changes nothing writing nothing, as the real
+// server does: kubeadm's kubeadm-config); and, for drains, pods, PodDisruptionBudgets and
+// evictions (apiserver-standin-workloads.ts). The
 // ConfigMaps and workloads are kept beside the nodes dir: all the cluster's API servers see
 // them, as all real ones see etcd (a control-plane join reads kubeadm-config through whichever
 // API server holds the VIP).
@@ -262,7 +263,33 @@ function handleConfigMap(method: string, pathname: string, body: unknown, dir: s
       { name, kind: 'configmaps' },
     );
   }
+  // As the real server: an update that changes nothing writes nothing, and keeps the resourceVersion.
+  if (sameContent(configMap, previous)) return { code: 200, body: previous };
   return write(configMap, previous);
+}
+
+/** Whether two ConfigMaps hold the same: what a PUT can change, the server's bookkeeping aside. */
+function sameContent(a: ConfigMap, b: ConfigMap): boolean {
+  const content = (configMap: ConfigMap) =>
+    canonical({
+      data: configMap.data ?? {},
+      binaryData: configMap.binaryData ?? {},
+      immutable: configMap.immutable ?? false,
+      labels: configMap.metadata.labels ?? {},
+      annotations: configMap.metadata.annotations ?? {},
+    });
+  return content(a) === content(b);
+}
+
+/** JSON with object keys sorted, for comparing content whatever the order it came in. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (typeof value === 'object' && value !== null)
+    return `{${Object.keys(value)
+      .sort()
+      .map((key) => `${JSON.stringify(key)}:${canonical((value as Record<string, unknown>)[key])}`)
+      .join(',')}}`;
+  return JSON.stringify(value);
 }
 
 /** What is wrong with a ConfigMap sent to be stored; empty when nothing. */

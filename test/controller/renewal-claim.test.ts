@@ -12,6 +12,8 @@ import { scratchDir } from '../helpers/cli.ts';
 import { etcdBinary, startEtcdCluster } from '../helpers/etcd-cluster.ts';
 import {
   CLUSTER_DEFAULTS,
+  type ControllerProcess,
+  controllerCommand,
   NO_RETRY,
   addNode,
   type ClusterApiStandin,
@@ -80,6 +82,10 @@ describe('the certificate renewal claim', () => {
     // A rerun of the holder gets its claim back, with the expiry it had.
     expect(await m1.client.claimRenewal()).toEqual(first);
     expect((await t.admin.status(cluster)).certificateRenewal).toEqual({ holder: 'm1', expiresAt: first.expiresAt });
+    // What the operator reads in `controller status`.
+    const shown = await controllerCommand({ url: t.controller.url } as ControllerProcess, t.dataDir, ['status', '--cluster', cluster]);
+    expect(shown.exitCode, shown.stderr).toBe(0);
+    expect(shown.stdout).toContain(`certificate renewal m1 until ${first.expiresAt}`);
 
     const unjoined = await rejection(m3.client.claimRenewal());
     expect(unjoined.context.status).toBe(409);

@@ -6,7 +6,7 @@ import type { Host } from '../host/host.ts';
 import { acquireBootstrapLock } from '../journal/lock.ts';
 import { ADMIN_KUBECONFIG } from '../kube/paths.ts';
 import { CONTROL_PLANE_PODS, restartStaticPod, resumePausedManifests, waitForEndpoint } from '../kube/static-pods.ts';
-import type { CertificatesReport, EventsRequest } from '../protocol/api.ts';
+import type { CertificatesReport, EventsRequest, RenewalClaim } from '../protocol/api.ts';
 import { daysLeft, readLeafCertificates, soonest, type LeafExpiry } from './expiry.ts';
 
 /**
@@ -14,9 +14,12 @@ import { daysLeft, readLeafCertificates, soonest, type LeafExpiry } from './expi
  * time, each waited out until it serves again), journaled step by step in
  * /var/lib/pke-agent/certs-renewal.json so that a run stopped anywhere resumes where it stopped
  * (a manifest it had moved out is put back first) and never renews twice for one restart. The
- * image's timer runs it daily; it renews only when the soonest leaf certificate expires within
- * `withinDays` (or with `force`). The run and the expiry dates after it are reported to the
- * controller; a controller that cannot be reached does not stop a renewal.
+ * image's timer runs it hourly; it renews only when the soonest leaf certificate expires within
+ * `withinDays` (or with `force`). Before it renews, it asks the controller for the cluster's one
+ * renewal claim, so that no two control-plane nodes restart their etcd and API server at the same
+ * time; a node refused the claim renews on its next run. The run and the expiry dates after it are
+ * reported to the controller (which ends the claim); a controller that cannot be reached does not
+ * stop a renewal: it goes on without a claim.
  */
 
 export const RENEWAL_JOURNAL = `${STATE_DIR}/certs-renewal.json`;
@@ -33,10 +36,11 @@ const renewalSchema = z.object({
 });
 type Renewal = z.infer<typeof renewalSchema>;
 
-/** What the controller hears of certificates: the run's steps and the expiry dates. */
+/** What the controller hears of certificates (the run's steps and the expiry dates), and whom it lets renew now. */
 export interface CertificatesReporter {
   events(request: EventsRequest): Promise<void>;
   reportCertificates(report: CertificatesReport): Promise<void>;
+  claimRenewal(): Promise<RenewalClaim>;
 }
 
 export type RenewResult =
@@ -75,6 +79,12 @@ export async function renewCertificates(options: {
         await report(options.reporter, log, expiries, now, undefined);
         return { renewed: false, reason, expiries };
       }
+      // Asked once the renewal is due, also when forced: an operator's renewal should not collide either.
+      const refusal = await askForClaim(options.reporter, log);
+      if (refusal !== undefined) {
+        await report(options.reporter, log, expiries, now, undefined);
+        return { renewed: false, reason: refusal, expiries };
+      }
       renewal = {
         startedAt: now().toISOString(),
         before: expiries.map((e) => ({ name: e.name, notAfter: e.notAfter.toISOString() })),
@@ -106,6 +116,28 @@ export async function renewCertificates(options: {
   } finally {
     await unlock();
   }
+}
+
+/**
+ * Asks the controller for the cluster's renewal claim. Returns why this node does not renew now
+ * when another node holds it; undefined when this node may go on: it got the claim, or no answer
+ * came (no controller, a 5xx, a controller that does not know the route), since certificates must
+ * not expire because the controller is down.
+ */
+async function askForClaim(reporter: CertificatesReporter | undefined, log: Logger): Promise<string | undefined> {
+  if (!reporter) return undefined;
+  let claim: RenewalClaim;
+  try {
+    claim = await reporter.claimRenewal();
+  } catch (error) {
+    log.warn('certs.renew.unclaimed', { note: 'no answer from the controller: renewing without the claim', error: errorMessage(error) });
+    return undefined;
+  }
+  if (claim.granted) {
+    log.info('certs.renew.claimed', { until: claim.expiresAt });
+    return undefined;
+  }
+  return `control-plane node ${claim.holder} is renewing until ${claim.expiresAt}; this node renews on its next run`;
 }
 
 /** The steps not yet done: renew, then each static pod in turn; the journal is written after each. */

@@ -20,7 +20,14 @@ import { removeNodeRoute } from './routes/removals.ts';
 import type { NodeMachines } from './day-two/machines.ts';
 import type { RemovalOptions } from './day-two/node-removal.ts';
 import { statusRoute } from './routes/status.ts';
-import { claimBackupRoute, listBackupsRoute, reportCertificatesRoute, requestBackupRoute, uploadBackupRoute } from './routes/day-two.ts';
+import {
+  claimBackupRoute,
+  claimRenewalRoute,
+  listBackupsRoute,
+  reportCertificatesRoute,
+  requestBackupRoute,
+  uploadBackupRoute,
+} from './routes/day-two.ts';
 import { drainRoute, startUpgradeRoute, uncordonRoute, upgradedRoute, upgradeSlotRoute } from './routes/upgrade.ts';
 import { scalePoolRoute } from './routes/pools.ts';
 import { PoolReconciler, type ReconcilerOptions } from './pools/reconciler.ts';
@@ -86,6 +93,7 @@ const ROUTES: BoundRoute[] = [
   viewLoginRoute,
   viewLogoutRoute,
   reportCertificatesRoute,
+  claimRenewalRoute,
   requestBackupRoute,
   listBackupsRoute,
   claimBackupRoute,

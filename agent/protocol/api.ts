@@ -516,6 +516,18 @@ export const certificatesReportSchema = z.strictObject({
 });
 export type CertificatesReport = z.infer<typeof certificatesReportSchema>;
 
+/**
+ * POST nodes/{n}/certificates/renewal-claim: a control-plane node whose certificates are due asks
+ * whether it may renew (and restart its static pods) now. One node of a cluster holds the claim
+ * at a time, until its report of the finished renewal or the claim's expiry; the others are told
+ * who holds it and until when, and renew on a later run.
+ */
+export const renewalClaimSchema = z.discriminatedUnion('granted', [
+  z.object({ granted: z.literal(true), expiresAt: isoTime }),
+  z.object({ granted: z.literal(false), holder: z.string(), expiresAt: isoTime }),
+]);
+export type RenewalClaim = z.infer<typeof renewalClaimSchema>;
+
 // --- etcd backups --------------------------------------------------------------------------
 const backupId = z.string().regex(/^[0-9]{8}T[0-9]{6}Z-[a-f0-9]{8}$/, 'expected a backup id as the controller makes them');
 
@@ -634,6 +646,8 @@ export const clusterStatusSchema = z.object({
     initializedAt: z.string().optional(),
   }),
   joinSlot: z.object({ holder: z.string(), expiresAt: z.string() }).optional(),
+  /** The control-plane node renewing its certificates now (it holds the renewal claim). */
+  certificateRenewal: z.object({ holder: z.string(), expiresAt: z.string() }).optional(),
   nodes: z.array(nodeStatusSchema),
   /** The newest stored etcd snapshot, and one asked for and not stored yet. */
   backups: z.object({ latest: backupRecordSchema.optional(), stored: z.number().int(), pending: z.string().optional() }).optional(),

@@ -36,6 +36,7 @@ import {
   type PkiBundle,
   type ReadyRequest,
   type RegisterRequest,
+  type RenewalClaim,
   type RemovalRequest,
   type RevocationRequest,
   type RevocationResponse,
@@ -321,6 +322,10 @@ export class NodeClient implements NodeApi {
 
   reportCertificates(report: CertificatesReport): Promise<void> {
     return this.transport.call(API.reportCertificates, this.self, { body: report });
+  }
+
+  claimRenewal(): Promise<RenewalClaim> {
+    return this.transport.call(API.claimRenewal, this.self);
   }
 
   claimBackup(): Promise<BackupClaim> {

@@ -11,6 +11,7 @@ import {
   backupRequestResponseSchema,
   backupUploadQuerySchema,
   certificatesReportSchema,
+  renewalClaimSchema,
   clusterListSchema,
   clusterSpecSchema,
   clusterStatusSchema,
@@ -245,6 +246,14 @@ export const API = {
     access: 'control-plane',
     status: 204,
     body: certificatesReportSchema,
+  }),
+  /** Whether this node may renew its certificates now; one control-plane node of a cluster at a time (a report with `renewedAt` ends it). */
+  claimRenewal: route({
+    method: 'POST',
+    path: `${NODE}/certificates/renewal-claim`,
+    access: 'control-plane',
+    status: 200,
+    answer: renewalClaimSchema,
   }),
   /** The admin asks for an etcd snapshot now; a control-plane node's next claim takes it. */
   requestBackup: route({ method: 'POST', path: `${CLUSTER}/backups`, access: 'admin', status: 201, answer: backupRequestResponseSchema }),

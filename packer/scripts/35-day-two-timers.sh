@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Day two on control-plane nodes, from timers (both are no-ops on workers and before bootstrap):
-# `pke-agent certs renew` daily (it renews only within 90 days of an expiry), randomized so that
-# the control-plane nodes of a cluster do not restart their static pods at once; and
+# `pke-agent certs renew` hourly (it renews only within 90 days of an expiry, and only while it
+# holds the controller's renewal claim, so that the control-plane nodes of a cluster do not
+# restart their static pods at once: a node refused the claim exits 0 and tries again on the next
+# run, within the hour; a controller that cannot be reached does not stop a renewal); and
 # `pke-agent etcd backup` every minute (it asks the controller whether a snapshot is due from
 # this node, and does nothing otherwise).
 set -euo pipefail
@@ -25,11 +27,11 @@ ConditionPathExists=/etc/kubernetes/manifests/kube-apiserver.yaml
 Type=oneshot
 ExecStart=/usr/local/bin/pke-agent certs renew"
 write_if_changed /etc/systemd/system/pke-certs-renew.timer "[Unit]
-Description=pke-agent: check and renew kubeadm's certificates daily
+Description=pke-agent: check and renew kubeadm's certificates hourly
 
 [Timer]
-OnCalendar=daily
-RandomizedDelaySec=4h
+OnCalendar=hourly
+RandomizedDelaySec=15min
 Persistent=true
 
 [Install]

@@ -94,6 +94,8 @@ const SAMPLES: Record<RouteName, Sample> = {
     body: () => ({ checkedAt: now(), certificates: [{ name: 'apiserver.crt', notAfter: now() }] }),
     outcome: { master: 409 },
   },
+  // Likewise: only a joined control-plane member may renew, one at a time.
+  claimRenewal: { outcome: { master: 409 } },
   requestBackup: {},
   listBackups: {},
   // Not a member of an initialized cluster: nothing is due for it.

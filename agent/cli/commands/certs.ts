@@ -61,9 +61,13 @@ const renewCommand: CommandModule<GlobalArgs, CertsRenewArgs> = {
       .option('within', {
         type: 'number',
         default: 90,
-        describe: 'Renew only when a certificate expires within this many days (the daily timer relies on it)',
+        describe: 'Renew only when a certificate expires within this many days (the hourly timer relies on it)',
       })
-      .option('force', { type: 'boolean', default: false, describe: 'Renew now, whatever the expiry dates' }),
+      .option('force', {
+        type: 'boolean',
+        default: false,
+        describe: 'Renew now, whatever the expiry dates (still waiting for the claim: one control-plane node at a time)',
+      }),
   handler: async (args) => {
     const ctx = commandContext(args);
     const { InputError } = await import('../../core/errors.ts');

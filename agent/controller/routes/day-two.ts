@@ -10,10 +10,11 @@ import {
 } from '../backups/backups.ts';
 import { renewedAdminKubeconfig } from '../certificates/admin-kubeconfig.ts';
 import { acceptCertificates } from '../certificates/certificates.ts';
+import { claimRenewal, releaseRenewalClaim } from '../certificates/renewal-claim.ts';
 import { bind } from '../http/route.ts';
 import { nodeOf } from './nodes.ts';
 
-/** Day two: certificate expiry reports, and etcd snapshots asked for, claimed and uploaded. */
+/** Day two: certificate expiry reports and the renewal claim, and etcd snapshots asked for, claimed and uploaded. */
 
 export const reportCertificatesRoute = bind(API.reportCertificates, async ({ cluster, principal: me, body, runtime }) => {
   const accepted = acceptCertificates(cluster, cluster.nodes[me.node], body, Date.now());
@@ -29,10 +30,13 @@ export const reportCertificatesRoute = bind(API.reportCertificates, async ({ clu
       runtime.log.info('cluster.admin-kubeconfig-renewed', { cluster: cluster.id, node: me.node });
     }
   }
-  runtime.store.mutate((_, touch) => {
+  // A report with `renewedAt` is the end of a renewal: the next control-plane node may renew.
+  const released = runtime.store.mutate((_, touch) => {
     nodeOf(cluster, me).certificates = accepted;
     touch.node(cluster.id, me.node);
+    return body.renewedAt !== undefined && releaseRenewalClaim(cluster, me.node, touch);
   });
+  if (released) runtime.log.info('certificates.renewal-released', { cluster: cluster.id, node: me.node });
   const soonest = Math.min(...accepted.items.map((item) => item.notAfter));
   runtime.log.info('node.certificates', {
     cluster: cluster.id,
@@ -40,6 +44,17 @@ export const reportCertificatesRoute = bind(API.reportCertificates, async ({ clu
     expires: new Date(soonest).toISOString(),
     renewed: body.renewedAt,
   });
+});
+
+export const claimRenewalRoute = bind(API.claimRenewal, ({ cluster, principal: me, runtime }) => {
+  const claim = runtime.store.mutate((_, touch) => claimRenewal(cluster, me.node, Date.now(), touch));
+  runtime.log.info(claim.granted ? 'certificates.renewal-claimed' : 'certificates.renewal-refused', {
+    cluster: cluster.id,
+    node: me.node,
+    holder: claim.granted ? me.node : claim.holder,
+    until: claim.expiresAt,
+  });
+  return claim;
 });
 
 export const requestBackupRoute = bind(API.requestBackup, ({ cluster, runtime }) => {

@@ -7,11 +7,13 @@ import { leaderView } from '../formation/lease.ts';
 import type { ClusterState, NodeState } from '../store/state.ts';
 import { backupStatus, type SnapshotFiles } from '../backups/backups.ts';
 import { certificateWarnings, earliestExpiry } from '../certificates/certificates.ts';
+import { liveRenewalClaim } from '../certificates/renewal-claim.ts';
 import { removalStatus } from '../day-two/node-removal.ts';
 
 export function clusterStatus(cluster: ClusterState, now: number, snapshots: SnapshotFiles): ClusterStatus {
   const view = leaderView(cluster, now);
   const slot = liveSlot(cluster, now);
+  const renewal = liveRenewalClaim(cluster, now);
   const nodes = Object.values(cluster.nodes).sort(byRegistration);
   return {
     cluster: {
@@ -30,6 +32,7 @@ export function clusterStatus(cluster: ClusterState, now: number, snapshots: Sna
       initializedAt: iso(cluster.leader.initializedAt),
     },
     joinSlot: slot ? { holder: slot.holder, expiresAt: new Date(slot.expiresAt).toISOString() } : undefined,
+    certificateRenewal: renewal ? { holder: renewal.node, expiresAt: new Date(renewal.expiresAt).toISOString() } : undefined,
     nodes: nodes.map(nodeStatus),
     ...dayTwo(cluster, now, snapshots),
     upgrade: upgradeView(cluster),

@@ -163,6 +163,8 @@ export const clusterStateSchema = z.object({
     .optional(),
   /** Revoked node-token ids, each kept until the token would have expired anyway. */
   revokedTokens: byName(epochMs),
+  /** The control-plane node renewing its certificates now (controller/certificates/renewal-claim.ts). */
+  certificateRenewal: z.object({ node: z.string(), grantedAt: epochMs, expiresAt: epochMs }).optional(),
   /** etcd snapshots: the admin's open request, the node that is taking one, and those stored (files in the data dir). */
   backups: z
     .object({

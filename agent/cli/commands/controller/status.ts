@@ -33,6 +33,9 @@ function statusText(status: ClusterStatus): string {
     `join slot ${joinSlot ? `${joinSlot.holder} until ${joinSlot.expiresAt}` : 'free'}`,
     `control plane ${readyOf(masters)}/${cluster.controlPlaneNodes} ready, workers ${readyOf(workers)}/${workers.length} ready`,
   ];
+  if (status.certificateRenewal) {
+    header.push(`certificate renewal ${status.certificateRenewal.holder} until ${status.certificateRenewal.expiresAt}`);
+  }
   if (provisioning) {
     header.push(`pools ${provisioning.pools.map((p) => `${p.name} ${p.vms}/${p.size} VMs`).join(', ')}`);
     if (provisioning.error) header.push(`provisioning: ${provisioning.error}`);

@@ -5,9 +5,10 @@
 // certificates, static pod manifests, the kubelet's files, and on control-plane nodes the API
 // server stand-in (test/standins/apiserver-standin.ts) as a detached process. As kubeadm, init
 // uploads its ClusterConfiguration to the ConfigMap kube-system/kubeadm-config, and a
-// control-plane join reads it back through the API: it deploys the kubernetesVersion named there,
-// and its preflight KubeletVersion check refuses a kubelet (this stand-in's own version) of a
-// newer minor than that.
+// control-plane join reads it back through the API and deploys the kubernetesVersion named there.
+// Its node holds the control-plane images of its own release only (a template's, air-gapped), so
+// the join's image preflight fails when that version is another, as kubeadm's pull does with no
+// registry to reach.
 //
 //   kubeadm version [-o short]
 //   kubeadm config validate --config FILE
@@ -244,7 +245,7 @@ async function join(args: string[]): Promise<void> {
     }
     const kubeletVersion = kubeadmVersion(k8sVersion);
     // Before anything is written, as kubeadm's preflight phase.
-    if (controlPlane) kubeletVersionCheck(kubeletVersion, k8sVersion);
+    if (controlPlane) imagePullCheck(kubeletVersion, k8sVersion);
     const clusterName = 'kubernetes';
     writeNodeFile(`${PKI}/ca.crt`, ca.certPem);
     writeKubeletFiles(registration, undefined);
@@ -404,13 +405,18 @@ function preflight({ controlPlane, join }: { controlPlane: boolean; join: boolea
   if (errors.length > 0) throw preflightErrors(errors);
 }
 
-/** kubeadm's KubeletVersion check: a kubelet of a newer minor than the control plane it joins is refused. */
-function kubeletVersionCheck(kubeletVersion: string, controlPlaneVersion: string): void {
-  if (minor(kubeletVersion) <= minor(controlPlaneVersion)) return;
-  const bare = (version: string) => version.replace(/^v/, '');
-  throw preflightErrors([
-    `[ERROR KubeletVersion]: the kubelet version is higher than the control plane version. This is not a supported version skew and may lead to a malfunctional cluster. Kubelet version: "${bare(kubeletVersion)}" Control plane version: "${bare(controlPlaneVersion)}"`,
-  ]);
+/**
+ * kubeadm's ImagePull preflight of a control-plane join: the images of `controlPlaneVersion` are
+ * pulled, and this node has only those of its own release (`nodeVersion`).
+ */
+function imagePullCheck(nodeVersion: string, controlPlaneVersion: string): void {
+  if (nodeVersion === controlPlaneVersion) return;
+  throw preflightErrors(
+    ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler'].map((component) => {
+      const image = `registry.k8s.io/${component}:${controlPlaneVersion}`;
+      return `[ERROR ImagePull]: failed to pull image ${image}: failed to pull image ${image}: failed to pull and unpack image "${image}": failed to resolve reference "${image}": dial tcp: lookup registry.k8s.io: no such host (stand-in: this node holds the images of ${nodeVersion} only)`;
+    }),
+  );
 }
 
 function preflightErrors(errors: string[]): KubeadmError {

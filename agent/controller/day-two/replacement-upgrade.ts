@@ -10,7 +10,8 @@ import { activeUpgrade, nextInLine, replacementOf } from './upgrade.ts';
 /**
  * An upgrade by rolling replacement (strategy `replace`), driven by the controller. First,
  * kubeadm's ClusterConfiguration is set to the new version: a control-plane join deploys the
- * version it names, and kubeadm's preflight refuses a kubelet newer than that. Then, node by node
+ * control plane of the version it names (a template holds its own release's images only, so
+ * without this the join fails its image preflight). Then, node by node
  * in the upgrade's order, one new node in, one old node out: the pools clone a replacement VM
  * from the new version's template (the pool's lowest free number), it joins through the join
  * slot like any node, and once its Node is Ready on the new version in the cluster's API the old

@@ -52,6 +52,11 @@ export interface LabOptions {
    * the stand-in tier.
    */
   real?: KubernetesRelease;
+  /**
+   * Real tier: VMs cloned from a template of another release than `real`, by node name (a
+   * rolling replacement brings the newer release on new VMs).
+   */
+  nodeReleases?: ReadonlyMap<string, KubernetesRelease>;
   /** Three controller replicas on a three-member etcd cluster (scripts/lab/ha.ts) instead of one controller. */
   ha?: boolean;
   /**
@@ -129,6 +134,7 @@ export class Lab {
     rmSync(options.workDir, { recursive: true, force: true });
     mkdirSync(options.workDir, { recursive: true });
     if (options.vsphere && options.real) throw new Error('--vsphere runs on the stand-in tier only');
+    if (options.nodeReleases && !options.real) throw new Error('nodeReleases is for the real tier');
 
     // With --vsphere the VMs are whatever the controller provisions: they join the network as they appear.
     const names = [
@@ -395,7 +401,8 @@ export class Lab {
 
   /** A VM's disk (its root) and its guestinfo, exactly as `controller node-config` renders it. */
   private async prepareVm(node: LabNode): Promise<void> {
-    if (this.options.real) await this.bootRealVm(node, this.options.real);
+    const release = this.releaseOf(node);
+    if (release) await this.bootRealVm(node, release);
     else this.writeStandinClone(node);
     const args = ['node-config', '--cluster', this.clusterName, '--name', node.name, '--role', node.role, '--format', 'json'];
     if (node.role === 'worker') args.push('--pool', 'workers');
@@ -471,7 +478,8 @@ export class Lab {
 
   /** The environment a VM's bootstrap sees: guestinfo through the environment transport, stand-ins first on PATH. */
   nodeEnvironment(node: LabNode): Record<string, string> {
-    const tier = this.options.real ? realTierEnvironment(this.options.real, this.realTierStandinDir()) : this.standinEnvironment(node);
+    const release = this.releaseOf(node);
+    const tier = release ? realTierEnvironment(release, this.realTierStandinDir()) : this.standinEnvironment(node);
     if (node.vsphereVm && this.vsphere) {
       // No environment transport: the agent finds its config with vmware-rpctool, which asks vSphere.
       return {
@@ -485,6 +493,11 @@ export class Lab {
     const env: Record<string, string> = { ...tier, VMX_GUESTINFO: '1', ...this.options.nodeEnv };
     for (const [key, value] of Object.entries(node.guestinfo)) env[`VMX_${key.toUpperCase().replace(/\./g, '_')}`] = value;
     return env;
+  }
+
+  /** The release a real-tier VM is cloned with; undefined on the stand-in tier. */
+  releaseOf(node: LabNode): KubernetesRelease | undefined {
+    return this.options.nodeReleases?.get(node.name) ?? this.options.real;
   }
 
   private realTierStandinDir(): string {

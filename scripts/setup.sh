@@ -2,7 +2,7 @@
 # Installs what the tests, the lab and the benchmarks need: the npm packages (with Node 24
 # among them), when running as root the Debian packages that are missing, and the real
 # Kubernetes binaries and images, built from their Go modules when missing (a cold build takes
-# some twenty minutes on two cores; the caches live outside the clone and are reused).
+# some twenty minutes on two cores for both releases; the caches live outside the clone and are reused).
 set -eu
 cd "$(dirname "$0")/.."
 

@@ -7,8 +7,7 @@
  * usual way to build its commands outside its own tree). etcd builds from go.etcd.io/etcd the
  * same way. Binaries already built (a stamp beside them says what and how) are not built again.
  *
- *   node scripts/kubernetes/build.ts                  what the tests and the lab need
- *   node scripts/kubernetes/build.ts --all            every command at every pinned release
+ *   node scripts/kubernetes/build.ts                  what the tests and the lab need: every command at every pinned release
  *   node scripts/kubernetes/build.ts --release 1.36.3 --commands kubeadm
  *
  * Exit 0 when everything asked for is in place, 1 when a build failed (one line naming the step,
@@ -27,7 +26,6 @@ import {
   KUBERNETES_RELEASES,
   type KubernetesCommand,
   type KubernetesRelease,
-  NEWEST_RELEASE,
   etcdBinDir,
   findRelease,
   kubernetesBinDir,
@@ -48,18 +46,15 @@ interface PlanEntry {
 }
 
 /**
- * What `npm test` and `npm run lab` need: the whole newest release, and kubeadm of the older one
- * (its configs are validated in the tests). `--all` builds the rest for upgrades.
+ * What `npm test` and `npm run lab` need: every pinned release in full (commands, etcd, images),
+ * since the upgrade tests go from the older release to the newest on real nodes.
  */
-const DEFAULT_PLAN: readonly PlanEntry[] = [
-  { release: NEWEST_RELEASE, commands: KUBERNETES_COMMANDS, etcd: true, images: true },
-  ...KUBERNETES_RELEASES.filter((r) => r !== NEWEST_RELEASE).map((release) => ({
-    release,
-    commands: ['kubeadm'] as const,
-    etcd: false,
-    images: false,
-  })),
-];
+const DEFAULT_PLAN: readonly PlanEntry[] = KUBERNETES_RELEASES.map((release) => ({
+  release,
+  commands: KUBERNETES_COMMANDS,
+  etcd: true,
+  images: true,
+}));
 
 class BuildError extends Error {}
 
@@ -106,10 +101,9 @@ async function main(argv: string[]): Promise<number> {
 function parsePlan(argv: string[]): readonly PlanEntry[] {
   const { values } = parseArgs({
     args: argv,
-    options: { all: { type: 'boolean' }, release: { type: 'string' }, commands: { type: 'string' } },
+    options: { release: { type: 'string' }, commands: { type: 'string' } },
     strict: true,
   });
-  if (values.all) return KUBERNETES_RELEASES.map((release) => ({ release, commands: KUBERNETES_COMMANDS, etcd: true, images: true }));
   if (!values.release) {
     if (values.commands) throw new Error('--commands goes with --release');
     return DEFAULT_PLAN;

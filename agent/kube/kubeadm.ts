@@ -73,9 +73,14 @@ export function maskSecrets(text: string): string {
   return text.replace(BOOTSTRAP_TOKEN, '[token withheld]').replace(CERTIFICATE_KEY, '$1[key withheld]');
 }
 
+/** A failed preflight check as kubeadm lists it, e.g. `[ERROR ImagePull]: failed to pull image ...`. */
+const PREFLIGHT_ERROR = /^\[ERROR [^\]]+\]:/;
+const SHOWN_CHECK_CHARS = 400;
+
 /**
  * kubeadm ends every failure with a hint about --v=5; the line worth showing is the one that
- * names the phase and the cause.
+ * names the phase and the cause, and for a preflight failure the first check that failed (newer
+ * kubeadm lists them above and ends with only "preflight checks failed").
  */
 function explained(error: unknown): unknown {
   if (!(error instanceof CommandError)) return error;
@@ -85,9 +90,16 @@ function explained(error: unknown): unknown {
     .split('\n')
     .map((line) => line.trim())
     .filter((line) => line && !/^To see the stack trace of this error/.test(line));
-  const reason = lines.findLast((line) => line.startsWith('error execution phase')) ?? lines.at(-1);
+  const reason = lines.findLast((line) => /^(error: )?error execution phase/.test(line)) ?? lines.at(-1);
+  const checks = lines.filter((line) => PREFLIGHT_ERROR.test(line));
+  const firstCheck =
+    checks[0] === undefined
+      ? ''
+      : `: ${checks[0].slice(0, SHOWN_CHECK_CHARS)}${checks[0].length > SHOWN_CHECK_CHARS ? '...' : ''}${checks.length > 1 ? ` (and ${checks.length - 1} more)` : ''}`;
   error.message = maskSecrets(
-    error.context.exitCode !== undefined && reason ? `${error.context.command} exited ${error.context.exitCode}: ${reason}` : error.message,
+    error.context.exitCode !== undefined && reason
+      ? `${error.context.command} exited ${error.context.exitCode}: ${reason}${firstCheck}`
+      : error.message,
   );
   return error;
 }
@@ -117,5 +129,9 @@ const TRANSIENT = [
 export function isTransientKubeadmError(error: unknown): boolean {
   if (!(error instanceof CommandError)) return false;
   const text = `${error.message}\n${error.context.stderrTail ?? ''}`;
+  // A failed preflight check is about this node (a file, a port, an image it lacks), whatever
+  // words it contains (an image pull's "connection refused" is the DNS resolver's): another
+  // attempt meets the same node.
+  if (text.split('\n').some((line) => PREFLIGHT_ERROR.test(line.trim()))) return false;
   return TRANSIENT.some((pattern) => pattern.test(text));
 }

@@ -62,7 +62,13 @@ describe.skipIf(skip)(`real Kubernetes upgrade v${OLDER.version} -> v${NEWER.ver
     expect(await s.boot(s.node('m2'))).not.toBe(0);
     const lines = s.logs.get('m2') ?? [];
     const failed = lines.findLast((line) => line.event === 'phase.failed' && line.phase === 'kube-join');
-    expect(failed?.error).toMatch(/^kubeadm join --config \S+ exited 1: error: error execution phase preflight: preflight checks failed$/);
+    // The first failed check is named, and the join is not tried again: a preflight check is about this node.
+    expect(failed?.error).toMatch(
+      new RegExp(
+        `^kubeadm join --config \\S+ exited 1: error: error execution phase preflight: preflight checks failed: \\[ERROR ImagePull\\]: failed to pull image registry\\.k8s\\.io/kube-apiserver:v${OLDER.version.replaceAll('.', '\\.')}: .* \\(and 2 more\\)$`,
+      ),
+    );
+    expect(lines.filter((line) => line.event === 'phase.failed' && line.phase === 'kube-join')).toHaveLength(1);
     const fatal = lines.filter((line) => line.event === 'kubeadm.output' && /\[ERROR /.test(String(line.line)));
     const refused = new Set(
       fatal.map((line) => /\[ERROR (\w+)\]: failed to pull image (\S+):/.exec(String(line.line))?.slice(1).join(' ')),

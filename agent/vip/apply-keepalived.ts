@@ -4,7 +4,14 @@ import type { Logger } from '../core/log.ts';
 import type { Host } from '../host/host.ts';
 import type { RegisterOutput } from '../journal/phase-outputs.ts';
 import type { ControlPlaneView } from '../protocol/api.ts';
-import { KEEPALIVED_CONFIG, configuredPriority, renderKeepalivedConfig, unicastPeers, type KeepalivedInput } from './keepalived.ts';
+import {
+  KEEPALIVED_CONFIG,
+  configuredPeers,
+  configuredPriority,
+  peersOfConfig,
+  renderKeepalivedConfig,
+  type KeepalivedInput,
+} from './keepalived.ts';
 
 export interface KeepalivedState {
   /** The config file was rewritten (first run, or the control-plane nodes changed). */
@@ -44,6 +51,7 @@ export async function applyKeepalived(
   { endpoint, node, isLeader, view, beforeInit }: ApplyKeepalivedInput,
 ): Promise<KeepalivedState> {
   const networkInterface = endpoint.interface ?? node.interface;
+  const running = await host.readText(KEEPALIVED_CONFIG);
   const input: KeepalivedInput = {
     nodeName: node.nodeName,
     primaryIp: node.primaryIp,
@@ -53,10 +61,11 @@ export async function applyKeepalived(
     view,
     isLeader,
     beforeInit,
+    runningPeers: peersOfConfig(running),
   };
   const text = renderKeepalivedConfig(input);
 
-  const changed = (await host.readText(KEEPALIVED_CONFIG)) !== text;
+  const changed = running !== text;
   if (changed) {
     await checkConfig(host, log, text);
     await host.writeFile(KEEPALIVED_CONFIG, text, { mode: 0o644 });
@@ -80,7 +89,7 @@ export async function applyKeepalived(
     started,
     interface: networkInterface,
     priority: configuredPriority(input),
-    peers: unicastPeers(view, node.nodeName, node.primaryIp),
+    peers: configuredPeers(input),
     virtualRouterId: view.virtualRouterId,
   };
   log.info('vip.keepalived', { ...state, peers: state.peers.join(',') });

@@ -46,6 +46,13 @@ export interface KeepalivedInput {
    * applyKeepalived): a node that lost the election during init cannot bring it back at boot.
    */
   beforeInit: boolean;
+  /**
+   * The unicast peers of the config keepalived runs now, kept when the view leaves this node
+   * alone (its peers removed): keepalived refuses unicast settings without peers, and a reload
+   * that falls back from unicast to multicast restarts the instance in BACKUP, dropping the VIP
+   * for the master-down time (~3 s). Adverts to a removed node's address go nowhere.
+   */
+  runningPeers?: string[];
 }
 
 /**
@@ -90,10 +97,25 @@ const HEALTH_CHECK = (port: number) => `vrrp_script pke_apiserver_livez {
 
 `;
 
+/** The peers a config is rendered with: the view's, or while the view leaves this node alone, those it runs with. */
+export function configuredPeers(input: Pick<KeepalivedInput, 'view' | 'nodeName' | 'primaryIp' | 'runningPeers'>): string[] {
+  const peers = unicastPeers(input.view, input.nodeName, input.primaryIp);
+  return peers.length === 0 ? (input.runningPeers ?? []) : peers;
+}
+
+/** The unicast peers of a keepalived.conf this module rendered (none for another or no file). */
+export function peersOfConfig(text: string | undefined): string[] {
+  const block = /\n {2}unicast_peer \{\n([^}]*)\n {2}\}/.exec(text ?? '')?.[1] ?? '';
+  return block
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '');
+}
+
 export function renderKeepalivedConfig(input: KeepalivedInput): string {
   const priority = configuredPriority(input);
-  const peers = unicastPeers(input.view, input.nodeName, input.primaryIp);
-  // keepalived refuses unicast settings without peers; a lone node advertises to the multicast group.
+  const peers = configuredPeers(input);
+  // keepalived refuses unicast settings without peers; a node that never had any advertises to the multicast group.
   const unicast =
     peers.length === 0
       ? '  # No other control-plane node yet: unicast settings follow once one registers.\n'

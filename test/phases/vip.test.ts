@@ -155,6 +155,22 @@ describe.skipIf(!iface)('vip phase (checked by the real keepalived -t)', () => {
     expect(keepalivedChecks(node)).toHaveLength(2);
   });
 
+  it('keeps its last peers when the others are removed: no fall back to multicast, which would drop the VIP on reload', async () => {
+    const twoNodes: ControlPlaneView = { ...threeNodes, nodes: threeNodes.nodes.slice(0, 2) };
+    const { node, ctx } = await runFor('cp-1', '10.10.0.11', twoNodes, true);
+    const alone = phaseContext(node, ctx.config, fakeController({ view: { ...threeNodes, nodes: [threeNodes.nodes[0]!] } }), ctx.outputs);
+    expect(await vipPhase.run(alone)).toMatchObject({ changed: false, peers: ['10.10.0.12'] });
+    expect(await node.host.readText('/etc/keepalived/keepalived.conf')).toContain(
+      'unicast_src_ip 10.10.0.11\n  unicast_peer {\n    10.10.0.12\n  }',
+    );
+    // A new peer replaces the kept one.
+    const joined: ControlPlaneView = { ...threeNodes, nodes: [threeNodes.nodes[0]!, threeNodes.nodes[2]!] };
+    expect(await vipPhase.run(phaseContext(node, ctx.config, fakeController({ view: joined }), ctx.outputs))).toMatchObject({
+      changed: true,
+      peers: ['10.10.0.13'],
+    });
+  });
+
   it('enables a running keepalived that is not enabled, without restarting it', async () => {
     const { node, ctx } = await runFor('cp-1', '10.10.0.11', threeNodes, true);
     await node.host.run('systemctl', ['disable', 'keepalived']);

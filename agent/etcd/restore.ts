@@ -16,7 +16,8 @@ import { sha256OfFile, snapshotStatus, type SnapshotStatus } from './snapshot.ts
  * snapshot (its revision bumped and compacted, so no watcher mistakes the old state for new), and
  * the static pods start again (etcd first), then the kubelet restarts. Each step is journaled in
  * /var/lib/pke-agent/etcd-restore.json: a run stopped anywhere resumes. Other control-plane nodes
- * are members of the old etcd cluster and rejoin afterwards (README, "etcd backups and restore").
+ * are members of the old etcd cluster: their static pods stopped before, they rejoin after
+ * (`--rejoin`, rejoin.ts; README, "etcd backups and restore").
  */
 
 export const RESTORE_JOURNAL = `${STATE_DIR}/etcd-restore.json`;

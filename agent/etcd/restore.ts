@@ -11,12 +11,13 @@ import { sha256OfFile, snapshotStatus, type SnapshotStatus } from './snapshot.ts
 /**
  * `pke-agent restore --snapshot FILE` on the first control-plane node: the whole control plane's
  * state rolled back to a snapshot, as etcd's and Kubernetes' docs give it. Every static pod is
- * stopped (API servers first, etcd last), the member's files are moved aside within its data dir
+ * stopped (the API server first, etcd last), the member's files are moved aside within its data dir
  * (kept, never deleted), `etcdutl snapshot restore` makes a new one-member etcd cluster of this node from the
  * snapshot (its revision bumped and compacted, so no watcher mistakes the old state for new), and
  * the static pods start again (etcd first), then the kubelet restarts. Each step is journaled in
  * /var/lib/pke-agent/etcd-restore.json: a run stopped anywhere resumes. Other control-plane nodes
- * are members of the old etcd cluster and rejoin afterwards (README, "etcd backups and restore").
+ * are members of the old etcd cluster: their static pods stopped before, they rejoin after
+ * (`--rejoin`, rejoin.ts; README, "etcd backups and restore").
  */
 
 export const RESTORE_JOURNAL = `${STATE_DIR}/etcd-restore.json`;
@@ -24,6 +25,14 @@ const ETCD_MANIFEST = '/etc/kubernetes/manifests/etcd.yaml';
 /** Far beyond any revision a watcher has seen (etcd's and Kubernetes' docs suggest such a bump on restore). */
 const BUMP_REVISION = 1_000_000_000;
 const RESTORE_TIMEOUT_MS = 30 * 60_000;
+/**
+ * The API server first. kubeadm's kubelet on a control-plane node talks to the local API server,
+ * and deletes a stopped static pod's mirror pod through it; with the other members stopped, that
+ * server has no etcd quorum and each delete hangs until its timeout (34 s), holding the kubelet's
+ * sync loop: stopping the scheduler first held the API server's stop beyond two minutes (the
+ * real tier, two control-plane nodes). Once the API server is gone, those deletes fail at once.
+ */
+const STOP_ORDER = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'etcd'] as const;
 
 const restoreSchema = z.object({
   snapshot: z.string(),
@@ -82,7 +91,7 @@ export async function restoreSnapshot(options: {
     });
 
     if (!journal.stopped) {
-      for (const pod of [...CONTROL_PLANE_PODS].reverse()) {
+      for (const pod of STOP_ORDER.map((name) => CONTROL_PLANE_PODS.find((p) => p.name === name)!)) {
         if (await host.exists(`${PAUSED_MANIFESTS_DIR}/${pod.name}.yaml`)) continue;
         await stopStaticPod(host, pod, log, signal);
       }

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import pRetry from 'p-retry';
 import { errorMessage, PkeError } from '../core/errors.ts';
 import type { JoinGrant } from '../protocol/api.ts';
 import { ControllerRequestError } from '../protocol/errors.ts';
@@ -78,7 +79,34 @@ export function createKubeJoinPhase(options: KubeJoinOptions = {}): Phase<KubeJo
 
 export const kubeJoinPhase = createKubeJoinPhase();
 
-async function joinOnce(ctx: PhaseContext, settings: Required<KubeJoinOptions>): Promise<void> {
+/** What a join uses of a phase's context; `pke-agent restore --rejoin` has it outside the phase runner. */
+export type JoinContext = Pick<PhaseContext, 'config' | 'host' | 'log' | 'outputs' | 'signal' | 'controller'>;
+
+/**
+ * The join again of a control-plane node that has been reset (`pke-agent restore --rejoin`), the
+ * leader included: the phase's join and retries, outside the journal, whose kube-join says what
+ * the first boot did.
+ */
+export async function joinAgain(ctx: JoinContext, options: KubeJoinOptions = {}): Promise<void> {
+  const settings = { ...DEFAULTS, ...options };
+  const controlPlane = ctx.config.role === 'master';
+  await pRetry(() => joinOnce(ctx, settings), {
+    retries: settings.attempts - 1,
+    minTimeout: settings.initialDelayMs,
+    maxTimeout: settings.maxDelayMs,
+    factor: 2,
+    randomize: true,
+    signal: ctx.signal,
+    shouldRetry: ({ error }) => isTransientKubeadmError(error),
+    onFailedAttempt: async ({ error, retriesLeft }) => {
+      if (retriesLeft === 0 || !isTransientKubeadmError(error)) return;
+      ctx.log.warn('kube-join.retry', { error: errorMessage(error), retriesLeft });
+      await resetUnfinishedJoin(ctx.host, ctx.log, 'the join attempt failed', { controlPlane });
+    },
+  });
+}
+
+async function joinOnce(ctx: JoinContext, settings: Required<KubeJoinOptions>): Promise<void> {
   const { config, host, log, outputs, signal } = ctx;
   const node = registeredNode(outputs, 'kube-join');
   const grant = await waitForGrant(ctx, settings);
@@ -95,7 +123,7 @@ async function joinOnce(ctx: PhaseContext, settings: Required<KubeJoinOptions>):
   await forgetJoinStarted(host);
 }
 
-async function waitForGrant(ctx: PhaseContext, settings: Required<KubeJoinOptions>): Promise<JoinGrant> {
+async function waitForGrant(ctx: JoinContext, settings: Required<KubeJoinOptions>): Promise<JoinGrant> {
   const deadline = Date.now() + settings.grantWaitMs;
   for (;;) {
     const asked = Date.now();

@@ -124,6 +124,16 @@ describe('join once the cluster is initialized', () => {
     expect(Object.keys(storedSecrets(api))).toHaveLength(2);
   });
 
+  it('gives the leader join material when it asks without its epoch (its rejoin after a restore), init material with it', async () => {
+    const { leader, api, init } = await initializedCluster();
+    const rejoin = await leader.client.join({});
+    expect(rejoin.mode).toBe('join');
+    expect(rejoin.token).not.toBe(init.token);
+    expect(storedSecrets(api)[`bootstrap-token-${rejoin.token.split('.')[0]}`]).toBeDefined();
+    const { epoch: held } = await leader.client.claimLeader({});
+    expect((await leader.client.join({ epoch: held })).mode).toBe('init');
+  });
+
   it('wakes workers waiting on join when the leader reports joined', async () => {
     const cluster = (await createLocalCluster(t.admin)).id;
     const leader = await node(cluster, 'm1', 'master');

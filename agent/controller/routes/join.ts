@@ -14,7 +14,8 @@ import type { ClusterState, JoinSlot } from '../store/state.ts';
 import type { NodePrincipal } from '../auth/tokens.ts';
 
 /**
- * Join material. The lease holder gets `init` (a token for its InitConfiguration). Everyone
+ * Join material. The lease holder gets `init` (a token for its InitConfiguration), unless it asks
+ * without its epoch once the cluster is initialized (`pke-agent restore --rejoin`). Everyone
  * else waits for the cluster to be initialized and, on control plane, for the join slot; then
  * the controller creates a fresh bootstrap token in the cluster through its API.
  */
@@ -24,7 +25,9 @@ type JoinContext = HandlerContext<typeof API.join>;
 export const joinRoute = bind(API.join, async (context) => {
   const { cluster, body, principal: me } = context;
   if (body.epoch !== undefined) assertEpoch(cluster, me.node, body.epoch, Date.now());
-  if (me.role === 'master' && leaseHolder(cluster, Date.now()) === me.node) return initGrant(cluster, context.runtime, me);
+  // Once the cluster is initialized, the leader asking without its epoch is rejoining after a restore: it joins like any other.
+  const rejoining = cluster.leader.initialized && body.epoch === undefined;
+  if (me.role === 'master' && leaseHolder(cluster, Date.now()) === me.node && !rejoining) return initGrant(cluster, context.runtime, me);
   const slot = await waitForTurn(context, me);
   if (me.role !== 'master') {
     await context.runtime.afterControlPlaneGrant(cluster.id);

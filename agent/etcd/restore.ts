@@ -17,7 +17,7 @@ import { sha256OfFile, snapshotStatus, type SnapshotStatus } from './snapshot.ts
  * the static pods start again (etcd first), then the kubelet restarts. Each step is journaled in
  * /var/lib/pke-agent/etcd-restore.json: a run stopped anywhere resumes. Other control-plane nodes
  * are members of the old etcd cluster: their static pods stopped before, they rejoin after
- * (`--rejoin`, rejoin.ts; README, "etcd backups and restore").
+ * (`--rejoin`, bootstrap/rejoin.ts; README, "etcd backups and restore").
  */
 
 export const RESTORE_JOURNAL = `${STATE_DIR}/etcd-restore.json`;

@@ -35,6 +35,18 @@ describe.skipIf(skip)(`real Kubernetes upgrade v${OLDER.version} -> v${NEWER.ver
   const kubectlJson = async (node: LabNode, ...args: string[]): Promise<Json> =>
     JSON.parse(await s.lab.kubectl(node, [...args, '-o', 'json']));
 
+  /** A static pod's mirror pod, which the kubelet posts at its own pace once it runs the pod (up to a minute here). */
+  const mirrorPod = async (node: LabNode, name: string): Promise<Json> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await kubectlJson(node, 'get', 'pod', '-n', 'kube-system', name);
+      } catch (error) {
+        if (attempt >= 60 || !String(error).includes('NotFound')) throw error;
+        await sleep(1000);
+      }
+    }
+  };
+
   beforeAll(async () => {
     s = await scenarioLab('rrep', { masters: 2, workers: 0, real: OLDER, nodeReleases: new Map([['m2', NEWER]]) });
     expect(await s.boot(s.node('m1'))).toBe(0);
@@ -120,9 +132,9 @@ describe.skipIf(skip)(`real Kubernetes upgrade v${OLDER.version} -> v${NEWER.ver
 
     const manifest = parse(readFileSync(fileOnDisk(m2.root, '/etc/kubernetes/manifests/kube-apiserver.yaml'), 'utf8')) as Json;
     expect(manifest.spec.containers[0].image).toBe(`registry.k8s.io/kube-apiserver:v${NEWER.version}`);
-    const apiserver = await kubectlJson(m2, 'get', 'pod', '-n', 'kube-system', 'kube-apiserver-m2');
+    const apiserver = await mirrorPod(m2, 'kube-apiserver-m2');
     expect(apiserver.spec.containers[0].image).toBe(`registry.k8s.io/kube-apiserver:v${NEWER.version}`);
-    const etcd = await kubectlJson(m2, 'get', 'pod', '-n', 'kube-system', 'etcd-m2');
+    const etcd = await mirrorPod(m2, 'etcd-m2');
     expect(etcd.spec.containers[0].image).toBe(`registry.k8s.io/etcd:${NEWER.etcd}-0`);
     // What m2's API server itself answers, not m1's behind the VIP.
     const version = JSON.parse(await s.lab.kubectl(m2, ['--server', `https://${m2.host.ip}:6443`, 'version', '-o', 'json'])) as Json;

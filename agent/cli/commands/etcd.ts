@@ -60,7 +60,10 @@ export const restoreCommand: CommandModule<GlobalArgs, RestoreArgs> = {
     const { savedConfig, controllerOf } = await import('./day-two/saved-controller.ts');
     const config = await savedConfig(ctx.host, 'restore');
     if (args.rejoin) {
-      const [{ rejoinAfterRestore }, { PkeError }] = await Promise.all([import('../../etcd/rejoin.ts'), import('../../core/errors.ts')]);
+      const [{ rejoinAfterRestore }, { PkeError }] = await Promise.all([
+        import('../../bootstrap/rejoin.ts'),
+        import('../../core/errors.ts'),
+      ]);
       const client = controllerOf(config, ctx.log);
       const stop = new AbortController();
       const onSignal = (signal: NodeJS.Signals) => stop.abort(new PkeError(`restore --rejoin interrupted by ${signal}`));

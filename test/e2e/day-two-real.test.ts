@@ -1,12 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileOnDisk } from '../../scripts/lab/vm.ts';
 import { NEWEST_RELEASE } from '../../scripts/kubernetes/releases.ts';
 import { realBinaries } from '../../scripts/kubernetes/real-binaries.ts';
 import type { LabNode } from '../../scripts/lab/cluster.ts';
-import { etcdMembers, namespaceSkipReason, scenarioLab, type ScenarioLab } from './harness.ts';
+import { etcdMembers, namespaceSkipReason, probeVip, scenarioLab, type ScenarioLab } from './harness.ts';
 
 /**
  * Removing and replacing nodes on the real tier: real kubeadm, kubelet, etcd and API servers in
@@ -110,38 +109,12 @@ describe.skipIf(skip)(`real Kubernetes v${NEWEST_RELEASE.version}: removing and 
     const [a, b] = survivors as [LabNode, LabNode];
     // /livez through the VIP from another host on the lab's network, as a client would see it.
     const prober = s.node('m4').host.namespace;
-    let probes = 0;
-    let failed = 0;
-    let probing = true;
-    const probe = (async () => {
-      while (probing) {
-        const answer = await execa(
-          'ip',
-          [
-            'netns',
-            'exec',
-            prober,
-            'curl',
-            '-sk',
-            '--max-time',
-            '1',
-            '-o',
-            '/dev/null',
-            '-w',
-            '%{http_code}',
-            `https://${s.lab.network.vip}:6443/livez`,
-          ],
-          { reject: false },
-        );
-        probes += 1;
-        if (String(answer.stdout) !== '200') failed += 1;
-        await sleep(250);
-      }
-    })();
-    const output = await remove(holder.name).finally(() => {
-      probing = false;
+    const probe = probeVip(s, prober);
+    const output = await remove(holder.name).catch(async (error: unknown) => {
+      await probe.stop();
+      throw error;
     });
-    await probe;
+    const { probes, failed } = await probe.stop();
     removed.add(holder.name);
     console.log(`VIP /livez probes during the removal of the VIP holder ${holder.name}: ${failed} of ${probes} failed`);
     expect(output.trim()).toBe(`node ${holder.name}: removed`);

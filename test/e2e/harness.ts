@@ -1,4 +1,6 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa } from 'execa';
 import path from 'node:path';
 import { afterEach } from 'vitest';
 import { Lab, type AgentLogLine, type LabNode, type LabOptions } from '../../scripts/lab/cluster.ts';
@@ -215,4 +217,61 @@ export async function etcdMembers(s: ScenarioLab, node: LabNode): Promise<{ name
   const result = await etcdctl(s, node, ['member', 'list', '-w', 'json']);
   if (result.exitCode !== 0) throw new Error(`etcdctl member list on ${node.name} exited ${result.exitCode}: ${result.stderr}`);
   return (JSON.parse(result.stdout) as { members: { name: string; isLearner?: boolean }[] }).members;
+}
+
+/** /livez through the VIP from the network namespace `from`, as a client would see it, every 250 ms until stopped. */
+export function probeVip(s: ScenarioLab, from: string) {
+  let probing = true;
+  let probes = 0;
+  let failed = 0;
+  let lastOk = 0;
+  let outageStart: number | undefined;
+  let longestOutageMs = 0;
+  const outages: string[] = [];
+  const ended = (start: number, end: number) => {
+    longestOutageMs = Math.max(longestOutageMs, end - start);
+    outages.push(`${new Date(start).toISOString()}..${new Date(end).toISOString()}`);
+  };
+  const loop = (async () => {
+    while (probing) {
+      const at = Date.now();
+      const answer = await execa(
+        'ip',
+        [
+          'netns',
+          'exec',
+          from,
+          'curl',
+          '-sk',
+          '--max-time',
+          '1',
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{http_code}',
+          `https://${s.lab.network.vip}:6443/livez`,
+        ],
+        { reject: false },
+      );
+      probes += 1;
+      if (String(answer.stdout) === '200') {
+        if (outageStart !== undefined) ended(outageStart, at);
+        outageStart = undefined;
+        lastOk = Date.now();
+      } else {
+        failed += 1;
+        outageStart ??= at;
+      }
+      await sleep(250);
+    }
+  })();
+  return {
+    lastOk: () => lastOk,
+    stop: async () => {
+      probing = false;
+      await loop;
+      if (outageStart !== undefined) ended(outageStart, Date.now());
+      return { probes, failed, longestOutageMs, outages };
+    },
+  };
 }

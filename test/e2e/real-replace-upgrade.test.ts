@@ -1,13 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseDocument } from 'yaml';
 import { fileOnDisk } from '../../scripts/lab/vm.ts';
 import { KUBERNETES_RELEASES, NEWEST_RELEASE } from '../../scripts/kubernetes/releases.ts';
 import { realBinaries } from '../../scripts/kubernetes/real-binaries.ts';
 import type { LabNode } from '../../scripts/lab/cluster.ts';
-import { etcdMembers, namespaceSkipReason, scenarioLab, type ScenarioLab } from './harness.ts';
+import { etcdMembers, namespaceSkipReason, probeVip, scenarioLab, type ScenarioLab } from './harness.ts';
 
 /**
  * An upgrade by rolling replacement with real kubeadm, kubelet, etcd and control plane: m1 runs
@@ -147,7 +146,7 @@ describe.skipIf(skip)(`real Kubernetes upgrade v${OLDER.version} -> v${NEWER.ver
 
   it('removes m1 with controller node remove: m2 alone answers through the VIP', async () => {
     const [m1, m2] = [s.node('m1'), s.node('m2')];
-    const probe = probeVip(s);
+    const probe = probeVip(s, s.lab.network.hosts.find((h) => h.name === 'ctl')!.namespace);
     const started = Date.now();
     const output = await s.lab.controllerCli(['node', 'remove', '--cluster', s.lab.clusterName, '--name', 'm1']);
     const removalMs = Date.now() - started;
@@ -181,61 +180,3 @@ describe.skipIf(skip)(`real Kubernetes upgrade v${OLDER.version} -> v${NEWER.ver
     expect(status.nodes.find((n: Json) => n.name === 'm1').state).toBe('removed');
   }, 600_000);
 });
-
-/** /livez through the VIP from the controller's host, as a client would see it, every 250 ms until stopped. */
-function probeVip(s: ScenarioLab) {
-  const from = s.lab.network.hosts.find((h) => h.name === 'ctl')!.namespace;
-  let probing = true;
-  let probes = 0;
-  let failed = 0;
-  let lastOk = 0;
-  let outageStart: number | undefined;
-  let longestOutageMs = 0;
-  const outages: string[] = [];
-  const ended = (start: number, end: number) => {
-    longestOutageMs = Math.max(longestOutageMs, end - start);
-    outages.push(`${new Date(start).toISOString()}..${new Date(end).toISOString()}`);
-  };
-  const loop = (async () => {
-    while (probing) {
-      const at = Date.now();
-      const answer = await execa(
-        'ip',
-        [
-          'netns',
-          'exec',
-          from,
-          'curl',
-          '-sk',
-          '--max-time',
-          '1',
-          '-o',
-          '/dev/null',
-          '-w',
-          '%{http_code}',
-          `https://${s.lab.network.vip}:6443/livez`,
-        ],
-        { reject: false },
-      );
-      probes += 1;
-      if (String(answer.stdout) === '200') {
-        if (outageStart !== undefined) ended(outageStart, at);
-        outageStart = undefined;
-        lastOk = Date.now();
-      } else {
-        failed += 1;
-        outageStart ??= at;
-      }
-      await sleep(250);
-    }
-  })();
-  return {
-    lastOk: () => lastOk,
-    stop: async () => {
-      probing = false;
-      await loop;
-      if (outageStart !== undefined) ended(outageStart, Date.now());
-      return { probes, failed, longestOutageMs, outages };
-    },
-  };
-}

@@ -76,6 +76,8 @@ export function maskSecrets(text: string): string {
 /** A failed preflight check as kubeadm lists it, e.g. `[ERROR ImagePull]: failed to pull image ...`. */
 const PREFLIGHT_ERROR = /^\[ERROR [^\]]+\]:/;
 const SHOWN_CHECK_CHARS = 400;
+/** kubeadm's image preflight, in its output and in the message that names the first failed check. */
+const IMAGE_PULL_FAILURE = /\[ERROR ImagePull\]/;
 
 /**
  * kubeadm ends every failure with a hint about --v=5; the line worth showing is the one that
@@ -128,10 +130,11 @@ const TRANSIENT = [
 
 export function isTransientKubeadmError(error: unknown): boolean {
   if (!(error instanceof CommandError)) return false;
-  const text = `${error.message}\n${error.context.stderrTail ?? ''}`;
-  // A failed preflight check is about this node (a file, a port, an image it lacks), whatever
-  // words it contains (an image pull's "connection refused" is the DNS resolver's): another
-  // attempt meets the same node.
-  if (text.split('\n').some((line) => PREFLIGHT_ERROR.test(line.trim()))) return false;
+  // A failed image pull reads like a network blip (its "connection refused" is the DNS
+  // resolver's where no registry is reachable), but another attempt meets the same missing image.
+  const text = `${error.message}\n${error.context.stderrTail ?? ''}`
+    .split('\n')
+    .filter((line) => !IMAGE_PULL_FAILURE.test(line))
+    .join('\n');
   return TRANSIENT.some((pattern) => pattern.test(text));
 }

@@ -32,7 +32,7 @@ describe('kubeadm errors', () => {
     expect(isTransientKubeadmError(joinFailure(stderr))).toBe(false);
   });
 
-  it('names the first failed preflight check, and never retries one (it is about this node)', async () => {
+  it('names the first failed preflight check, and does not retry a failed image pull (the image is missing, whatever the message says)', async () => {
     // kubeadm 1.37's output on a node of the newer release joining a control plane of the older (test/e2e/real-replace-upgrade.test.ts).
     const pull = (component: string) =>
       `\t[ERROR ImagePull]: failed to pull image registry.k8s.io/${component}:v1.36.3: failed to pull and unpack image "registry.k8s.io/${component}:v1.36.3": dial tcp: lookup registry.k8s.io on 127.0.0.1:53: read udp 127.0.0.1:38987->127.0.0.1:53: read: connection refused`;

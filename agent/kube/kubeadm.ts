@@ -130,11 +130,11 @@ const TRANSIENT = [
 
 export function isTransientKubeadmError(error: unknown): boolean {
   if (!(error instanceof CommandError)) return false;
-  // A failed image pull reads like a network blip (its "connection refused" is the DNS
-  // resolver's where no registry is reachable), but another attempt meets the same missing image.
-  const text = `${error.message}\n${error.context.stderrTail ?? ''}`
-    .split('\n')
-    .filter((line) => !IMAGE_PULL_FAILURE.test(line))
-    .join('\n');
+  const text = `${error.message}\n${error.context.stderrTail ?? ''}`;
+  // A preflight that failed only on image pulls reads like a network blip (its "connection
+  // refused" is the DNS resolver's where no registry is reachable), but another attempt meets
+  // the same missing images.
+  const checks = text.split('\n').filter((line) => PREFLIGHT_ERROR.test(line.trim()));
+  if (checks.length > 0 && checks.every((line) => IMAGE_PULL_FAILURE.test(line))) return false;
   return TRANSIENT.some((pattern) => pattern.test(text));
 }
